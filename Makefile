@@ -1,0 +1,78 @@
+# Watchpost task runner. CI calls `make test` (through .ci/run).
+# Areas add their own steps in mk/<area>.mk:
+#   TEST_STEPS  += target   (run by `make test`, after the shared build)
+#   BENCH_STEPS += target   (run by `make bench`)
+#   FUZZ_STEPS  += target   (bounded fuzz runs, part of `make test`)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+CARGO_JOBS ?= 2
+VENV := .venv
+PYTEST := $(VENV)/bin/pytest
+export CARGO_TERM_COLOR ?= never
+export WATCHPOST_BIN := $(CURDIR)/target/debug/watchpost
+export WATCHPOST_SIM_BIN := $(CURDIR)/target/debug/watchpost-sim
+
+TEST_STEPS :=
+BENCH_STEPS :=
+FUZZ_STEPS :=
+# Seconds each fuzz target runs in `make test`; `make fuzz FUZZ_SECONDS=600` for longer runs.
+FUZZ_SECONDS ?= 20
+-include mk/*.mk
+# Every fuzz crate builds into one target directory, so their shared dependencies (libfuzzer,
+# serde, ...) are compiled once per run, not once per crate.
+FUZZ_ENV := CARGO_TARGET_DIR=$(CURDIR)/target/fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+.PHONY: help deps venv build build-release demo test test-unit test-system lint fmt bench fuzz soak tools
+help:
+	@echo "make demo   - install what is missing, build, run the whole appliance on examples/demo.toml"
+	@echo "make test   - install what is missing, build once, run every test layer"
+	@echo "make bench  - benchmarks (prints figures; real peers measured in the same run)"
+	@echo "make lint   - cargo fmt --check and clippy -D warnings"
+
+deps:
+	bash scripts/install-deps.sh
+
+venv: deps
+	bash scripts/setup-venv.sh
+
+tools:
+	bash scripts/install-tools.sh
+
+build: deps
+	$(CARGO) build -j$(CARGO_JOBS) --workspace --all-targets
+
+build-release: deps
+	$(CARGO) build -j$(CARGO_JOBS) --release --bin watchpost --bin watchpost-sim
+
+demo: build-release
+	bash scripts/demo.sh
+
+test: build venv tools
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory test-unit || exit 1; \
+	echo "== test-unit: $$(( $$(date +%s) - start )) s"; \
+	for t in test-system $(TEST_STEPS); do s=$$(date +%s); echo "== $$t"; \
+	  $(MAKE) --no-print-directory $$t || exit 1; echo "== $$t: $$(( $$(date +%s) - s )) s"; done; \
+	for t in $(FUZZ_STEPS); do s=$$(date +%s); echo "== $$t"; \
+	  $(FUZZ_ENV) $(MAKE) --no-print-directory $$t || exit 1; echo "== $$t: $$(( $$(date +%s) - s )) s"; done; \
+	echo "make test: all steps passed in $$(( $$(date +%s) - start )) s"
+
+test-unit:
+	$(CARGO) nextest run -j$(CARGO_JOBS) --workspace --no-fail-fast --cargo-quiet
+
+test-system:
+	$(PYTEST) -q -p no:cacheprovider tests
+
+fuzz: tools
+	@for t in $(FUZZ_STEPS); do $(FUZZ_ENV) $(MAKE) --no-print-directory $$t || exit 1; done
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy -j$(CARGO_JOBS) --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench: build-release venv
+	@for t in $(BENCH_STEPS); do echo "== $$t"; $(MAKE) --no-print-directory $$t || exit 1; done

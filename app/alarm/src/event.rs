@@ -1,0 +1,170 @@
+//! The alarm vocabulary shared by the rules engine, the queues and the senders.
+
+use serde::{Deserialize, Serialize};
+use watchpost_yolink::Condition;
+
+/// What an alarm is about. The names are the keys of the per-receiver code tables
+/// (`watchpost_config::alarms::EVENTS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Intrusion,
+    Water,
+    Smoke,
+    CarbonMonoxide,
+    Heat,
+    HighTemperature,
+    Freeze,
+    HighHumidity,
+    LowHumidity,
+    LowBattery,
+    Fault,
+    Offline,
+    /// A door left open past its prop time (own timer or the sensor's reminder).
+    DoorProp,
+    /// A test alarm asked for through the API.
+    Test,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Intrusion => "intrusion",
+            EventKind::Water => "water",
+            EventKind::Smoke => "smoke",
+            EventKind::CarbonMonoxide => "carbon_monoxide",
+            EventKind::Heat => "heat",
+            EventKind::HighTemperature => "high_temperature",
+            EventKind::Freeze => "freeze",
+            EventKind::HighHumidity => "high_humidity",
+            EventKind::LowHumidity => "low_humidity",
+            EventKind::LowBattery => "low_battery",
+            EventKind::Fault => "fault",
+            EventKind::Offline => "offline",
+            EventKind::DoorProp => "door_prop",
+            EventKind::Test => "test",
+        }
+    }
+
+    pub const ALL: [EventKind; 14] = [
+        EventKind::Intrusion,
+        EventKind::Water,
+        EventKind::Smoke,
+        EventKind::CarbonMonoxide,
+        EventKind::Heat,
+        EventKind::HighTemperature,
+        EventKind::Freeze,
+        EventKind::HighHumidity,
+        EventKind::LowHumidity,
+        EventKind::LowBattery,
+        EventKind::Fault,
+        EventKind::Offline,
+        EventKind::DoorProp,
+        EventKind::Test,
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Troubles (battery, fault, supervision) as opposed to alarms.
+    pub fn is_trouble(self) -> bool {
+        matches!(
+            self,
+            EventKind::LowBattery | EventKind::Fault | EventKind::Offline
+        )
+    }
+
+    /// Human text for receivers that take free text (CHEKT).
+    pub fn describe(self, phase: Phase) -> &'static str {
+        use EventKind as K;
+        use Phase::{Alarm, Restore};
+        match (self, phase) {
+            (K::Intrusion, Alarm) => "Intrusion",
+            (K::Intrusion, Restore) => "Intrusion restored",
+            (K::Water, Alarm) => "Water leak",
+            (K::Water, Restore) => "Water leak restored",
+            (K::Smoke, Alarm) => "Smoke alarm",
+            (K::Smoke, Restore) => "Smoke alarm restored",
+            (K::CarbonMonoxide, Alarm) => "Carbon monoxide alarm",
+            (K::CarbonMonoxide, Restore) => "Carbon monoxide restored",
+            (K::Heat, Alarm) => "Heat alarm",
+            (K::Heat, Restore) => "Heat alarm restored",
+            (K::HighTemperature, Alarm) => "High temperature",
+            (K::HighTemperature, Restore) => "High temperature restored",
+            (K::Freeze, Alarm) => "Low temperature",
+            (K::Freeze, Restore) => "Low temperature restored",
+            (K::HighHumidity, Alarm) => "High humidity",
+            (K::HighHumidity, Restore) => "High humidity restored",
+            (K::LowHumidity, Alarm) => "Low humidity",
+            (K::LowHumidity, Restore) => "Low humidity restored",
+            (K::LowBattery, Alarm) => "Low battery",
+            (K::LowBattery, Restore) => "Battery restored",
+            (K::Fault, Alarm) => "Sensor fault",
+            (K::Fault, Restore) => "Sensor fault restored",
+            (K::Offline, Alarm) => "Sensor offline",
+            (K::Offline, Restore) => "Sensor back online",
+            (K::DoorProp, Alarm) => "Door held open",
+            (K::DoorProp, Restore) => "Door closed",
+            (K::Test, _) => "Test alarm",
+        }
+    }
+}
+
+impl From<Condition> for EventKind {
+    fn from(c: Condition) -> Self {
+        match c {
+            Condition::Intrusion => EventKind::Intrusion,
+            Condition::Water => EventKind::Water,
+            Condition::Smoke => EventKind::Smoke,
+            Condition::CarbonMonoxide => EventKind::CarbonMonoxide,
+            Condition::Heat => EventKind::Heat,
+            Condition::HighTemperature => EventKind::HighTemperature,
+            Condition::Freeze => EventKind::Freeze,
+            Condition::HighHumidity => EventKind::HighHumidity,
+            Condition::LowHumidity => EventKind::LowHumidity,
+            Condition::LowBattery => EventKind::LowBattery,
+            Condition::Fault => EventKind::Fault,
+            Condition::Offline => EventKind::Offline,
+        }
+    }
+}
+
+/// New condition or its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Alarm,
+    Restore,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Alarm => "alarm",
+            Phase::Restore => "restore",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_the_config_and_the_sensor_model() {
+        let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names, watchpost_config::alarms::EVENTS);
+        for c in Condition::ALL {
+            assert_eq!(EventKind::from(c).as_str(), c.as_str());
+            assert!(watchpost_config::alarms::CONDITIONS.contains(&c.as_str()));
+        }
+        assert_eq!(
+            Condition::ALL.len(),
+            watchpost_config::alarms::CONDITIONS.len()
+        );
+        for k in EventKind::ALL {
+            assert_eq!(EventKind::parse(k.as_str()), Some(k));
+        }
+    }
+}

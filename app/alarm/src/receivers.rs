@@ -1,0 +1,429 @@
+//! The three kinds of receiver behind one interface: deliver one [`Delivery`], report every
+//! try. SIA DC-09 ([`crate::sia`]), CHEKT (HTTP POST to the bridge's local API, with a relay
+//! as the vendor-documented fallback) and relays (commands to the fieldbus worker over the
+//! bus, confirmed by its reply).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use watchpost_bus::Bus;
+use watchpost_config::alarms::{ChektAuth, ChektReceiver, ReceiverConfig, RelayReceiver};
+use watchpost_dc09::{ExtendedData, Payload, Seq};
+
+use crate::AlarmError;
+use crate::codes::SiaLayout;
+use crate::delivery::{Delivery, RelayAction, Target};
+use crate::event::Phase;
+use crate::sia::{Clock, Outcome, SiaLink, SiaTarget, Try, TryResult};
+
+/// A receiver ready to deliver.
+#[derive(Debug)]
+pub enum Receiver {
+    Sia { link: SiaLink, layout: SiaLayout },
+    Chekt(ChektClient),
+    Relay(RelayClient),
+}
+
+impl Receiver {
+    /// Builds the receiver `cfg`; `all` resolves a CHEKT receiver's fallback relay.
+    pub fn new(
+        cfg: &ReceiverConfig,
+        all: &[ReceiverConfig],
+        bus: &Bus,
+        replies: &Arc<Replies>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AlarmError> {
+        Ok(match cfg {
+            ReceiverConfig::Sia(s) => Receiver::Sia {
+                link: SiaLink::new(Arc::new(SiaTarget::from_config(s)?), clock),
+                layout: SiaLayout::from_config(s),
+            },
+            ReceiverConfig::Chekt(c) => {
+                let fallback = c.fallback_relay.as_ref().and_then(|f| {
+                    all.iter().find_map(|r| match r {
+                        ReceiverConfig::Relay(rr) if &rr.id == f => {
+                            Some(RelayClient::new(rr, bus.clone(), replies.clone()))
+                        }
+                        _ => None,
+                    })
+                });
+                Receiver::Chekt(ChektClient::new(c, fallback)?)
+            }
+            ReceiverConfig::Relay(r) => {
+                Receiver::Relay(RelayClient::new(r, bus.clone(), replies.clone()))
+            }
+        })
+    }
+
+    /// Back-off before delivery round `n` (1-based) after failed rounds.
+    pub fn backoff(&self, n: u32) -> Duration {
+        let (initial, max) = match self {
+            Receiver::Sia { link, .. } => {
+                (link.target().backoff_initial, link.target().backoff_max)
+            }
+            Receiver::Chekt(c) => (c.backoff_initial, c.backoff_max),
+            Receiver::Relay(r) => (r.backoff_initial, r.backoff_max),
+        };
+        let exp = n.saturating_sub(1).min(16);
+        initial.saturating_mul(1u32 << exp).min(max)
+    }
+
+    /// The clock offset learnt from NAKs (SIA only).
+    pub fn clock_offset_s(&self) -> Option<i64> {
+        match self {
+            Receiver::Sia { link, .. } => Some(link.clock_offset_s()),
+            _ => None,
+        }
+    }
+
+    /// One delivery round.
+    pub async fn deliver(&mut self, d: &Delivery, tries: &mut Vec<Try>) -> Outcome {
+        match (self, &d.target) {
+            (Receiver::Sia { link, layout }, Target::Sia { seq, zone }) => {
+                let payload = layout.payload(d.kind, d.phase, *zone);
+                let seq = Seq::from_counter(u64::from(*seq));
+                let xdata = ExtendedData::new('I', &sia_text(d)).ok();
+                let extended: Vec<ExtendedData> = xdata.into_iter().collect();
+                // Only SIA-DCS receivers get the alarm text; Contact ID stays minimal.
+                let extended = if layout.contact_id {
+                    &[][..]
+                } else {
+                    &extended[..]
+                };
+                link.deliver(seq, payload, extended, tries).await
+            }
+            (Receiver::Sia { link, .. }, Target::SiaNull { seq }) => {
+                link.deliver(
+                    Seq::from_counter(u64::from(*seq)),
+                    Payload::Null,
+                    &[],
+                    tries,
+                )
+                .await
+            }
+            (
+                Receiver::Chekt(c),
+                Target::Chekt {
+                    channel,
+                    fallback_output,
+                },
+            ) => {
+                c.deliver(d, *channel, fallback_output.as_deref(), tries)
+                    .await
+            }
+            (Receiver::Relay(r), Target::Relay { output, action }) => {
+                r.deliver(output, *action, tries).await
+            }
+            (_, target) => {
+                tries.push(Try {
+                    endpoint: String::new(),
+                    seq: 0,
+                    timestamp: None,
+                    result: TryResult::BadReply(format!(
+                        "queued for another kind of receiver: {target:?}"
+                    )),
+                    elapsed_ms: 0,
+                });
+                Outcome::NotUnderstood {
+                    endpoint: String::new(),
+                }
+            }
+        }
+    }
+}
+
+/// Alarm text for SIA-DCS (`[I…]` block): printable ASCII only.
+fn sia_text(d: &Delivery) -> String {
+    let raw = format!("{} {}", d.sensor_name, d.kind.describe(d.phase));
+    raw.chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control() && !"[]|".contains(*c))
+        .take(60)
+        .collect()
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A CHEKT bridge's local HTTP API.
+#[derive(Debug)]
+pub struct ChektClient {
+    cfg: ChektReceiver,
+    http: reqwest::Client,
+    fallback: Option<RelayClient>,
+    failures_in_a_row: u32,
+    backoff_initial: Duration,
+    backoff_max: Duration,
+}
+
+impl ChektClient {
+    pub fn new(cfg: &ChektReceiver, fallback: Option<RelayClient>) -> Result<Self, AlarmError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(cfg.timeout_ms.max(1)))
+            .build()
+            .map_err(|e| AlarmError::HttpClient {
+                receiver: cfg.id.to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            http,
+            fallback,
+            failures_in_a_row: 0,
+            backoff_initial: Duration::from_millis(cfg.backoff_initial_ms.max(1)),
+            backoff_max: Duration::from_millis(
+                cfg.backoff_max_ms.max(cfg.backoff_initial_ms).max(1),
+            ),
+        })
+    }
+
+    /// The JSON body for `d` on `channel`, from the configured templates.
+    pub fn body(cfg: &ChektReceiver, d: &Delivery, channel: u16) -> Value {
+        let kind = match (d.kind, d.phase) {
+            (crate::event::EventKind::Test, _) => "test",
+            (_, Phase::Alarm) => "alarm",
+            (_, Phase::Restore) => "restore",
+        };
+        let description = format!("{}: {}", d.sensor_name, d.kind.describe(d.phase));
+        let mut obj = Map::new();
+        for (key, template) in &cfg.body {
+            let v = template
+                .replace("{channel}", &channel.to_string())
+                .replace("{description}", &description)
+                .replace("{sensor_name}", &d.sensor_name)
+                .replace("{sensor}", &d.sensor)
+                .replace("{event}", d.kind.as_str())
+                .replace("{kind}", kind)
+                .replace("{time}", &d.at_ms.to_string());
+            obj.insert(key.clone(), Value::String(v));
+        }
+        Value::Object(obj)
+    }
+
+    async fn deliver(
+        &mut self,
+        d: &Delivery,
+        channel: u16,
+        fallback_output: Option<&str>,
+        tries: &mut Vec<Try>,
+    ) -> Outcome {
+        let started = Instant::now();
+        let mut req = self
+            .http
+            .post(self.cfg.url.as_str())
+            .json(&Self::body(&self.cfg, d, channel));
+        let token = self.cfg.token.as_ref().map(|t| t.expose().to_string());
+        req = match (self.cfg.auth, token) {
+            (ChektAuth::ApiKey, Some(t)) => req.basic_auth("apikey", Some(t)),
+            (ChektAuth::Bearer, Some(t)) => req.bearer_auth(t),
+            _ => req,
+        };
+        let result = match req.send().await {
+            Ok(resp) if resp.status().is_success() => TryResult::Acked,
+            Ok(resp) => TryResult::Http(resp.status().as_u16()),
+            Err(e) if e.is_timeout() => TryResult::Timeout,
+            Err(e) => TryResult::Io(e.to_string()),
+        };
+        let endpoint = self.cfg.url.to_string();
+        tries.push(Try {
+            endpoint: endpoint.clone(),
+            seq: 0,
+            timestamp: None,
+            result: result.clone(),
+            elapsed_ms: elapsed_ms(started),
+        });
+        match result {
+            TryResult::Acked => {
+                self.failures_in_a_row = 0;
+                Outcome::Delivered { endpoint }
+            }
+            // The bridge refuses the request itself: resending it unchanged cannot help.
+            TryResult::Http(400 | 404 | 405 | 422) => Outcome::NotUnderstood { endpoint },
+            _ => {
+                self.failures_in_a_row = self.failures_in_a_row.saturating_add(1);
+                if self.failures_in_a_row >= self.cfg.fallback_after_failures
+                    && d.phase == Phase::Alarm
+                    && let (Some(relay), Some(output)) = (&self.fallback, fallback_output)
+                {
+                    let pulse = RelayAction::Pulse { ms: relay.pulse_ms };
+                    if let Outcome::Delivered { endpoint } =
+                        relay.deliver(output, pulse, tries).await
+                    {
+                        return Outcome::Delivered { endpoint };
+                    }
+                }
+                Outcome::Failed
+            }
+        }
+    }
+}
+
+/// Request/reply over the bus for relay commands: one reply subscription
+/// (`<prefix>/reply/alarm-<pid>/#`), answers routed to the waiting request by topic.
+#[derive(Debug)]
+pub struct Replies {
+    bus: Bus,
+    base: String,
+    next: AtomicU64,
+    pending: Mutex<HashMap<String, oneshot::Sender<Value>>>,
+}
+
+impl Replies {
+    /// Subscribes and starts routing; the task ends with `stop`.
+    pub async fn start(bus: &Bus, stop: CancellationToken) -> Result<Arc<Self>, AlarmError> {
+        let base = format!("{}/reply/alarm-{}", bus.prefix(), std::process::id());
+        let filter = format!("{base}/#");
+        let mut rx = bus
+            .subscribe(&filter)
+            .await
+            .map_err(|e| AlarmError::Subscribe {
+                filter: filter.clone(),
+                source: Box::new(e),
+            })?;
+        let me = Arc::new(Self {
+            bus: bus.clone(),
+            base,
+            next: AtomicU64::new(1),
+            pending: Mutex::new(HashMap::new()),
+        });
+        let router = me.clone();
+        tokio::spawn(async move {
+            loop {
+                let m = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    m = rx.recv() => match m { Some(m) => m, None => return },
+                };
+                let waiter = router
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&m.topic);
+                if let Some(tx) = waiter {
+                    let v = serde_json::from_slice(&m.payload).unwrap_or(Value::Null);
+                    let _ = tx.send(v);
+                }
+            }
+        });
+        Ok(me)
+    }
+
+    /// Publishes `body` to `topic` with `request_id` and `reply_to`, waits for the answer.
+    async fn request(
+        &self,
+        topic: &str,
+        body: Value,
+        timeout: Duration,
+    ) -> Result<Value, TryResult> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed).to_string();
+        let reply_to = format!("{}/{id}", self.base);
+        let mut obj = match body {
+            Value::Object(o) => o,
+            _ => Map::new(),
+        };
+        obj.insert("request_id".into(), Value::String(id));
+        obj.insert("reply_to".into(), Value::String(reply_to.clone()));
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(reply_to.clone(), tx);
+        let sent = self
+            .bus
+            .publish_json(topic, &Value::Object(obj), watchpost_bus::Retain::No)
+            .await;
+        let result = match sent {
+            Err(e) => Err(TryResult::Io(e.to_string())),
+            Ok(()) => match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(v)) => Ok(v),
+                _ => Err(TryResult::Timeout),
+            },
+        };
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&reply_to);
+        result
+    }
+}
+
+/// Relay outputs of the fieldbus worker, commanded over the bus.
+#[derive(Debug, Clone)]
+pub struct RelayClient {
+    bus: Bus,
+    replies: Arc<Replies>,
+    module: String,
+    pub pulse_ms: u64,
+    timeout: Duration,
+    backoff_initial: Duration,
+    backoff_max: Duration,
+}
+
+impl RelayClient {
+    pub fn new(cfg: &RelayReceiver, bus: Bus, replies: Arc<Replies>) -> Self {
+        Self {
+            bus,
+            replies,
+            module: cfg.module.to_string(),
+            pulse_ms: cfg.pulse_ms,
+            timeout: Duration::from_millis(cfg.timeout_ms.max(1)),
+            backoff_initial: Duration::from_millis(cfg.backoff_initial_ms.max(1)),
+            backoff_max: Duration::from_millis(
+                cfg.backoff_max_ms.max(cfg.backoff_initial_ms).max(1),
+            ),
+        }
+    }
+
+    /// The command topic of `output`.
+    pub fn topic(&self, output: &str) -> String {
+        self.bus
+            .topic(&["relay", &self.module, "channel", output, "set"])
+    }
+
+    async fn deliver(&self, output: &str, action: RelayAction, tries: &mut Vec<Try>) -> Outcome {
+        let started = Instant::now();
+        let topic = self.topic(output);
+        let body = match action {
+            RelayAction::Pulse { ms } => json!({ "pulse_ms": ms }),
+            RelayAction::On => json!({ "on": true }),
+            RelayAction::Off => json!({ "on": false }),
+        };
+        let result = match self.replies.request(&topic, body, self.timeout).await {
+            Ok(reply) if reply.get("ok") == Some(&Value::Bool(true)) => TryResult::Acked,
+            Ok(reply) => {
+                let code = reply
+                    .pointer("/error/code")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                if matches!(
+                    code.as_str(),
+                    "RELAY_NOT_FOUND" | "CHANNEL_NOT_FOUND" | "INVALID_BODY"
+                ) {
+                    TryResult::NotUnderstood
+                } else {
+                    TryResult::BadReply(reply.to_string())
+                }
+            }
+            Err(r) => r,
+        };
+        let endpoint = format!("relay:{}/{output}", self.module);
+        tries.push(Try {
+            endpoint: endpoint.clone(),
+            seq: 0,
+            timestamp: None,
+            result: result.clone(),
+            elapsed_ms: elapsed_ms(started),
+        });
+        match result {
+            TryResult::Acked => Outcome::Delivered { endpoint },
+            TryResult::NotUnderstood => Outcome::NotUnderstood { endpoint },
+            _ => Outcome::Failed,
+        }
+    }
+}

@@ -1,0 +1,463 @@
+//! The SIA DC-09 sender: one link per receiver, over TCP (connection kept open between
+//! messages) or UDP (one datagram per message), with a backup endpoint.
+//!
+//! One call to [`SiaLink::deliver`] is one delivery round: up to `attempts` tries on the
+//! current endpoint, then the same on the other one. Every try of a message uses the message's
+//! own sequence number, so a receiver that got a try but whose answer was lost sees a
+//! retransmission, not a new event. A NAK carrying the receiver's clock corrects the link's
+//! clock offset and the message is re-stamped and resent at once (at most twice per round).
+//! A DUH ends the round as "not understood": resending the same message cannot help. The
+//! caller (the delivery worker) owns back-off between rounds and never gives up on an alarm
+//! except after a DUH.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::{Instant, timeout_at};
+use watchpost_config::Endpoint;
+use watchpost_config::alarms::{KeyFormat as CfgKeyFormat, SiaReceiver, SiaTransport};
+use watchpost_dc09::{
+    Account, ClockOffset, ExtendedData, Key, KeyFormat, Message, Payload, Prefix, Reply,
+    ReplyReader, Seq, Timestamp, Verdict, judge,
+};
+
+use crate::AlarmError;
+
+/// The wall clock, replaceable in tests (to play a panel whose clock is wrong).
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Seconds since the Unix epoch.
+    fn now_unix_s(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_unix_s(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    }
+}
+
+/// A receiver's fixed parameters, checked once.
+#[derive(Debug, Clone)]
+pub struct SiaTarget {
+    pub id: String,
+    pub endpoints: Vec<Endpoint>,
+    pub transport: SiaTransport,
+    pub account: Account,
+    pub receiver: Option<Prefix>,
+    pub line: Prefix,
+    pub key: Option<Key>,
+    pub ack_timeout: Duration,
+    pub attempts: u32,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+}
+
+impl SiaTarget {
+    pub fn from_config(r: &SiaReceiver) -> Result<Self, AlarmError> {
+        let bad = |field: &'static str, source: watchpost_dc09::Dc09Error| AlarmError::Receiver {
+            receiver: r.id.to_string(),
+            field,
+            reason: source.to_string(),
+        };
+        let key = match &r.key {
+            None => None,
+            Some(k) => {
+                let format = match r.key_format {
+                    CfgKeyFormat::Hex => KeyFormat::Hex,
+                    CfgKeyFormat::Ascii => KeyFormat::Ascii,
+                };
+                Some(Key::parse(k.expose(), format).map_err(|e| bad("key", e))?)
+            }
+        };
+        let mut endpoints = vec![r.host.clone()];
+        endpoints.extend(r.backup.clone());
+        Ok(Self {
+            id: r.id.to_string(),
+            endpoints,
+            transport: r.transport,
+            account: Account::new(&r.account).map_err(|e| bad("account", e))?,
+            receiver: r
+                .receiver_number
+                .as_deref()
+                .map(Prefix::new)
+                .transpose()
+                .map_err(|e| bad("receiver_number", e))?,
+            line: Prefix::new(&r.line).map_err(|e| bad("line", e))?,
+            key,
+            ack_timeout: Duration::from_millis(r.ack_timeout_ms.max(1)),
+            attempts: r.attempts.max(1),
+            backoff_initial: Duration::from_millis(r.backoff_initial_ms.max(1)),
+            backoff_max: Duration::from_millis(r.backoff_max_ms.max(r.backoff_initial_ms).max(1)),
+        })
+    }
+}
+
+/// How one try ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TryResult {
+    Acked,
+    NotUnderstood,
+    ClockRejected {
+        offset_s: i64,
+    },
+    Rejected,
+    Discarded,
+    Timeout,
+    Io(String),
+    BadReply(String),
+    /// An HTTP receiver answered with this status.
+    Http(u16),
+}
+
+impl TryResult {
+    pub fn label(&self) -> &'static str {
+        match self {
+            TryResult::Acked => "ack",
+            TryResult::NotUnderstood => "duh",
+            TryResult::ClockRejected { .. } => "nak_clock",
+            TryResult::Rejected => "nak",
+            TryResult::Discarded => "discarded",
+            TryResult::Timeout => "timeout",
+            TryResult::Io(_) => "io_error",
+            TryResult::BadReply(_) => "bad_reply",
+            TryResult::Http(_) => "http_error",
+        }
+    }
+}
+
+/// One try, for the event log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Try {
+    pub endpoint: String,
+    pub seq: u16,
+    pub timestamp: Option<Timestamp>,
+    pub result: TryResult,
+    pub elapsed_ms: u64,
+}
+
+/// The end of a delivery round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered { endpoint: String },
+    NotUnderstood { endpoint: String },
+    Failed,
+}
+
+struct TcpConn {
+    endpoint: usize,
+    stream: TcpStream,
+    reader: ReplyReader,
+}
+
+/// A live link to one SIA receiver.
+#[derive(Debug)]
+pub struct SiaLink {
+    target: Arc<SiaTarget>,
+    clock: Arc<dyn Clock>,
+    offset: ClockOffset,
+    /// Endpoint tried first: the one that last worked.
+    active: usize,
+    tcp: Option<TcpConnBox>,
+}
+
+/// Keeps `Debug` on the link without requiring it of the stream.
+struct TcpConnBox(TcpConn);
+
+impl std::fmt::Debug for TcpConnBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TcpConn(endpoint {})", self.0.endpoint)
+    }
+}
+
+/// Resends after a clock NAK within one round.
+const MAX_RESYNCS: u32 = 2;
+
+impl SiaLink {
+    pub fn new(target: Arc<SiaTarget>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            target,
+            clock,
+            offset: ClockOffset::default(),
+            active: 0,
+            tcp: None,
+        }
+    }
+
+    pub fn target(&self) -> &SiaTarget {
+        &self.target
+    }
+
+    /// The clock correction learnt from the receiver's NAKs.
+    pub fn clock_offset_s(&self) -> i64 {
+        self.offset.secs()
+    }
+
+    /// The back-off before try `n` (1-based) of a round, and between rounds.
+    pub fn backoff(&self, n: u32) -> Duration {
+        let exp = n.saturating_sub(1).min(16);
+        self.target
+            .backoff_initial
+            .saturating_mul(1u32 << exp)
+            .min(self.target.backoff_max)
+    }
+
+    /// One delivery round for `payload` with sequence `seq`; every try is appended to
+    /// `tries`.
+    pub async fn deliver(
+        &mut self,
+        seq: Seq,
+        payload: Payload,
+        extended: &[ExtendedData],
+        tries: &mut Vec<Try>,
+    ) -> Outcome {
+        let n = self.target.endpoints.len();
+        for step in 0..n {
+            let ep = (self.active + step) % n;
+            let mut resyncs = 0;
+            let mut attempt = 1;
+            while attempt <= self.target.attempts {
+                let t = self.try_once(ep, seq, payload, extended).await;
+                let result = t.result.clone();
+                tries.push(t);
+                match result {
+                    TryResult::Acked => {
+                        self.active = ep;
+                        return Outcome::Delivered {
+                            endpoint: self.target.endpoints[ep].to_string(),
+                        };
+                    }
+                    TryResult::NotUnderstood => {
+                        self.active = ep;
+                        return Outcome::NotUnderstood {
+                            endpoint: self.target.endpoints[ep].to_string(),
+                        };
+                    }
+                    TryResult::ClockRejected { .. } if resyncs < MAX_RESYNCS => {
+                        resyncs += 1;
+                        continue;
+                    }
+                    _ => {
+                        self.tcp = None;
+                        if attempt < self.target.attempts {
+                            tokio::time::sleep(self.backoff(attempt)).await;
+                        }
+                        attempt += 1;
+                    }
+                }
+            }
+        }
+        Outcome::Failed
+    }
+
+    fn frame(
+        &self,
+        seq: Seq,
+        payload: Payload,
+        extended: &[ExtendedData],
+    ) -> Result<(Vec<u8>, Timestamp), String> {
+        let ts = self.offset.timestamp(self.clock.now_unix_s());
+        let msg = Message {
+            seq,
+            receiver: self.target.receiver.clone(),
+            line: self.target.line.clone(),
+            account: self.target.account.clone(),
+            payload,
+            extended: extended.to_vec(),
+            timestamp: Some(ts),
+        };
+        let bytes = match &self.target.key {
+            None => msg.encode(),
+            Some(key) => {
+                let mut random = [0u8; 16];
+                getrandom::fill(&mut random)
+                    .map_err(|e| format!("no random bytes for the pad: {e}"))?;
+                msg.encode_encrypted(key, &random)
+            }
+        };
+        bytes.map(|b| (b, ts)).map_err(|e| e.to_string())
+    }
+
+    async fn try_once(
+        &mut self,
+        ep: usize,
+        seq: Seq,
+        payload: Payload,
+        extended: &[ExtendedData],
+    ) -> Try {
+        let started = Instant::now();
+        let endpoint = self.target.endpoints[ep].to_string();
+        let (result, timestamp) = match self.frame(seq, payload, extended) {
+            Err(e) => (TryResult::Io(e), None),
+            Ok((frame, ts)) => {
+                let deadline = started + self.target.ack_timeout;
+                let r = match self.target.transport {
+                    SiaTransport::Tcp => self.exchange_tcp(ep, &frame, seq, deadline).await,
+                    SiaTransport::Udp => self.exchange_udp(ep, &frame, seq, deadline).await,
+                };
+                let r = match r {
+                    Ok(verdict) => self.apply(verdict),
+                    Err(e) => e,
+                };
+                (r, Some(ts))
+            }
+        };
+        Try {
+            endpoint,
+            seq: seq.get(),
+            timestamp,
+            result,
+            elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    fn apply(&mut self, verdict: Verdict) -> TryResult {
+        match verdict {
+            Verdict::Delivered => TryResult::Acked,
+            Verdict::NotUnderstood => TryResult::NotUnderstood,
+            Verdict::ClockRejected { receiver_time } => {
+                self.offset = ClockOffset::from_nak(receiver_time, self.clock.now_unix_s());
+                tracing::info!(
+                    receiver = %self.target.id,
+                    offset_s = self.offset.secs(),
+                    "receiver rejected our clock; offset corrected from its NAK"
+                );
+                TryResult::ClockRejected {
+                    offset_s: self.offset.secs(),
+                }
+            }
+            Verdict::Rejected => TryResult::Rejected,
+            Verdict::Discarded => TryResult::Discarded,
+            // `exchange_*` only return verdicts for our sequence number.
+            Verdict::Unrelated { .. } => TryResult::BadReply("reply for another message".into()),
+        }
+    }
+
+    async fn resolve(&self, ep: usize) -> Result<SocketAddr, TryResult> {
+        let e = &self.target.endpoints[ep];
+        let mut addrs = tokio::net::lookup_host((e.host(), e.port()))
+            .await
+            .map_err(|err| TryResult::Io(format!("resolving {e}: {err}")))?;
+        addrs
+            .next()
+            .ok_or_else(|| TryResult::Io(format!("{e} resolves to no address")))
+    }
+
+    async fn exchange_tcp(
+        &mut self,
+        ep: usize,
+        frame: &[u8],
+        seq: Seq,
+        deadline: Instant,
+    ) -> Result<Verdict, TryResult> {
+        // The connection is taken out and put back only after a clean exchange: any error or
+        // timeout drops it (it may hold a late answer to this try).
+        let mut conn = match self.tcp.take() {
+            Some(TcpConnBox(c)) if c.endpoint == ep => c,
+            _ => {
+                let addr = self.resolve(ep).await?;
+                let stream = timeout_at(deadline, TcpStream::connect(addr))
+                    .await
+                    .map_err(|_| TryResult::Timeout)?
+                    .map_err(|e| TryResult::Io(format!("connecting to {addr}: {e}")))?;
+                let _ = stream.set_nodelay(true);
+                let _ = socket2::SockRef::from(&stream).set_tcp_quickack(true);
+                TcpConn {
+                    endpoint: ep,
+                    stream,
+                    reader: ReplyReader::new(),
+                }
+            }
+        };
+        let verdict =
+            exchange_on(&mut conn, frame, seq, self.target.key.as_ref(), deadline).await?;
+        self.tcp = Some(TcpConnBox(conn));
+        Ok(verdict)
+    }
+
+    async fn exchange_udp(
+        &mut self,
+        ep: usize,
+        frame: &[u8],
+        seq: Seq,
+        deadline: Instant,
+    ) -> Result<Verdict, TryResult> {
+        let addr = self.resolve(ep).await?;
+        let local: SocketAddr = if addr.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            ([0u16; 8], 0).into()
+        };
+        let sock = UdpSocket::bind(local)
+            .await
+            .map_err(|e| TryResult::Io(format!("binding a UDP socket: {e}")))?;
+        sock.send_to(frame, addr)
+            .await
+            .map_err(|e| TryResult::Io(format!("sending to {addr}: {e}")))?;
+        let mut buf = [0u8; 2048];
+        loop {
+            let (n, from) = timeout_at(deadline, sock.recv_from(&mut buf))
+                .await
+                .map_err(|_| TryResult::Timeout)?
+                .map_err(|e| TryResult::Io(format!("receiving from {addr}: {e}")))?;
+            if from != addr {
+                continue;
+            }
+            if let Some(v) = judge_bytes(&buf[..n], self.target.key.as_ref(), seq)? {
+                return Ok(v);
+            }
+        }
+    }
+}
+
+/// Writes `frame` on `conn` and reads until the answer to `seq` arrives.
+async fn exchange_on(
+    conn: &mut TcpConn,
+    frame: &[u8],
+    seq: Seq,
+    key: Option<&Key>,
+    deadline: Instant,
+) -> Result<Verdict, TryResult> {
+    conn.stream
+        .write_all(frame)
+        .await
+        .map_err(|e| TryResult::Io(format!("writing: {e}")))?;
+    let mut buf = [0u8; 2048];
+    loop {
+        while let Some(bytes) = conn.reader.next_reply() {
+            if let Some(v) = judge_bytes(&bytes, key, seq)? {
+                return Ok(v);
+            }
+        }
+        let n = match timeout_at(deadline, conn.stream.read(&mut buf)).await {
+            Err(_) => return Err(TryResult::Timeout),
+            Ok(Err(e)) => return Err(TryResult::Io(format!("reading: {e}"))),
+            Ok(Ok(0)) => return Err(TryResult::Io("receiver closed the connection".into())),
+            Ok(Ok(n)) => n,
+        };
+        // Acknowledge at once: a receiver that answers back-to-back without TCP_NODELAY
+        // (pysiaalarm) otherwise holds each answer until our delayed ACK of the previous one.
+        let _ = socket2::SockRef::from(&conn.stream).set_tcp_quickack(true);
+        if let Some(bare) = conn.reader.push(&buf[..n])
+            && let Some(v) = judge_bytes(&bare, key, seq)?
+        {
+            return Ok(v);
+        }
+    }
+}
+
+/// Parses and judges one reply: `Ok(None)` for a reply to another message.
+fn judge_bytes(bytes: &[u8], key: Option<&Key>, seq: Seq) -> Result<Option<Verdict>, TryResult> {
+    let reply: Reply = Reply::parse(bytes, key).map_err(|e| TryResult::BadReply(e.to_string()))?;
+    match judge(seq, &reply) {
+        Verdict::Unrelated { .. } => Ok(None),
+        v => Ok(Some(v)),
+    }
+}

@@ -1,0 +1,388 @@
+//! The SIA DC-09 sender against a real receiver: pysiaalarm 3.2.2 from the project venv
+//! (`make venv`), run by `tests/alarm/sia_receiver.py`. Without the venv these tests say so
+//! and return.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+use serde_json::Value;
+use watchpost_alarm::codes::SiaLayout;
+use watchpost_alarm::event::{EventKind, Phase};
+use watchpost_alarm::sia::{Clock, Outcome, SiaLink, SiaTarget, SystemClock, TryResult};
+use watchpost_config::alarms::SiaReceiver;
+use watchpost_dc09::{Payload, Seq, SiaCode, SiaEvent};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Peer {
+    child: Child,
+    port: u16,
+    events: Receiver<Value>,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Peer {
+    /// Starts pysiaalarm, or returns `None` (with a message) when the venv is missing.
+    fn start(protocol: &str, accounts: &[&str]) -> Option<Peer> {
+        let python = root().join(".venv/bin/python");
+        if !python.exists() {
+            eprintln!(
+                "SKIP: {} missing; run `make venv` for the pysiaalarm peer",
+                python.display()
+            );
+            return None;
+        }
+        let mut cmd = Command::new(python);
+        cmd.arg(root().join("tests/alarm/sia_receiver.py")).args([
+            "--protocol",
+            protocol,
+            "--port",
+            "0",
+        ]);
+        for a in accounts {
+            cmd.args(["--account", a]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pysiaalarm");
+        let out = BufReader::new(child.stdout.take().expect("stdout"));
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && tx.send(v).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let first = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("receiver starts");
+        let port = first["listening"].as_u64().expect("port") as u16;
+        Some(Peer {
+            child,
+            port,
+            events: rx,
+        })
+    }
+
+    fn next_event(&self) -> Value {
+        self.events
+            .recv_timeout(Duration::from_secs(20))
+            .expect("pysiaalarm reports the event")
+    }
+
+    fn no_event(&self) {
+        assert!(
+            self.events
+                .recv_timeout(Duration::from_millis(300))
+                .is_err()
+        );
+    }
+}
+
+fn receiver(toml_text: &str) -> SiaReceiver {
+    toml::from_str(toml_text).expect("receiver config")
+}
+
+fn link(cfg: &SiaReceiver, clock: Arc<dyn Clock>) -> SiaLink {
+    SiaLink::new(
+        Arc::new(SiaTarget::from_config(cfg).expect("target")),
+        clock,
+    )
+}
+
+async fn deliver(l: &mut SiaLink, seq: u16, p: Payload) -> (Outcome, Vec<TryResult>) {
+    let mut tries = Vec::new();
+    let out = l.deliver(Seq::new(seq).unwrap(), p, &[], &mut tries).await;
+    eprintln!("tries: {tries:?}");
+    (out, tries.into_iter().map(|t| t.result).collect())
+}
+
+fn cfg(port: u16, extra: &str) -> SiaReceiver {
+    receiver(&format!(
+        "id = \"cms\"\nhost = \"127.0.0.1:{port}\"\nack_timeout_ms = 3000\nattempts = 2\nbackoff_initial_ms = 50\n{extra}"
+    ))
+}
+
+#[tokio::test]
+async fn tcp_clear_adm_cid_and_sia_dcs_and_null() {
+    let Some(peer) = Peer::start("tcp", &["AAA"]) else {
+        return;
+    };
+    let c = cfg(peer.port, "account = \"AAA\"\nformat = \"adm_cid\"");
+    let layout = SiaLayout::from_config(&c);
+    let mut l = link(&c, Arc::new(SystemClock));
+    let (out, _) = deliver(
+        &mut l,
+        1,
+        layout.payload(EventKind::Intrusion, Phase::Alarm, 15),
+    )
+    .await;
+    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    let e = peer.next_event();
+    assert_eq!(
+        (e["account"].as_str(), e["code"].as_str()),
+        (Some("AAA"), Some("BA"))
+    );
+    assert_eq!(
+        (e["ri"].as_str(), e["partition"].as_str()),
+        (Some("015"), Some("01"))
+    );
+    assert_eq!(e["sequence"], "0001");
+    assert_eq!(e["encrypted"], false);
+
+    let (out, _) = deliver(
+        &mut l,
+        2,
+        layout.payload(EventKind::Intrusion, Phase::Restore, 15),
+    )
+    .await;
+    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    assert_eq!(peer.next_event()["code"], "BH");
+
+    // SIA-DCS on the same connection.
+    let c = cfg(peer.port, "account = \"AAA\"\nformat = \"sia_dcs\"");
+    let layout = SiaLayout::from_config(&c);
+    let mut l = link(&c, Arc::new(SystemClock));
+    let (out, _) = deliver(
+        &mut l,
+        3,
+        layout.payload(EventKind::Water, Phase::Alarm, 15),
+    )
+    .await;
+    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    let e = peer.next_event();
+    assert_eq!(
+        (e["code"].as_str(), e["ri"].as_str(), e["message"].as_str()),
+        (Some("WA"), Some("15"), Some("15"))
+    );
+
+    // NULL supervision message.
+    let (out, _) = deliver(&mut l, 4, Payload::Null).await;
+    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    let e = peer.next_event();
+    assert_eq!(
+        (e["code"].as_str(), e["message_type"].as_str()),
+        (Some("RP"), Some("NULL"))
+    );
+}
+
+#[tokio::test]
+async fn tcp_encrypted_with_ascii_keys_of_every_size() {
+    let Some(peer) = Peer::start(
+        "tcp",
+        &[
+            "BBB:0123456789ABCDEF",
+            "CCC:0123456789ABCDEF01234567",
+            "DDD:0123456789ABCDEF0123456789ABCDEF",
+        ],
+    ) else {
+        return;
+    };
+    for (i, (acct, key, format, code)) in [
+        ("BBB", "0123456789ABCDEF", "sia_dcs", "BA"),
+        ("CCC", "0123456789ABCDEF01234567", "adm_cid", "BA"),
+        ("DDD", "0123456789ABCDEF0123456789ABCDEF", "sia_dcs", "BA"),
+        ("DDD", "0123456789ABCDEF0123456789ABCDEF", "adm_cid", "BA"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let c = cfg(
+            peer.port,
+            &format!(
+                "account = \"{acct}\"\nkey = \"{key}\"\nkey_format = \"ascii\"\nformat = \"{format}\""
+            ),
+        );
+        let layout = SiaLayout::from_config(&c);
+        let mut l = link(&c, Arc::new(SystemClock));
+        let (out, _) = deliver(
+            &mut l,
+            10 + i as u16,
+            layout.payload(EventKind::Intrusion, Phase::Alarm, 7),
+        )
+        .await;
+        assert!(
+            matches!(out, Outcome::Delivered { .. }),
+            "{acct} {format}: {out:?}"
+        );
+        let e = peer.next_event();
+        assert_eq!(e["account"], acct);
+        assert_eq!(e["code"], code);
+        assert_eq!(e["encrypted"], true);
+        assert_eq!(e["valid_timestamp"], true);
+    }
+    // An encrypted NULL.
+    let c = cfg(
+        peer.port,
+        "account = \"BBB\"\nkey = \"0123456789ABCDEF\"\nkey_format = \"ascii\"",
+    );
+    let mut l = link(&c, Arc::new(SystemClock));
+    let (out, _) = deliver(&mut l, 20, Payload::Null).await;
+    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    assert_eq!(peer.next_event()["code"], "RP");
+}
+
+#[tokio::test]
+async fn udp_clear_and_encrypted() {
+    let Some(peer) = Peer::start("udp", &["AAA", "BBB:0123456789ABCDEF"]) else {
+        return;
+    };
+    let c = cfg(
+        peer.port,
+        "account = \"AAA\"\ntransport = \"udp\"\nformat = \"adm_cid\"",
+    );
+    let layout = SiaLayout::from_config(&c);
+    let mut l = link(&c, Arc::new(SystemClock));
+    let (out, _) = deliver(
+        &mut l,
+        21,
+        layout.payload(EventKind::Smoke, Phase::Alarm, 3),
+    )
+    .await;
+    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    let e = peer.next_event();
+    assert_eq!(
+        (e["code"].as_str(), e["ri"].as_str()),
+        (Some("FA"), Some("003"))
+    );
+    let c = cfg(
+        peer.port,
+        "account = \"BBB\"\ntransport = \"udp\"\nkey = \"0123456789ABCDEF\"\nkey_format = \"ascii\"",
+    );
+    let layout = SiaLayout::from_config(&c);
+    let mut l = link(&c, Arc::new(SystemClock));
+    let (out, _) = deliver(
+        &mut l,
+        22,
+        layout.payload(EventKind::CarbonMonoxide, Phase::Alarm, 4),
+    )
+    .await;
+    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    let e = peer.next_event();
+    assert_eq!(
+        (e["code"].as_str(), e["encrypted"].as_bool()),
+        (Some("GA"), Some(true))
+    );
+}
+
+/// A panel clock two minutes slow.
+#[derive(Debug)]
+struct Slow;
+impl Clock for Slow {
+    fn now_unix_s(&self) -> i64 {
+        SystemClock.now_unix_s() - 120
+    }
+}
+
+#[tokio::test]
+async fn nak_for_a_skewed_clock_is_followed_by_an_accepted_resend() {
+    let Some(peer) = Peer::start("tcp", &["BBB:0123456789ABCDEF"]) else {
+        return;
+    };
+    let c = cfg(
+        peer.port,
+        "account = \"BBB\"\nkey = \"0123456789ABCDEF\"\nkey_format = \"ascii\"",
+    );
+    let layout = SiaLayout::from_config(&c);
+    let mut l = link(&c, Arc::new(Slow));
+    let (out, tries) = deliver(
+        &mut l,
+        30,
+        layout.payload(EventKind::Intrusion, Phase::Alarm, 1),
+    )
+    .await;
+    assert!(
+        matches!(out, Outcome::Delivered { .. }),
+        "{out:?} {tries:?}"
+    );
+    assert!(
+        matches!(tries[0], TryResult::ClockRejected { offset_s } if (115..=125).contains(&offset_s)),
+        "{tries:?}"
+    );
+    assert_eq!(tries[1], TryResult::Acked);
+    let e = peer.next_event();
+    assert_eq!(
+        (e["sequence"].as_str(), e["valid_timestamp"].as_bool()),
+        (Some("0030"), Some(true))
+    );
+    // The offset sticks: the next message goes through at once.
+    let (out, tries) = deliver(
+        &mut l,
+        31,
+        layout.payload(EventKind::Intrusion, Phase::Restore, 1),
+    )
+    .await;
+    assert!(matches!(out, Outcome::Delivered { .. }));
+    assert_eq!(tries, vec![TryResult::Acked]);
+    assert_eq!(peer.next_event()["code"], "BH");
+}
+
+#[tokio::test]
+async fn duh_is_not_retried_and_backup_takes_over() {
+    let Some(peer) = Peer::start("tcp", &["AAA"]) else {
+        return;
+    };
+    let c = cfg(peer.port, "account = \"AAA\"");
+    let mut l = link(&c, Arc::new(SystemClock));
+    let unknown = Payload::Sia(SiaEvent {
+        user: None,
+        area: Some(1),
+        code: SiaCode::new("QQ").unwrap(),
+        zone: Some(1),
+    });
+    let (out, tries) = deliver(&mut l, 40, unknown).await;
+    assert!(matches!(out, Outcome::NotUnderstood { .. }), "{out:?}");
+    assert_eq!(tries, vec![TryResult::NotUnderstood]);
+    peer.no_event();
+
+    // Primary: a port nobody listens on; backup: pysiaalarm.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let c = receiver(&format!(
+        "id = \"cms\"\nhost = \"127.0.0.1:{dead_port}\"\nbackup = \"127.0.0.1:{}\"\naccount = \"AAA\"\nack_timeout_ms = 2000\nattempts = 1\nbackoff_initial_ms = 10",
+        peer.port
+    ));
+    let layout = SiaLayout::from_config(&c);
+    let mut l = link(&c, Arc::new(SystemClock));
+    let (out, tries) = deliver(
+        &mut l,
+        41,
+        layout.payload(EventKind::Intrusion, Phase::Alarm, 2),
+    )
+    .await;
+    match &out {
+        Outcome::Delivered { endpoint } => assert!(endpoint.ends_with(&peer.port.to_string())),
+        other => panic!("{other:?} {tries:?}"),
+    }
+    assert!(matches!(tries[0], TryResult::Io(_)), "{tries:?}");
+    assert_eq!(peer.next_event()["sequence"], "0041");
+    // The backup stays the first choice while it works.
+    let (_, tries) = deliver(
+        &mut l,
+        42,
+        layout.payload(EventKind::Intrusion, Phase::Restore, 2),
+    )
+    .await;
+    assert_eq!(tries, vec![TryResult::Acked]);
+}

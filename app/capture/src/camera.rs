@@ -1,0 +1,505 @@
+//! One camera at run time: its source pipeline with reconnect and capped backoff, a stall
+//! watchdog, and the status it reports. A camera's failure stays with that camera: each has
+//! its own pipeline, recorder thread, state and reason.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::pipeline::{self, DetectBranch, Outputs, RtspSource, ThermalInput, V4l2Source};
+use crate::recorder::{RecorderMsg, RecorderStats};
+use crate::thermal::{ThermalProcessor, ThermalStats};
+use crate::time::{SystemClock, WallClock, rfc3339};
+use watchpost_frame_ring::RingWriter;
+use watchpost_frame_ring::{PixelFormat, RingLayout};
+use watchpost_thermal::Clock as _;
+
+/// Where a camera stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CameraState {
+    Starting,
+    Online,
+    Offline,
+    Error,
+    Disabled,
+}
+
+/// A camera's source, resolved from config (credentials included, never logged).
+#[derive(Clone)]
+pub enum Source {
+    Rtsp(RtspSource),
+    V4l2(V4l2Source),
+    /// A radiometric camera; its frames go through the camera's [`ThermalHook`].
+    Thermal(ThermalInput),
+}
+
+/// What a thermal camera's processing reports to the worker's main loop.
+#[derive(Debug)]
+pub enum ThermalOut {
+    Stats(ThermalStats),
+    Rule(watchpost_thermal::RuleEvent),
+}
+
+/// A thermal camera's processing, kept across reconnects (rule states survive an outage).
+pub struct ThermalHook {
+    pub processor: Arc<Mutex<ThermalProcessor>>,
+    /// The colourised picture for restreaming, created at the first frame's size.
+    pub view_ring: Arc<Mutex<Option<RingWriter>>>,
+    pub view_ring_path: std::path::PathBuf,
+    pub ring_slots: u32,
+    pub fps: u32,
+    pub out: tokio::sync::mpsc::UnboundedSender<ThermalOut>,
+    pub clock: watchpost_thermal::MonotonicClock,
+}
+
+impl std::fmt::Debug for ThermalHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThermalHook")
+            .field("view_ring_path", &self.view_ring_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Rtsp(r) => write!(f, "Rtsp({})", r.url),
+            Source::V4l2(v) => write!(f, "V4l2({})", v.device),
+            Source::Thermal(t) => write!(f, "Thermal({t:?})"),
+        }
+    }
+}
+
+/// Counters and state shared between the pipeline threads, the camera task and the status
+/// publisher.
+#[derive(Debug)]
+pub struct CameraShared {
+    pub id: String,
+    pub name: String,
+    state: Mutex<(CameraState, Option<String>)>,
+    pub frames_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub frames_dropped: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub last_frame_us: AtomicU64,
+    pub detect_frames: AtomicU64,
+    /// Sum and count of frame-arrival → ring latencies (µs) of the detection branch.
+    pub detect_latency_us_sum: AtomicU64,
+    pub detect_latency_count: AtomicU64,
+    /// Arrival times (Unix ns) of recent access units by PTS, to date decoded frames.
+    arrivals: Mutex<std::collections::VecDeque<(u64, u64)>>,
+    pub recorder: Arc<RecorderStats>,
+}
+
+/// How many recent arrivals are remembered (a few seconds of video).
+const ARRIVALS_KEPT: usize = 256;
+
+/// The status document of one camera (bus and API).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CameraStatus {
+    pub id: String,
+    pub name: String,
+    pub state: CameraState,
+    pub reason: Option<String>,
+    pub input_fps: f64,
+    pub bitrate_bps: f64,
+    pub frames_dropped: u64,
+    pub reconnects: u64,
+    pub recording: bool,
+    pub recording_bytes_per_s: f64,
+    pub disk_used_bytes: u64,
+    pub last_frame_at: Option<String>,
+    pub recording_error: Option<String>,
+    /// Mean delay from a frame's arrival to its decoded copy in the detection ring, since the
+    /// previous status (ms); `None` without detection frames.
+    pub detect_latency_ms: Option<f64>,
+    /// When this status was computed, ms since the Unix epoch (readers judge staleness).
+    pub updated_unix_ms: u64,
+}
+
+impl CameraShared {
+    pub fn new(id: &str, name: &str, recorder: Arc<RecorderStats>) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            state: Mutex::new((CameraState::Starting, None)),
+            frames_in: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            frames_dropped: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            last_frame_us: AtomicU64::new(0),
+            detect_frames: AtomicU64::new(0),
+            detect_latency_us_sum: AtomicU64::new(0),
+            detect_latency_count: AtomicU64::new(0),
+            arrivals: Mutex::new(std::collections::VecDeque::with_capacity(ARRIVALS_KEPT)),
+            recorder,
+        }
+    }
+
+    pub fn set_state(&self, state: CameraState, reason: Option<String>) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.0 != state || s.1 != reason {
+            tracing::info!(camera = %self.id, ?state, reason = reason.as_deref().unwrap_or(""), "camera state");
+            *s = (state, reason);
+        }
+    }
+
+    fn note_arrival(&self, pts_ns: u64, unix_ns: u64) {
+        let mut a = self.arrivals.lock().unwrap_or_else(|p| p.into_inner());
+        if a.len() == ARRIVALS_KEPT {
+            a.pop_front();
+        }
+        a.push_back((pts_ns, unix_ns));
+    }
+
+    /// When the access unit with this PTS arrived, if it is recent.
+    fn arrival_of(&self, pts_ns: u64) -> Option<u64> {
+        let a = self.arrivals.lock().unwrap_or_else(|p| p.into_inner());
+        a.iter().rev().find(|(p, _)| *p == pts_ns).map(|(_, t)| *t)
+    }
+
+    pub fn state(&self) -> (CameraState, Option<String>) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Computes rates between two status snapshots.
+#[derive(Debug, Default)]
+pub struct RateTracker {
+    last: Option<(Instant, u64, u64, u64)>,
+    last_latency: (u64, u64),
+}
+
+impl RateTracker {
+    pub fn status(&mut self, c: &CameraShared, disk_used_bytes: u64) -> CameraStatus {
+        let now = Instant::now();
+        let frames = c.frames_in.load(Ordering::Relaxed);
+        let bytes = c.bytes_in.load(Ordering::Relaxed);
+        let written = c.recorder.bytes_written.load(Ordering::Relaxed);
+        let (fps, bps, wps) = match self.last {
+            Some((t, f, b, w)) => {
+                let dt = now.duration_since(t).as_secs_f64().max(1e-3);
+                (
+                    (frames - f) as f64 / dt,
+                    (bytes - b) as f64 * 8.0 / dt,
+                    (written - w) as f64 / dt,
+                )
+            }
+            None => (0.0, 0.0, 0.0),
+        };
+        self.last = Some((now, frames, bytes, written));
+        let lat = (
+            c.detect_latency_us_sum.load(Ordering::Relaxed),
+            c.detect_latency_count.load(Ordering::Relaxed),
+        );
+        let (dsum, dcount) = (lat.0 - self.last_latency.0, lat.1 - self.last_latency.1);
+        self.last_latency = lat;
+        let detect_latency_ms =
+            (dcount > 0).then(|| (dsum as f64 / dcount as f64 / 100.0).round() / 10.0);
+        let (state, reason) = c.state();
+        let last = c.last_frame_us.load(Ordering::Relaxed);
+        CameraStatus {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            state,
+            reason,
+            input_fps: (fps * 10.0).round() / 10.0,
+            bitrate_bps: bps.round(),
+            frames_dropped: c.frames_dropped.load(Ordering::Relaxed)
+                + c.recorder.frames_dropped_rate.load(Ordering::Relaxed),
+            reconnects: c.reconnects.load(Ordering::Relaxed),
+            recording: c.recorder.recording.load(Ordering::Relaxed),
+            recording_bytes_per_s: wps.round(),
+            disk_used_bytes,
+            last_frame_at: (last > 0).then(|| rfc3339(last)),
+            recording_error: c
+                .recorder
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            detect_latency_ms,
+            updated_unix_ms: SystemClock.now_us() / 1000,
+        }
+    }
+}
+
+/// Everything a camera task needs.
+pub struct CameraTask {
+    pub shared: Arc<CameraShared>,
+    pub source: Source,
+    pub detect: Option<DetectBranch>,
+    pub ring: Option<Arc<Mutex<RingWriter>>>,
+    pub recorder: SyncSender<RecorderMsg>,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    pub stall_timeout: Duration,
+    /// Notified to force a reconnect (new credentials).
+    pub reconnect: Arc<tokio::sync::Notify>,
+    /// Current credentials (replaced by the API).
+    pub credentials: Arc<Mutex<Option<(String, String)>>>,
+    /// Set for thermal cameras.
+    pub thermal: Option<Arc<ThermalHook>>,
+}
+
+impl std::fmt::Debug for CameraTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CameraTask")
+            .field("camera", &self.shared.id)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+fn outputs(task: &CameraTask) -> Outputs {
+    let shared = task.shared.clone();
+    let tx = task.recorder.clone();
+    let clock = SystemClock;
+    let detecting = task.ring.is_some();
+    let on_access_unit = Arc::new(move |sample: crate::mp4::Sample, track| {
+        let now = clock.now_us();
+        if detecting {
+            shared.note_arrival(sample.pts_ns.max(0) as u64, now * 1000);
+        }
+        shared.frames_in.fetch_add(1, Ordering::Relaxed);
+        shared
+            .bytes_in
+            .fetch_add(sample.data.len() as u64, Ordering::Relaxed);
+        shared.last_frame_us.store(now, Ordering::Relaxed);
+        match tx.try_send(RecorderMsg::Sample {
+            sample,
+            track,
+            arrival_us: now,
+        }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                shared.frames_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    let on_detect_frame = task.ring.clone().map(|ring| {
+        let shared = task.shared.clone();
+        Arc::new(move |pts: u64, data: &[u8]| {
+            // The slot is dated with the compressed frame's arrival, so readers see the whole
+            // delay; the worker keeps the arrival → ring figure for its status.
+            let arrived_ns = shared.arrival_of(pts);
+            let mut w = ring.lock().unwrap_or_else(|p| p.into_inner());
+            let now_ns = SystemClock.now_us() * 1000;
+            if w.write(pts, arrived_ns.unwrap_or(now_ns), data).is_ok() {
+                shared.detect_frames.fetch_add(1, Ordering::Relaxed);
+                if let Some(a) = arrived_ns {
+                    let lat_us = SystemClock.now_us().saturating_sub(a / 1000);
+                    shared
+                        .detect_latency_us_sum
+                        .fetch_add(lat_us, Ordering::Relaxed);
+                    shared.detect_latency_count.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }) as pipeline::FrameSink
+    });
+    Outputs {
+        on_access_unit,
+        on_detect_frame,
+    }
+}
+
+fn build(task: &CameraTask) -> Result<gst::Pipeline, pipeline::PipelineError> {
+    let id = &task.shared.id;
+    match &task.source {
+        Source::Rtsp(r) => {
+            let mut r = r.clone();
+            if let Some((u, p)) = task
+                .credentials
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+            {
+                r.username = Some(u);
+                r.password = Some(p);
+            }
+            pipeline::build_rtsp(id, &r, outputs(task), task.detect)
+        }
+        Source::V4l2(v) => pipeline::build_v4l2(id, v, outputs(task), task.detect),
+        Source::Thermal(input) => {
+            let Some(hook) = task.thermal.clone() else {
+                return Err(pipeline::PipelineError::Build {
+                    camera: id.clone(),
+                    reason: "a thermal source without thermal settings".into(),
+                });
+            };
+            let format = hook
+                .processor
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .format();
+            let sink = thermal_sink(id, hook);
+            pipeline::build_thermal(id, input, format, outputs(task), task.detect, sink)
+        }
+    }
+}
+
+/// The per-frame work of a thermal camera: temperatures, rules, statistics, the picture (also
+/// written to the view ring).
+fn thermal_sink(camera: &str, hook: Arc<ThermalHook>) -> pipeline::ThermalSink {
+    let camera = camera.to_string();
+    Arc::new(move |w, h, bytes| {
+        let now_ms = hook.clock.now_ms();
+        let out = hook
+            .processor
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .process(now_ms, w, h, bytes)
+            .map_err(|e| format!("camera {camera}: {e}"))?;
+        for e in out.events {
+            let _ = hook.out.send(ThermalOut::Rule(e));
+        }
+        if let Some(s) = out.stats {
+            let _ = hook.out.send(ThermalOut::Stats(s));
+        }
+        let mut ring = hook.view_ring.lock().unwrap_or_else(|p| p.into_inner());
+        let fits = ring.as_ref().is_some_and(|r| {
+            let l = r.layout();
+            (l.width, l.height) == (out.view.width, out.view.height)
+        });
+        if !fits {
+            let layout = RingLayout::new(
+                &camera,
+                out.view.width,
+                out.view.height,
+                PixelFormat::Rgb24,
+                hook.ring_slots,
+                hook.fps,
+            );
+            match RingWriter::create(&hook.view_ring_path, layout) {
+                Ok(w) => *ring = Some(w),
+                Err(e) => {
+                    tracing::warn!(camera = %camera, error = %e, "cannot create the thermal view ring");
+                    *ring = None;
+                }
+            }
+        }
+        if let Some(r) = ring.as_mut() {
+            let now_ns = SystemClock.now_us() * 1000;
+            let _ = r.write(now_ms * 1_000_000, now_ns, &out.view.data);
+        }
+        Ok(out.view)
+    })
+}
+
+fn bus_problem(p: &gst::Pipeline) -> Option<String> {
+    let bus = p.bus()?;
+    let msg = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos])?;
+    match msg.view() {
+        gst::MessageView::Error(e) => Some(e.error().to_string()),
+        gst::MessageView::Eos(_) => Some("end of stream".into()),
+        _ => None,
+    }
+}
+
+async fn stop(p: gst::Pipeline) {
+    // Changing to Null can block on streaming threads; keep it off the async workers.
+    let _ = tokio::task::spawn_blocking(move || p.set_state(gst::State::Null)).await;
+}
+
+/// Runs one camera until `shutdown`.
+pub async fn run(task: CameraTask, shutdown: CancellationToken) {
+    let shared = task.shared.clone();
+    let mut backoff = task.backoff_initial;
+    loop {
+        if shutdown.is_cancelled() {
+            break;
+        }
+        shared.set_state(
+            if shared.reconnects.load(Ordering::Relaxed) == 0 {
+                CameraState::Starting
+            } else {
+                CameraState::Offline
+            },
+            shared.state().1,
+        );
+        let started = Instant::now();
+        let frames_at_start = shared.frames_in.load(Ordering::Relaxed);
+        let reason = match build(&task) {
+            Err(e) => {
+                shared.set_state(CameraState::Error, Some(e.to_string()));
+                e.to_string()
+            }
+            Ok(p) => {
+                let reason = if let Err(e) = p.set_state(gst::State::Playing) {
+                    format!("cannot start: {e}")
+                } else {
+                    watch(&task, &p, started, frames_at_start, &shutdown, &mut backoff).await
+                };
+                stop(p).await;
+                reason
+            }
+        };
+        let _ = task.recorder.try_send(RecorderMsg::SourceDown);
+        if shutdown.is_cancelled() {
+            break;
+        }
+        shared.reconnects.fetch_add(1, Ordering::Relaxed);
+        if shared.state().0 != CameraState::Error {
+            shared.set_state(CameraState::Offline, Some(reason.clone()));
+        }
+        tracing::warn!(camera = %shared.id, %reason, retry_in_ms = backoff.as_millis() as u64, "camera source lost");
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(backoff) => {}
+            _ = task.reconnect.notified() => {}
+        }
+        backoff = (backoff * 2).min(task.backoff_max);
+    }
+    shared.set_state(CameraState::Offline, Some("stopped".into()));
+}
+
+async fn watch(
+    task: &CameraTask,
+    p: &gst::Pipeline,
+    started: Instant,
+    frames_at_start: u64,
+    shutdown: &CancellationToken,
+    backoff: &mut Duration,
+) -> String {
+    let shared = &task.shared;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut online = false;
+    let mut last_count = frames_at_start;
+    let mut last_progress = started;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return "shutdown".into(),
+            _ = task.reconnect.notified() => return "reconnect requested".into(),
+            _ = tick.tick() => {}
+        }
+        if let Some(problem) = bus_problem(p) {
+            return problem;
+        }
+        let count = shared.frames_in.load(Ordering::Relaxed);
+        if count != last_count {
+            last_count = count;
+            last_progress = Instant::now();
+            if !online {
+                online = true;
+                *backoff = task.backoff_initial;
+                shared.set_state(CameraState::Online, None);
+            }
+        } else if last_progress.elapsed() >= task.stall_timeout {
+            return if online {
+                format!("no frame for {} ms", task.stall_timeout.as_millis())
+            } else {
+                format!(
+                    "no frame within {} ms of connecting",
+                    task.stall_timeout.as_millis()
+                )
+            };
+        }
+    }
+}

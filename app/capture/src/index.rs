@@ -1,0 +1,292 @@
+//! The recording index: one record per segment file (camera, start, end, size, trigger),
+//! kept in the worker's store. A record is written before its file is created and updated when
+//! the file is closed, so after a crash every file on disk has a record and every record still
+//! marked open is repaired from its file at start (see `segment::recover`).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a segment was recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Trigger {
+    Continuous,
+    Schedule,
+    /// Event recording; `reason` is what started it (a bus trigger's source, a thermal rule).
+    Event {
+        reason: String,
+    },
+}
+
+/// State of a segment file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentState {
+    /// Being written (or the writer died; repaired at the next start).
+    Open,
+    Closed,
+    /// Closed by the repair after a crash: the file was cut at its last whole fragment.
+    Recovered,
+}
+
+/// One segment file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentRecord {
+    pub camera: String,
+    /// Wall-clock time of the first frame, µs since the Unix epoch (also the record's key).
+    pub start_us: u64,
+    /// Start plus the media duration of the whole fragments.
+    pub end_us: u64,
+    /// Path relative to the recordings directory.
+    pub path: String,
+    pub bytes: u64,
+    pub fragments: u32,
+    pub codec: String,
+    pub width: u32,
+    pub height: u32,
+    pub trigger: Trigger,
+    pub state: SegmentState,
+}
+
+impl SegmentRecord {
+    pub fn duration_ms(&self) -> u64 {
+        self.end_us.saturating_sub(self.start_us) / 1000
+    }
+}
+
+/// Which page of a camera's segments the `recordings` command asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RecordingsQuery {
+    /// Counts from 1.
+    #[serde(default = "one")]
+    pub page: u32,
+    #[serde(default = "fifty")]
+    pub limit: u32,
+    /// Only segments that end after this time (µs since the epoch).
+    #[serde(default)]
+    pub since_us: Option<u64>,
+    /// Only segments that start before this time.
+    #[serde(default)]
+    pub until_us: Option<u64>,
+    /// Newest first unless `oldest_first`.
+    #[serde(default)]
+    pub oldest_first: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+fn fifty() -> u32 {
+    50
+}
+
+impl Default for RecordingsQuery {
+    fn default() -> Self {
+        Self {
+            page: 1,
+            limit: 50,
+            since_us: None,
+            until_us: None,
+            oldest_first: false,
+        }
+    }
+}
+
+/// One page of `camera`'s segments from `records`, and how many match in all.
+pub fn page<'a>(
+    records: &'a [SegmentRecord],
+    camera: &str,
+    q: &RecordingsQuery,
+) -> (Vec<&'a SegmentRecord>, usize) {
+    let mut matching: Vec<&SegmentRecord> = records
+        .iter()
+        .filter(|r| r.camera == camera)
+        .filter(|r| q.since_us.is_none_or(|t| r.end_us >= t))
+        .filter(|r| q.until_us.is_none_or(|t| r.start_us < t))
+        .collect();
+    matching.sort_by_key(|r| r.start_us);
+    if !q.oldest_first {
+        matching.reverse();
+    }
+    let total = matching.len();
+    let limit = q.limit.max(1) as usize;
+    let skip = (q.page.max(1) as usize - 1).saturating_mul(limit);
+    let items = matching.into_iter().skip(skip).take(limit).collect();
+    (items, total)
+}
+
+/// Index errors.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("recording index: writing segment {camera}@{start_us}: {source}")]
+    Put {
+        camera: String,
+        start_us: u64,
+        source: Box<watchpost_store::StoreError>,
+    },
+    #[error("recording index: removing segment {camera}@{start_us}: {source}")]
+    Remove {
+        camera: String,
+        start_us: u64,
+        source: Box<watchpost_store::StoreError>,
+    },
+    #[error("recording index: listing segments: {source}")]
+    List {
+        source: Box<watchpost_store::StoreError>,
+    },
+}
+
+/// Where the index lives. The store-backed one is used by the worker; the memory twin by
+/// unit tests.
+pub trait RecordingIndex: Send + Sync {
+    fn put(&self, record: &SegmentRecord) -> Result<(), IndexError>;
+    fn remove(&self, camera: &str, start_us: u64) -> Result<(), IndexError>;
+    /// Every record, ordered by camera then start.
+    fn list(&self) -> Result<Vec<SegmentRecord>, IndexError>;
+}
+
+const PREFIX: &str = "recording/";
+
+fn key(camera: &str, start_us: u64) -> String {
+    format!("{PREFIX}{camera}/{start_us:020}")
+}
+
+/// The index in the settings table of the capture worker's store (one JSON value per
+/// segment under `recording/<camera>/<start_us>`).
+#[derive(Debug, Clone)]
+pub struct StoreIndex {
+    store: watchpost_store::Store,
+}
+
+impl StoreIndex {
+    pub fn new(store: watchpost_store::Store) -> Self {
+        Self { store }
+    }
+}
+
+impl RecordingIndex for StoreIndex {
+    fn put(&self, r: &SegmentRecord) -> Result<(), IndexError> {
+        self.store
+            .settings()
+            .put(&key(&r.camera, r.start_us), r)
+            .map_err(|source| IndexError::Put {
+                camera: r.camera.clone(),
+                start_us: r.start_us,
+                source: Box::new(source),
+            })
+    }
+
+    fn remove(&self, camera: &str, start_us: u64) -> Result<(), IndexError> {
+        self.store
+            .settings()
+            .remove(&key(camera, start_us))
+            .map(|_| ())
+            .map_err(|source| IndexError::Remove {
+                camera: camera.to_string(),
+                start_us,
+                source: Box::new(source),
+            })
+    }
+
+    fn list(&self) -> Result<Vec<SegmentRecord>, IndexError> {
+        let settings = self.store.settings();
+        let keys = settings.keys().map_err(|source| IndexError::List {
+            source: Box::new(source),
+        })?;
+        let mut out = Vec::new();
+        for k in keys.iter().filter(|k| k.starts_with(PREFIX)) {
+            match settings.get::<SegmentRecord>(k) {
+                Ok(Some(r)) => out.push(r),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(key = %k, error = %e, "unreadable index record skipped"),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// An index in memory.
+#[derive(Debug, Default)]
+pub struct MemoryIndex {
+    records: Mutex<BTreeMap<String, SegmentRecord>>,
+}
+
+impl RecordingIndex for MemoryIndex {
+    fn put(&self, r: &SegmentRecord) -> Result<(), IndexError> {
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key(&r.camera, r.start_us), r.clone());
+        Ok(())
+    }
+    fn remove(&self, camera: &str, start_us: u64) -> Result<(), IndexError> {
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key(camera, start_us));
+        Ok(())
+    }
+    fn list(&self) -> Result<Vec<SegmentRecord>, IndexError> {
+        Ok(self
+            .records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(camera: &str, start_s: u64) -> SegmentRecord {
+        SegmentRecord {
+            camera: camera.into(),
+            start_us: start_s * 1_000_000,
+            end_us: (start_s + 10) * 1_000_000,
+            path: format!("{camera}/{start_s}.mp4"),
+            bytes: 1,
+            fragments: 1,
+            codec: "h264".into(),
+            width: 2,
+            height: 2,
+            trigger: Trigger::Continuous,
+            state: SegmentState::Closed,
+        }
+    }
+
+    #[test]
+    fn pages_one_camera_newest_first() {
+        let all: Vec<_> = (0..7)
+            .map(|i| rec("a", i * 10))
+            .chain([rec("b", 5)])
+            .collect();
+        let q = RecordingsQuery {
+            limit: 3,
+            ..Default::default()
+        };
+        let (items, total) = page(&all, "a", &q);
+        assert_eq!(total, 7);
+        let starts: Vec<u64> = items.iter().map(|r| r.start_us / 1_000_000).collect();
+        assert_eq!(starts, [60, 50, 40]);
+        let q3 = RecordingsQuery {
+            page: 3,
+            ..q.clone()
+        };
+        assert_eq!(page(&all, "a", &q3).0.len(), 1);
+        let old = RecordingsQuery {
+            oldest_first: true,
+            since_us: Some(25_000_000),
+            until_us: Some(50_000_000),
+            ..q
+        };
+        let (items, total) = page(&all, "a", &old);
+        let starts: Vec<u64> = items.iter().map(|r| r.start_us / 1_000_000).collect();
+        assert_eq!((starts, total), (vec![20, 30, 40], 3));
+        assert_eq!(page(&all, "zz", &RecordingsQuery::default()).1, 0);
+    }
+}

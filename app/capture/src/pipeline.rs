@@ -1,0 +1,740 @@
+//! GStreamer pipelines, one per camera.
+//!
+//! RTSP: `rtspsrc` → (on its video pad) depayloader → parser → `stream-format=avc|hvc1,
+//! alignment=au` → `tee`, with two branches:
+//! - recording: `queue` → `appsink`: compressed access units, never decoded, handed to the
+//!   recorder thread;
+//! - detection (when enabled): leaky `queue` → decoder → `videorate drop-only` →
+//!   `videoscale` → `videoconvert` → RGB at the configured size and rate → `appsink` that
+//!   writes into the frame ring.
+//!
+//! V4L2: `v4l2src` with the configured caps; compressed H.264 is parsed and passed through,
+//! anything else is encoded once (x264, ultrafast, zero latency) so the rest is the same.
+//!
+//! Thermal: raw radiometric frames (`v4l2src` in `GRAY16_LE`/`YUY2`, or `tcpclientsrc` with the
+//! `watchpost_thermal::wire` framing) → `appsink`, whose callback turns each frame into a
+//! colourised picture ([`ThermalSink`]) pushed into `appsrc` → `videoconvert` → x264 → the same
+//! `tee` and branches as a visible camera.
+
+use std::sync::Arc;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+use crate::mp4::{Codec, Sample, TrackInfo};
+
+/// Pipeline errors, each naming the camera.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("camera {camera}: GStreamer initialisation failed: {source}")]
+    Init {
+        camera: String,
+        source: gst::glib::Error,
+    },
+    #[error("camera {camera}: creating element {element}: {reason}")]
+    Element {
+        camera: String,
+        element: &'static str,
+        reason: String,
+    },
+    #[error("camera {camera}: building the pipeline: {reason}")]
+    Build { camera: String, reason: String },
+    #[error("camera {camera}: starting the pipeline: {reason}")]
+    Start { camera: String, reason: String },
+}
+
+/// Receives a decoded, scaled frame for detection: (pts_ns, pixels).
+pub type FrameSink = Arc<dyn Fn(u64, &[u8]) + Send + Sync>;
+
+/// Where a pipeline delivers its output. Both closures run on GStreamer streaming threads and
+/// must not block.
+#[derive(Clone)]
+pub struct Outputs {
+    /// A compressed access unit and its track description.
+    pub on_access_unit: Arc<dyn Fn(Sample, Arc<TrackInfo>) + Send + Sync>,
+    /// A decoded, scaled RGB frame for detection: (pts_ns, bytes).
+    pub on_detect_frame: Option<FrameSink>,
+}
+
+impl std::fmt::Debug for Outputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outputs")
+            .field("detect", &self.on_detect_frame.is_some())
+            .finish()
+    }
+}
+
+/// Where a thermal camera's raw frames come from.
+#[derive(Debug, Clone)]
+pub enum ThermalInput {
+    Tcp {
+        host: String,
+        port: u16,
+        fps: u32,
+    },
+    V4l2 {
+        device: String,
+        width: Option<u32>,
+        height: Option<u32>,
+        fps: Option<u32>,
+    },
+}
+
+impl ThermalInput {
+    fn fps(&self) -> u32 {
+        match self {
+            ThermalInput::Tcp { fps, .. } => *fps,
+            ThermalInput::V4l2 { fps, .. } => fps.unwrap_or(9),
+        }
+        .max(1)
+    }
+}
+
+/// Called on a streaming thread with each raw frame (delivered width, height, bytes); returns
+/// the picture to encode, or why the frame cannot be used (the camera then goes to `error`).
+pub type ThermalSink =
+    Arc<dyn Fn(u32, u32, &[u8]) -> Result<watchpost_thermal::RgbImage, String> + Send + Sync>;
+
+/// Detection branch settings.
+#[derive(Debug, Clone, Copy)]
+pub struct DetectBranch {
+    pub fps: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// RTSP source settings.
+#[derive(Debug, Clone)]
+pub struct RtspSource {
+    pub url: String,
+    pub tcp: bool,
+    pub latency_ms: u32,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+pub fn init(camera: &str) -> Result<(), PipelineError> {
+    gst::init().map_err(|source| PipelineError::Init {
+        camera: camera.into(),
+        source,
+    })
+}
+
+fn make(camera: &str, factory: &'static str) -> Result<gst::Element, PipelineError> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|e| PipelineError::Element {
+            camera: camera.into(),
+            element: factory,
+            reason: e.to_string(),
+        })
+}
+
+fn build_err(camera: &str, reason: impl std::fmt::Display) -> PipelineError {
+    PipelineError::Build {
+        camera: camera.into(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Reads codec, size and decoder configuration from negotiated caps.
+pub fn track_from_caps(caps: &gst::CapsRef) -> Option<TrackInfo> {
+    let s = caps.structure(0)?;
+    let codec = match s.name().as_str() {
+        "video/x-h264" => Codec::H264,
+        "video/x-h265" => Codec::H265,
+        _ => return None,
+    };
+    let width = s.get::<i32>("width").ok()? as u32;
+    let height = s.get::<i32>("height").ok()? as u32;
+    let data = s.get::<gst::Buffer>("codec_data").ok()?;
+    let map = data.map_readable().ok()?;
+    Some(TrackInfo {
+        codec,
+        width,
+        height,
+        codec_data: map.as_slice().to_vec(),
+    })
+}
+
+fn recording_sink(outputs: &Outputs) -> gst_app::AppSink {
+    let on_au = outputs.on_access_unit.clone();
+    let mut last: Option<(gst::Caps, Arc<TrackInfo>)> = None;
+    let last = std::sync::Mutex::new(last.take());
+    gst_app::AppSink::builder()
+        .name("record")
+        .sync(false)
+        .max_buffers(300)
+        .drop(true)
+        .callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else {
+                        return Ok(gst::FlowSuccess::Ok);
+                    };
+                    let track = {
+                        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+                        match &*last {
+                            Some((c, t)) if c.as_ref() == caps => t.clone(),
+                            _ => {
+                                let Some(t) = track_from_caps(caps) else {
+                                    return Ok(gst::FlowSuccess::Ok);
+                                };
+                                let t = Arc::new(t);
+                                *last = Some((caps.to_owned(), t.clone()));
+                                t
+                            }
+                        }
+                    };
+                    let Ok(map) = buffer.map_readable() else {
+                        return Ok(gst::FlowSuccess::Ok);
+                    };
+                    let pts = buffer.pts().or(buffer.dts());
+                    let dts = buffer.dts().or(buffer.pts());
+                    let (Some(pts), Some(dts)) = (pts, dts) else {
+                        return Ok(gst::FlowSuccess::Ok);
+                    };
+                    let au = Sample {
+                        data: bytes::Bytes::copy_from_slice(map.as_slice()),
+                        dts_ns: dts.nseconds() as i64,
+                        pts_ns: pts.nseconds() as i64,
+                        keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+                    };
+                    on_au(au, track);
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        )
+        .build()
+}
+
+fn detect_sink(on_frame: FrameSink) -> gst_app::AppSink {
+    gst_app::AppSink::builder()
+        .name("detect")
+        .sync(false)
+        .max_buffers(1)
+        .drop(true)
+        .callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    if let Some(buffer) = sample.buffer()
+                        && let Ok(map) = buffer.map_readable()
+                    {
+                        let pts = buffer.pts().map_or(0, |t| t.nseconds());
+                        on_frame(pts, map.as_slice());
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        )
+        .build()
+}
+
+/// Adds `tee` → recording (and detection) branches after `upstream`, all linked and synced.
+fn add_branches(
+    camera: &str,
+    pipeline: &gst::Pipeline,
+    upstream: &gst::Element,
+    codec: Codec,
+    outputs: &Outputs,
+    detect: Option<DetectBranch>,
+) -> Result<Vec<gst::Element>, PipelineError> {
+    let detecting = detect.is_some() && outputs.on_detect_frame.is_some();
+    if !detecting {
+        // Recording only: the appsink runs on the upstream streaming thread. A tee and a
+        // queue would add a thread hop per access unit for nothing (the appsink callback
+        // only hands the unit to the recorder's channel and never blocks).
+        let sink = recording_sink(outputs);
+        pipeline
+            .add(sink.upcast_ref::<gst::Element>())
+            .map_err(|e| build_err(camera, e))?;
+        upstream
+            .link(sink.upcast_ref::<gst::Element>())
+            .map_err(|e| build_err(camera, e))?;
+        return Ok(vec![sink.upcast()]);
+    }
+    let tee = make(camera, "tee")?;
+    let q = make(camera, "queue")?;
+    q.set_property("max-size-buffers", 200u32);
+    q.set_property("max-size-bytes", 0u32);
+    q.set_property("max-size-time", 0u64);
+    let sink = recording_sink(outputs);
+    let mut elems = vec![tee.clone(), q.clone(), sink.clone().upcast()];
+    pipeline
+        .add_many([&tee, &q, sink.upcast_ref()])
+        .map_err(|e| build_err(camera, e))?;
+    gst::Element::link_many([upstream, &tee, &q, sink.upcast_ref()])
+        .map_err(|e| build_err(camera, e))?;
+    if let (Some(d), Some(on_frame)) = (detect, outputs.on_detect_frame.clone()) {
+        let dq = make(camera, "queue")?;
+        dq.set_property_from_str("leaky", "downstream");
+        dq.set_property("max-size-buffers", 60u32);
+        let dec = make(
+            camera,
+            match codec {
+                Codec::H264 => "avdec_h264",
+                Codec::H265 => "avdec_h265",
+            },
+        )?;
+        dec.set_property("max-threads", 1i32);
+        let rate = make(camera, "videorate")?;
+        rate.set_property("drop-only", true);
+        let scale = make(camera, "videoscale")?;
+        let convert = make(camera, "videoconvert")?;
+        let filter = make(camera, "capsfilter")?;
+        filter.set_property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("format", "RGB")
+                .field("width", d.width as i32)
+                .field("height", d.height as i32)
+                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+                .field("framerate", gst::Fraction::new(d.fps as i32, 1))
+                .build(),
+        );
+        let dsink = detect_sink(on_frame);
+        let chain = [
+            &dq,
+            &dec,
+            &rate,
+            &scale,
+            &convert,
+            &filter,
+            dsink.upcast_ref(),
+        ];
+        pipeline.add_many(chain).map_err(|e| build_err(camera, e))?;
+        gst::Element::link_many([&tee, &dq]).map_err(|e| build_err(camera, e))?;
+        gst::Element::link_many(chain).map_err(|e| build_err(camera, e))?;
+        elems.extend(chain.iter().map(|e| (*e).clone()));
+    }
+    Ok(elems)
+}
+
+fn post_error(pipeline: &gst::Pipeline, reason: &str) {
+    let _ = pipeline.post_message(gst::message::Error::new(gst::StreamError::Decode, reason));
+}
+
+/// Pushes a colourised picture into the encoder's `appsrc`, (re)setting its caps when the
+/// picture's size changes. Odd sizes lose their last row or column (x264 wants even sizes).
+fn push_view(
+    src: &gst_app::AppSrc,
+    caps_size: &std::sync::Mutex<Option<(u32, u32)>>,
+    fps: u32,
+    img: watchpost_thermal::RgbImage,
+) {
+    let (w, h) = (img.width & !1, img.height & !1);
+    if w == 0 || h == 0 {
+        return;
+    }
+    let data = if (w, h) == (img.width, img.height) {
+        img.data
+    } else {
+        let row = img.width as usize * 3;
+        img.data
+            .chunks_exact(row)
+            .take(h as usize)
+            .flat_map(|r| r[..w as usize * 3].iter().copied())
+            .collect()
+    };
+    {
+        let mut size = caps_size.lock().unwrap_or_else(|p| p.into_inner());
+        if *size != Some((w, h)) {
+            src.set_caps(Some(
+                &gst::Caps::builder("video/x-raw")
+                    .field("format", "RGB")
+                    .field("width", w as i32)
+                    .field("height", h as i32)
+                    .field("framerate", gst::Fraction::new(fps as i32, 1))
+                    .build(),
+            ));
+            *size = Some((w, h));
+        }
+    }
+    let _ = src.push_buffer(gst::Buffer::from_mut_slice(data));
+}
+
+/// Builds a thermal camera's pipeline: raw frames in, `on_frame` makes the picture, which is
+/// encoded and handled like any camera's video.
+pub fn build_thermal(
+    camera: &str,
+    input: &ThermalInput,
+    format: watchpost_thermal::RawFormat,
+    outputs: Outputs,
+    detect: Option<DetectBranch>,
+    on_frame: ThermalSink,
+) -> Result<gst::Pipeline, PipelineError> {
+    let pipeline = gst::Pipeline::with_name(&format!("camera-{camera}"));
+    let fps = input.fps();
+    // Encoder half.
+    let view = gst_app::AppSrc::builder()
+        .name("view")
+        .is_live(true)
+        .format(gst::Format::Time)
+        .do_timestamp(true)
+        .max_bytes(8 * 1024 * 1024)
+        .build();
+    view.set_property_from_str("leaky-type", "downstream");
+    let convert = make(camera, "videoconvert")?;
+    let enc = make(camera, "x264enc")?;
+    enc.set_property_from_str("tune", "zerolatency");
+    enc.set_property_from_str("speed-preset", "ultrafast");
+    enc.set_property("key-int-max", fps * 2);
+    let parse = make(camera, "h264parse")?;
+    let avc = make(camera, "capsfilter")?;
+    avc.set_property(
+        "caps",
+        gst::Caps::builder("video/x-h264")
+            .field("stream-format", "avc")
+            .field("alignment", "au")
+            .build(),
+    );
+    pipeline
+        .add_many([view.upcast_ref(), &convert, &enc, &parse, &avc])
+        .map_err(|e| build_err(camera, e))?;
+    gst::Element::link_many([view.upcast_ref(), &convert, &enc, &parse, &avc])
+        .map_err(|e| build_err(camera, e))?;
+    add_branches(camera, &pipeline, &avc, Codec::H264, &outputs, detect)?;
+    // Source half.
+    let caps_size = Arc::new(std::sync::Mutex::new(None));
+    let weak = pipeline.downgrade();
+    let deliver = {
+        let view = view.clone();
+        move |w: u32, h: u32, bytes: &[u8]| match on_frame(w, h, bytes) {
+            Ok(img) => push_view(&view, &caps_size, fps, img),
+            Err(reason) => {
+                if let Some(p) = weak.upgrade() {
+                    post_error(&p, &reason);
+                }
+            }
+        }
+    };
+    let raw_sink = gst_app::AppSink::builder()
+        .name("raw")
+        .sync(false)
+        .max_buffers(4)
+        .drop(true);
+    let source: gst::Element = match input {
+        ThermalInput::Tcp { host, port, .. } => {
+            let src = make(camera, "tcpclientsrc")?;
+            src.set_property("host", host);
+            src.set_property("port", i32::from(*port));
+            src.set_property("timeout", 5u32);
+            let decoder = std::sync::Mutex::new(watchpost_thermal::wire::Decoder::new());
+            let weak = pipeline.downgrade();
+            let cam = camera.to_string();
+            let sink = raw_sink
+                .max_buffers(64)
+                .drop(false)
+                .callbacks(
+                    gst_app::AppSinkCallbacks::builder()
+                        .new_sample(move |sink| {
+                            let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                            let Some(buffer) = sample.buffer() else {
+                                return Ok(gst::FlowSuccess::Ok);
+                            };
+                            let Ok(map) = buffer.map_readable() else {
+                                return Ok(gst::FlowSuccess::Ok);
+                            };
+                            let mut d = decoder.lock().unwrap_or_else(|p| p.into_inner());
+                            d.push(map.as_slice());
+                            loop {
+                                match d.next_frame() {
+                                    Ok(Some(f)) if f.format == format => deliver(
+                                        u32::from(f.width),
+                                        u32::from(f.height),
+                                        &f.payload,
+                                    ),
+                                    Ok(Some(f)) => {
+                                        let reason = format!(
+                                            "camera {cam}: the peer sends {} frames, the camera is configured for {}",
+                                            f.format.name(),
+                                            format.name()
+                                        );
+                                        if let Some(p) = weak.upgrade() {
+                                            post_error(&p, &reason);
+                                        }
+                                        return Err(gst::FlowError::Error);
+                                    }
+                                    Ok(None) => break,
+                                    Err(e) => {
+                                        if let Some(p) = weak.upgrade() {
+                                            post_error(&p, &e.to_string());
+                                        }
+                                        return Err(gst::FlowError::Error);
+                                    }
+                                }
+                            }
+                            Ok(gst::FlowSuccess::Ok)
+                        })
+                        .build(),
+                )
+                .build();
+            pipeline
+                .add_many([&src, sink.upcast_ref()])
+                .map_err(|e| build_err(camera, e))?;
+            src.link(&sink).map_err(|e| build_err(camera, e))?;
+            src
+        }
+        ThermalInput::V4l2 {
+            device,
+            width,
+            height,
+            fps,
+        } => {
+            let src = make(camera, "v4l2src")?;
+            src.set_property("device", device);
+            let mut caps = gst::Caps::builder("video/x-raw").field(
+                "format",
+                match format {
+                    watchpost_thermal::RawFormat::CentiKelvin16 => "GRAY16_LE",
+                    watchpost_thermal::RawFormat::SplitFrame => "YUY2",
+                },
+            );
+            if let (Some(w), Some(h)) = (width, height) {
+                caps = caps.field("width", *w as i32).field("height", *h as i32);
+            }
+            if let Some(f) = fps {
+                caps = caps.field("framerate", gst::Fraction::new(*f as i32, 1));
+            }
+            let filter = make(camera, "capsfilter")?;
+            filter.set_property("caps", caps.build());
+            let sink = raw_sink
+                .callbacks(
+                    gst_app::AppSinkCallbacks::builder()
+                        .new_sample(move |sink| {
+                            let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                            let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps())
+                            else {
+                                return Ok(gst::FlowSuccess::Ok);
+                            };
+                            let Ok(info) = gstreamer_video::VideoInfo::from_caps(caps) else {
+                                return Ok(gst::FlowSuccess::Ok);
+                            };
+                            let Ok(map) = buffer.map_readable() else {
+                                return Ok(gst::FlowSuccess::Ok);
+                            };
+                            let (w, h) = (info.width(), info.height());
+                            let row = w as usize * 2;
+                            let stride = usize::try_from(info.stride()[0]).unwrap_or(row);
+                            let bytes = map.as_slice();
+                            if stride == row {
+                                deliver(w, h, bytes.get(..row * h as usize).unwrap_or(bytes));
+                            } else {
+                                // Rows padded by the driver: pack them.
+                                let packed: Vec<u8> = bytes
+                                    .chunks(stride)
+                                    .take(h as usize)
+                                    .flat_map(|r| r.iter().take(row).copied())
+                                    .collect();
+                                deliver(w, h, &packed);
+                            }
+                            Ok(gst::FlowSuccess::Ok)
+                        })
+                        .build(),
+                )
+                .build();
+            pipeline
+                .add_many([&src, &filter, sink.upcast_ref()])
+                .map_err(|e| build_err(camera, e))?;
+            gst::Element::link_many([&src, &filter, sink.upcast_ref()])
+                .map_err(|e| build_err(camera, e))?;
+            src
+        }
+    };
+    let _ = source;
+    // The source half is not live and would hold the state change in PAUSED until every sink
+    // prerolled, which the encoder half (fed only once frames flow) never does: no sink here
+    // waits for preroll.
+    for sink in pipeline.iterate_sinks().into_iter().flatten() {
+        sink.set_property("async", false);
+    }
+    Ok(pipeline)
+}
+
+/// Builds the RTSP pipeline; the parsing chain is added when the server announces its codec.
+pub fn build_rtsp(
+    camera: &str,
+    src: &RtspSource,
+    outputs: Outputs,
+    detect: Option<DetectBranch>,
+) -> Result<gst::Pipeline, PipelineError> {
+    let pipeline = gst::Pipeline::with_name(&format!("camera-{camera}"));
+    let rtspsrc = make(camera, "rtspsrc")?;
+    rtspsrc.set_property("location", &src.url);
+    rtspsrc.set_property("latency", src.latency_ms);
+    rtspsrc.set_property_from_str("protocols", if src.tcp { "tcp" } else { "udp" });
+    // Connection attempts and silence are handled by our own watchdog; keep these short.
+    rtspsrc.set_property("tcp-timeout", 5_000_000u64);
+    rtspsrc.set_property("timeout", 5_000_000u64);
+    rtspsrc.set_property("do-retransmission", false);
+    if let Some(u) = &src.username {
+        rtspsrc.set_property("user-id", u);
+    }
+    if let Some(p) = &src.password {
+        rtspsrc.set_property("user-pw", p);
+    }
+    pipeline.add(&rtspsrc).map_err(|e| build_err(camera, e))?;
+    let weak = pipeline.downgrade();
+    let cam = camera.to_string();
+    let linked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    rtspsrc.connect_pad_added(move |_src, pad| {
+        let Some(pipeline) = weak.upgrade() else {
+            return;
+        };
+        let Some(caps) = pad.current_caps() else {
+            return;
+        };
+        let Some(s) = caps.structure(0) else { return };
+        if s.get::<&str>("media").ok() != Some("video") {
+            return;
+        }
+        if linked.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return; // one video stream per camera
+        }
+        let encoding = s
+            .get::<&str>("encoding-name")
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        let result = (|| -> Result<(), PipelineError> {
+            let (codec, depay, parse, format, media) = match encoding.as_str() {
+                "H264" => (
+                    Codec::H264,
+                    "rtph264depay",
+                    "h264parse",
+                    "avc",
+                    "video/x-h264",
+                ),
+                "H265" => (
+                    Codec::H265,
+                    "rtph265depay",
+                    "h265parse",
+                    "hvc1",
+                    "video/x-h265",
+                ),
+                other => {
+                    return Err(build_err(
+                        &cam,
+                        format!("unsupported RTP encoding `{other}` (H.264/H.265 only)"),
+                    ));
+                }
+            };
+            let depay = make(&cam, depay)?;
+            let parse = make(&cam, parse)?;
+            let filter = make(&cam, "capsfilter")?;
+            filter.set_property(
+                "caps",
+                gst::Caps::builder(media)
+                    .field("stream-format", format)
+                    .field("alignment", "au")
+                    .build(),
+            );
+            pipeline
+                .add_many([&depay, &parse, &filter])
+                .map_err(|e| build_err(&cam, e))?;
+            gst::Element::link_many([&depay, &parse, &filter]).map_err(|e| build_err(&cam, e))?;
+            let mut all = vec![depay.clone(), parse, filter.clone()];
+            all.extend(add_branches(
+                &cam, &pipeline, &filter, codec, &outputs, detect,
+            )?);
+            for e in all.iter().rev() {
+                e.sync_state_with_parent().map_err(|e| build_err(&cam, e))?;
+            }
+            let sink = depay
+                .static_pad("sink")
+                .ok_or_else(|| build_err(&cam, "depayloader has no sink pad"))?;
+            pad.link(&sink).map_err(|e| build_err(&cam, e))?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            tracing::error!(camera = %cam, error = %e, "cannot handle the camera's stream");
+            let _ = pipeline.post_message(gst::message::Error::new(
+                gst::StreamError::CodecNotFound,
+                &e.to_string(),
+            ));
+        }
+    });
+    Ok(pipeline)
+}
+
+/// V4L2 source settings.
+#[derive(Debug, Clone)]
+pub struct V4l2Source {
+    pub device: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub fps: Option<u32>,
+    pub fourcc: Option<String>,
+}
+
+/// Builds a V4L2 pipeline: H.264 cameras are passed through, others are encoded once.
+pub fn build_v4l2(
+    camera: &str,
+    src: &V4l2Source,
+    outputs: Outputs,
+    detect: Option<DetectBranch>,
+) -> Result<gst::Pipeline, PipelineError> {
+    let pipeline = gst::Pipeline::with_name(&format!("camera-{camera}"));
+    let v4l2 = make(camera, "v4l2src")?;
+    v4l2.set_property("device", &src.device);
+    let fourcc = src.fourcc.as_deref().map(str::to_ascii_uppercase);
+    let media = match fourcc.as_deref() {
+        Some("H264") => "video/x-h264",
+        Some("MJPG") => "image/jpeg",
+        _ => "video/x-raw",
+    };
+    let mut caps = gst::Caps::builder(media);
+    if let Some(f) = fourcc.as_deref().filter(|f| *f == "YUYV") {
+        let _ = f;
+        caps = caps.field("format", "YUY2");
+    }
+    if let (Some(w), Some(h)) = (src.width, src.height) {
+        caps = caps.field("width", w as i32).field("height", h as i32);
+    }
+    if let Some(fps) = src.fps {
+        caps = caps.field("framerate", gst::Fraction::new(fps as i32, 1));
+    }
+    let filter = make(camera, "capsfilter")?;
+    filter.set_property("caps", caps.build());
+    pipeline
+        .add_many([&v4l2, &filter])
+        .map_err(|e| build_err(camera, e))?;
+    v4l2.link(&filter).map_err(|e| build_err(camera, e))?;
+    let mut tail = filter;
+    if media != "video/x-h264" {
+        let key_int = src.fps.unwrap_or(30).max(1) * 2;
+        let elems: Vec<gst::Element> = if media == "image/jpeg" {
+            vec![make(camera, "jpegdec")?, make(camera, "videoconvert")?]
+        } else {
+            vec![make(camera, "videoconvert")?]
+        };
+        let enc = make(camera, "x264enc")?;
+        enc.set_property_from_str("tune", "zerolatency");
+        enc.set_property_from_str("speed-preset", "ultrafast");
+        enc.set_property("key-int-max", key_int);
+        let mut chain = elems;
+        chain.push(enc);
+        for e in &chain {
+            pipeline.add(e).map_err(|er| build_err(camera, er))?;
+            tail.link(e).map_err(|er| build_err(camera, er))?;
+            tail = e.clone();
+        }
+    }
+    let parse = make(camera, "h264parse")?;
+    let avc = make(camera, "capsfilter")?;
+    avc.set_property(
+        "caps",
+        gst::Caps::builder("video/x-h264")
+            .field("stream-format", "avc")
+            .field("alignment", "au")
+            .build(),
+    );
+    pipeline
+        .add_many([&parse, &avc])
+        .map_err(|e| build_err(camera, e))?;
+    gst::Element::link_many([&tail, &parse, &avc]).map_err(|e| build_err(camera, e))?;
+    add_branches(camera, &pipeline, &avc, Codec::H264, &outputs, detect)?;
+    Ok(pipeline)
+}

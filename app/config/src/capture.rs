@@ -1,0 +1,852 @@
+//! `[capture]`: cameras, thermal processing, recording, retention, snapshots, detection frames.
+//!
+//! Everything here is checked before the capture worker opens a camera: each camera's source,
+//! its recording policy and schedule, thermal rules, and storage limits. Credentials are
+//! [`Secret`]s (never printed) and must not be written into a URL; see `docs/capture.md` for how
+//! they are kept encrypted at rest.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{Ident, Secret};
+use crate::{Problem, problem};
+
+fn default_true() -> bool {
+    true
+}
+
+/// The `[capture]` section.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    pub enabled: bool,
+    /// Where recordings go; default `<system.data_dir>/recordings`.
+    pub recordings_dir: Option<PathBuf>,
+    /// Where the latest snapshot of each camera is kept; default `<system.data_dir>/snapshots`.
+    pub snapshots_dir: Option<PathBuf>,
+    /// Where the frame rings for detection live; default `/dev/shm/watchpost` when `/dev/shm`
+    /// exists, else `<system.data_dir>/run/frames`.
+    pub frames_dir: Option<PathBuf>,
+    pub storage: StorageConfig,
+    pub recording: RecordingDefaults,
+    pub cameras: Vec<CameraConfig>,
+}
+
+impl CaptureConfig {
+    /// The recordings directory under `data_dir` unless set.
+    pub fn recordings_dir(&self, data_dir: &std::path::Path) -> PathBuf {
+        self.recordings_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("recordings"))
+    }
+
+    /// The directory of the latest snapshot of each camera (`<id>.jpg`).
+    pub fn snapshots_dir(&self, data_dir: &std::path::Path) -> PathBuf {
+        self.snapshots_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("snapshots"))
+    }
+
+    /// The directory of the frame rings (`<id>.ring`).
+    pub fn frames_dir(&self, data_dir: &std::path::Path) -> PathBuf {
+        self.frames_dir.clone().unwrap_or_else(|| {
+            if std::path::Path::new("/dev/shm").is_dir() {
+                // Several appliances (tests) may share one machine: keep them apart.
+                let tag: String = data_dir
+                    .to_string_lossy()
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                    .collect();
+                PathBuf::from("/dev/shm/watchpost").join(tag)
+            } else {
+                data_dir.join("run").join("frames")
+            }
+        })
+    }
+}
+
+/// `[capture.storage]`: how much disk recordings may use.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Budget for all recordings together; 0 = no budget (only the free-space watermark).
+    pub max_bytes: u64,
+    /// Keep at least this share of the file system free.
+    pub min_free_percent: f64,
+    /// When a limit is hit, delete down to this far below it, so deletion runs in batches.
+    pub headroom_bytes: u64,
+    /// How often retention runs.
+    pub check_interval_s: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 0,
+            min_free_percent: 10.0,
+            headroom_bytes: 256 * 1024 * 1024,
+            check_interval_s: 30,
+        }
+    }
+}
+
+/// `[capture.recording]`: defaults for every camera's recording.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingDefaults {
+    /// A segment file is closed at the first keyframe after this long.
+    pub segment_s: u32,
+    /// Fragment length: at most this much is lost on a power cut.
+    pub fragment_ms: u32,
+    /// fdatasync after this many fragments (1 = every fragment; 0 = leave it to the kernel).
+    pub sync_every_fragments: u32,
+    /// Per-camera cap of bytes written per second (0 = none). Over the cap, whole groups of
+    /// pictures are dropped and counted, so the card's wear stays bounded.
+    pub max_write_bytes_per_s: u64,
+}
+
+impl Default for RecordingDefaults {
+    fn default() -> Self {
+        Self {
+            segment_s: 60,
+            fragment_ms: 1000,
+            sync_every_fragments: 1,
+            max_write_bytes_per_s: 0,
+        }
+    }
+}
+
+/// One `[[capture.cameras]]` entry.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    pub id: Ident,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    pub source: SourceConfig,
+    /// Credentials for RTSP/HTTP sources. Prefer setting them through the API, which keeps
+    /// them encrypted; values here are for demos and tests.
+    #[serde(default)]
+    pub credentials: Option<CredentialsConfig>,
+    #[serde(default)]
+    pub kind: CameraKind,
+    #[serde(default)]
+    pub thermal: Option<ThermalConfig>,
+    #[serde(default)]
+    pub record: RecordConfig,
+    #[serde(default)]
+    pub detect: DetectFramesConfig,
+    #[serde(default)]
+    pub reconnect: ReconnectConfig,
+}
+
+/// Where a camera's video comes from.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, tag = "type", rename_all = "snake_case")]
+pub enum SourceConfig {
+    Rtsp {
+        /// `rtsp://host[:port]/path` of the main stream, without credentials.
+        url: String,
+        /// Optional lower-resolution stream, used for detection frames when present.
+        #[serde(default)]
+        sub_url: Option<String>,
+        #[serde(default)]
+        transport: RtspTransport,
+        #[serde(default = "default_rtsp_latency_ms")]
+        latency_ms: u32,
+    },
+    V4l2 {
+        /// `/dev/videoN` or a stable `/dev/v4l/by-id/...` name.
+        device: PathBuf,
+        #[serde(default)]
+        width: Option<u32>,
+        #[serde(default)]
+        height: Option<u32>,
+        #[serde(default)]
+        fps: Option<u32>,
+        /// Pixel format to ask for (`YUYV`, `MJPG`, `Y16`, `H264`); the device's first otherwise.
+        #[serde(default)]
+        fourcc: Option<String>,
+    },
+    HttpMjpeg {
+        url: String,
+    },
+    /// Raw radiometric frames over TCP in the framing of `watchpost_thermal::wire` (the
+    /// simulator's thermal camera, or a bridge from a camera on another host).
+    ThermalTcp {
+        /// `host:port` to connect to.
+        address: String,
+        /// Frame rate the peer sends, for the colourised stream's encoder.
+        #[serde(default = "default_thermal_fps")]
+        fps: u32,
+    },
+}
+
+fn default_thermal_fps() -> u32 {
+    9
+}
+
+/// Splits `host:port` (a bracketed IPv6 host is allowed).
+pub fn split_host_port(address: &str) -> Option<(String, u16)> {
+    let (host, port) = address.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port.parse().ok()?;
+    (!host.is_empty() && port != 0).then(|| (host.to_string(), port))
+}
+
+fn default_rtsp_latency_ms() -> u32 {
+    200
+}
+
+/// RTSP lower transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RtspTransport {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+/// `credentials = { username = "...", password = "..." }`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsConfig {
+    pub username: String,
+    pub password: Secret,
+}
+
+/// What the camera sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CameraKind {
+    #[default]
+    Visible,
+    Thermal,
+}
+
+/// Raw radiometric formats (see `watchpost-thermal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThermalFormat {
+    /// 16-bit little-endian, 0.01 K per count (Lepton/PureThermal "Y16").
+    Centikelvin16,
+    /// Tall YUYV frame: picture on top, 16-bit 1/64 K values below.
+    SplitFrame,
+}
+
+/// Thermal colour palettes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ThermalPalette {
+    #[default]
+    Ironbow,
+    Rainbow,
+    WhiteHot,
+    BlackHot,
+}
+
+/// `[capture.cameras.thermal]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThermalConfig {
+    pub format: ThermalFormat,
+    #[serde(default)]
+    pub palette: ThermalPalette,
+    /// Mark the hottest spot and print its temperature on the colourised video.
+    #[serde(default = "default_true")]
+    pub overlay: bool,
+    /// Fixed colour span; both or neither. Without them the span follows each frame.
+    #[serde(default)]
+    pub range_min_c: Option<f32>,
+    #[serde(default)]
+    pub range_max_c: Option<f32>,
+    /// How often frame statistics are published on the bus.
+    #[serde(default = "default_stats_interval_ms")]
+    pub stats_interval_ms: u64,
+    #[serde(default)]
+    pub rules: Vec<ThermalRuleConfig>,
+}
+
+fn default_stats_interval_ms() -> u64 {
+    1000
+}
+
+/// A rectangle in thermogram pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// `[[capture.cameras.thermal.rules]]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThermalRuleConfig {
+    pub id: Ident,
+    #[serde(default)]
+    pub region: Option<RegionConfig>,
+    /// `max`, `mean` or `min` of the region.
+    #[serde(default = "default_statistic")]
+    pub statistic: String,
+    /// `above` or `below`.
+    #[serde(default = "default_comparison")]
+    pub comparison: String,
+    pub threshold_c: f32,
+    #[serde(default)]
+    pub hold_ms: u64,
+    #[serde(default = "default_hysteresis_c")]
+    pub hysteresis_c: f32,
+    #[serde(default)]
+    pub clear_hold_ms: u64,
+}
+
+fn default_statistic() -> String {
+    "max".into()
+}
+fn default_comparison() -> String {
+    "above".into()
+}
+fn default_hysteresis_c() -> f32 {
+    1.0
+}
+
+/// When a camera records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordMode {
+    #[default]
+    Continuous,
+    /// Only around events (bus triggers, thermal rules), with pre-roll and post-roll.
+    Event,
+    /// Inside the schedule's windows.
+    Schedule,
+    Off,
+}
+
+/// `[capture.cameras.record]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordConfig {
+    pub mode: RecordMode,
+    /// Seconds kept in memory before an event and written when it fires.
+    pub preroll_s: u32,
+    /// Seconds recorded after the last event ends.
+    pub postroll_s: u32,
+    /// Segments older than this are deleted (0 = keep until space runs out).
+    pub max_age_days: u32,
+    /// Overrides `[capture.recording] segment_s` for this camera.
+    pub segment_s: Option<u32>,
+    pub schedule: Vec<ScheduleWindowConfig>,
+    /// Minutes east of UTC in which the schedule's times are written (0 = UTC).
+    pub schedule_utc_offset_min: i32,
+}
+
+impl Default for RecordConfig {
+    fn default() -> Self {
+        Self {
+            mode: RecordMode::Continuous,
+            preroll_s: 5,
+            postroll_s: 10,
+            max_age_days: 0,
+            segment_s: None,
+            schedule: Vec::new(),
+            schedule_utc_offset_min: 0,
+        }
+    }
+}
+
+/// One schedule window: on these days, from `start` to `stop` (`HH:MM`). A window whose stop
+/// is not after its start runs past midnight into the next day.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleWindowConfig {
+    /// `mon`..`sun`, or `daily` / `weekdays` / `weekends`.
+    pub days: Vec<String>,
+    pub start: String,
+    pub stop: String,
+}
+
+/// `[capture.cameras.detect]`: the decoded, scaled branch for the detection worker.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectFramesConfig {
+    pub enabled: bool,
+    pub fps: u32,
+    pub width: u32,
+    pub height: u32,
+    /// Slots in the ring (the reader always takes the newest).
+    pub ring_slots: u32,
+}
+
+impl Default for DetectFramesConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            fps: 5,
+            width: 300,
+            height: 300,
+            ring_slots: 4,
+        }
+    }
+}
+
+/// `[capture.cameras.reconnect]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconnectConfig {
+    pub initial_ms: u64,
+    pub max_ms: u64,
+    /// No frame for this long counts as a dropped source.
+    pub stall_timeout_ms: u64,
+}
+
+impl Default for ReconnectConfig {
+    fn default() -> Self {
+        Self {
+            initial_ms: 500,
+            max_ms: 30_000,
+            stall_timeout_ms: 5000,
+        }
+    }
+}
+
+/// Parses `HH:MM` into minutes after midnight.
+pub fn parse_hhmm(s: &str) -> Result<u32, String> {
+    let (h, m) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}` is not a time of the form HH:MM"))?;
+    let h: u32 = h
+        .parse()
+        .map_err(|_| format!("`{s}`: hour is not a number"))?;
+    let m: u32 = m
+        .parse()
+        .map_err(|_| format!("`{s}`: minute is not a number"))?;
+    if h > 24 || m > 59 || (h == 24 && m != 0) {
+        return Err(format!("`{s}` is not a time between 00:00 and 24:00"));
+    }
+    Ok(h * 60 + m)
+}
+
+/// Parses a day list into a bit set (bit 0 = Monday).
+pub fn parse_days(days: &[String]) -> Result<u8, String> {
+    let mut set = 0u8;
+    for d in days {
+        set |= match d.to_ascii_lowercase().as_str() {
+            "mon" => 1,
+            "tue" => 2,
+            "wed" => 4,
+            "thu" => 8,
+            "fri" => 16,
+            "sat" => 32,
+            "sun" => 64,
+            "daily" => 127,
+            "weekdays" => 31,
+            "weekends" => 96,
+            other => {
+                return Err(format!(
+                    "`{other}` is not a day (mon..sun, daily, weekdays, weekends)"
+                ));
+            }
+        };
+    }
+    if set == 0 {
+        return Err("needs at least one day".into());
+    }
+    Ok(set)
+}
+
+fn check_url(p: &mut Vec<Problem>, key: &str, url: &str, schemes: &[&str]) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        p.push(problem(key, format!("`{url}` is not a URL")));
+        return;
+    };
+    if !schemes.contains(&scheme.to_ascii_lowercase().as_str()) {
+        p.push(problem(
+            key,
+            format!("scheme `{scheme}` is not one of {}", schemes.join(", ")),
+        ));
+    }
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.contains('@') {
+        // Never echo the URL here: it holds a secret.
+        p.push(problem(
+            key,
+            "contains credentials; put them in `credentials` (or set them through the API)",
+        ));
+    } else if authority.is_empty() {
+        p.push(problem(key, format!("`{url}` has no host")));
+    }
+}
+
+impl CaptureConfig {
+    /// Cross-key checks; each problem names its key.
+    pub fn validate(&self, p: &mut Vec<Problem>) {
+        let r = &self.recording;
+        if !(100..=10_000).contains(&r.fragment_ms) {
+            p.push(problem(
+                "capture.recording.fragment_ms",
+                "must be 100..=10000",
+            ));
+        }
+        if r.segment_s == 0 || u64::from(r.segment_s) * 1000 < u64::from(r.fragment_ms) {
+            p.push(problem(
+                "capture.recording.segment_s",
+                "must be at least one fragment long",
+            ));
+        }
+        let s = &self.storage;
+        if !(0.0..100.0).contains(&s.min_free_percent) {
+            p.push(problem(
+                "capture.storage.min_free_percent",
+                "must be 0..100",
+            ));
+        }
+        if s.max_bytes > 0 && s.headroom_bytes >= s.max_bytes {
+            p.push(problem(
+                "capture.storage.headroom_bytes",
+                "must be smaller than capture.storage.max_bytes",
+            ));
+        }
+        if s.check_interval_s == 0 {
+            p.push(problem(
+                "capture.storage.check_interval_s",
+                "must be at least 1",
+            ));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for (i, c) in self.cameras.iter().enumerate() {
+            let key = format!("capture.cameras[{i}]");
+            if !ids.insert(c.id.as_str()) {
+                p.push(problem(
+                    &format!("{key}.id"),
+                    format!("duplicate camera `{}`", c.id),
+                ));
+            }
+            c.validate(&key, p);
+        }
+    }
+}
+
+impl CameraConfig {
+    fn validate(&self, key: &str, p: &mut Vec<Problem>) {
+        match &self.source {
+            SourceConfig::Rtsp { url, sub_url, .. } => {
+                check_url(p, &format!("{key}.source.url"), url, &["rtsp", "rtsps"]);
+                if let Some(sub) = sub_url {
+                    check_url(p, &format!("{key}.source.sub_url"), sub, &["rtsp", "rtsps"]);
+                }
+            }
+            SourceConfig::HttpMjpeg { url } => {
+                check_url(p, &format!("{key}.source.url"), url, &["http", "https"]);
+            }
+            SourceConfig::ThermalTcp { address, fps } => {
+                if split_host_port(address).is_none() {
+                    p.push(problem(
+                        &format!("{key}.source.address"),
+                        format!("`{address}` is not host:port"),
+                    ));
+                }
+                if !(1..=60).contains(fps) {
+                    p.push(problem(&format!("{key}.source.fps"), "must be 1..=60"));
+                }
+                if self.kind != CameraKind::Thermal {
+                    p.push(problem(
+                        &format!("{key}.kind"),
+                        "a thermal_tcp source needs kind = \"thermal\"",
+                    ));
+                }
+            }
+            SourceConfig::V4l2 {
+                device,
+                width,
+                height,
+                fps,
+                fourcc,
+            } => {
+                if !device.starts_with("/dev/") {
+                    p.push(problem(
+                        &format!("{key}.source.device"),
+                        format!("`{}` is not a device under /dev", device.display()),
+                    ));
+                }
+                if width.is_some() != height.is_some() {
+                    p.push(problem(
+                        &format!("{key}.source.width"),
+                        "give width and height together",
+                    ));
+                }
+                if *fps == Some(0) {
+                    p.push(problem(&format!("{key}.source.fps"), "must be at least 1"));
+                }
+                if let Some(f) = fourcc
+                    && (f.len() != 4 || !f.is_ascii())
+                {
+                    p.push(problem(
+                        &format!("{key}.source.fourcc"),
+                        format!("`{f}` is not a four-character code"),
+                    ));
+                }
+            }
+        }
+        if let Some(c) = &self.credentials
+            && (c.username.is_empty() || c.username.contains(':'))
+        {
+            p.push(problem(
+                &format!("{key}.credentials.username"),
+                "must be non-empty and contain no `:`",
+            ));
+        }
+        match (self.kind, &self.thermal) {
+            (CameraKind::Thermal, None) => p.push(problem(
+                &format!("{key}.thermal"),
+                "a thermal camera needs a [thermal] table with its raw format",
+            )),
+            (CameraKind::Visible, Some(_)) => p.push(problem(
+                &format!("{key}.thermal"),
+                "given for a camera of kind `visible`",
+            )),
+            _ => {}
+        }
+        if self.kind == CameraKind::Thermal
+            && !matches!(
+                self.source,
+                SourceConfig::V4l2 { .. } | SourceConfig::ThermalTcp { .. }
+            )
+        {
+            p.push(problem(
+                &format!("{key}.source"),
+                "radiometric thermal frames come from a V4L2 device or a thermal_tcp peer",
+            ));
+        }
+        if let Some(t) = &self.thermal {
+            match (t.range_min_c, t.range_max_c) {
+                (Some(lo), Some(hi))
+                    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) =>
+                {
+                    p.push(problem(
+                        &format!("{key}.thermal.range_max_c"),
+                        "must be above range_min_c",
+                    ))
+                }
+                (Some(_), None) | (None, Some(_)) => p.push(problem(
+                    &format!("{key}.thermal.range_min_c"),
+                    "give range_min_c and range_max_c together",
+                )),
+                _ => {}
+            }
+            for (j, r) in t.rules.iter().enumerate() {
+                let rk = format!("{key}.thermal.rules[{j}]");
+                if !["max", "mean", "min"].contains(&r.statistic.as_str()) {
+                    p.push(problem(
+                        &format!("{rk}.statistic"),
+                        format!("`{}` is not max, mean or min", r.statistic),
+                    ));
+                }
+                if !["above", "below"].contains(&r.comparison.as_str()) {
+                    p.push(problem(
+                        &format!("{rk}.comparison"),
+                        format!("`{}` is not above or below", r.comparison),
+                    ));
+                }
+                if r.hysteresis_c.is_nan() || r.hysteresis_c < 0.0 || !r.threshold_c.is_finite() {
+                    p.push(problem(
+                        &format!("{rk}.hysteresis_c"),
+                        "threshold must be finite and hysteresis at least 0",
+                    ));
+                }
+                if let Some(reg) = &r.region
+                    && (reg.width == 0 || reg.height == 0)
+                {
+                    p.push(problem(&format!("{rk}.region"), "must not be empty"));
+                }
+            }
+        }
+        let rec = &self.record;
+        if rec.segment_s == Some(0) {
+            p.push(problem(
+                &format!("{key}.record.segment_s"),
+                "must be at least 1",
+            ));
+        }
+        if rec.preroll_s > 60 {
+            p.push(problem(
+                &format!("{key}.record.preroll_s"),
+                "at most 60 s (kept in memory)",
+            ));
+        }
+        if !(-14 * 60..=14 * 60).contains(&rec.schedule_utc_offset_min) {
+            p.push(problem(
+                &format!("{key}.record.schedule_utc_offset_min"),
+                "must be within ±14 h",
+            ));
+        }
+        if rec.mode == RecordMode::Schedule && rec.schedule.is_empty() {
+            p.push(problem(
+                &format!("{key}.record.schedule"),
+                "mode `schedule` needs at least one window",
+            ));
+        }
+        for (j, w) in rec.schedule.iter().enumerate() {
+            let wk = format!("{key}.record.schedule[{j}]");
+            if let Err(e) = parse_days(&w.days) {
+                p.push(problem(&format!("{wk}.days"), e));
+            }
+            if let Err(e) = parse_hhmm(&w.start) {
+                p.push(problem(&format!("{wk}.start"), e));
+            }
+            if let Err(e) = parse_hhmm(&w.stop) {
+                p.push(problem(&format!("{wk}.stop"), e));
+            }
+        }
+        let d = &self.detect;
+        if d.enabled {
+            if !(1..=30).contains(&d.fps) {
+                p.push(problem(&format!("{key}.detect.fps"), "must be 1..=30"));
+            }
+            if !(16..=4096).contains(&d.width) || !(16..=4096).contains(&d.height) {
+                p.push(problem(
+                    &format!("{key}.detect.width"),
+                    "width and height must be 16..=4096",
+                ));
+            }
+            if !(2..=64).contains(&d.ring_slots) {
+                p.push(problem(
+                    &format!("{key}.detect.ring_slots"),
+                    "must be 2..=64",
+                ));
+            }
+        }
+        let rc = &self.reconnect;
+        if rc.initial_ms == 0 || rc.max_ms < rc.initial_ms {
+            p.push(problem(
+                &format!("{key}.reconnect.max_ms"),
+                "initial_ms must be > 0 and max_ms at least initial_ms",
+            ));
+        }
+        if rc.stall_timeout_ms < 500 {
+            p.push(problem(
+                &format!("{key}.reconnect.stall_timeout_ms"),
+                "must be at least 500",
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<CaptureConfig, String> {
+        toml::from_str::<CaptureConfig>(text).map_err(|e| e.to_string())
+    }
+
+    fn problems(c: &CaptureConfig) -> Vec<String> {
+        let mut p = Vec::new();
+        c.validate(&mut p);
+        p.into_iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn full_camera_parses_and_validates() {
+        let c = parse(
+            r#"
+            enabled = true
+            [storage]
+            max_bytes = 1000000000
+            headroom_bytes = 100000000
+            [[cameras]]
+            id = "front"
+            source = { type = "rtsp", url = "rtsp://10.0.0.5:554/Preview_01_main", transport = "udp" }
+            credentials = { username = "admin", password = "pw" }
+            record = { mode = "schedule", schedule = [{ days = ["weekdays"], start = "18:00", stop = "07:30" }] }
+            detect = { enabled = true }
+            [[cameras]]
+            id = "heat"
+            kind = "thermal"
+            source = { type = "v4l2", device = "/dev/video0" }
+            thermal = { format = "centikelvin16", rules = [{ id = "hot", threshold_c = 60.0, hold_ms = 10000 }] }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(problems(&c), Vec::<String>::new());
+        assert!(!format!("{c:?}").contains("\"pw\""));
+    }
+
+    #[test]
+    fn bad_cameras_name_their_keys() {
+        let c = parse(
+            r#"
+            [[cameras]]
+            id = "a"
+            source = { type = "rtsp", url = "rtsp://user:secret@10.0.0.5/x" }
+            record = { mode = "schedule" }
+            [[cameras]]
+            id = "a"
+            kind = "thermal"
+            source = { type = "http_mjpeg", url = "ftp://x/y" }
+            "#,
+        )
+        .unwrap();
+        let p = problems(&c).join("\n");
+        assert!(
+            p.contains("capture.cameras[0].source.url: contains credentials"),
+            "{p}"
+        );
+        assert!(!p.contains("secret"), "{p}");
+        assert!(p.contains("capture.cameras[0].record.schedule"), "{p}");
+        assert!(
+            p.contains("capture.cameras[1].id: duplicate camera `a`"),
+            "{p}"
+        );
+        assert!(p.contains("capture.cameras[1].thermal"), "{p}");
+        assert!(
+            p.contains("capture.cameras[1].source.url: scheme `ftp`"),
+            "{p}"
+        );
+        assert!(parse("[[cameras]]\nid = \"x\"\nsource = { type = \"rtsp\", url = \"rtsp://h/\", bogus = 1 }").is_err());
+    }
+
+    #[test]
+    fn thermal_tcp_sources() {
+        let c = parse(
+            r#"
+            [[cameras]]
+            id = "heat"
+            kind = "thermal"
+            source = { type = "thermal_tcp", address = "127.0.0.1:9100" }
+            thermal = { format = "split_frame" }
+            [[cameras]]
+            id = "bad"
+            source = { type = "thermal_tcp", address = "nowhere", fps = 0 }
+            "#,
+        )
+        .unwrap();
+        let p = problems(&c).join("\n");
+        assert!(!p.contains("cameras[0]"), "{p}");
+        assert!(p.contains("capture.cameras[1].source.address"), "{p}");
+        assert!(p.contains("capture.cameras[1].source.fps"), "{p}");
+        assert!(p.contains("capture.cameras[1].kind"), "{p}");
+        assert_eq!(
+            split_host_port("[::1]:9100"),
+            Some(("::1".to_string(), 9100))
+        );
+        assert_eq!(split_host_port("h:0"), None);
+    }
+
+    #[test]
+    fn times_and_days() {
+        assert_eq!(parse_hhmm("07:30"), Ok(450));
+        assert_eq!(parse_hhmm("24:00"), Ok(1440));
+        assert!(parse_hhmm("25:00").is_err());
+        assert!(parse_hhmm("7").is_err());
+        assert_eq!(parse_days(&["mon".into(), "sun".into()]), Ok(65));
+        assert!(parse_days(&["someday".into()]).is_err());
+        assert!(parse_days(&[]).is_err());
+    }
+}

@@ -1,0 +1,198 @@
+//! The sections every appliance has: system, supervisor, bus, broker, hub, auth.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use watchpost_runtime::logging::LogFormat;
+
+use crate::types::{Endpoint, ListenAddr, Secret};
+
+fn default_true() -> bool {
+    true
+}
+
+/// `[system]`: where data lives and how the appliance logs.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SystemConfig {
+    /// Each worker keeps its own database file here.
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    /// A `tracing` filter such as `info` or `info,watchpost_fieldbus=debug`.
+    pub log_level: String,
+    /// Board name from `board/boards/`, or `auto` to detect it from the device tree.
+    pub board: String,
+}
+
+impl Default for SystemConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("/var/lib/watchpost"),
+            log_format: LogFormat::Auto,
+            log_level: "info".into(),
+            board: "auto".into(),
+        }
+    }
+}
+
+/// `[supervisor]`: the worker contract's timings (see docs/supervisor.md).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisorConfig {
+    /// How often workers send heartbeats from their main loop.
+    pub heartbeat_interval_ms: u64,
+    /// A running worker silent for this long is killed and restarted.
+    pub heartbeat_timeout_ms: u64,
+    /// A starting worker not ready after this long is killed and restarted.
+    pub ready_timeout_ms: u64,
+    /// First restart delay; doubled after each restart up to `backoff_max_ms`.
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    /// A worker running this long without a restart gets its backoff reset.
+    pub stable_after_ms: u64,
+    /// More than this many restarts within `restart_window_s` marks the worker failed.
+    pub restart_budget: u32,
+    pub restart_window_s: u64,
+    /// A worker failed because of its budget is tried again after this long.
+    pub failed_retry_s: u64,
+    /// On shutdown, each worker gets this long after SIGTERM before SIGKILL.
+    pub stop_grace_ms: u64,
+    /// Workers whose health gates the systemd watchdog, readiness and the OTA mark-good.
+    pub essential: Vec<String>,
+    /// Optional hardware watchdog.
+    pub hardware_watchdog: Option<HardwareWatchdogConfig>,
+}
+
+impl Default for SupervisorConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_ms: 250,
+            heartbeat_timeout_ms: 3000,
+            ready_timeout_ms: 15_000,
+            backoff_initial_ms: 100,
+            backoff_max_ms: 30_000,
+            stable_after_ms: 60_000,
+            restart_budget: 10,
+            restart_window_s: 300,
+            failed_retry_s: 600,
+            stop_grace_ms: 5000,
+            essential: vec!["broker".into(), "fieldbus".into(), "hub".into()],
+            hardware_watchdog: None,
+        }
+    }
+}
+
+/// `[supervisor.hardware_watchdog]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HardwareWatchdogConfig {
+    pub device: PathBuf,
+    pub timeout_s: u32,
+}
+
+/// `[bus]`: where every worker connects for the internal MQTT bus.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusConfig {
+    /// The broker to connect to. Leave unset to use the embedded broker's listen address.
+    pub external: Option<Endpoint>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// Topic prefix of everything Watchpost publishes.
+    pub prefix: String,
+    pub keepalive_s: u64,
+    pub reconnect_initial_ms: u64,
+    pub reconnect_max_ms: u64,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self {
+            external: None,
+            username: None,
+            password: None,
+            prefix: "watchpost".into(),
+            keepalive_s: 15,
+            reconnect_initial_ms: 200,
+            reconnect_max_ms: 10_000,
+        }
+    }
+}
+
+/// `[broker]`: the embedded MQTT broker.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    pub listen: ListenAddr,
+    pub max_connections: usize,
+    pub max_payload_bytes: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: ListenAddr::new(std::net::SocketAddr::from(([127, 0, 0, 1], 1883))),
+            max_connections: 256,
+            max_payload_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// `[hub]`: setup page, REST API, metrics, health.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    pub listen: ListenAddr,
+    /// How long `/health` waits for the supervisor's answer.
+    pub health_timeout_ms: u64,
+    /// Event store retention.
+    pub events_max_age_days: u32,
+    pub events_max_bytes: u64,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: ListenAddr::new(std::net::SocketAddr::from(([0, 0, 0, 0], 80))),
+            health_timeout_ms: 1000,
+            events_max_age_days: 90,
+            events_max_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[auth]`: the users the API, ONVIF and RTSP authenticate against.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Users created at start if they do not exist yet. A real image ships none: the first-boot
+    /// setup creates the administrator.
+    pub users: Vec<UserConfig>,
+}
+
+/// One `[[auth.users]]` entry: give `password` (demo and tests) or `password_hash` (PHC string).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: crate::types::Ident,
+    pub password: Option<Secret>,
+    pub password_hash: Option<String>,
+    #[serde(default)]
+    pub role: Role,
+}
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    #[default]
+    Admin,
+    Operator,
+    Viewer,
+}

@@ -1,0 +1,387 @@
+//! The Watchpost configuration: one TOML file, fully typed and validated before any worker
+//! starts, any device is opened or any port is bound.
+//!
+//! Design: every section is a `#[serde(deny_unknown_fields)]` struct built from validating
+//! newtypes ([`types`]), so a bad value is rejected with the key and line where it stands.
+//! Environment variables `WATCHPOST_<SECTION>__<KEY>[__<SUBKEY>...]=<TOML value>` override
+//! single keys (the value is parsed as TOML, and taken as a string when it does not parse).
+//! Checks that span several keys run in [`Config::validate`] and name the keys.
+//!
+//! Failure: [`load`] returns a [`ConfigError`] that names the file, and the key/line where
+//! known; binaries print it and exit with `ExitCode::Config` (78).
+
+#![forbid(unsafe_code)]
+
+pub mod alarms;
+pub mod bridge;
+pub mod capture;
+pub mod core;
+pub mod detect;
+pub mod fieldbus;
+pub mod rtsp;
+pub mod types;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::core::{
+    AuthConfig, BrokerConfig, BusConfig, HardwareWatchdogConfig, HubConfig, Role, SupervisorConfig,
+    SystemConfig, UserConfig,
+};
+pub use types::{Endpoint, Ident, ListenAddr, MqttTopic, Secret};
+
+/// Prefix of environment overrides.
+pub const ENV_PREFIX: &str = "WATCHPOST_";
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub system: SystemConfig,
+    #[serde(default)]
+    pub supervisor: SupervisorConfig,
+    #[serde(default)]
+    pub bus: BusConfig,
+    #[serde(default)]
+    pub broker: BrokerConfig,
+    #[serde(default)]
+    pub hub: HubConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub fieldbus: fieldbus::FieldbusConfig,
+    #[serde(default)]
+    pub bridge: bridge::BridgeConfig,
+    #[serde(default)]
+    pub alarms: alarms::AlarmsConfig,
+    #[serde(default)]
+    pub capture: capture::CaptureConfig,
+    #[serde(default)]
+    pub detect: detect::DetectConfig,
+    #[serde(default)]
+    pub rtsp: rtsp::RtspConfig,
+}
+
+/// Every worker the appliance knows, in start order (a worker starts after those before it
+/// that it depends on are ready; the broker comes first because the others connect to it).
+pub const WORKERS: &[&str] = &[
+    "broker", "fieldbus", "capture", "detect", "bridge", "rtsp", "hub",
+];
+
+/// Why a configuration was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment override {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("{path}: invalid configuration:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+/// One cross-key problem found by [`Config::validate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key path, such as `hub.listen`.
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+fn problem(key: &str, message: impl Into<String>) -> Problem {
+    Problem {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// Loads, overrides from the environment and validates the file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    from_str_with_env(&text, path, &env)
+}
+
+/// Parses `text` (named `path` in errors), applies overrides from `env`, validates.
+pub fn from_str_with_env(
+    text: &str,
+    path: &Path,
+    env: &[(String, String)],
+) -> Result<Config, ConfigError> {
+    let overrides: Vec<&(String, String)> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k[ENV_PREFIX.len()..].contains("__"))
+        .collect();
+    let parse_err = |e: toml::de::Error| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    };
+    let config: Config = if overrides.is_empty() {
+        // Straight from the text: errors keep their line and column.
+        toml::from_str(text).map_err(parse_err)?
+    } else {
+        let mut table: toml::Table = toml::from_str(text).map_err(parse_err)?;
+        for (var, value) in overrides {
+            apply_override(&mut table, var, value)?;
+        }
+        // Re-serialise so errors still point at a line (of the merged document).
+        let merged = toml::to_string(&table).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        toml::from_str(&merged).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: format!("after environment overrides: {}", e.to_string().trim_end()),
+        })?
+    };
+    let problems = config.validate();
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        })
+    }
+}
+
+fn apply_override(table: &mut toml::Table, var: &str, value: &str) -> Result<(), ConfigError> {
+    let keys: Vec<String> = var[ENV_PREFIX.len()..]
+        .split("__")
+        .map(|k| k.to_ascii_lowercase())
+        .collect();
+    if keys.iter().any(|k| k.is_empty()) {
+        return Err(ConfigError::Env {
+            var: var.into(),
+            message: "empty key segment".into(),
+        });
+    }
+    let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let (last, parents) = keys.split_last().ok_or_else(|| ConfigError::Env {
+        var: var.into(),
+        message: "no key".into(),
+    })?;
+    let mut cur = table;
+    for k in parents {
+        let entry = cur
+            .entry(k.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry.as_table_mut().ok_or_else(|| ConfigError::Env {
+            var: var.into(),
+            message: format!("`{k}` is not a table"),
+        })?;
+    }
+    cur.insert(last.clone(), parsed);
+    Ok(())
+}
+
+impl Config {
+    /// The default configuration as TOML (what `watchpost print-default-config` prints).
+    pub fn default_toml() -> String {
+        toml::to_string_pretty(&Config::default()).unwrap_or_default()
+    }
+
+    /// Names of the enabled workers, in start order.
+    pub fn enabled_workers(&self) -> Vec<&'static str> {
+        WORKERS
+            .iter()
+            .copied()
+            .filter(|w| self.worker_enabled(w))
+            .collect()
+    }
+
+    pub fn worker_enabled(&self, name: &str) -> bool {
+        match name {
+            "broker" => self.broker.enabled && self.bus.external.is_none(),
+            "fieldbus" => self.fieldbus.enabled,
+            "capture" => self.capture.enabled,
+            "detect" => self.detect.enabled,
+            "bridge" => self.bridge.enabled,
+            "rtsp" => self.rtsp.enabled,
+            "hub" => self.hub.enabled,
+            _ => false,
+        }
+    }
+
+    /// The workers `name` waits for before it starts.
+    pub fn dependencies(&self, name: &str) -> Vec<&'static str> {
+        let mut deps = Vec::new();
+        if name != "broker" && self.worker_enabled("broker") {
+            deps.push("broker");
+        }
+        if name == "detect" && self.worker_enabled("capture") {
+            deps.push("capture");
+        }
+        deps
+    }
+
+    /// Where workers connect for the bus.
+    pub fn bus_endpoint(&self) -> Endpoint {
+        match &self.bus.external {
+            Some(e) => e.clone(),
+            None => {
+                let mut a = self.broker.listen.addr();
+                if a.ip().is_unspecified() {
+                    a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                Endpoint::from(ListenAddr::new(a))
+            }
+        }
+    }
+
+    /// Every listen address of every enabled worker, with its dotted key (for port-0
+    /// resolution by the supervisor and for the `listeners.json` report).
+    pub fn listeners_mut(&mut self) -> Vec<(&'static str, &mut ListenAddr)> {
+        let mut v: Vec<(&'static str, &mut ListenAddr)> = Vec::new();
+        if self.broker.enabled && self.bus.external.is_none() {
+            v.push(("broker.listen", &mut self.broker.listen));
+        }
+        if self.hub.enabled {
+            v.push(("hub.listen", &mut self.hub.listen));
+        }
+        if self.fieldbus.enabled
+            && self.fieldbus.neasmart.enabled
+            && let Some(a) = &mut self.fieldbus.neasmart.tcp_listen
+        {
+            v.push(("fieldbus.neasmart.tcp_listen", a));
+        }
+        if self.hub.enabled
+            && let Some(a) = &mut self.fieldbus.neasmart.compat_listen
+        {
+            v.push(("fieldbus.neasmart.compat_listen", a));
+        }
+        if self.rtsp.enabled {
+            v.push(("rtsp.listen", &mut self.rtsp.listen));
+            v.push(("rtsp.onvif_listen", &mut self.rtsp.onvif_listen));
+        }
+        v
+    }
+
+    /// Checks that span several keys. Each problem names its key.
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut p = Vec::new();
+        let s = &self.supervisor;
+        if s.heartbeat_interval_ms == 0 {
+            p.push(problem(
+                "supervisor.heartbeat_interval_ms",
+                "must be greater than 0",
+            ));
+        }
+        if s.heartbeat_timeout_ms < 2 * s.heartbeat_interval_ms {
+            p.push(problem(
+                "supervisor.heartbeat_timeout_ms",
+                format!(
+                    "must be at least twice supervisor.heartbeat_interval_ms ({} ms)",
+                    s.heartbeat_interval_ms
+                ),
+            ));
+        }
+        if s.backoff_initial_ms == 0 || s.backoff_max_ms < s.backoff_initial_ms {
+            p.push(problem(
+                "supervisor.backoff_max_ms",
+                "backoff_initial_ms must be > 0 and backoff_max_ms at least backoff_initial_ms",
+            ));
+        }
+        if s.restart_budget == 0 {
+            p.push(problem("supervisor.restart_budget", "must be at least 1"));
+        }
+        for name in &s.essential {
+            if !WORKERS.contains(&name.as_str()) {
+                p.push(problem(
+                    "supervisor.essential",
+                    format!("unknown worker `{name}` (known: {})", WORKERS.join(", ")),
+                ));
+            }
+        }
+        if let Some(wd) = &s.hardware_watchdog
+            && !(1..=3600).contains(&wd.timeout_s)
+        {
+            p.push(problem(
+                "supervisor.hardware_watchdog.timeout_s",
+                "must be 1..=3600 seconds",
+            ));
+        }
+        if self.system.data_dir.as_os_str().is_empty() {
+            p.push(problem("system.data_dir", "must not be empty"));
+        }
+        if self.bus.prefix.is_empty() || self.bus.prefix.contains(['+', '#']) {
+            p.push(problem(
+                "bus.prefix",
+                "must be a non-empty topic level without wildcards",
+            ));
+        }
+        if self.bus.password.is_some() && self.bus.username.is_none() {
+            p.push(problem("bus.password", "given without bus.username"));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, u) in self.auth.users.iter().enumerate() {
+            let key = format!("auth.users[{i}]");
+            match (&u.password, &u.password_hash) {
+                (Some(_), Some(_)) => {
+                    p.push(problem(&key, "give password or password_hash, not both"))
+                }
+                (None, None) => p.push(problem(&key, "needs password or password_hash")),
+                (Some(pw), None) if pw.expose().len() < 8 => p.push(problem(
+                    &format!("{key}.password"),
+                    "must be at least 8 characters",
+                )),
+                _ => {}
+            }
+            if !names.insert(u.name.as_str()) {
+                p.push(problem(
+                    &format!("{key}.name"),
+                    format!("duplicate user `{}`", u.name),
+                ));
+            }
+        }
+        self.capture.validate(&mut p);
+        self.bridge.validate(&mut p);
+        self.alarms.validate(&mut p);
+        self.rtsp.validate(&mut p);
+        self.fieldbus.validate(&mut p);
+        // Two listeners on the same non-zero port of overlapping addresses cannot both bind.
+        let mut copy = self.clone();
+        let addrs: Vec<(&'static str, std::net::SocketAddr)> = copy
+            .listeners_mut()
+            .into_iter()
+            .map(|(k, a)| (k, a.addr()))
+            .collect();
+        for (i, (ka, a)) in addrs.iter().enumerate() {
+            for (kb, b) in &addrs[i + 1..] {
+                let overlap =
+                    a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified();
+                if a.port() != 0 && a.port() == b.port() && overlap {
+                    p.push(problem(
+                        kb,
+                        format!("port {} is already used by {ka}", b.port()),
+                    ));
+                }
+            }
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,97 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    from_str_with_env(text, Path::new("test.toml"), &[])
+}
+
+#[test]
+fn defaults_round_trip_through_print_default_config() {
+    let text = Config::default_toml();
+    let cfg = parse(&text).unwrap();
+    assert_eq!(cfg, Config::default());
+}
+
+#[test]
+fn unknown_key_names_key_and_line() {
+    let err = parse("[hub]\nenabled = true\nlisten_port = 80\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("line 3"), "{err}");
+    assert!(err.contains("listen_port"), "{err}");
+}
+
+#[test]
+fn wrong_type_names_line() {
+    let err = parse("[supervisor]\nrestart_budget = \"ten\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn port_out_of_range_is_explained() {
+    let err = parse("[hub]\nlisten = \"127.0.0.1:99999\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("out of range"), "{err}");
+    assert!(err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn cross_key_problems_name_keys() {
+    let err = parse(
+        "[supervisor]\nheartbeat_interval_ms = 500\nheartbeat_timeout_ms = 600\n\
+         essential = [\"nope\"]\n[[auth.users]]\nname = \"admin\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("supervisor.heartbeat_timeout_ms"), "{err}");
+    assert!(err.contains("unknown worker `nope`"), "{err}");
+    assert!(err.contains("auth.users[0]: needs password"), "{err}");
+}
+
+#[test]
+fn duplicate_ports_are_rejected() {
+    let err = parse("[broker]\nlisten = \"127.0.0.1:9000\"\n[hub]\nlisten = \"0.0.0.0:9000\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("hub.listen: port 9000 is already used by broker.listen"),
+        "{err}"
+    );
+}
+
+#[test]
+fn env_overrides_apply_and_are_validated() {
+    let env = vec![
+        (
+            "WATCHPOST_HUB__LISTEN".to_string(),
+            "127.0.0.1:9191".to_string(),
+        ),
+        (
+            "WATCHPOST_SUPERVISOR__RESTART_BUDGET".to_string(),
+            "3".to_string(),
+        ),
+        ("WATCHPOST_UNRELATED".to_string(), "x".to_string()),
+    ];
+    let cfg = from_str_with_env("", Path::new("t.toml"), &env).unwrap();
+    assert_eq!(cfg.hub.listen.port(), 9191);
+    assert_eq!(cfg.supervisor.restart_budget, 3);
+
+    let bad = vec![("WATCHPOST_HUB__NOPE".to_string(), "1".to_string())];
+    let err = from_str_with_env("", Path::new("t.toml"), &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nope"), "{err}");
+}
+
+#[test]
+fn enabled_workers_follow_start_order() {
+    let mut cfg = Config::default();
+    cfg.fieldbus.enabled = true;
+    assert_eq!(cfg.enabled_workers(), vec!["broker", "fieldbus", "hub"]);
+    assert_eq!(cfg.dependencies("hub"), vec!["broker"]);
+    cfg.bus.external = Some("mqtt.example:1883".parse().unwrap());
+    assert_eq!(cfg.enabled_workers(), vec!["fieldbus", "hub"]);
+    assert_eq!(cfg.bus_endpoint().host(), "mqtt.example");
+}

@@ -1,0 +1,262 @@
+//! Validating newtypes: a value of one of these types is valid by construction, and a bad
+//! value in the file is rejected at deserialization, so the error carries the key and line.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Declares `Deserialize` through `FromStr` (so errors keep the TOML span) and `Serialize`
+/// through `Display`.
+macro_rules! string_newtype_serde {
+    ($t:ty) => {
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    };
+}
+
+/// A TCP/UDP listen address `IP:PORT`. Port 0 asks the system for a free port (the supervisor
+/// resolves it once at start and reports the real address in `run/listeners.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenAddr(SocketAddr);
+
+impl ListenAddr {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self(addr)
+    }
+    pub fn addr(&self) -> SocketAddr {
+        self.0
+    }
+    pub fn port(&self) -> u16 {
+        self.0.port()
+    }
+    pub fn ip(&self) -> IpAddr {
+        self.0.ip()
+    }
+    pub fn is_loopback(&self) -> bool {
+        self.0.ip().is_loopback()
+    }
+}
+
+impl FromStr for ListenAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(a) = s.parse::<SocketAddr>() {
+            return Ok(Self(a));
+        }
+        // Give a precise reason for the common mistakes.
+        let (host, port) = s
+            .rsplit_once(':')
+            .ok_or_else(|| format!("`{s}` is not an address of the form IP:PORT"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.parse::<IpAddr>().is_err() {
+            return Err(format!(
+                "`{host}` in `{s}` is not an IP address (use e.g. 127.0.0.1 or 0.0.0.0)"
+            ));
+        }
+        match port.parse::<u64>() {
+            Ok(p) if p > 65535 => Err(format!("port {p} in `{s}` is out of range (0..=65535)")),
+            _ => Err(format!(
+                "`{port}` in `{s}` is not a port number (0..=65535)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+string_newtype_serde!(ListenAddr);
+
+/// A network endpoint to connect to: `HOST:PORT` where HOST may be a name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    host: String,
+    port: u16,
+}
+
+impl Endpoint {
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl FromStr for Endpoint {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (host, port) = s
+            .rsplit_once(':')
+            .ok_or_else(|| format!("`{s}` is not an endpoint of the form HOST:PORT"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
+            return Err(format!(
+                "`{host}` in `{s}` is not a host name or IP address"
+            ));
+        }
+        let port = match port.parse::<u64>() {
+            Ok(p) if (1..=65535).contains(&p) => p as u16,
+            Ok(p) => return Err(format!("port {p} in `{s}` is out of range (1..=65535)")),
+            Err(_) => return Err(format!("`{port}` in `{s}` is not a port number")),
+        };
+        Ok(Self {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+string_newtype_serde!(Endpoint);
+
+impl From<ListenAddr> for Endpoint {
+    fn from(a: ListenAddr) -> Self {
+        Self {
+            host: a.ip().to_string(),
+            port: a.port(),
+        }
+    }
+}
+
+/// An MQTT topic name to publish to: non-empty, no wildcards, no NUL, at most 65535 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MqttTopic(String);
+
+impl MqttTopic {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for MqttTopic {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() {
+            return Err("an MQTT topic cannot be empty".into());
+        }
+        if s.len() > 65535 {
+            return Err("an MQTT topic is at most 65535 bytes".into());
+        }
+        if s.contains(['+', '#']) {
+            return Err(format!(
+                "`{s}` contains a wildcard (+ or #), which a topic to publish to cannot"
+            ));
+        }
+        if s.contains('\0') {
+            return Err("an MQTT topic cannot contain NUL".into());
+        }
+        Ok(Self(s.to_string()))
+    }
+}
+
+impl fmt::Display for MqttTopic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+string_newtype_serde!(MqttTopic);
+
+/// A short identifier used in topics, paths and metric labels: 1–64 chars of `[A-Za-z0-9_-]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ident(String);
+
+impl Ident {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Ident {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() || s.len() > 64 {
+            return Err(format!("`{s}` must be 1 to 64 characters long"));
+        }
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(format!(
+                "`{s}` may contain only letters, digits, `_` and `-`"
+            ));
+        }
+        Ok(Self(s.to_string()))
+    }
+}
+
+impl fmt::Display for Ident {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+string_newtype_serde!(Ident);
+
+/// A secret from the configuration: never printed by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The secret's value, for the one place that must use it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addr_reasons() {
+        assert_eq!("127.0.0.1:8080".parse::<ListenAddr>().unwrap().port(), 8080);
+        assert!("[::1]:0".parse::<ListenAddr>().is_ok());
+        let e = "127.0.0.1:70000".parse::<ListenAddr>().unwrap_err();
+        assert!(e.contains("out of range"), "{e}");
+        let e = "localhost:80".parse::<ListenAddr>().unwrap_err();
+        assert!(e.contains("not an IP address"), "{e}");
+        assert!("8080".parse::<ListenAddr>().is_err());
+    }
+
+    #[test]
+    fn endpoint_and_topic() {
+        let e: Endpoint = "broker.local:1883".parse().unwrap();
+        assert_eq!((e.host(), e.port()), ("broker.local", 1883));
+        assert!("x:0".parse::<Endpoint>().is_err());
+        assert!("a/+/b".parse::<MqttTopic>().is_err());
+        assert!("watchpost/x".parse::<MqttTopic>().is_ok());
+        assert!("cam 1".parse::<Ident>().is_err());
+        assert_eq!(format!("{:?}", Secret::new("pw")), "Secret(***)");
+    }
+}

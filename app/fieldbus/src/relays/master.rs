@@ -1,0 +1,318 @@
+//! Modbus master links to relay modules: Modbus TCP or RTU on a serial line. A link is
+//! connected lazily and dropped on any error, so the next request reconnects; every request
+//! has a hard timeout.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_serial::SerialStream;
+use watchpost_config::Endpoint;
+use watchpost_config::fieldbus::SerialConfig;
+use watchpost_modbus::{
+    Direction, Request, Response, ResponseError, RtuEvent, RtuReceiver, TcpEvent, TcpReceiver,
+    UnitSet, rtu, tcp,
+};
+
+use crate::rtu_slave;
+
+/// Why a request to a relay module failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("connecting to {endpoint}: {source}")]
+    Connect {
+        endpoint: String,
+        source: std::io::Error,
+    },
+    #[error("opening {port}: {source}")]
+    OpenSerial {
+        port: String,
+        source: tokio_serial::Error,
+    },
+    #[error("talking to {peer}: {source}")]
+    Io {
+        peer: String,
+        source: std::io::Error,
+    },
+    #[error("{peer} closed the connection")]
+    Closed { peer: String },
+    #[error("no answer from unit {unit} at {peer} within {timeout_ms} ms")]
+    Timeout {
+        peer: String,
+        unit: u8,
+        timeout_ms: u64,
+    },
+    #[error("unit {unit} at {peer}: {source}")]
+    Response {
+        peer: String,
+        unit: u8,
+        source: ResponseError,
+    },
+    #[error("the circuit breaker of module {module} is open")]
+    BreakerOpen { module: String },
+}
+
+impl RelayError {
+    /// A stable code for API replies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Connect { .. }
+            | Self::OpenSerial { .. }
+            | Self::Io { .. }
+            | Self::Closed { .. } => "RELAY_UNREACHABLE",
+            Self::Timeout { .. } => "RELAY_TIMEOUT",
+            Self::Response { .. } => "RELAY_BAD_RESPONSE",
+            Self::BreakerOpen { .. } => "RELAY_BREAKER_OPEN",
+        }
+    }
+}
+
+/// A link to one port (a TCP endpoint or a serial line) shared by the modules on it.
+#[derive(Debug)]
+pub enum Link {
+    Tcp(TcpLink),
+    Rtu(RtuLink),
+}
+
+impl Link {
+    pub fn tcp(endpoint: Endpoint) -> Self {
+        Link::Tcp(TcpLink {
+            endpoint,
+            stream: None,
+            next_transaction: 1,
+        })
+    }
+
+    pub fn rtu(cfg: SerialConfig) -> Self {
+        let gap = rtu_slave::gap_of(&cfg);
+        Link::Rtu(RtuLink {
+            cfg,
+            port: None,
+            gap,
+            quiet_until: None,
+        })
+    }
+
+    /// Sends `request` to `unit` and waits at most `timeout` for its response.
+    pub async fn request(
+        &mut self,
+        unit: u8,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Response, RelayError> {
+        match self {
+            Link::Tcp(l) => l.request(unit, request, timeout).await,
+            Link::Rtu(l) => l.request(unit, request, timeout).await,
+        }
+    }
+}
+
+fn check(
+    peer: &str,
+    unit: u8,
+    request: &Request,
+    got_unit: u8,
+    pdu: &[u8],
+) -> Result<Response, RelayError> {
+    let fail = |source| RelayError::Response {
+        peer: peer.to_string(),
+        unit,
+        source,
+    };
+    if got_unit != unit {
+        return Err(fail(ResponseError::WrongUnit {
+            expected: unit,
+            got: got_unit,
+        }));
+    }
+    let resp = Response::decode(pdu).map_err(|e| fail(ResponseError::Decode(e)))?;
+    match resp {
+        Response::Exception { function, code } => {
+            Err(fail(ResponseError::Exception { function, code }))
+        }
+        r if r.function() != request.function() => Err(fail(ResponseError::WrongFunction {
+            expected: request.function(),
+            got: r.function(),
+        })),
+        r => Ok(r),
+    }
+}
+
+#[derive(Debug)]
+pub struct TcpLink {
+    endpoint: Endpoint,
+    stream: Option<TcpStream>,
+    next_transaction: u16,
+}
+
+impl TcpLink {
+    async fn request(
+        &mut self,
+        unit: u8,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Response, RelayError> {
+        let peer = self.endpoint.to_string();
+        let deadline = Instant::now() + timeout;
+        let result = tokio::time::timeout_at(deadline.into(), self.exchange(unit, request)).await;
+        match result {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => {
+                self.stream = None;
+                Err(e)
+            }
+            Err(_) => {
+                self.stream = None;
+                Err(RelayError::Timeout {
+                    peer,
+                    unit,
+                    timeout_ms: timeout.as_millis() as u64,
+                })
+            }
+        }
+    }
+
+    async fn exchange(&mut self, unit: u8, request: &Request) -> Result<Response, RelayError> {
+        let peer = self.endpoint.to_string();
+        if self.stream.is_none() {
+            let s = TcpStream::connect((self.endpoint.host(), self.endpoint.port()))
+                .await
+                .map_err(|source| RelayError::Connect {
+                    endpoint: peer.clone(),
+                    source,
+                })?;
+            let _ = s.set_nodelay(true);
+            self.stream = Some(s);
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(RelayError::Closed { peer });
+        };
+        let tid = self.next_transaction;
+        self.next_transaction = self.next_transaction.wrapping_add(1);
+        let frame = tcp::encode_request(tid, unit, request);
+        stream
+            .write_all(&frame)
+            .await
+            .map_err(|source| RelayError::Io {
+                peer: peer.clone(),
+                source,
+            })?;
+        let mut rx = TcpReceiver::new(Direction::Responses, Duration::from_secs(3600));
+        let mut buf = [0u8; 512];
+        loop {
+            let n = stream
+                .read(&mut buf)
+                .await
+                .map_err(|source| RelayError::Io {
+                    peer: peer.clone(),
+                    source,
+                })?;
+            if n == 0 {
+                return Err(RelayError::Closed { peer });
+            }
+            rx.push(&buf[..n], Instant::now());
+            while let Some(ev) = rx.poll_event() {
+                if let TcpEvent::Frame(adu) = ev
+                    && adu.transaction == tid
+                {
+                    return check(&peer, unit, request, adu.unit, &adu.pdu);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct RtuLink {
+    cfg: SerialConfig,
+    port: Option<SerialStream>,
+    gap: Duration,
+    /// The line must stay quiet until then before the next request (inter-frame silence).
+    quiet_until: Option<Instant>,
+}
+
+impl RtuLink {
+    async fn request(
+        &mut self,
+        unit: u8,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Response, RelayError> {
+        let peer = self.cfg.port.display().to_string();
+        if self.port.is_none() {
+            let p = rtu_slave::open(&self.cfg).map_err(|e| match e {
+                crate::error::FieldbusError::OpenSerial { source, .. } => RelayError::OpenSerial {
+                    port: peer.clone(),
+                    source,
+                },
+                other => RelayError::Io {
+                    peer: peer.clone(),
+                    source: std::io::Error::other(other.to_string()),
+                },
+            })?;
+            self.port = Some(p);
+        }
+        if let Some(q) = self.quiet_until {
+            tokio::time::sleep_until(q.into()).await;
+        }
+        let deadline = Instant::now() + timeout;
+        let result = tokio::time::timeout_at(deadline.into(), self.exchange(unit, request)).await;
+        self.quiet_until = Some(Instant::now() + self.gap);
+        match result {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => {
+                if matches!(e, RelayError::Io { .. } | RelayError::Closed { .. }) {
+                    self.port = None;
+                }
+                Err(e)
+            }
+            Err(_) => Err(RelayError::Timeout {
+                peer,
+                unit,
+                timeout_ms: timeout.as_millis() as u64,
+            }),
+        }
+    }
+
+    async fn exchange(&mut self, unit: u8, request: &Request) -> Result<Response, RelayError> {
+        let peer = self.cfg.port.display().to_string();
+        let Some(port) = self.port.as_mut() else {
+            return Err(RelayError::Closed { peer });
+        };
+        let frame = rtu::encode_request(unit, request);
+        port.write_all(&frame)
+            .await
+            .map_err(|source| RelayError::Io {
+                peer: peer.clone(),
+                source,
+            })?;
+        let units: UnitSet = [unit].into_iter().collect();
+        let mut rx = RtuReceiver::new(Direction::Responses, units, self.gap);
+        let mut buf = [0u8; 512];
+        loop {
+            let wait = rx.silence_deadline();
+            tokio::select! {
+                r = port.read(&mut buf) => {
+                    let n = r.map_err(|source| RelayError::Io { peer: peer.clone(), source })?;
+                    if n == 0 {
+                        return Err(RelayError::Closed { peer });
+                    }
+                    rx.push(&buf[..n], Instant::now());
+                }
+                _ = async {
+                    match wait {
+                        Some(d) => tokio::time::sleep_until(d.into()).await,
+                        None => std::future::pending().await,
+                    }
+                }, if wait.is_some() => rx.handle_timeout(Instant::now()),
+            }
+            while let Some(ev) = rx.poll_event() {
+                if let RtuEvent::Frame(adu) = ev
+                    && adu.unit == unit
+                {
+                    return check(&peer, unit, request, adu.unit, &adu.pdu);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,463 @@
+//! `/api/v1/alarms`: alarm receivers and mappings (the same model as `[alarms]` in the
+//! configuration file), delivery queue status and test alarms.
+//!
+//! - `GET /alarms/queues` — every receiver's queue and delivery status, and the intake.
+//! - `POST /alarms/receivers/{id}/test` — queue a test alarm (body optional:
+//!   `{"zone", "channel", "output"}`); 202 with `{"alarm_id", "receiver", "queue_seq"}`.
+//! - `GET|POST /alarms/receivers`, `GET|PUT|DELETE /alarms/receivers/{id}` — receivers.
+//!   Secrets (`key`, `token`) are never returned: they read `"***"`, and a `"***"` sent back
+//!   keeps the stored secret.
+//! - `GET|POST /alarms/mappings`, `GET|PUT|DELETE /alarms/mappings/{sensor}` — mappings.
+//!
+//! Entries from the configuration file are listed with `"source": "file"` and are read-only
+//! (409 `READ_ONLY`); entries created here (`"source": "api"`) are stored in the hub's
+//! settings and merged with the file's. Every change is validated together with everything
+//! else (422 `INVALID_ALARM_CONFIG` with the problems in `details`) and then applied: the
+//! alarm service restarts its delivery with the new model, queues intact.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use watchpost_alarm::service::MANAGED_KEY;
+use watchpost_alarm::{AlarmError, Managed, TestRequest};
+use watchpost_config::alarms::{AlarmsConfig, MappingConfig, ReceiverConfig};
+
+use crate::error::ApiError;
+use crate::state::HubState;
+
+pub fn router() -> Router<HubState> {
+    Router::new()
+        .route("/alarms/queues", get(queues))
+        .route(
+            "/alarms/receivers",
+            get(list_receivers).post(create_receiver),
+        )
+        .route(
+            "/alarms/receivers/{id}",
+            get(get_receiver).put(put_receiver).delete(delete_receiver),
+        )
+        .route("/alarms/receivers/{id}/test", post(test))
+        .route("/alarms/mappings", get(list_mappings).post(create_mapping))
+        .route(
+            "/alarms/mappings/{sensor}",
+            get(get_mapping).put(put_mapping).delete(delete_mapping),
+        )
+}
+
+/// One change at a time to the managed model.
+static EDIT: Mutex<()> = Mutex::const_new(());
+
+const MASK: &str = "***";
+
+fn handle() -> Result<watchpost_alarm::AlarmHandle, ApiError> {
+    watchpost_alarm::handle().ok_or_else(|| {
+        ApiError::unavailable("ALARMS_UNAVAILABLE", "the alarm service is not running")
+    })
+}
+
+fn alarm_error(e: AlarmError) -> ApiError {
+    match e {
+        AlarmError::UnknownReceiver { .. } => {
+            ApiError::not_found("RECEIVER_NOT_FOUND", e.to_string())
+        }
+        AlarmError::QueueFull { .. } => ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "QUEUE_FULL",
+            e.to_string(),
+        ),
+        AlarmError::Disabled => {
+            ApiError::new(StatusCode::CONFLICT, "ALARMS_DISABLED", e.to_string())
+        }
+        AlarmError::Stopped => ApiError::unavailable("ALARMS_UNAVAILABLE", e.to_string()),
+        AlarmError::Receiver { .. } => ApiError::bad_request("INVALID_TEST", e.to_string()),
+        AlarmError::OpenQueue { .. }
+        | AlarmError::Queue { .. }
+        | AlarmError::LoadState { .. }
+        | AlarmError::SaveState { .. }
+        | AlarmError::HttpClient { .. }
+        | AlarmError::Subscribe { .. }
+        | AlarmError::Task { .. } => ApiError::internal("ALARM_SERVICE_ERROR", e.to_string()),
+    }
+}
+
+async fn queues() -> Result<Json<Value>, ApiError> {
+    let h = handle()?;
+    let items = h.queues();
+    let total = items.len() as u64;
+    Ok(Json(json!({
+        "items": items,
+        "pagination": {"page": 1, "limit": total.max(1), "total": total, "total_pages": u64::from(total > 0)},
+        "intake": h.intake(),
+        "enabled": h.enabled(),
+    })))
+}
+
+async fn test(
+    Path(id): Path<String>,
+    body: Option<Json<TestRequest>>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let h = handle()?;
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let queued = h.test_alarm(&id, req).await.map_err(alarm_error)?;
+    Ok((StatusCode::ACCEPTED, Json(json!(queued))))
+}
+
+// ---- receivers and mappings ------------------------------------------------------------
+
+fn mask(mut v: Value) -> Value {
+    if let Some(obj) = v.as_object_mut() {
+        for k in ["key", "token"] {
+            if obj.get(k).is_some_and(|x| !x.is_null()) {
+                obj.insert(k.into(), Value::String(MASK.into()));
+            }
+        }
+    }
+    v
+}
+
+fn receiver_view(r: &ReceiverConfig, source: &str) -> Value {
+    let mut v = mask(serde_json::to_value(r).unwrap_or(Value::Null));
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("source".into(), Value::String(source.into()));
+    }
+    v
+}
+
+fn mapping_view(m: &MappingConfig, source: &str) -> Value {
+    let mut v = serde_json::to_value(m).unwrap_or(Value::Null);
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("source".into(), Value::String(source.into()));
+    }
+    v
+}
+
+fn list(items: Vec<Value>) -> Json<Value> {
+    let total = items.len() as u64;
+    Json(json!({
+        "items": items,
+        "pagination": {"page": 1, "limit": total.max(1), "total": total, "total_pages": u64::from(total > 0)},
+    }))
+}
+
+async fn managed(state: &HubState) -> Result<Managed, ApiError> {
+    state
+        .blocking(|store| {
+            store
+                .settings()
+                .get::<Managed>(MANAGED_KEY)
+                .map(Option::unwrap_or_default)
+        })
+        .await
+}
+
+/// Validates `m` merged with the file's model, saves it and reloads the service.
+async fn apply(state: &HubState, m: Managed) -> Result<(), ApiError> {
+    let merged: AlarmsConfig = m.merged(&state.config.alarms);
+    let mut problems = Vec::new();
+    merged.validate(&mut problems);
+    if !problems.is_empty() {
+        let details: Vec<Value> = problems
+            .iter()
+            .map(|p| json!({"key": p.key, "message": p.message}))
+            .collect();
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_ALARM_CONFIG",
+            format!("{} problem(s) in the alarm configuration", problems.len()),
+        )
+        .with_details(json!({"problems": details})));
+    }
+    state
+        .blocking(move |store| store.settings().put(MANAGED_KEY, &m))
+        .await?;
+    if let Some(h) = watchpost_alarm::handle() {
+        match h.reload().await {
+            Ok(()) | Err(AlarmError::Disabled) => {}
+            Err(e) => return Err(alarm_error(e)),
+        }
+    }
+    Ok(())
+}
+
+fn parse<T: serde::de::DeserializeOwned>(v: Value, code: &'static str) -> Result<T, ApiError> {
+    serde_json::from_value(v)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string()))
+}
+
+fn file_receiver<'a>(state: &'a HubState, id: &str) -> Option<&'a ReceiverConfig> {
+    state
+        .config
+        .alarms
+        .receivers
+        .iter()
+        .find(|r| r.id().as_str() == id)
+}
+
+fn file_mapping<'a>(state: &'a HubState, sensor: &str) -> Option<&'a MappingConfig> {
+    state
+        .config
+        .alarms
+        .mappings
+        .iter()
+        .find(|m| m.sensor == sensor)
+}
+
+fn read_only(what: &str, id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "READ_ONLY",
+        format!("{what} `{id}` comes from the configuration file; change it there"),
+    )
+}
+
+/// Puts back stored secrets where the client sent the mask.
+fn unmask(mut body: Value, old: Option<&ReceiverConfig>) -> Value {
+    let old = old.map(|o| serde_json::to_value(o).unwrap_or(Value::Null));
+    if let Some(obj) = body.as_object_mut() {
+        for k in ["key", "token"] {
+            if obj.get(k).and_then(Value::as_str) == Some(MASK) {
+                match old.as_ref().and_then(|o| o.get(k)).filter(|v| !v.is_null()) {
+                    Some(v) => {
+                        obj.insert(k.into(), v.clone());
+                    }
+                    None => {
+                        obj.remove(k);
+                    }
+                }
+            }
+        }
+        obj.remove("source");
+    }
+    body
+}
+
+async fn list_receivers(State(state): State<HubState>) -> Result<Json<Value>, ApiError> {
+    let m = managed(&state).await?;
+    let mut items: Vec<Value> = state
+        .config
+        .alarms
+        .receivers
+        .iter()
+        .map(|r| receiver_view(r, "file"))
+        .collect();
+    items.extend(m.receivers.iter().map(|r| receiver_view(r, "api")));
+    Ok(list(items))
+}
+
+async fn get_receiver(
+    State(state): State<HubState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(r) = file_receiver(&state, &id) {
+        return Ok(Json(receiver_view(r, "file")));
+    }
+    let m = managed(&state).await?;
+    m.receivers
+        .iter()
+        .find(|r| r.id().as_str() == id)
+        .map(|r| Json(receiver_view(r, "api")))
+        .ok_or_else(|| ApiError::not_found("RECEIVER_NOT_FOUND", format!("no receiver `{id}`")))
+}
+
+async fn create_receiver(
+    State(state): State<HubState>,
+    Json(body): Json<Value>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let _guard = EDIT.lock().await;
+    let r: ReceiverConfig = parse(unmask(body, None), "INVALID_RECEIVER")?;
+    let mut m = managed(&state).await?;
+    if file_receiver(&state, r.id().as_str()).is_some()
+        || m.receivers.iter().any(|x| x.id() == r.id())
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "RECEIVER_EXISTS",
+            format!("receiver `{}` exists", r.id()),
+        ));
+    }
+    let view = receiver_view(&r, "api");
+    m.receivers.push(r);
+    apply(&state, m).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+async fn put_receiver(
+    State(state): State<HubState>,
+    Path(id): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let _guard = EDIT.lock().await;
+    if file_receiver(&state, &id).is_some() {
+        return Err(read_only("receiver", &id));
+    }
+    let mut m = managed(&state).await?;
+    let Some(pos) = m.receivers.iter().position(|r| r.id().as_str() == id) else {
+        return Err(ApiError::not_found(
+            "RECEIVER_NOT_FOUND",
+            format!("no receiver `{id}`"),
+        ));
+    };
+    let r: ReceiverConfig = parse(unmask(body, Some(&m.receivers[pos])), "INVALID_RECEIVER")?;
+    if r.id().as_str() != id {
+        return Err(ApiError::bad_request(
+            "ID_MISMATCH",
+            "the body's id differs from the path's",
+        ));
+    }
+    let view = receiver_view(&r, "api");
+    m.receivers[pos] = r;
+    apply(&state, m).await?;
+    Ok(Json(view))
+}
+
+async fn delete_receiver(
+    State(state): State<HubState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let _guard = EDIT.lock().await;
+    if file_receiver(&state, &id).is_some() {
+        return Err(read_only("receiver", &id));
+    }
+    let mut m = managed(&state).await?;
+    let before = m.receivers.len();
+    m.receivers.retain(|r| r.id().as_str() != id);
+    if m.receivers.len() == before {
+        return Err(ApiError::not_found(
+            "RECEIVER_NOT_FOUND",
+            format!("no receiver `{id}`"),
+        ));
+    }
+    let users: Vec<String> = state
+        .config
+        .alarms
+        .mappings
+        .iter()
+        .chain(m.mappings.iter())
+        .filter(|mp| mp.routes.iter().any(|r| r.receiver.as_str() == id))
+        .map(|mp| mp.sensor.clone())
+        .collect();
+    if !users.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "RECEIVER_IN_USE",
+            format!("receiver `{id}` is used by {} mapping(s)", users.len()),
+        )
+        .with_details(json!({"sensors": users})));
+    }
+    apply(&state, m).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_mappings(State(state): State<HubState>) -> Result<Json<Value>, ApiError> {
+    let m = managed(&state).await?;
+    let mut items: Vec<Value> = state
+        .config
+        .alarms
+        .mappings
+        .iter()
+        .map(|x| mapping_view(x, "file"))
+        .collect();
+    items.extend(m.mappings.iter().map(|x| mapping_view(x, "api")));
+    Ok(list(items))
+}
+
+async fn get_mapping(
+    State(state): State<HubState>,
+    Path(sensor): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(x) = file_mapping(&state, &sensor) {
+        return Ok(Json(mapping_view(x, "file")));
+    }
+    let m = managed(&state).await?;
+    m.mappings
+        .iter()
+        .find(|x| x.sensor == sensor)
+        .map(|x| Json(mapping_view(x, "api")))
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "MAPPING_NOT_FOUND",
+                format!("no mapping for sensor `{sensor}`"),
+            )
+        })
+}
+
+fn strip_source(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("source");
+    }
+    v
+}
+
+async fn create_mapping(
+    State(state): State<HubState>,
+    Json(body): Json<Value>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let _guard = EDIT.lock().await;
+    let x: MappingConfig = parse(strip_source(body), "INVALID_MAPPING")?;
+    let mut m = managed(&state).await?;
+    if file_mapping(&state, &x.sensor).is_some() || m.mappings.iter().any(|y| y.sensor == x.sensor)
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "MAPPING_EXISTS",
+            format!("sensor `{}` is mapped already", x.sensor),
+        ));
+    }
+    let view = mapping_view(&x, "api");
+    m.mappings.push(x);
+    apply(&state, m).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+async fn put_mapping(
+    State(state): State<HubState>,
+    Path(sensor): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let _guard = EDIT.lock().await;
+    if file_mapping(&state, &sensor).is_some() {
+        return Err(read_only("mapping", &sensor));
+    }
+    let x: MappingConfig = parse(strip_source(body), "INVALID_MAPPING")?;
+    if x.sensor != sensor {
+        return Err(ApiError::bad_request(
+            "ID_MISMATCH",
+            "the body's sensor differs from the path's",
+        ));
+    }
+    let mut m = managed(&state).await?;
+    let Some(pos) = m.mappings.iter().position(|y| y.sensor == sensor) else {
+        return Err(ApiError::not_found(
+            "MAPPING_NOT_FOUND",
+            format!("no mapping for sensor `{sensor}`"),
+        ));
+    };
+    let view = mapping_view(&x, "api");
+    m.mappings[pos] = x;
+    apply(&state, m).await?;
+    Ok(Json(view))
+}
+
+async fn delete_mapping(
+    State(state): State<HubState>,
+    Path(sensor): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let _guard = EDIT.lock().await;
+    if file_mapping(&state, &sensor).is_some() {
+        return Err(read_only("mapping", &sensor));
+    }
+    let mut m = managed(&state).await?;
+    let before = m.mappings.len();
+    m.mappings.retain(|y| y.sensor != sensor);
+    if m.mappings.len() == before {
+        return Err(ApiError::not_found(
+            "MAPPING_NOT_FOUND",
+            format!("no mapping for sensor `{sensor}`"),
+        ));
+    }
+    apply(&state, m).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

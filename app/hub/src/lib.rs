@@ -1,0 +1,212 @@
+//! The `hub` worker: the appliance's face to people and other systems.
+//!
+//! Role: serves `GET /health` and `GET /metrics` (unauthenticated), the REST API under
+//! `/api/v1/` (HTTP Basic against the configured users; every route there requires it), and
+//! hosts the services that belong to no device: the event store today; alarm rules and
+//! receivers, the camera manager and OTA control as they arrive (see [`services`]).
+//!
+//! Design: `/health` and `/metrics` are answered from the supervisor's snapshot, asked for over
+//! the worker's supervisor channel, so they report the truth even when the bus is down. API
+//! areas are modules of [`api`] with one router each; errors use one shape ([`ApiError`]).
+//! The hub owns `<data_dir>/hub.redb` (event log, alarm queues, settings).
+//!
+//! Failure: a listen address that cannot be bound or a store that cannot be opened ends the
+//! worker with a typed [`HubError`]; the supervisor restarts it with backoff. A user entry that
+//! cannot be loaded is a configuration error (not restarted in a loop).
+//!
+//! Shutdown: on cancel the HTTP server stops accepting, in-flight requests get a grace period,
+//! services stop, and the store closes with every acknowledged write already on disk.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod services;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use watchpost_config::Config;
+use watchpost_runtime::{ExitCode, WorkerCtx};
+
+pub use error::ApiError;
+pub use state::HubState;
+
+/// Why the hub stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("binding the HTTP listener on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("opening the hub store {path}: {source}")]
+    OpenStore {
+        path: std::path::PathBuf,
+        source: watchpost_store::StoreError,
+    },
+    #[error("creating the data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("loading users: {0}")]
+    Users(#[from] auth::AuthSetupError),
+    #[error("serving HTTP: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+impl HubError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            HubError::Bind { .. } => ExitCode::Unavailable,
+            HubError::OpenStore { .. } => ExitCode::Unavailable,
+            HubError::DataDir { .. } => ExitCode::Unavailable,
+            HubError::Users(_) => ExitCode::Config,
+            HubError::Serve(_) => ExitCode::Failure,
+        }
+    }
+}
+
+/// Requires valid credentials on every request it wraps.
+async fn require_auth(State(state): State<HubState>, mut req: Request, next: Next) -> Response {
+    let principal = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| state.auth.check_header(v));
+    match principal {
+        Some(p) => {
+            req.extensions_mut().insert(p);
+            next.run(req).await
+        }
+        None => {
+            state
+                .ctx
+                .metrics()
+                .counter(
+                    "watchpost_hub_auth_failures_total",
+                    "Rejected API credentials.",
+                    &[],
+                )
+                .inc();
+            let mut resp = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "valid credentials are required (HTTP Basic)",
+            )
+            .into_response();
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"watchpost\""),
+            );
+            resp
+        }
+    }
+}
+
+async fn api_not_found() -> ApiError {
+    ApiError::not_found("NOT_FOUND", "no such API endpoint")
+}
+
+/// The hub's whole HTTP surface.
+pub fn router(state: HubState) -> Router {
+    let api = api::router()
+        .fallback(api_not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), require_auth));
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/metrics", get(health::metrics))
+        .nest("/api/v1", api)
+        .with_state(state)
+}
+
+/// Runs the hub until shutdown.
+pub async fn run(
+    config: Config,
+    ctx: Arc<WorkerCtx>,
+    version: &'static str,
+) -> Result<(), HubError> {
+    let data_dir = config.system.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| HubError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let store_path = data_dir.join("hub.redb");
+    let store = {
+        let p = store_path.clone();
+        // Quick repair: the hub's file holds the alarm delivery queues, so after a crash or a
+        // power cut it must reopen in milliseconds, not after a walk over the whole file.
+        let options = watchpost_store::StoreOptions {
+            quick_repair: true,
+            ..Default::default()
+        };
+        tokio::task::spawn_blocking(move || watchpost_store::Store::open_with(&p, &options))
+            .await
+            .map_err(|e| HubError::Serve(std::io::Error::other(e)))?
+            .map_err(|source| HubError::OpenStore {
+                path: store_path.clone(),
+                source,
+            })?
+    };
+    let auth = Arc::new(auth::Authenticator::from_config(&config.auth)?);
+    let addr = config.hub.listen.addr();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| HubError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| HubError::Bind { addr, source })?;
+    let bus = watchpost_bus::Bus::connect(&config, ctx.name(), ctx.shutdown().clone());
+    let state = HubState {
+        config: Arc::new(config),
+        bus,
+        store,
+        ctx: ctx.clone(),
+        auth: auth.clone(),
+        version,
+    };
+    let services = services::start(&state);
+    let app = router(state);
+
+    let server_stop = tokio_util::sync::CancellationToken::new();
+    let stop = server_stop.clone();
+    let mut server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+    });
+    ctx.ready([("http", bound)]);
+    ctx.status(format!("http on {bound}, {} users", auth.user_count()));
+
+    let mut tick = tokio::time::interval(ctx.heartbeat_interval());
+    let result = loop {
+        tokio::select! {
+            _ = ctx.shutdown().cancelled() => break Ok(()),
+            r = &mut server => {
+                break match r {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(HubError::Serve(e)),
+                    Err(e) => Err(HubError::Serve(std::io::Error::other(e))),
+                };
+            }
+            _ = tick.tick() => ctx.heartbeat(),
+        }
+    };
+    server_stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), &mut server).await;
+    for s in services {
+        s.abort();
+    }
+    result
+}

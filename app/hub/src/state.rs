@@ -1,0 +1,50 @@
+//! What every request handler and service of the hub shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use watchpost_bus::Bus;
+use watchpost_config::Config;
+use watchpost_runtime::WorkerCtx;
+use watchpost_runtime::proto::Snapshot;
+use watchpost_store::Store;
+
+use crate::auth::Authenticator;
+use crate::error::ApiError;
+
+/// Shared state of the hub (cheap to clone).
+#[derive(Clone, Debug)]
+pub struct HubState {
+    pub config: Arc<Config>,
+    pub bus: Bus,
+    pub store: Store,
+    pub ctx: Arc<WorkerCtx>,
+    pub auth: Arc<Authenticator>,
+    pub version: &'static str,
+}
+
+impl HubState {
+    /// Asks the supervisor for its view of the appliance.
+    pub async fn snapshot(&self) -> Result<Snapshot, ApiError> {
+        let timeout = Duration::from_millis(self.config.hub.health_timeout_ms);
+        self.ctx.query_snapshot(timeout).await.map_err(|e| {
+            ApiError::unavailable(
+                "SUPERVISOR_UNAVAILABLE",
+                format!("the supervisor did not answer: {e}"),
+            )
+        })
+    }
+
+    /// Runs blocking store work off the async threads.
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&Store) -> Result<T, watchpost_store::StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| ApiError::internal("TASK_FAILED", e.to_string()))?
+            .map_err(ApiError::from)
+    }
+}

@@ -1,0 +1,417 @@
+//! The RTSP server: gstreamer-rtsp-server on its own GLib main loop thread, one shared media
+//! factory per mount, a per-mount client cap and optional digest authentication.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use gstreamer as gst;
+use gstreamer::glib;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_rtsp_server as rtsp;
+use gstreamer_rtsp_server::gst_rtsp;
+use gstreamer_rtsp_server::prelude::*;
+use watchpost_runtime::Registry;
+
+use crate::RtspError;
+use crate::sources::Upstream;
+
+/// What the dashboard mount needs from the feeder: the appsrcs of live dashboard media.
+pub type AppSrcs = Arc<Mutex<Vec<gst_app::AppSrc>>>;
+
+/// Dashboard stream parameters.
+#[derive(Debug, Clone)]
+pub struct DashboardMount {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub bitrate_kbps: u32,
+    pub keyframe_interval_frames: u32,
+    pub openh264: bool,
+    pub sources: AppSrcs,
+}
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub address: std::net::SocketAddr,
+    pub udp: bool,
+    pub max_clients_per_mount: u32,
+    pub upstream_latency_ms: u32,
+    /// `(user, password)` pairs; empty = no authentication.
+    pub users: Vec<(String, String)>,
+}
+
+/// A running server; dropping it stops the main loop.
+#[derive(Debug)]
+pub struct RunningServer {
+    pub port: u16,
+    main_loop: glib::MainLoop,
+    thread: Option<std::thread::JoinHandle<()>>,
+    pub clients: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+impl RunningServer {
+    /// Whether the main loop thread is still alive.
+    pub fn is_alive(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Clients currently playing, per mount.
+    pub fn clients_per_mount(&self) -> HashMap<String, u32> {
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.main_loop.quit();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The mount a request URI addresses: its path without a trailing `/` or `stream=N` control.
+fn mount_of(uri: &str) -> String {
+    let after_scheme = uri.split_once("://").map(|(_, r)| r).unwrap_or(uri);
+    let path = after_scheme
+        .find('/')
+        .map(|i| &after_scheme[i..])
+        .unwrap_or("/");
+    let path = path.split('?').next().unwrap_or(path).trim_end_matches('/');
+    let path = match path.rsplit_once('/') {
+        Some((head, last)) if last.starts_with("stream=") => head,
+        _ => path,
+    };
+    if path.is_empty() {
+        "/".into()
+    } else {
+        path.to_string()
+    }
+}
+
+fn restream_launch(u: &Upstream, latency_ms: u32) -> String {
+    // Only fixed, numeric values go into the launch line; the URL and the credentials are
+    // set as properties in media-configure, so nothing from the config is parsed as syntax.
+    format!(
+        "( rtspsrc name=src latency={latency_ms} protocols={} ! rtph264depay ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )",
+        if u.tcp { "tcp" } else { "udp+tcp" }
+    )
+}
+
+fn dashboard_launch(d: &DashboardMount) -> String {
+    let encoder = if d.openh264 {
+        format!(
+            "openh264enc bitrate={} gop-size={} rate-control=bitrate complexity=low",
+            d.bitrate_kbps * 1000,
+            d.keyframe_interval_frames
+        )
+    } else {
+        format!(
+            "x264enc tune=zerolatency speed-preset=ultrafast bitrate={} key-int-max={} ! video/x-h264,profile=constrained-baseline",
+            d.bitrate_kbps, d.keyframe_interval_frames
+        )
+    };
+    format!(
+        "( appsrc name=src is-live=true format=time do-timestamp=true max-buffers=2 leaky-type=downstream caps=video/x-raw,format=RGB,width={},height={},framerate={}/1 ! videoconvert ! video/x-raw,format=I420 ! {encoder} ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )",
+        d.width, d.height, d.fps
+    )
+}
+
+fn configure_factory(f: &rtsp::RTSPMediaFactory, settings: &ServerSettings) {
+    f.set_shared(true);
+    f.set_eos_shutdown(false);
+    f.set_suspend_mode(rtsp::RTSPSuspendMode::None);
+    let mut protocols = gst_rtsp::RTSPLowerTrans::TCP;
+    if settings.udp {
+        protocols |= gst_rtsp::RTSPLowerTrans::UDP;
+    }
+    f.set_protocols(protocols);
+    if !settings.users.is_empty() {
+        let role = gst::Structure::builder("user")
+            .field("media.factory.access", true)
+            .field("media.factory.construct", true)
+            .build();
+        f.add_role_from_structure(&role);
+    }
+}
+
+/// Metrics of the RTSP side.
+#[derive(Debug, Clone)]
+struct Meters {
+    registry: Registry,
+}
+
+impl Meters {
+    fn upstream_open(&self, mount: &str) {
+        self.registry
+            .counter(
+                "watchpost_rtsp_media_prepared_total",
+                "Shared media pipelines started (one upstream read each)",
+                &[("mount", mount)],
+            )
+            .inc();
+    }
+    fn session(&self, mount: &str, ok: bool) {
+        let name = if ok {
+            "watchpost_rtsp_session_starts_total"
+        } else {
+            "watchpost_rtsp_session_refusals_total"
+        };
+        self.registry
+            .counter(
+                name,
+                "RTSP PLAY requests accepted / refused",
+                &[("mount", mount)],
+            )
+            .inc();
+    }
+    fn clients(&self, mount: &str, n: u32) {
+        self.registry
+            .gauge(
+                "watchpost_rtsp_clients",
+                "Clients playing, per mount",
+                &[("mount", mount)],
+            )
+            .set(f64::from(n));
+    }
+    fn bytes_counter(&self, mount: &str) -> watchpost_runtime::metrics::Counter {
+        self.registry.counter(
+            "watchpost_rtsp_payload_bytes_total",
+            "RTP payload bytes produced per mount (before fan-out to clients)",
+            &[("mount", mount)],
+        )
+    }
+}
+
+fn count_payload(media: &rtsp::RTSPMedia, counter: watchpost_runtime::metrics::Counter) {
+    let Some(pay) = media
+        .element()
+        .downcast_ref::<gst::Bin>()
+        .and_then(|b| b.by_name("pay0"))
+    else {
+        return;
+    };
+    if let Some(pad) = pay.static_pad("src") {
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(gst::PadProbeData::Buffer(b)) = &info.data {
+                counter.add(b.size() as u64);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+}
+
+/// Starts the server with its mounts on a new main loop thread.
+pub fn start(
+    settings: &ServerSettings,
+    upstreams: &[Upstream],
+    dashboard: Option<&DashboardMount>,
+    registry: &Registry,
+) -> Result<RunningServer, RtspError> {
+    let meters = Meters {
+        registry: registry.clone(),
+    };
+    let context = glib::MainContext::new();
+    let main_loop = glib::MainLoop::new(Some(&context), false);
+    let server = rtsp::RTSPServer::new();
+    server.set_address(&settings.address.ip().to_string());
+    server.set_service(&settings.address.port().to_string());
+    let mounts = server.mount_points().ok_or(RtspError::ServerSetup {
+        what: "mount points",
+    })?;
+    for u in upstreams {
+        let f = rtsp::RTSPMediaFactory::new();
+        f.set_launch(&restream_launch(u, settings.upstream_latency_ms));
+        configure_factory(&f, settings);
+        let (url, user, pass, path) = (
+            u.url.clone(),
+            u.username.clone(),
+            u.password.clone(),
+            u.path.clone(),
+        );
+        let meters = meters.clone();
+        f.connect_media_configure(move |_, media| {
+            meters.upstream_open(&path);
+            count_payload(media, meters.bytes_counter(&path));
+            let src = media
+                .element()
+                .downcast_ref::<gst::Bin>()
+                .and_then(|b| b.by_name("src"));
+            if let Some(src) = src {
+                src.set_property("location", &url);
+                if let Some(user) = &user {
+                    src.set_property("user-id", user);
+                }
+                if let Some(pass) = &pass {
+                    src.set_property("user-pw", pass);
+                }
+            }
+        });
+        mounts.add_factory(&u.path, f);
+    }
+    if let Some(d) = dashboard {
+        let f = rtsp::RTSPMediaFactory::new();
+        f.set_launch(&dashboard_launch(d));
+        configure_factory(&f, settings);
+        let sources = d.sources.clone();
+        let meters = meters.clone();
+        f.connect_media_configure(move |_, media| {
+            meters.upstream_open("/dashboard");
+            count_payload(media, meters.bytes_counter("/dashboard"));
+            let src = media
+                .element()
+                .downcast_ref::<gst::Bin>()
+                .and_then(|b| b.by_name("src"))
+                .and_then(|e| e.downcast::<gst_app::AppSrc>().ok());
+            if let Some(src) = src {
+                sources
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(src.clone());
+                let sources = sources.clone();
+                media.connect_unprepared(move |_| {
+                    sources
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .retain(|s| s != &src);
+                });
+            }
+        });
+        mounts.add_factory("/dashboard", f);
+    }
+    if !settings.users.is_empty() {
+        let auth = rtsp::RTSPAuth::new();
+        auth.set_supported_methods(gst_rtsp::RTSPAuthMethod::Digest);
+        let token = rtsp::RTSPToken::builder()
+            .field("media.factory.role", "user")
+            .build();
+        for (user, pass) in &settings.users {
+            auth.add_digest(user, pass, &token);
+        }
+        server.set_auth(Some(&auth));
+    }
+
+    // Client accounting: which mount each client plays, for the cap and the gauge.
+    let clients: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let playing: Arc<Mutex<HashMap<usize, Vec<String>>>> = Arc::default();
+    let cap = settings.max_clients_per_mount;
+    {
+        let clients = clients.clone();
+        let playing = playing.clone();
+        let meters = meters.clone();
+        server.connect_client_connected(move |_, client| {
+            let id = client.as_ptr() as usize;
+            let (c1, m1) = (clients.clone(), meters.clone());
+            client.connect_pre_play_request(move |_, ctx| {
+                let mount = ctx
+                    .uri()
+                    .map(|u| mount_of(&u.request_uri()))
+                    .unwrap_or_default();
+                let n = c1
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&mount)
+                    .copied()
+                    .unwrap_or(0);
+                if n >= cap {
+                    m1.session(&mount, false);
+                    tracing::warn!(%mount, clients = n, "client cap reached; PLAY refused");
+                    gst_rtsp::RTSPStatusCode::ServiceUnavailable
+                } else {
+                    gst_rtsp::RTSPStatusCode::Ok
+                }
+            });
+            let (c2, p2, m2) = (clients.clone(), playing.clone(), meters.clone());
+            client.connect_play_request(move |_, ctx| {
+                let mount = ctx
+                    .uri()
+                    .map(|u| mount_of(&u.request_uri()))
+                    .unwrap_or_default();
+                let mut map = c2.lock().unwrap_or_else(|p| p.into_inner());
+                let n = map.entry(mount.clone()).or_insert(0);
+                *n += 1;
+                m2.clients(&mount, *n);
+                m2.session(&mount, true);
+                p2.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(id)
+                    .or_default()
+                    .push(mount);
+            });
+            let (c3, p3, m3) = (clients.clone(), playing.clone(), meters.clone());
+            client.connect_closed(move |_| {
+                let mounts = p3
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id)
+                    .unwrap_or_default();
+                let mut map = c3.lock().unwrap_or_else(|p| p.into_inner());
+                for mount in mounts {
+                    if let Some(n) = map.get_mut(&mount) {
+                        *n = n.saturating_sub(1);
+                        m3.clients(&mount, *n);
+                    }
+                }
+            });
+        });
+    }
+
+    let (tx, rx) = std::sync::mpsc::channel::<Result<u16, String>>();
+    let ml = main_loop.clone();
+    let thread = std::thread::Builder::new()
+        .name("rtsp-glib".into())
+        .spawn(move || {
+            let r = context.with_thread_default(|| match server.attach(Some(&context)) {
+                Ok(_source) => {
+                    let _ = tx.send(Ok(server.bound_port().max(0) as u16));
+                    ml.run();
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                }
+            });
+            if let Err(e) = r {
+                tracing::error!(error = %e, "cannot acquire the RTSP main context");
+            }
+        })
+        .map_err(|source| RtspError::Thread { source })?;
+    let port = match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+        Ok(Ok(p)) => p,
+        Ok(Err(message)) => {
+            return Err(RtspError::BindRtsp {
+                addr: settings.address,
+                message,
+            });
+        }
+        Err(_) => {
+            return Err(RtspError::BindRtsp {
+                addr: settings.address,
+                message: "the RTSP server thread did not start".into(),
+            });
+        }
+    };
+    Ok(RunningServer {
+        port,
+        main_loop,
+        thread: Some(thread),
+        clients,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounts_from_uris() {
+        assert_eq!(mount_of("rtsp://h:1/dashboard/"), "/dashboard");
+        assert_eq!(mount_of("rtsp://h:1/cameras/a/stream=0"), "/cameras/a");
+        assert_eq!(mount_of("rtsp://h:1/cameras/a/sub"), "/cameras/a/sub");
+        assert_eq!(mount_of("rtsp://h:1"), "/");
+    }
+}

@@ -1,0 +1,337 @@
+//! The streams the worker serves, derived from the configuration: every RTSP camera of
+//! `[capture]` and `[[rtsp.extra_cameras]]`, plus the dashboard; and the ONVIF device model
+//! describing them.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+
+use watchpost_config::Config;
+use watchpost_config::capture::SourceConfig;
+use watchpost_onvif::{DeviceInfo, DeviceModel, H264Profile, NetworkInfo, StreamProfile};
+
+/// One upstream camera stream to restream without re-encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// Camera id (also the `/cameras/<id>` mount).
+    pub camera: String,
+    pub name: String,
+    /// `main` or `sub`.
+    pub variant: &'static str,
+    /// Mount path, e.g. `/cameras/front` or `/cameras/front/sub`.
+    pub path: String,
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub tcp: bool,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+}
+
+impl Upstream {
+    /// ONVIF profile token.
+    pub fn token(&self) -> String {
+        format!("cam_{}_{}", self.camera, self.variant)
+    }
+}
+
+/// The upstream streams of every configured RTSP camera, main before sub.
+pub fn upstreams(config: &Config) -> Vec<Upstream> {
+    let mut v = Vec::new();
+    for cam in &config.capture.cameras {
+        if !cam.enabled {
+            continue;
+        }
+        // Only RTSP sources can be restreamed without re-encoding; V4L2, MJPEG and thermal
+        // cameras would need the capture worker's frames (not served yet).
+        let SourceConfig::Rtsp {
+            url,
+            sub_url,
+            transport,
+            ..
+        } = &cam.source
+        else {
+            continue;
+        };
+        let tcp = matches!(transport, watchpost_config::capture::RtspTransport::Tcp);
+        let (username, password) = match &cam.credentials {
+            Some(c) => (
+                Some(c.username.clone()),
+                Some(c.password.expose().to_string()),
+            ),
+            None => (None, None),
+        };
+        let name = if cam.name.is_empty() {
+            cam.id.to_string()
+        } else {
+            cam.name.clone()
+        };
+        push(
+            &mut v,
+            cam.id.as_str(),
+            &name,
+            url,
+            sub_url.as_deref(),
+            (username, password),
+            tcp,
+            (1920, 1080, 25),
+        );
+    }
+    for cam in &config.rtsp.extra_cameras {
+        if v.iter().any(|u| u.camera == cam.id.as_str()) {
+            continue;
+        }
+        let name = if cam.name.is_empty() {
+            cam.id.to_string()
+        } else {
+            cam.name.clone()
+        };
+        push(
+            &mut v,
+            cam.id.as_str(),
+            &name,
+            &cam.url,
+            cam.sub_url.as_deref(),
+            (
+                cam.username.clone(),
+                cam.password.as_ref().map(|p| p.expose().to_string()),
+            ),
+            true,
+            (cam.width, cam.height, cam.fps),
+        );
+    }
+    v
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push(
+    v: &mut Vec<Upstream>,
+    id: &str,
+    name: &str,
+    url: &str,
+    sub_url: Option<&str>,
+    (username, password): (Option<String>, Option<String>),
+    tcp: bool,
+    (width, height, fps): (u32, u32, u32),
+) {
+    v.push(Upstream {
+        camera: id.to_string(),
+        name: name.to_string(),
+        variant: "main",
+        path: format!("/cameras/{id}"),
+        url: url.to_string(),
+        username: username.clone(),
+        password: password.clone(),
+        tcp,
+        width,
+        height,
+        fps,
+    });
+    if let Some(sub) = sub_url {
+        v.push(Upstream {
+            camera: id.to_string(),
+            name: format!("{name} (sub)"),
+            variant: "sub",
+            path: format!("/cameras/{id}/sub"),
+            url: sub.to_string(),
+            username,
+            password,
+            tcp,
+            width: 640,
+            height: 360,
+            fps,
+        });
+    }
+}
+
+/// The address a LAN peer would reach us at: the configured one, the listen address when it
+/// is specific, else the source address the kernel picks towards the discovery group (a UDP
+/// "connect" sends nothing).
+pub fn advertised_host(config: &Config) -> String {
+    let d = &config.rtsp.device;
+    if !d.advertise_host.is_empty() {
+        return d.advertise_host.clone();
+    }
+    let ip = config.rtsp.onvif_listen.ip();
+    if !ip.is_unspecified() {
+        return ip.to_string();
+    }
+    let probe = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).and_then(|s| {
+        s.connect(SocketAddr::from(([239, 255, 255, 250], 3702)))?;
+        s.local_addr()
+    });
+    match probe {
+        Ok(a) if !a.ip().is_unspecified() => a.ip().to_string(),
+        _ => "127.0.0.1".into(),
+    }
+}
+
+/// The interface to report: configured, else the first non-loopback one.
+fn interface(config: &Config) -> String {
+    let configured = &config.rtsp.device.interface;
+    if !configured.is_empty() {
+        return configured.clone();
+    }
+    let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "lo")
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names.into_iter().next().unwrap_or_else(|| "lo".into())
+}
+
+fn mac_of(interface: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{interface}/address")).ok()?;
+    let mac = text.trim().to_ascii_lowercase();
+    (mac.len() == 17 && mac != "00:00:00:00:00:00").then_some(mac)
+}
+
+/// The ONVIF device model for this configuration.
+pub fn device_model(
+    config: &Config,
+    ups: &[Upstream],
+    http_port: u16,
+    rtsp_port: u16,
+    version: &str,
+) -> DeviceModel {
+    let d = &config.rtsp.device;
+    let iface = interface(config);
+    let mac = if d.mac.is_empty() {
+        mac_of(&iface).unwrap_or_else(|| "02:00:00:00:00:01".into())
+    } else {
+        d.mac.to_ascii_lowercase()
+    };
+    let host = advertised_host(config);
+    let ipv4 = match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => Some((a, 24)),
+        _ => None,
+    };
+    let mut profiles: Vec<StreamProfile> = ups
+        .iter()
+        .map(|u| StreamProfile {
+            token: u.token(),
+            name: u.name.clone(),
+            source_token: format!("cam_{}", u.camera),
+            width: u.width,
+            height: u.height,
+            framerate: u.fps,
+            bitrate_kbps: if u.variant == "main" { 4096 } else { 512 },
+            gov_length: u.fps.max(1) * 2,
+            h264_profile: H264Profile::Main,
+            rtsp_path: u.path.clone(),
+            snapshot_path: format!("/onvif/snapshot/{}.jpg", u.token()),
+        })
+        .collect();
+    let dash = &config.rtsp.dashboard;
+    if dash.enabled {
+        profiles.push(StreamProfile {
+            token: "dashboard".into(),
+            name: "Sensor dashboard".into(),
+            source_token: "dashboard".into(),
+            width: dash.width,
+            height: dash.height,
+            framerate: dash.fps,
+            bitrate_kbps: dash.bitrate_kbps,
+            gov_length: dash.keyframe_interval_frames,
+            h264_profile: H264Profile::Baseline,
+            rtsp_path: "/dashboard".into(),
+            snapshot_path: "/onvif/snapshot/dashboard.jpg".into(),
+        });
+    }
+    let serial = if d.serial_number.is_empty() {
+        mac.replace(':', "")
+    } else {
+        d.serial_number.clone()
+    };
+    DeviceModel {
+        info: DeviceInfo {
+            manufacturer: d.manufacturer.clone(),
+            model: d.model.clone(),
+            firmware_version: version.to_string(),
+            serial_number: serial,
+            hardware_id: config.system.board.clone(),
+        },
+        network: NetworkInfo {
+            hostname: std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "watchpost".into()),
+            interface_name: iface,
+            mac: mac.clone(),
+            ipv4,
+            mtu: 1500,
+        },
+        scopes: DeviceModel::default_scopes(&d.name, &d.model, &d.location, &mac),
+        profiles,
+        advertised_host: host,
+        http_port,
+        rtsp_port,
+    }
+}
+
+/// A stable WS-Discovery endpoint reference derived from the MAC address.
+pub fn endpoint_uuid(mac: &str) -> String {
+    let hex: String = mac.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    let hex = format!("{hex:0>12}");
+    format!(
+        "urn:uuid:77617463-6870-4f73-8074-{}",
+        &hex[hex.len() - 12..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstreams_from_capture_and_extra_cameras() {
+        let config: Config = toml::from_str(
+            r#"
+[capture]
+[[capture.cameras]]
+id = "gate"
+name = "Gate"
+source = { type = "rtsp", url = "rtsp://10.0.0.5/main", sub_url = "rtsp://10.0.0.5/sub" }
+credentials = { username = "viewer", password = "pw" }
+[[capture.cameras]]
+id = "usb"
+source = { type = "v4l2", device = "/dev/video0" }
+[rtsp]
+[[rtsp.extra_cameras]]
+id = "lab"
+url = "rtsp://127.0.0.1:9000/x"
+width = 1280
+height = 720
+fps = 10
+"#,
+        )
+        .unwrap();
+        let ups = upstreams(&config);
+        let paths: Vec<&str> = ups.iter().map(|u| u.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["/cameras/gate", "/cameras/gate/sub", "/cameras/lab"]
+        );
+        assert_eq!(ups[0].username.as_deref(), Some("viewer"));
+        assert_eq!(ups[1].token(), "cam_gate_sub");
+        assert_eq!((ups[2].width, ups[2].height, ups[2].fps), (1280, 720, 10));
+        let model = device_model(&config, &ups, 8000, 8554, "1.0");
+        let tokens: Vec<&str> = model.profiles.iter().map(|p| p.token.as_str()).collect();
+        assert_eq!(
+            tokens,
+            ["cam_gate_main", "cam_gate_sub", "cam_lab_main", "dashboard"]
+        );
+    }
+
+    #[test]
+    fn endpoint_is_stable_per_mac() {
+        assert_eq!(
+            endpoint_uuid("02:00:00:00:00:42"),
+            "urn:uuid:77617463-6870-4f73-8074-020000000042"
+        );
+    }
+}

@@ -1,0 +1,399 @@
+//! [`WorkerCtx`]: what every worker's `run(config, ctx)` receives.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufReader, BufWriter, Write};
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Registry;
+use crate::proto::{
+    self, ENV_HEARTBEAT_MS, ENV_SUPERVISED, ENV_SUPERVISOR_PID, FatalKind, Snapshot, SupervisorMsg,
+    WorkerMsg,
+};
+
+/// How often metrics text is pushed to the supervisor at most.
+const METRICS_PUSH_INTERVAL: Duration = Duration::from_secs(1);
+const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(250);
+
+/// Errors setting up the link to the supervisor.
+#[derive(Debug, thiserror::Error)]
+pub enum CtxError {
+    #[error("adopting the supervisor socket on stdin: {0}")]
+    AdoptSocket(#[source] std::io::Error),
+    #[error("setting the parent-death signal: {0}")]
+    ParentDeathSignal(#[source] nix::Error),
+    #[error("supervisor (pid {expected}) is gone before the worker started")]
+    SupervisorGone { expected: i32 },
+}
+
+/// Errors asking the supervisor for its snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusQueryError {
+    #[error("not running under a supervisor")]
+    Standalone,
+    #[error("the supervisor link is closed")]
+    LinkClosed,
+    #[error("the supervisor did not answer within {timeout_ms} ms")]
+    Timeout { timeout_ms: u64 },
+}
+
+enum Outgoing {
+    Msg(WorkerMsg),
+    Flush(mpsc::Sender<()>),
+}
+
+struct Link {
+    tx: SyncSender<Outgoing>,
+    pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Snapshot>>>>,
+    next_id: AtomicU64,
+}
+
+/// The context a worker runs in. Cheap to share behind an `Arc`.
+pub struct WorkerCtx {
+    name: String,
+    shutdown: CancellationToken,
+    metrics: Registry,
+    heartbeat_interval: Duration,
+    link: Option<Link>,
+    last_metrics_push: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for WorkerCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerCtx")
+            .field("name", &self.name)
+            .field("supervised", &self.link.is_some())
+            .finish()
+    }
+}
+
+impl WorkerCtx {
+    /// Builds the context from the environment the supervisor set up. Without
+    /// `WATCHPOST_SUPERVISED=1` the context is standalone.
+    pub fn from_env(name: &str, shutdown: CancellationToken) -> Result<Self, CtxError> {
+        let heartbeat_interval = std::env::var(ENV_HEARTBEAT_MS)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis)
+            .unwrap_or(DEFAULT_HEARTBEAT);
+        if std::env::var(ENV_SUPERVISED).as_deref() != Ok("1") {
+            let mut ctx = Self::standalone(name, shutdown);
+            ctx.heartbeat_interval = heartbeat_interval;
+            return Ok(ctx);
+        }
+        // Die with the supervisor, and close the race where it died before the prctl.
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+            .map_err(CtxError::ParentDeathSignal)?;
+        if let Some(expected) = std::env::var(ENV_SUPERVISOR_PID)
+            .ok()
+            .and_then(|p| p.parse::<i32>().ok())
+            && nix::unistd::getppid().as_raw() != expected
+        {
+            return Err(CtxError::SupervisorGone { expected });
+        }
+        let fd = std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(CtxError::AdoptSocket)?;
+        let stream = UnixStream::from(fd);
+        let link = Link::start(name, stream).map_err(CtxError::AdoptSocket)?;
+        Ok(Self {
+            name: name.to_string(),
+            shutdown,
+            metrics: Registry::new(),
+            heartbeat_interval,
+            link: Some(link),
+            last_metrics_push: Mutex::new(None),
+        })
+    }
+
+    /// A context with no supervisor (tests, tools, running a worker by hand).
+    pub fn standalone(name: &str, shutdown: CancellationToken) -> Self {
+        Self {
+            name: name.to_string(),
+            shutdown,
+            metrics: Registry::new(),
+            heartbeat_interval: DEFAULT_HEARTBEAT,
+            link: None,
+            last_metrics_push: Mutex::new(None),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Cancelled when the worker must stop.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    /// The worker's metrics registry.
+    pub fn metrics(&self) -> &Registry {
+        &self.metrics
+    }
+
+    /// How often the main loop should call [`WorkerCtx::heartbeat`].
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.heartbeat_interval
+    }
+
+    /// Whether a supervisor is listening.
+    pub fn is_supervised(&self) -> bool {
+        self.link.is_some()
+    }
+
+    fn send(&self, msg: WorkerMsg) {
+        if let Some(link) = &self.link {
+            match link.tx.try_send(Outgoing::Msg(msg)) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+                Err(TrySendError::Full(_)) => {
+                    tracing::debug!("supervisor queue full; message dropped");
+                }
+            }
+        }
+    }
+
+    /// Reports readiness: devices open, sockets bound. `listeners` names each bound address.
+    pub fn ready<I, S>(&self, listeners: I)
+    where
+        I: IntoIterator<Item = (S, SocketAddr)>,
+        S: Into<String>,
+    {
+        let listeners: BTreeMap<String, String> = listeners
+            .into_iter()
+            .map(|(k, a)| (k.into(), a.to_string()))
+            .collect();
+        tracing::info!(worker = %self.name, ?listeners, "ready");
+        self.send(WorkerMsg::Ready { listeners });
+        self.push_metrics();
+    }
+
+    /// Tells the supervisor the main loop is alive. Call it from the main loop, at
+    /// [`WorkerCtx::heartbeat_interval`]; it also pushes metrics about once a second.
+    pub fn heartbeat(&self) {
+        self.send(WorkerMsg::Heartbeat);
+        let due = {
+            let mut last = self
+                .last_metrics_push
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let due = last.is_none_or(|t| t.elapsed() >= METRICS_PUSH_INTERVAL);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        if due {
+            self.push_metrics();
+        }
+    }
+
+    /// Pushes the current metrics text now.
+    pub fn push_metrics(&self) {
+        if self.link.is_some() {
+            self.send(WorkerMsg::Metrics {
+                text: self.metrics.render(),
+            });
+        }
+    }
+
+    /// A short status line for `/health` and systemd's STATUS=.
+    pub fn status(&self, text: impl Into<String>) {
+        self.send(WorkerMsg::Status { text: text.into() });
+    }
+
+    /// Reports why the worker is about to exit and waits (up to one second) until the message
+    /// has been written, so the reason reaches the supervisor before the exit status does.
+    pub fn fatal(&self, kind: FatalKind, reason: impl Into<String>) {
+        let reason = reason.into();
+        tracing::error!(worker = %self.name, ?kind, %reason, "worker giving up");
+        let Some(link) = &self.link else { return };
+        let _ = link
+            .tx
+            .send(Outgoing::Msg(WorkerMsg::Fatal { kind, reason }));
+        let (done_tx, done_rx) = mpsc::channel();
+        if link.tx.send(Outgoing::Flush(done_tx)).is_ok() {
+            let _ = done_rx.recv_timeout(Duration::from_secs(1));
+        }
+    }
+
+    /// Asks the supervisor for its current view of the appliance.
+    pub async fn query_snapshot(&self, timeout: Duration) -> Result<Snapshot, StatusQueryError> {
+        let link = self.link.as_ref().ok_or(StatusQueryError::Standalone)?;
+        let id = link.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        link.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, tx);
+        if link
+            .tx
+            .try_send(Outgoing::Msg(WorkerMsg::Query { id }))
+            .is_err()
+        {
+            link.pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            return Err(StatusQueryError::LinkClosed);
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(snapshot)) => Ok(snapshot),
+            Ok(Err(_)) => Err(StatusQueryError::LinkClosed),
+            Err(_) => {
+                link.pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+                Err(StatusQueryError::Timeout {
+                    timeout_ms: timeout.as_millis() as u64,
+                })
+            }
+        }
+    }
+}
+
+impl Link {
+    fn start(name: &str, stream: UnixStream) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::sync_channel::<Outgoing>(256);
+        let write_half = stream.try_clone()?;
+        std::thread::Builder::new()
+            .name(format!("{name}-sup-tx"))
+            .spawn(move || {
+                let mut w = BufWriter::new(write_half);
+                while let Ok(item) = rx.recv() {
+                    match item {
+                        Outgoing::Msg(msg) => {
+                            if proto::write_frame(&mut w, &msg).is_err() {
+                                break;
+                            }
+                            // Coalesce whatever else is queued before flushing.
+                            let mut ok = true;
+                            while let Ok(more) = rx.try_recv() {
+                                match more {
+                                    Outgoing::Msg(m) => {
+                                        if proto::write_frame(&mut w, &m).is_err() {
+                                            ok = false;
+                                            break;
+                                        }
+                                    }
+                                    Outgoing::Flush(done) => {
+                                        let _ = w.flush();
+                                        let _ = done.send(());
+                                    }
+                                }
+                            }
+                            if !ok || w.flush().is_err() {
+                                break;
+                            }
+                        }
+                        Outgoing::Flush(done) => {
+                            let _ = w.flush();
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })?;
+        let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Snapshot>>>> = Arc::default();
+        let pending_rx = pending.clone();
+        std::thread::Builder::new()
+            .name(format!("{name}-sup-rx"))
+            .spawn(move || {
+                let mut r = BufReader::new(stream);
+                while let Ok(Some(msg)) = proto::read_frame::<SupervisorMsg>(&mut r) {
+                    match msg {
+                        SupervisorMsg::Snapshot { id, snapshot } => {
+                            let waiter = pending_rx
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .remove(&id);
+                            if let Some(waiter) = waiter {
+                                let _ = waiter.send(snapshot);
+                            }
+                        }
+                    }
+                }
+                // The supervisor closed the link: there is no one left to report to, and
+                // PDEATHSIG will end this process if the supervisor died.
+                pending_rx.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            })?;
+        Ok(Self {
+            tx,
+            pending,
+            next_id: AtomicU64::new(1),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn standalone_context_is_inert() {
+        let ctx = WorkerCtx::standalone("t", CancellationToken::new());
+        ctx.ready([("http", "127.0.0.1:1".parse::<SocketAddr>().unwrap())]);
+        ctx.heartbeat();
+        ctx.status("fine");
+        assert!(!ctx.is_supervised());
+        assert!(matches!(
+            ctx.query_snapshot(Duration::from_millis(10)).await,
+            Err(StatusQueryError::Standalone)
+        ));
+    }
+
+    #[tokio::test]
+    async fn link_carries_messages_and_answers_queries() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let link = Link::start("t", ours).unwrap();
+        let ctx = WorkerCtx {
+            name: "t".into(),
+            shutdown: CancellationToken::new(),
+            metrics: Registry::new(),
+            heartbeat_interval: DEFAULT_HEARTBEAT,
+            link: Some(link),
+            last_metrics_push: Mutex::new(None),
+        };
+        ctx.metrics().counter("watchpost_t_x_total", "x", &[]).inc();
+        ctx.heartbeat();
+        // Play the supervisor on the other end in a thread.
+        let sup = std::thread::spawn(move || {
+            let mut r = BufReader::new(theirs.try_clone().unwrap());
+            let mut w = theirs;
+            let mut seen = Vec::new();
+            loop {
+                let msg: WorkerMsg = proto::read_frame(&mut r).unwrap().unwrap();
+                if let WorkerMsg::Query { id } = msg {
+                    let snapshot = Snapshot {
+                        supervisor_pid: 1,
+                        uptime_ms: 5,
+                        workers: vec![],
+                        supervisor_metrics: String::new(),
+                        worker_metrics: BTreeMap::new(),
+                        listeners: BTreeMap::new(),
+                    };
+                    proto::write_frame(&mut w, &SupervisorMsg::Snapshot { id, snapshot }).unwrap();
+                    return seen;
+                }
+                seen.push(msg);
+            }
+        });
+        let snap = ctx.query_snapshot(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(snap.uptime_ms, 5);
+        let seen = sup.join().unwrap();
+        assert_eq!(seen[0], WorkerMsg::Heartbeat);
+        assert!(
+            matches!(&seen[1], WorkerMsg::Metrics { text } if text.contains("watchpost_t_x_total 1"))
+        );
+    }
+}

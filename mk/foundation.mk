@@ -1,0 +1,8 @@
+# Foundation (issue 2): supervisor, broker, hub. Their unit and crate tests run in
+# `make test-unit`; tests/foundation in `make test-system`.
+BENCH_STEPS += bench-foundation
+
+.PHONY: bench-foundation
+bench-foundation:
+	$(CARGO) build -j$(CARGO_JOBS) --release -p watchpost-bus --example mqtt_bench
+	WATCHPOST_BIN=$(CURDIR)/target/release/watchpost $(VENV)/bin/python bench/foundation.py

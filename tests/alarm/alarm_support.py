@@ -1,0 +1,267 @@
+"""Peers for the alarm-path system tests (imported by the test modules): mosquitto (the YoLink
+broker), the YoLink simulator (`watchpost-sim yolink`), pysiaalarm (SIA DC-09 receiver), a CHEKT bridge stand-in (HTTP) and
+a pymodbus relay module. Each is a real process or server on 127.0.0.1 with its own port.
+"""
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from conftest import ROOT, SIM_BIN, wait_for  # noqa: E402
+
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LineProcess:
+    """A child process that prints JSON lines; collects them in a thread."""
+
+    def __init__(self, args: list[str], first_key: str, env: dict | None = None):
+        self.args = args
+        self.lines: list[dict] = []
+        self.cond = threading.Condition()
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})}, start_new_session=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+        self.first = self.wait(lambda ls: next((l for l in ls if first_key in l), None), 30, f"{args[0]} ready")
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                continue
+            with self.cond:
+                self.lines.append(obj)
+                self.cond.notify_all()
+
+    def wait(self, pred, timeout: float, what: str):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                r = pred(self.lines)
+                if r:
+                    return r
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    raise TimeoutError(f"timed out waiting for {what}; got {self.lines[-5:]}")
+                self.cond.wait(min(left, 0.2))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(5)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+
+class SiaReceiver:
+    """pysiaalarm on a fixed port; can be stopped and started again on the same port."""
+
+    def __init__(self, protocol: str = "tcp", accounts: tuple[str, ...] = ("AAA",), ack_delay_ms: int = 0):
+        self.protocol, self.accounts, self.ack_delay_ms = protocol, accounts, ack_delay_ms
+        self.port = free_port()
+        self.events: list[dict] = []
+        self.proc: LineProcess | None = None
+
+    def start(self) -> "SiaReceiver":
+        args = [PYTHON, str(HERE / "sia_receiver.py"), "--protocol", self.protocol, "--port", str(self.port),
+                "--ack-delay-ms", str(self.ack_delay_ms)]
+        for a in self.accounts:
+            args += ["--account", a]
+        self.proc = LineProcess(args, "listening")
+        return self
+
+    def stop(self) -> None:
+        if self.proc:
+            self.events.extend(self.received(current_only=True))
+            self.proc.stop()
+            self.proc = None
+
+    def received(self, current_only: bool = False) -> list[dict]:
+        cur = [l for l in self.proc.lines if "code" in l] if self.proc else []
+        return cur if current_only else self.events + cur
+
+    def wait_events(self, n: int, timeout: float = 20) -> list[dict]:
+        assert self.proc is not None
+        done = len(self.events)
+        self.proc.wait(lambda ls: sum(1 for l in ls if "code" in l) + done >= n, timeout, f"{n} SIA events")
+        return self.received()
+
+
+@pytest.fixture
+def sia_factory():
+    made: list[SiaReceiver] = []
+
+    def make(**kw) -> SiaReceiver:
+        r = SiaReceiver(**kw)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.stop()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path):
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(exe).exists():
+        pytest.skip("mosquitto is not installed (make deps)")
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def up():
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+
+    wait_for(up, 10, what="mosquitto listening")
+    yield port
+    proc.terminate()
+    proc.wait(5)
+
+
+class YolinkSim:
+    def __init__(self, mqtt_port: int, devices: list[str], mode: str = "cloud"):
+        if not SIM_BIN.exists():
+            pytest.skip(f"{SIM_BIN} is not built (make build)")
+        args = [str(SIM_BIN), "yolink", "--mode", mode, "--mqtt", f"127.0.0.1:{mqtt_port}",
+                "--client-id", "ua-test", "--secret", "s3cret", "--home-id", "home-test"]
+        for d in devices:
+            args += ["--device", d]
+        self.proc = LineProcess(args, "listening")
+        self.url = "http://" + self.proc.first["listening"]
+
+    def report(self, device: str, state: str | None = None, **kw: Any) -> None:
+        body = {"device": device, **kw}
+        if state is not None:
+            body["state"] = state
+        r = requests.post(self.url + "/sim/report", json=body, timeout=5)
+        assert r.status_code == 200, r.text
+
+    def stats(self) -> dict:
+        return requests.get(self.url + "/sim/stats", timeout=5).json()
+
+
+@pytest.fixture
+def yolink_factory():
+    made: list[YolinkSim] = []
+
+    def make(mqtt_port: int, devices: list[str], mode: str = "cloud") -> YolinkSim:
+        s = YolinkSim(mqtt_port, devices, mode)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.proc.stop()
+
+
+class ChektReceiver:
+    """Records POSTs like a CHEKT bridge's local API; `status` sets the answer."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.status = 200
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server API
+                n = int(self.headers.get("content-length", 0))
+                body = self.rfile.read(n)
+                outer.requests.append({"path": self.path, "auth": self.headers.get("authorization"),
+                                       "body": json.loads(body or b"null"), "t_ns": time.time_ns()})
+                self.send_response(outer.status)
+                self.send_header("content-type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v1/events"
+
+
+@pytest.fixture
+def chekt():
+    c = ChektReceiver()
+    yield c
+    c.server.shutdown()
+
+
+@pytest.fixture
+def relay_slave():
+    pytest.importorskip("pymodbus", reason="pymodbus is not installed (make venv)")
+    port = free_port()
+    p = LineProcess([PYTHON, str(HERE / "relay_slave.py"), "127.0.0.1", str(port), "1"], "ready")
+    p.port = port  # type: ignore[attr-defined]
+    yield p
+    p.stop()
+
+
+def alarm_sections(mqtt_port: int, sim: YolinkSim, **alarms: Any) -> dict[str, dict[str, Any]]:
+    return {
+        "bridge": {"enabled": True, "min_connect_interval_ms": 0, "resend_interval_ms": 1000,
+                   "poll_state_on_connect": True},
+        "alarms": {"enabled": True, "rate_limit_per_min": 0, **alarms},
+        "supervisor": {"essential": ["broker", "bridge", "hub"]},
+    }
+
+
+def yolink_toml(mqtt_port: int, sim: YolinkSim) -> str:
+    return (
+        "\n[bridge.yolink]\nsource = \"cloud\"\nuaid = \"ua-test\"\nsecret = \"s3cret\"\n"
+        f"api_url = \"{sim.url}\"\nmqtt = \"127.0.0.1:{mqtt_port}\"\n"
+    )
+
+
+def sia_receiver_toml(rid: str, port: int, extra: str = "") -> str:
+    return (
+        f"\n[[alarms.receivers]]\ntype = \"sia\"\nid = \"{rid}\"\nhost = \"127.0.0.1:{port}\"\n"
+        f"account = \"AAA\"\nack_timeout_ms = 2000\nattempts = 1\nbackoff_initial_ms = 100\nbackoff_max_ms = 1000\n{extra}"
+    )
+
+
+def queues(appliance) -> dict:
+    return appliance.get("/api/v1/alarms/queues").json()
+
+
+def wait_bridge_connected(appliance, timeout: float = 20) -> None:
+    def ok():
+        text = requests.get(appliance.url("/metrics"), timeout=3).text
+        return any(l.startswith("watchpost_bridge_yolink_connected") and l.rstrip().endswith(" 1")
+                   for l in text.splitlines())
+    wait_for(ok, timeout, interval=0.1, what="bridge subscribed to YoLink reports")

@@ -1,0 +1,115 @@
+"""Store-and-forward: alarms survive an unreachable receiver and a killed hub, and reach the
+receiver in order, each at least once (a repeat carries the same SIA sequence number)."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import requests
+
+from alarm_support import mosquitto, sia_factory, yolink_factory  # noqa: F401 - fixtures
+from alarm_support import alarm_sections, queues, sia_receiver_toml, wait_bridge_connected, yolink_toml
+from conftest import wait_for
+
+DOORS = 10
+ROUNDS = 5  # 10 doors x 5 rounds x (open + close) = 100 alarms and restores
+DOWN_S = float(os.environ.get("ALARM_RECEIVER_DOWN_S", "60"))
+
+
+def door_config(mosquitto_port: int, sim, sia_port: int) -> tuple[dict, str]:
+    extra = yolink_toml(mosquitto_port, sim) + sia_receiver_toml("cms", sia_port)
+    for i in range(DOORS):
+        extra += f"\n[[alarms.mappings]]\nsensor = \"door{i}\"\nroutes = [{{ receiver = \"cms\", zone = {i + 1} }}]\n"
+    return alarm_sections(mosquitto_port, sim), extra
+
+
+def fire(sim) -> list[tuple[str, str]]:
+    """Sends 100 door reports; returns the expected (zone, code) sequence."""
+    expected = []
+    for _ in range(ROUNDS):
+        for state, code in (("open", "BA"), ("closed", "BH")):
+            for i in range(DOORS):
+                sim.report(f"door{i}", state)
+                expected.append((str(i + 1), code))
+    return expected
+
+
+def distinct_in_order(events: list[dict]) -> tuple[list[tuple[str, str]], dict[str, set]]:
+    """First occurrence of each sequence number, in arrival order; and what each number carried."""
+    seen: dict[str, set] = {}
+    order = []
+    for e in events:
+        body = (e["ri"], e["code"])
+        if e["sequence"] not in seen:
+            order.append(body)
+        seen.setdefault(e["sequence"], set()).add(body)
+    return order, seen
+
+
+def metric_value(app, name: str, receiver: str) -> float:
+    text = requests.get(app.url("/metrics"), timeout=3).text
+    for line in text.splitlines():
+        if line.startswith(name + "{") and f'receiver="{receiver}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return -1.0
+
+
+def test_receiver_down_while_100_alarms_fire_then_all_delivered_in_order(
+    appliance_factory, mosquitto, sia_factory, yolink_factory
+):
+    sia = sia_factory()  # port reserved, receiver not started: connections are refused
+    sim = yolink_factory(mosquitto, [f"door{i}:DoorSensor:Door {i}" for i in range(DOORS)])
+    sections, extra = door_config(mosquitto, sim, sia.port)
+    app = appliance_factory(sections, extra).start(timeout=30)
+    wait_bridge_connected(app)
+    t0 = time.monotonic()
+    expected = fire(sim)
+
+    def cms():
+        return next(r for r in queues(app)["items"] if r["receiver"] == "cms")
+
+    wait_for(lambda: cms()["queued"] == 100, 20, interval=0.1, what="100 alarms queued")
+    status = cms()
+    assert status["state"] == "retrying" and status["delivered_total"] == 0
+    assert status["oldest_age_s"] is not None and status["last_error"]
+    assert metric_value(app, "watchpost_hub_alarm_queue_length", "cms") == 100
+    # The receiver stays away for DOWN_S seconds while the appliance keeps retrying.
+    time.sleep(max(0.0, DOWN_S - (time.monotonic() - t0)))
+    assert cms()["queued"] == 100
+    sia.start()
+    events = sia.wait_events(100, timeout=60)
+    order, carried = distinct_in_order(events)
+    assert order == expected
+    assert all(len(v) == 1 for v in carried.values()), "a repeated sequence number carried another alarm"
+    seqs = [int(e["sequence"]) for e in events]
+    assert seqs == sorted(seqs)
+    wait_for(lambda: cms()["queued"] == 0, 10, what="queue empty")
+    assert cms()["delivered_total"] == 100
+
+
+def test_hub_killed_during_delivery_loses_nothing(appliance_factory, mosquitto, sia_factory, yolink_factory):
+    sia = sia_factory(ack_delay_ms=60).start()  # a slow receiver keeps deliveries in flight
+    sim = yolink_factory(mosquitto, [f"door{i}:DoorSensor:Door {i}" for i in range(DOORS)])
+    sections, extra = door_config(mosquitto, sim, sia.port)
+    app = appliance_factory(sections, extra).start(timeout=30)
+    wait_bridge_connected(app)
+    hub_pid = app.worker("hub")["pid"]
+    expected = fire(sim)
+    sia.wait_events(20, timeout=30)
+    os.kill(hub_pid, signal.SIGKILL)
+    # The supervisor restarts the hub; delivery resumes from its queue.
+    wait_for(lambda: app.worker("hub")["pid"] not in (None, hub_pid) and app.worker("hub")["state"] == "running",
+             20, interval=0.1, what="hub restarted")
+    assert app.worker("hub")["restarts"] >= 1
+
+    def complete():
+        order, _ = distinct_in_order(sia.received())
+        return len(order) >= 100
+
+    wait_for(complete, 60, interval=0.2, what="every alarm delivered after the restart")
+    order, carried = distinct_in_order(sia.received())
+    assert order == expected, "missing or reordered alarms"
+    assert all(len(v) == 1 for v in carried.values()), "a repeated sequence number carried another alarm"
+    wait_for(lambda: next(r for r in queues(app)["items"] if r["receiver"] == "cms")["queued"] == 0, 10,
+             what="queue empty")

@@ -1,0 +1,211 @@
+"""Shared fixtures for Watchpost system tests.
+
+Tests start the built binaries (``WATCHPOST_BIN``, ``WATCHPOST_SIM_BIN``; ``make`` sets them) and
+talk to them only through public protocols. Every appliance gets its own temporary data
+directory and listens on 127.0.0.1 with port 0: the supervisor picks free ports and writes them
+to ``<data_dir>/run/listeners.json``, which the fixture reads.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(os.environ.get("WATCHPOST_BIN", ROOT / "target" / "debug" / "watchpost"))
+SIM_BIN = Path(os.environ.get("WATCHPOST_SIM_BIN", ROOT / "target" / "debug" / "watchpost-sim"))
+ADMIN = ("admin", "demo-admin")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.02, what: str = "condition") -> Any:
+    """Polls ``predicate`` until it returns a truthy value or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - polled peers may not be up yet
+            last_exc = exc
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+
+
+def toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def render_toml(sections: dict[str, dict[str, Any]], extra: str = "") -> str:
+    out = []
+    for name, body in sections.items():
+        out.append(f"[{name}]")
+        for k, v in body.items():
+            out.append(f"{k} = {toml_value(v)}")
+        out.append("")
+    return "\n".join(out) + "\n" + extra
+
+
+def base_sections(data_dir: Path) -> dict[str, dict[str, Any]]:
+    return {
+        "system": {"data_dir": str(data_dir), "log_format": "text", "log_level": "info"},
+        "supervisor": {
+            "heartbeat_interval_ms": 100,
+            "heartbeat_timeout_ms": 1000,
+            "ready_timeout_ms": 10000,
+            "backoff_initial_ms": 100,
+            "backoff_max_ms": 2000,
+            "stop_grace_ms": 3000,
+            "essential": ["broker", "hub"],
+        },
+        "broker": {"listen": "127.0.0.1:0"},
+        "hub": {"listen": "127.0.0.1:0", "health_timeout_ms": 1000},
+    }
+
+
+USERS = '\n[[auth.users]]\nname = "admin"\npassword = "demo-admin"\nrole = "admin"\n'
+
+
+class Appliance:
+    """A running ``watchpost run`` with helpers to reach it."""
+
+    def __init__(self, workdir: Path, sections: dict[str, dict[str, Any]], extra_toml: str = ""):
+        self.workdir = workdir
+        self.data_dir = Path(sections["system"]["data_dir"])
+        self.config_path = workdir / "watchpost.toml"
+        self.config_path.write_text(render_toml(sections, USERS + extra_toml))
+        self.log_path = workdir / "appliance.log"
+        self.proc: subprocess.Popen | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self, wait_healthy: bool = True, timeout: float = 15.0, env: dict | None = None) -> "Appliance":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(BIN), "run", "--config", str(self.config_path)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})}, start_new_session=True,
+        )
+        if wait_healthy:
+            self.wait_healthy(timeout)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            return self.proc.wait(5)
+
+    # -- addresses --------------------------------------------------------------------------
+    @property
+    def listeners(self) -> dict[str, str]:
+        path = self.data_dir / "run" / "listeners.json"
+        return json.loads(path.read_text())
+
+    def addr(self, key: str) -> tuple[str, int]:
+        host, port = self.listeners[key].rsplit(":", 1)
+        return host, int(port)
+
+    def url(self, path: str = "/") -> str:
+        return f"http://{self.listeners['hub.listen']}{path}"
+
+    # -- health -----------------------------------------------------------------------------
+    def health(self) -> dict:
+        return requests.get(self.url("/health"), timeout=3).json()
+
+    def worker(self, name: str) -> dict:
+        return next(w for w in self.health()["workers"] if w["name"] == name)
+
+    def wait_healthy(self, timeout: float = 15.0) -> dict:
+        def ok():
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"appliance exited with {self.proc.returncode}; log:\n{self.log()}")
+            h = self.health()
+            return h if h["status"] == "healthy" else None
+        return wait_for(ok, timeout, what="appliance healthy")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-6000:]
+        except FileNotFoundError:
+            return ""
+
+    def get(self, path: str, auth=ADMIN, **kw) -> requests.Response:
+        return requests.get(self.url(path), auth=auth, timeout=kw.pop("timeout", 5), **kw)
+
+    def post(self, path: str, auth=ADMIN, **kw) -> requests.Response:
+        return requests.post(self.url(path), auth=auth, timeout=kw.pop("timeout", 5), **kw)
+
+
+@pytest.fixture
+def appliance_factory(tmp_path: Path):
+    """Returns ``make(sections_update=None, extra_toml="")`` that builds (not starts) an appliance.
+
+    ``sections_update`` is merged into the base sections per section (``{"hub": {...}}``).
+    Every appliance made is stopped at teardown.
+    """
+    made: list[Appliance] = []
+
+    def make(sections_update: dict[str, dict[str, Any]] | None = None, extra_toml: str = "") -> Appliance:
+        workdir = tmp_path / f"appliance{len(made)}"
+        workdir.mkdir()
+        sections = base_sections(workdir / "data")
+        for k, v in (sections_update or {}).items():
+            sections.setdefault(k, {}).update(v)
+        a = Appliance(workdir, sections, extra_toml)
+        made.append(a)
+        return a
+
+    yield make
+    for a in made:
+        a.stop()
+
+
+@pytest.fixture
+def appliance(appliance_factory) -> Appliance:
+    """A started appliance with the base config (broker + hub), healthy."""
+    return appliance_factory().start()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    # A zombie has exited; only its parent's wait is missing.
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def children_of(pid: int) -> list[int]:
+    out = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            stat = (p / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            out.append(int(p.name))
+    return out

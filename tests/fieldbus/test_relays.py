@@ -1,0 +1,118 @@
+"""Relay outputs: pymodbus plays a Modbus TCP relay module; the fieldbus worker drives its coils
+in manual, pulse and follower mode, and opens its circuit breaker when the module goes away."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pymodbus.client import ModbusTcpClient
+
+from conftest import wait_for
+from fieldbus_support import fieldbus_sections, free_port, metric
+
+paho_publish = pytest.importorskip("paho.mqtt.publish", reason="paho-mqtt is not installed (make venv)")
+
+HERE = Path(__file__).resolve().parent
+
+
+class RelayModule:
+    """The pymodbus relay module process (unit 1, coils from address 0)."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "RelayModule":
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "relay_module.py"), "127.0.0.1", str(self.port), "1"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        assert self.proc.stdout.readline().strip() == "READY"
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def coils(self) -> list[bool]:
+        c = ModbusTcpClient("127.0.0.1", port=self.port, timeout=1, retries=0)
+        try:
+            assert c.connect()
+            return c.read_coils(0, count=3, device_id=1).bits[:3]
+        finally:
+            c.close()
+
+
+@pytest.fixture
+def relay_module():
+    m = RelayModule(free_port()).start()
+    yield m
+    m.stop()
+
+
+def test_pulse_follower_manual_and_breaker(appliance_factory, relay_module):
+    module = {
+        "name": "out", "unit_id": 1, "tcp": f"127.0.0.1:{relay_module.port}",
+        "timeout_ms": 200, "poll_interval_ms": 200, "breaker_failures": 2, "breaker_open_ms": 500,
+        "channels": [
+            {"channel": 1, "name": "siren", "mode": "pulse", "pulse_ms": 400},
+            {"channel": 2, "name": "light", "mode": "follower", "follow_topic": "test/armed"},
+            {"channel": 3, "name": "door", "mode": "manual"},
+        ],
+    }
+    a = appliance_factory(fieldbus_sections(relays=[module])).start()
+
+    def status():
+        r = a.get("/api/v1/relays/out")
+        return r.json() if r.status_code == 200 else None
+
+    wait_for(lambda: (s := status()) and s["breaker"] == "closed" and all(c["on"] is not None for c in s["channels"]),
+             10, what="relay module polled")
+    listing = a.get("/api/v1/relays").json()
+    assert [m["module"] for m in listing["items"]] == ["out"]
+
+    # Manual channel: on, then off, confirmed after the coil write.
+    r = a.post("/api/v1/relays/out/channels/door", json={"on": True})
+    assert r.status_code == 200 and r.json()["channel"]["on"] is True, r.text
+    assert relay_module.coils()[2] is True
+    assert a.post("/api/v1/relays/out/channels/door", json={"on": False}).status_code == 200
+    assert relay_module.coils()[2] is False
+
+    # Pulse channel: "on" energises it for pulse_ms, then it is released on its own.
+    r = a.post("/api/v1/relays/out/channels/siren", json={"on": True})
+    assert r.status_code == 200, r.text
+    assert relay_module.coils()[0] is True
+    wait_for(lambda: relay_module.coils()[0] is False, 5, what="pulse released")
+    # The channel test pulses too.
+    assert a.post("/api/v1/relays/out/channels/siren/test").status_code == 200
+    wait_for(lambda: relay_module.coils()[0] is False, 5, what="test pulse released")
+
+    # Follower channel copies the bus topic.
+    host, port = a.addr("broker.listen")
+    paho_publish.single("test/armed", "ON", hostname=host, port=port, qos=1)
+    wait_for(lambda: relay_module.coils()[1] is True, 5, what="follower on")
+    paho_publish.single("test/armed", '{"state": "off"}', hostname=host, port=port, qos=1)
+    wait_for(lambda: relay_module.coils()[1] is False, 5, what="follower off")
+
+    # Errors: unknown channel, bad body.
+    assert a.post("/api/v1/relays/out/channels/nope", json={"on": True}).status_code == 404
+    assert a.post("/api/v1/relays/out/channels/door", json={"on": "maybe"}).status_code == 400
+    assert a.get("/api/v1/relays/missing").status_code == 404
+
+    # The module goes away: the breaker opens and the API says so; commands fail fast.
+    relay_module.stop()
+    wait_for(lambda: (s := status()) and s["breaker"] in ("open", "half_open") and s["last_error"], 10,
+             what="breaker open")
+    wait_for(lambda: metric(a, "watchpost_fieldbus_relay_breaker_opens_total", module="out") >= 1, 5,
+             what="breaker opens counted")
+    r = a.post("/api/v1/relays/out/channels/door", json={"on": True})
+    assert r.status_code == 503, r.text
+    # It comes back: the probe succeeds and the breaker closes.
+    relay_module.start()
+    wait_for(lambda: (s := status()) and s["breaker"] == "closed", 10, what="breaker closed again")
+    assert a.post("/api/v1/relays/out/channels/door", json={"on": True}).status_code == 200
+    assert relay_module.coils()[2] is True
+    assert metric(a, "watchpost_fieldbus_relay_failures_total", module="out") >= 2

@@ -1,0 +1,75 @@
+"""`watchpost check-config` and `print-default-config` on good and bad files."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import BIN, ROOT
+
+
+def check(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN), "check-config", str(path)], capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_examples_pass(example):
+    r = check(example)
+    assert r.returncode == 0, r.stderr
+    assert "OK" in r.stdout
+
+
+def test_default_config_round_trips(tmp_path):
+    out = subprocess.run([str(BIN), "print-default-config"], capture_output=True, text=True, check=True)
+    p = tmp_path / "default.toml"
+    p.write_text(out.stdout)
+    r = check(p)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize(
+    "text, must_contain",
+    [
+        ("[hub]\nenabled = true\nlisten_port = 80\n", ["line 3", "listen_port"]),
+        ("[supervisor]\nrestart_budget = \"ten\"\n", ["line 2", "restart_budget"]),
+        ("[hub]\nlisten = \"127.0.0.1:70000\"\n", ["line 2", "out of range"]),
+        ("[nonsense]\nx = 1\n", ["line 1", "nonsense"]),
+        ("[supervisor]\nessential = [\"hub\", \"toaster\"]\n", ["supervisor.essential", "toaster"]),
+        ("[[auth.users]]\nname = \"admin\"\npassword = \"short\"\n", ["auth.users[0].password", "8 characters"]),
+        ("this is not toml\n", ["line 1"]),
+    ],
+    ids=["unknown-key", "wrong-type", "port-range", "unknown-section", "unknown-worker", "weak-password", "garbage"],
+)
+def test_bad_files_are_rejected_with_key_and_line(tmp_path, text, must_contain):
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    r = check(p)
+    assert r.returncode == 78, (r.returncode, r.stdout, r.stderr)
+    for s in must_contain:
+        assert s in r.stderr, f"{s!r} not in {r.stderr!r}"
+    assert str(p) in r.stderr
+
+
+def test_missing_file(tmp_path):
+    p = tmp_path / "nope.toml"
+    r = check(p)
+    assert r.returncode == 78
+    assert "cannot read config file" in r.stderr and str(p) in r.stderr
+
+
+def test_run_refuses_bad_config_before_starting(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text("[hub]\nlisten = \"nope\"\n")
+    r = subprocess.run([str(BIN), "run", "--config", str(p)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 78
+    assert "hub" in r.stderr or "line 2" in r.stderr
+
+
+def test_env_override(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text("")
+    import os
+    env = {**os.environ, "WATCHPOST_HUB__LISTEN": "127.0.0.1:99999"}
+    r = subprocess.run([str(BIN), "check-config", str(p)], capture_output=True, text=True, env=env)
+    assert r.returncode == 78 and "out of range" in r.stderr

@@ -1,0 +1,80 @@
+"""RTSP mounts of the rtsp worker, read with ffprobe/ffmpeg (real clients)."""
+from __future__ import annotations
+
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conftest import wait_for
+from rtsp_support import FFPROBE_FAST, ffprobe, have, rtsp_appliance, rtsp_url, testsrc  # noqa: F401
+
+pytestmark = pytest.mark.skipif(not have("ffprobe"), reason="ffprobe is not installed")
+
+
+def test_each_mount_probes_as_h264(rtsp_appliance):
+    a = rtsp_appliance
+    for path, size in [("/cameras/cam1", ("640", "360")), ("/cameras/cam1/sub", ("640", "360")),
+                       ("/dashboard", ("960", "540"))]:
+        info = ffprobe(rtsp_url(a, path))
+        assert info["codec_name"] == "h264", (path, info)
+        assert (info["width"], info["height"]) == size, (path, info)
+        num, den = (int(x) for x in info["r_frame_rate"].split("/"))
+        assert num > 0 and den > 0, (path, info)
+
+
+def test_rtsp_requires_credentials(rtsp_appliance):
+    a = rtsp_appliance
+    with pytest.raises(RuntimeError, match="401|Unauthorized|authoriz"):
+        ffprobe(rtsp_url(a, "/dashboard", auth=None))
+    with pytest.raises(RuntimeError):
+        ffprobe(rtsp_url(a, "/dashboard", auth=("admin", "wrong-password")))
+
+
+def test_ten_clients_share_one_upstream_read(rtsp_appliance):
+    a = rtsp_appliance
+    src = a.testsrc
+    # Nothing is read from the camera until a client plays.
+    wait_for(lambda: src.count("media") == 0 or True, 1)
+    before_media, before_clients = src.count("media"), src.count("client")
+    url = rtsp_url(a, "/cameras/cam1")
+
+    def read(_):
+        # Each client decodes 3 s of video, so that all ten overlap.
+        return subprocess.run(
+            ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", url, "-t", "3", "-f", "null", "-"],
+            capture_output=True, text=True, timeout=60,
+        )
+
+    with ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(read, range(10)))
+    for r in results:
+        assert r.returncode == 0, r.stderr
+    assert src.count("media") - before_media == 1
+    assert src.count("client") - before_clients == 1
+
+
+def test_client_cap_refuses_extra_players(appliance_factory, testsrc):
+    from rtsp_support import extra_camera_toml, rtsp_sections
+    sections = rtsp_sections(testsrc.url, max_clients_per_mount=1, rtsp_auth=False)
+    rtsp = sections["rtsp"]
+    for k in ("dashboard", "discovery", "device"):
+        rtsp.pop(k)
+    extra = '\n[rtsp.discovery]\nbind = "127.0.0.1"\nport = 0\nmulticast = false\n' + \
+        '\n[rtsp.dashboard]\nenabled = false\n' + extra_camera_toml(testsrc.url)
+    a = appliance_factory(sections, extra_toml=extra).start(timeout=30)
+    wait_for(lambda: "rtsp.rtsp" in a.listeners, 20, what="rtsp worker ready")
+    url = rtsp_url(a, "/cameras/cam1", auth=None)
+    first = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", url, "-t", "20", "-f", "null", "-"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_for(lambda: testsrc.count("media") >= 1, 20, what="first client playing")
+        second = subprocess.run(["ffprobe", *FFPROBE_FAST, url], capture_output=True, text=True, timeout=30)
+        assert second.returncode != 0
+        assert "503" in second.stderr or "Unavailable" in second.stderr, second.stderr
+    finally:
+        first.terminate()
+        first.wait(10)
