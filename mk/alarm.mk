@@ -29,7 +29,7 @@ define alarm_fuzz_run
 		echo "$@: $$t for $(ALARM_FUZZ_SECONDS) s"; \
 		cargo +nightly fuzz run $$t corpus/$$t seeds/$$t -- \
 			-max_total_time=$(ALARM_FUZZ_SECONDS) -max_len=8192 -print_final_stats=1 2>&1 \
-			| grep -E '^(stat::number_of_executed_units|==|SUMMARY|Done|thread|panicked)' ; \
+			| grep -E '^(stat::number_of_executed_units|==|SUMMARY|Done|thread|panicked|Base64|artifact_prefix|Test unit written)' ; \
 		test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done
 endef

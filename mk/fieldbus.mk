@@ -5,8 +5,8 @@
 FIELDBUS_FUZZ_SECONDS ?= $(FUZZ_SECONDS)
 # crate-directory:target
 FIELDBUS_FUZZ_TARGETS := app/modbus/fuzz:rtu_decoder app/modbus/fuzz:tcp_decoder app/neasmart/fuzz:register_model
-# One target dir for both fuzz crates, so libFuzzer is compiled once.
-FIELDBUS_FUZZ_TARGET_DIR := $(CURDIR)/target/fuzz-fieldbus
+# The shared fuzz target directory (see FUZZ_ENV in the Makefile), so libFuzzer is compiled once.
+FIELDBUS_FUZZ_TARGET_DIR := $(CURDIR)/target/fuzz
 
 .PHONY: fuzz-fieldbus
 FUZZ_STEPS += fuzz-fieldbus
@@ -23,7 +23,8 @@ fuzz-fieldbus:
 	  echo "fuzz-fieldbus: $$name for $(FIELDBUS_FUZZ_SECONDS) s"; \
 	  if ! (cd $$dir && $(CARGO) +nightly fuzz run --target-dir $(FIELDBUS_FUZZ_TARGET_DIR) $$name -- \
 	        -max_total_time=$(FIELDBUS_FUZZ_SECONDS) -print_final_stats=1) >$$log 2>&1; then \
-	    tail -n 40 $$log; echo "fuzz-fieldbus: $$name FAILED (log $$log, artifacts in $$dir/artifacts/$$name)"; exit 1; fi; \
+	    tail -n 40 $$log; echo "fuzz-fieldbus: $$name FAILED (log $$log, artifacts in $$dir/artifacts/$$name)"; \
+	    for a in $$dir/artifacts/$$name/*; do [ -f "$$a" ] && { echo "$$a:"; od -An -tx1 "$$a" | head -n 64; }; done; exit 1; fi; \
 	  grep -E "^Done|stat::average_exec_per_sec" $$log | sed "s/^/  $$name: /"; \
 	done
 

@@ -23,7 +23,7 @@ fuzz-onvif:
 		echo "fuzz-onvif: $$t for $(ONVIF_FUZZ_SECONDS) s"; \
 		cargo +nightly fuzz run $$t corpus/$$t seeds/$$t -- \
 			-max_total_time=$(ONVIF_FUZZ_SECONDS) -max_len=16384 -print_final_stats=1 2>&1 \
-			| grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|==|SUMMARY|Done)' ; \
+			| grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|==|SUMMARY|Done|thread|panicked|Base64|Test unit written)' ; \
 		test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done
 

@@ -757,6 +757,23 @@ mod tests {
     }
 
     #[test]
+    fn coil_padding_bits_are_ignored_and_encoded_as_zero() {
+        // FC15, 3 coils from 0, one value byte with the five padding bits set.
+        let pdu = [0x0F, 0, 0, 0, 3, 1, 0xFF];
+        let req = Request::decode(&pdu).unwrap();
+        assert_eq!(
+            req,
+            Request::WriteMultipleCoils {
+                address: 0,
+                values: vec![true, true, true]
+            }
+        );
+        let mut out = Vec::new();
+        req.encode(&mut out);
+        assert_eq!(out, [0x0F, 0, 0, 0, 3, 1, 0x07]);
+    }
+
+    #[test]
     fn responses_round_trip() {
         round_trip_response(Response::ReadHoldingRegisters(vec![0x0C65]));
         round_trip_response(Response::ReadCoils(vec![
