@@ -203,7 +203,7 @@ fn gap_s() -> u64 {
     std::env::var("WATCHPOST_CAPTURE_GAP_S")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(6)
+        .unwrap_or(20)
 }
 
 #[test]
