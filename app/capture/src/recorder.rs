@@ -474,3 +474,297 @@ pub fn run(mut recorder: Recorder, rx: Receiver<RecorderMsg>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The recorder driven directly with synthetic access units and a manual wall clock:
+    //! schedules, event recording with pre- and post-roll, start/stop events, the write budget.
+    use super::*;
+    use crate::index::MemoryIndex;
+    use crate::mp4::Codec;
+    use crate::schedule::Window;
+    use crate::time::ManualWallClock;
+
+    // 2026-11-23T00:00:00Z is a Monday.
+    const MONDAY_US: u64 = 1_795_392_000_000_000;
+    const FPS: u64 = 10;
+    const FRAME_US: u64 = 1_000_000 / FPS;
+
+    struct Rig {
+        rec: Recorder,
+        clock: ManualWallClock,
+        index: Arc<MemoryIndex>,
+        stats: Arc<RecorderStats>,
+        events: tokio::sync::mpsc::UnboundedReceiver<RecorderEvent>,
+        track: Arc<TrackInfo>,
+        dir: tempfile::TempDir,
+        /// Frames fed so far (the stream's own clock).
+        n: u64,
+        /// Wall-clock time of frame 0.
+        origin_us: u64,
+    }
+
+    fn rig(mode: RecordMode, schedule: Schedule, origin_us: u64, budget: u64) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualWallClock::new(origin_us);
+        let index = Arc::new(MemoryIndex::default());
+        let stats = Arc::new(RecorderStats::default());
+        let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+        let settings = RecorderSettings {
+            camera: "cam".into(),
+            root: dir.path().to_path_buf(),
+            mode,
+            preroll_us: 3_000_000,
+            postroll_us: 2_000_000,
+            segment_us: 3_600_000_000,
+            fragment_ms: 1000,
+            sync_every_fragments: 1,
+            max_write_bytes_per_s: budget,
+            schedule,
+            clock: Arc::new(clock.clone()),
+        };
+        Rig {
+            rec: Recorder::new(settings, index.clone(), stats.clone(), tx),
+            clock,
+            index,
+            stats,
+            events,
+            track: Arc::new(TrackInfo {
+                codec: Codec::H264,
+                width: 320,
+                height: 240,
+                codec_data: vec![1, 0x42, 0xc0, 0x1e, 0xff, 0xe0, 0x00],
+            }),
+            dir,
+            n: 0,
+            origin_us,
+        }
+    }
+
+    impl Rig {
+        fn now_us(&self) -> u64 {
+            self.origin_us + self.n * FRAME_US
+        }
+
+        /// Feeds `seconds` of a 10 fps stream with a keyframe every second (1 kB frames).
+        fn feed(&mut self, seconds: u64) {
+            for _ in 0..seconds * FPS {
+                let at = self.now_us();
+                self.clock.set_us(at);
+                let mut data = vec![0u8; 1000];
+                data[..5].copy_from_slice(&[0, 0, 3, 0xe4, 0x65]);
+                let sample = Sample {
+                    data: bytes::Bytes::from(data),
+                    dts_ns: (self.n * FRAME_US * 1000) as i64,
+                    pts_ns: (self.n * FRAME_US * 1000) as i64,
+                    keyframe: self.n.is_multiple_of(FPS),
+                };
+                assert!(self.rec.handle(RecorderMsg::Sample {
+                    sample,
+                    track: self.track.clone(),
+                    arrival_us: at,
+                }));
+                self.n += 1;
+            }
+        }
+
+        fn trigger(&mut self, active: bool) {
+            self.clock.set_us(self.now_us());
+            self.rec.handle(RecorderMsg::Trigger {
+                active,
+                reason: "door".into(),
+            });
+        }
+
+        fn records(&self) -> Vec<SegmentRecord> {
+            self.index.list().unwrap()
+        }
+
+        fn events(&mut self) -> Vec<&'static str> {
+            let mut out = Vec::new();
+            while let Ok(e) = self.events.try_recv() {
+                out.push(match e {
+                    RecorderEvent::Started(_) => "started",
+                    RecorderEvent::Stopped(_) => "stopped",
+                    RecorderEvent::Failed { .. } => "failed",
+                });
+            }
+            out
+        }
+
+        /// The file of a closed record, read back: whole fragments, the duration the index says.
+        fn check_file(&self, r: &SegmentRecord) -> crate::mp4::ScanResult {
+            let bytes = std::fs::read(self.dir.path().join(&r.path)).unwrap();
+            assert_eq!(bytes.len() as u64, r.bytes);
+            let s = crate::mp4::scan(&bytes).unwrap();
+            assert_eq!(s.valid_len, r.bytes);
+            assert_eq!(s.fragments.len() as u32, r.fragments);
+            assert_eq!(s.duration_ms(), r.duration_ms());
+            assert_eq!(s.declared_duration_ticks, Some(s.duration_ticks()));
+            s
+        }
+    }
+
+    fn secs(us: u64) -> f64 {
+        us as f64 / 1e6
+    }
+
+    #[test]
+    fn schedule_window_opens_and_closes_on_the_manual_clock() {
+        // Mondays 08:00-08:01 UTC; the stream starts at 07:59:30.
+        let window = Window {
+            days: 1,
+            start_min: 8 * 60,
+            stop_min: 8 * 60 + 1,
+        };
+        let eight = MONDAY_US + 8 * 3_600_000_000;
+        let mut r = rig(
+            RecordMode::Schedule,
+            Schedule::new(vec![window], 0),
+            eight - 30_000_000,
+            0,
+        );
+        r.feed(29);
+        assert!(r.records().is_empty(), "nothing before the window");
+        assert!(r.events().is_empty());
+        r.feed(2); // crosses 08:00
+        assert!(r.stats.recording.load(Ordering::Relaxed));
+        assert_eq!(r.events(), ["started"]);
+        r.feed(60); // to 08:01:01
+        assert!(!r.stats.recording.load(Ordering::Relaxed));
+        assert_eq!(r.events(), ["stopped"]);
+        let recs = r.records();
+        assert_eq!(recs.len(), 1, "{recs:?}");
+        let seg = &recs[0];
+        assert_eq!(
+            (seg.state, &seg.trigger),
+            (SegmentState::Closed, &Trigger::Schedule)
+        );
+        // It starts with the group of pictures running at 08:00 and ends at 08:01.
+        assert!(
+            seg.start_us <= eight && seg.start_us > eight - 1_000_000,
+            "{seg:?}"
+        );
+        let end = eight + 60_000_000;
+        assert!(
+            seg.end_us.abs_diff(end) <= 1_000_000,
+            "ends {}",
+            secs(seg.end_us - eight)
+        );
+        r.check_file(seg);
+        // Outside the window (and on Tuesday at 08:00 too) nothing more is recorded.
+        r.feed(30);
+        r.origin_us += 24 * 3_600_000_000 - 60_000_000;
+        r.feed(10);
+        assert_eq!(r.records().len(), 1);
+        assert!(r.events().is_empty());
+    }
+
+    #[test]
+    fn schedule_end_without_frames_closes_on_tick() {
+        let window = Window {
+            days: 1,
+            start_min: 8 * 60,
+            stop_min: 8 * 60 + 1,
+        };
+        let eight = MONDAY_US + 8 * 3_600_000_000;
+        let mut r = rig(
+            RecordMode::Schedule,
+            Schedule::new(vec![window], 0),
+            eight,
+            0,
+        );
+        r.feed(10);
+        assert_eq!(r.events(), ["started"]);
+        // The source goes quiet; the clock passes the window's end.
+        r.clock.set_us(eight + 59_000_000);
+        r.rec.tick();
+        assert!(r.stats.recording.load(Ordering::Relaxed));
+        r.clock.set_us(eight + 61_000_000);
+        r.rec.tick();
+        assert!(!r.stats.recording.load(Ordering::Relaxed));
+        assert_eq!(r.events(), ["stopped"]);
+        let seg = &r.records()[0];
+        assert_eq!(seg.state, SegmentState::Closed);
+        assert_eq!(r.check_file(seg).duration_ms(), 10_000);
+    }
+
+    #[test]
+    fn event_recording_has_preroll_and_postroll() {
+        let mut r = rig(RecordMode::Event, Schedule::default(), MONDAY_US, 0);
+        r.feed(10);
+        assert!(r.records().is_empty(), "nothing recorded without an event");
+        let fired_at = r.now_us();
+        r.trigger(true);
+        assert_eq!(r.events(), ["started"], "the segment opens at once");
+        let seg = &r.records()[0];
+        assert_eq!(seg.state, SegmentState::Open);
+        // The pre-roll (3 s) in whole groups of pictures: 3 to 4 s before the trigger.
+        let preroll = fired_at - seg.start_us;
+        assert!(
+            (3_000_000..=4_000_000).contains(&preroll),
+            "pre-roll {} s",
+            secs(preroll)
+        );
+        r.feed(5);
+        let ended_at = r.now_us();
+        r.trigger(false);
+        r.feed(1);
+        assert!(r.stats.recording.load(Ordering::Relaxed), "post-roll runs");
+        r.feed(5);
+        assert!(!r.stats.recording.load(Ordering::Relaxed));
+        assert_eq!(r.events(), ["stopped"]);
+        let recs = r.records();
+        assert_eq!(recs.len(), 1);
+        let seg = &recs[0];
+        assert_eq!(seg.state, SegmentState::Closed);
+        assert_eq!(
+            seg.trigger,
+            Trigger::Event {
+                reason: "door".into()
+            }
+        );
+        // Ends with the post-roll (2 s after the trigger ended), within a fragment.
+        let end = ended_at + 2_000_000;
+        assert!(
+            seg.end_us.abs_diff(end) <= 1_000_000,
+            "ends {} s after the trigger",
+            secs(seg.end_us - ended_at)
+        );
+        let scan = r.check_file(seg);
+        assert!(scan.fragments.len() >= 9, "{scan:?}");
+        // A second event is a second segment and a second start/stop pair.
+        r.feed(5);
+        r.trigger(true);
+        r.feed(2);
+        r.trigger(false);
+        r.clock.set_us(r.now_us() + 2_500_000);
+        r.rec.tick();
+        assert_eq!(r.events(), ["started", "stopped"]);
+        assert_eq!(r.records().len(), 2);
+    }
+
+    #[test]
+    fn write_budget_drops_whole_groups_of_pictures() {
+        // 10 kB/s of video against a budget of 4 kB/s.
+        let mut r = rig(
+            RecordMode::Continuous,
+            Schedule::default(),
+            MONDAY_US,
+            4_000,
+        );
+        r.feed(30);
+        r.rec.handle(RecorderMsg::Shutdown);
+        let seg = &r.records()[0];
+        let written = r.stats.bytes_written.load(Ordering::Relaxed);
+        let dropped = r.stats.frames_dropped_rate.load(Ordering::Relaxed);
+        assert!(dropped >= 150, "{dropped} frames dropped");
+        // Media bytes within the budget plus its two-second burst; the file adds headers.
+        let media = 1000 * (300 - dropped);
+        assert!(media <= 4_000 * 32, "{media} bytes of media in 30 s");
+        assert!(written >= media);
+        let scan = r.check_file(seg);
+        let samples: u64 = scan.fragments.iter().map(|f| u64::from(f.samples)).sum();
+        assert_eq!(samples, 300 - dropped);
+    }
+}
