@@ -283,6 +283,57 @@ async fn udp_clear_and_encrypted() {
         (e["code"].as_str(), e["encrypted"].as_bool()),
         (Some("GA"), Some(true))
     );
+    // The other two combinations: clear SIA-DCS and encrypted ADM-CID.
+    let c = cfg(
+        peer.port,
+        "account = \"AAA\"\ntransport = \"udp\"\nformat = \"sia_dcs\"",
+    );
+    let layout = SiaLayout::from_config(&c);
+    let mut l = link(&c, Arc::new(SystemClock));
+    let (out, _) = deliver(
+        &mut l,
+        23,
+        layout.payload(EventKind::Water, Phase::Alarm, 5),
+    )
+    .await;
+    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    let e = peer.next_event();
+    assert_eq!(
+        (
+            e["account"].as_str(),
+            e["code"].as_str(),
+            e["ri"].as_str(),
+            e["encrypted"].as_bool()
+        ),
+        (Some("AAA"), Some("WA"), Some("5"), Some(false))
+    );
+    let c = cfg(
+        peer.port,
+        "account = \"BBB\"\ntransport = \"udp\"\nformat = \"adm_cid\"\nkey = \"0123456789ABCDEF\"\nkey_format = \"ascii\"",
+    );
+    let layout = SiaLayout::from_config(&c);
+    let mut l = link(&c, Arc::new(SystemClock));
+    let (out, _) = deliver(
+        &mut l,
+        24,
+        layout.payload(EventKind::Intrusion, Phase::Restore, 6),
+    )
+    .await;
+    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    let e = peer.next_event();
+    assert_eq!(
+        (
+            e["account"].as_str(),
+            e["code"].as_str(),
+            e["ri"].as_str(),
+            e["encrypted"].as_bool()
+        ),
+        (Some("BBB"), Some("BH"), Some("006"), Some(true))
+    );
+    // NULL supervision over UDP.
+    let (out, _) = deliver(&mut l, 25, Payload::Null).await;
+    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    assert_eq!(peer.next_event()["message_type"], "NULL");
 }
 
 /// A panel clock two minutes slow.
