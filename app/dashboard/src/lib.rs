@@ -23,7 +23,7 @@ pub mod state;
 
 pub use canvas::{Frame, Rgb};
 pub use render::{ALARM_RED, RenderError, Renderer};
-pub use state::{Camera, DashboardState, Sensor, StateError, Zone};
+pub use state::{Camera, CameraView, DashboardState, Sensor, StateError, Zone};
 
 /// Cycles pages: page `n` shows during the `n`-th interval since the pager started.
 #[derive(Debug, Clone, Copy)]

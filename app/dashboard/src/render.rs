@@ -4,7 +4,7 @@ use ab_glyph::FontRef;
 use time::OffsetDateTime;
 
 use crate::canvas::{Frame, Rgb};
-use crate::state::{Camera, DashboardState, Sensor, Zone};
+use crate::state::{CameraView, DashboardState, Sensor, Zone};
 
 static FONT_REGULAR: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
 static FONT_BOLD: &[u8] = include_bytes!("../fonts/DejaVuSans-Bold.ttf");
@@ -33,7 +33,7 @@ pub enum RenderError {
 enum Tile<'a> {
     Sensor(&'a Sensor),
     Zone(&'a Zone),
-    Camera(&'a Camera),
+    Camera(&'a str, CameraView),
 }
 
 /// Draws dashboard frames of one size.
@@ -212,7 +212,12 @@ impl Renderer {
             .values()
             .map(Tile::Sensor)
             .chain(state.zones.values().map(Tile::Zone))
-            .chain(state.cameras.values().map(Tile::Camera))
+            .chain(
+                state
+                    .cameras
+                    .values()
+                    .map(|c| Tile::Camera(&c.name, state.camera_view(c, now))),
+            )
             .collect();
         if tiles.is_empty() {
             frame.draw_text(
@@ -295,14 +300,14 @@ impl Renderer {
                 };
                 (z.name.as_str(), Rgb(90, 160, 240), main, detail)
             }
-            Tile::Camera(c) => {
-                let accent = if c.online { OK } else { BAD };
-                (
-                    c.name.as_str(),
-                    accent,
-                    if c.online { "online" } else { "offline" }.to_string(),
-                    format!("camera · {}", c.detail),
-                )
+            Tile::Camera(name, v) => {
+                let accent = if v.online { OK } else { BAD };
+                let detail = if v.detail.is_empty() {
+                    "camera".to_string()
+                } else {
+                    format!("camera · {}", v.detail)
+                };
+                (*name, accent, v.headline.clone(), detail)
             }
         };
         frame.fill_rect(x as i32, y as i32, self.u(10.0) as i32, h as i32, accent);

@@ -4,10 +4,15 @@
 //! - `sensors/<id>/state` (retained JSON): `name`, `state`, `alarm` (bool), `battery`
 //!   (0–4 level or 5–100 percent), `changed_at` (RFC 3339 string or Unix seconds), `online`;
 //! - `neasmart/zone/<bus>/<zone>` (retained JSON): `name`, `temperature_c`, `setpoint_c`;
-//! - `cameras/<id>/status` (retained JSON): `name`, `online` (bool) or `state` (string);
+//! - `capture/camera/<id>/status` (retained JSON, the capture worker's camera status, see
+//!   docs/bus.md "Capture"): `name`, `state` (`starting`/`online`/`offline`/`error`/`disabled`),
+//!   `reason`, `updated_unix_ms`;
+//! - `system/capture/status` (retained plain text `online`/`offline`): the capture worker itself.
 //!
-//! An empty payload removes the entry (MQTT's way of clearing a retained topic). Unknown
-//! fields are ignored, so publishers may add more.
+//! A camera counts as online only when its state is `online`, its status is at most
+//! [`CAMERA_STATUS_MAX_AGE_S`] old, and the capture worker has not said `offline` (the same
+//! rule as the hub's camera API). An empty payload removes the entry (MQTT's way of clearing a
+//! retained topic). Unknown fields are ignored, so publishers may add more.
 
 use std::collections::BTreeMap;
 
@@ -35,11 +40,28 @@ pub struct Zone {
     pub setpoint_c: Option<f64>,
 }
 
-/// One camera's health.
+/// A camera status older than this (seconds) is shown offline (the capture worker republishes
+/// at least every 10 s).
+pub const CAMERA_STATUS_MAX_AGE_S: i64 = 30;
+
+/// One camera's health, as the capture worker last published it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Camera {
     pub name: String,
+    /// The capture worker's state word (`starting`, `online`, `offline`, `error`, `disabled`).
+    pub state: String,
+    pub reason: Option<String>,
+    /// When the status was computed (ms since the Unix epoch), if the publisher said.
+    pub updated_unix_ms: Option<u64>,
+}
+
+/// How a camera is shown at a given time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CameraView {
     pub online: bool,
+    /// The word in large type: `online`, or the state / `offline` when stale.
+    pub headline: String,
+    /// The small print: the reason, or why the status is not trusted.
     pub detail: String,
 }
 
@@ -49,6 +71,8 @@ pub struct DashboardState {
     pub sensors: BTreeMap<String, Sensor>,
     pub zones: BTreeMap<String, Zone>,
     pub cameras: BTreeMap<String, Camera>,
+    /// The capture worker's own status (`system/capture/status`); `None` until heard.
+    pub capture_worker_online: Option<bool>,
 }
 
 /// Why a bus message was not applied.
@@ -102,11 +126,13 @@ struct ZoneMsg {
     setpoint_c: Option<f64>,
 }
 
+/// The fields of the capture worker's `CameraStatus` the dashboard shows.
 #[derive(Deserialize)]
 struct CameraMsg {
     name: Option<String>,
-    online: Option<bool>,
-    state: Option<String>,
+    state: String,
+    reason: Option<String>,
+    updated_unix_ms: Option<u64>,
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(topic: &[&str], payload: &[u8]) -> Result<T, StateError> {
@@ -162,23 +188,32 @@ impl DashboardState {
                 };
                 Ok(self.zones.insert(key, z.clone()) != Some(z))
             }
-            ["cameras", id, "status"] => {
+            ["capture", "camera", id, "status"] => {
                 if clear {
                     return Ok(self.cameras.remove(*id).is_some());
                 }
                 let m: CameraMsg = parse(levels, payload)?;
-                let online = m.online.unwrap_or(matches!(
-                    m.state.as_deref(),
-                    Some("online" | "streaming" | "ok" | "healthy" | "running")
-                ));
                 let c = Camera {
-                    name: m.name.unwrap_or_else(|| id.to_string()),
-                    online,
-                    detail: m
-                        .state
-                        .unwrap_or_else(|| if online { "online" } else { "offline" }.into()),
+                    name: m
+                        .name
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or_else(|| id.to_string()),
+                    state: m.state,
+                    reason: m.reason.filter(|r| !r.is_empty()),
+                    updated_unix_ms: m.updated_unix_ms,
                 };
                 Ok(self.cameras.insert(id.to_string(), c.clone()) != Some(c))
+            }
+            ["system", "capture", "status"] => {
+                let text = String::from_utf8_lossy(payload);
+                let online = match text.trim() {
+                    "online" => Some(true),
+                    "offline" => Some(false),
+                    _ => None,
+                };
+                let changed = self.capture_worker_online != online;
+                self.capture_worker_online = online;
+                Ok(changed)
             }
             _ => Ok(false),
         }
@@ -191,6 +226,33 @@ impl DashboardState {
             .filter(|(_, s)| s.alarm)
             .map(|(id, s)| (id.as_str(), s))
             .collect()
+    }
+
+    /// How camera `c` is shown at Unix time `now` (seconds).
+    pub fn camera_view(&self, c: &Camera, now: i64) -> CameraView {
+        let reason = c.reason.clone().unwrap_or_default();
+        if self.capture_worker_online == Some(false) {
+            return CameraView {
+                online: false,
+                headline: "offline".into(),
+                detail: "capture worker offline".into(),
+            };
+        }
+        if let Some(ms) = c.updated_unix_ms {
+            let age = now - (ms / 1000) as i64;
+            if age > CAMERA_STATUS_MAX_AGE_S {
+                return CameraView {
+                    online: false,
+                    headline: "offline".into(),
+                    detail: format!("no status for {age} s"),
+                };
+            }
+        }
+        CameraView {
+            online: c.state == "online",
+            headline: c.state.clone(),
+            detail: reason,
+        }
     }
 
     /// Number of tiles (sensors, then zones, then cameras).
@@ -235,14 +297,70 @@ mod tests {
         );
         assert_eq!(s.zones["1/3"].name, "Zone 1.3");
         assert!(
-            s.apply(&["cameras", "front", "status"], br#"{"state":"streaming"}"#)
-                .unwrap()
+            s.apply(
+                &["capture", "camera", "front", "status"],
+                br#"{"id":"front","name":"","state":"online"}"#
+            )
+            .unwrap()
         );
-        assert!(s.cameras["front"].online);
+        assert_eq!(s.cameras["front"].name, "front");
+        assert!(s.camera_view(&s.cameras["front"], 0).online);
         assert_eq!(s.tile_count(), 3);
         assert!(s.apply(&["sensors", "door1", "state"], b"").unwrap());
         assert!(s.alarms().is_empty());
         assert!(!s.apply(&["other", "x"], b"{}").unwrap());
         assert!(s.apply(&["sensors", "x", "state"], b"not json").is_err());
+    }
+
+    /// A status exactly as the capture worker serialises its `CameraStatus` (app/capture).
+    const CAPTURE_STATUS: &[u8] = br#"{"id":"gate","name":"Gate","state":"online","reason":null,"input_fps":15.0,"bitrate_bps":2000000.0,"frames_dropped":0,"reconnects":1,"recording":true,"recording_bytes_per_s":250000.0,"disk_used_bytes":1048576,"last_frame_at":"2026-11-22T10:00:00.000Z","recording_error":null,"detect_latency_ms":null,"updated_unix_ms":1795341600000}"#;
+    const NOW: i64 = 1_795_341_605;
+
+    #[test]
+    fn capture_worker_status_payload() {
+        let mut s = DashboardState::default();
+        let topic = ["capture", "camera", "gate", "status"];
+        assert!(s.apply(&topic, CAPTURE_STATUS).unwrap());
+        let c = s.cameras["gate"].clone();
+        assert_eq!(c.name, "Gate");
+        assert_eq!(c.updated_unix_ms, Some(1_795_341_600_000));
+        let v = s.camera_view(&c, NOW);
+        assert!(v.online, "{v:?}");
+        assert_eq!(v.headline, "online");
+
+        // Stale: more than 30 s without a republish.
+        let v = s.camera_view(&c, NOW + 30);
+        assert!(!v.online);
+        assert_eq!(v.detail, "no status for 35 s");
+
+        // The worker itself went away (its last will).
+        assert!(
+            s.apply(&["system", "capture", "status"], b"offline")
+                .unwrap()
+        );
+        assert!(!s.camera_view(&c, NOW).online);
+        assert!(
+            s.apply(&["system", "capture", "status"], b"online")
+                .unwrap()
+        );
+        assert!(s.camera_view(&c, NOW).online);
+
+        // An error with its reason.
+        let err = String::from_utf8(CAPTURE_STATUS.to_vec()).unwrap().replace(
+            r#""state":"online","reason":null"#,
+            r#""state":"error","reason":"connection refused""#,
+        );
+        assert!(s.apply(&topic, err.as_bytes()).unwrap());
+        let v = s.camera_view(&s.cameras["gate"], NOW);
+        assert!(!v.online);
+        assert_eq!(
+            (v.headline.as_str(), v.detail.as_str()),
+            ("error", "connection refused")
+        );
+
+        // The old topic is not read any more; clearing the retained status removes the tile.
+        assert!(!s.apply(&["cameras", "gate", "status"], b"{}").unwrap());
+        assert!(s.apply(&topic, b"").unwrap());
+        assert!(s.cameras.is_empty());
     }
 }

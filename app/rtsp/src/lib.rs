@@ -270,7 +270,13 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
     let mut subscriptions = Vec::new();
     if renderer.is_some() {
         // Filters are written out: `Bus::topic` sanitises levels, wildcards included.
-        for tail in ["sensors/+/state", "neasmart/zone/+/+", "cameras/+/status"] {
+        // Camera tiles come from the capture worker's status (and its own liveness).
+        for tail in [
+            "sensors/+/state",
+            "neasmart/zone/+/+",
+            "capture/camera/+/status",
+            "system/capture/status",
+        ] {
             let filter = format!("{}/{tail}", bus.prefix());
             let rx = bus
                 .subscribe(&filter)
