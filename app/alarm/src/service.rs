@@ -1331,7 +1331,7 @@ async fn deliver_loop(
     let mut done: u64 = 0;
     let mut removed: u64 = 0;
     let mut done_since: Option<tokio::time::Instant> = None;
-    loop {
+    'items: loop {
         // Remove what is delivered and checkpointed, in batches.
         let removable = done.min(*committed.borrow());
         if removable > removed {
@@ -1448,6 +1448,12 @@ async fn deliver_loop(
                         tokio::select! {
                             _ = stop.cancelled() => return,
                             _ = tokio::time::sleep(receiver.backoff(round)) => {}
+                        }
+                        // `overflow = "drop_oldest"` may have dropped this very item while
+                        // it was being retried (already counted and recorded as dropped):
+                        // give it up rather than deliver an alarm reported as dropped.
+                        if item.seq < stats.dropped_before.load(Ordering::Relaxed) {
+                            continue 'items;
                         }
                     }
                 }
