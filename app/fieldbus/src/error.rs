@@ -40,6 +40,11 @@ pub enum FieldbusError {
         port: PathBuf,
         source: watchpost_board::Rs485Error,
     },
+    #[error("serial line {} has no kernel RS485 mode ({errno}), but the board description names it as an RS485 UART in kernel mode: check the port in [fieldbus] against the board's serial ports, or set rs485 = false for an adapter that switches direction itself", port.display())]
+    Rs485Unsupported {
+        port: PathBuf,
+        errno: nix::errno::Errno,
+    },
     #[error("requesting RS485 direction line {line} of {}: {source}", chip.display())]
     Rs485Gpio {
         chip: PathBuf,
@@ -66,7 +71,8 @@ impl FieldbusError {
     /// The process exit code for this error (see the worker contract in docs/).
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Self::Config(_) => ExitCode::Config,
+            // Retrying cannot help: the configured device does not do what the board says.
+            Self::Config(_) | Self::Rs485Unsupported { .. } => ExitCode::Config,
             Self::BindTcp { .. }
             | Self::OpenSerial { .. }
             | Self::OpenSerialIo { .. }

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_serial::{SerialPortBuilderExt, SerialStream};
 use tokio_util::sync::CancellationToken;
 use watchpost_board::{Rs485Config, Rs485Direction};
@@ -68,8 +68,13 @@ pub fn open(cfg: &SerialConfig) -> Result<SerialStream, FieldbusError> {
 pub enum DirectionPlan {
     /// No switching (USB adapters with automatic direction, pseudo-terminals).
     None,
-    /// The UART's kernel RS485 mode with these settings.
-    Kernel(Rs485Config),
+    /// The UART's kernel RS485 mode with these settings. `from_board`: the board description
+    /// names this port as a kernel-mode RS485 UART (a refusal is then an error); otherwise the
+    /// mode is only tried, and a port that does not support it is used without switching.
+    Kernel {
+        settings: Rs485Config,
+        from_board: bool,
+    },
     /// A GPIO line drives DE/RE.
     Gpio {
         chip: std::path::PathBuf,
@@ -79,8 +84,8 @@ pub enum DirectionPlan {
 }
 
 /// Chooses the direction control of `port`: none unless the line is configured as RS485; then
-/// what the board description says for that device, and the kernel RS485 mode with default
-/// settings when the board does not describe it.
+/// what the board description says for that device, and an attempt at the kernel RS485 mode
+/// with default settings when the board does not describe it.
 pub fn plan_for(
     rs485: bool,
     port: &Path,
@@ -103,12 +108,15 @@ pub fn plan_for(
             rts_on_send,
             delay_rts_before_send_ms,
             delay_rts_after_send_ms,
-        }) => DirectionPlan::Kernel(Rs485Config {
-            rts_on_send,
-            delay_rts_before_send_ms,
-            delay_rts_after_send_ms,
-            ..Rs485Config::default()
-        }),
+        }) => DirectionPlan::Kernel {
+            settings: Rs485Config {
+                rts_on_send,
+                delay_rts_before_send_ms,
+                delay_rts_after_send_ms,
+                ..Rs485Config::default()
+            },
+            from_board: true,
+        },
         Some(watchpost_board::description::Rs485Spec::Gpio {
             chip,
             line,
@@ -123,7 +131,10 @@ pub fn plan_for(
             line,
             active_low,
         },
-        None => DirectionPlan::Kernel(Rs485Config::default()),
+        None => DirectionPlan::Kernel {
+            settings: Rs485Config::default(),
+            from_board: false,
+        },
     }
 }
 
@@ -145,12 +156,52 @@ pub fn direction_for(
 ) -> Result<Box<dyn Rs485Direction>, FieldbusError> {
     match plan_for(cfg.rs485, &cfg.port, board) {
         DirectionPlan::None => Ok(Box::new(NoDirection)),
-        DirectionPlan::Kernel(k) => enable_kernel_rs485(&cfg.port, &k),
+        DirectionPlan::Kernel {
+            settings,
+            from_board,
+        } => kernel_direction(&cfg.port, &settings, from_board),
         DirectionPlan::Gpio {
             chip,
             line,
             active_low,
         } => gpio_direction(&cfg.port, &chip, line, active_low),
+    }
+}
+
+/// Whether an errno from `TIOCSRS485` means "this port has no kernel RS485 mode" (a
+/// pseudo-terminal, a USB CDC adapter, a UART driver without RS485 support) rather than a
+/// passing failure. `ENOSYS` is what qemu-user answers for the untranslated ioctl.
+fn rs485_unsupported(errno: nix::errno::Errno) -> bool {
+    use nix::errno::Errno;
+    matches!(errno, Errno::ENOTTY | Errno::ENOSYS | Errno::EINVAL)
+}
+
+/// The kernel RS485 mode for `port`. When the port does not support it: an error naming the
+/// board description if that asked for it (`from_board`), else a warning and no switching
+/// (adapters with automatic direction work that way; a pty is what the tests use).
+fn kernel_direction(
+    port: &Path,
+    settings: &Rs485Config,
+    from_board: bool,
+) -> Result<Box<dyn Rs485Direction>, FieldbusError> {
+    match enable_kernel_rs485(port, settings) {
+        Ok(d) => Ok(d),
+        Err(FieldbusError::Rs485 {
+            port,
+            source: watchpost_board::Rs485Error::EnableKernelMode { source: errno, .. },
+        }) if rs485_unsupported(errno) => {
+            if from_board {
+                Err(FieldbusError::Rs485Unsupported { port, errno })
+            } else {
+                tracing::warn!(
+                    port = %port.display(),
+                    error = %errno,
+                    "the serial line has no kernel RS485 mode (not a UART with RS485 support: a USB adapter or a pseudo-terminal) and the board description does not describe it; serving it without direction switching. Set rs485 = false for adapters with automatic direction, or describe the port in the board description"
+                );
+                Ok(Box::new(NoDirection))
+            }
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -297,9 +348,14 @@ pub async fn serve(
                 Ok(p) => {
                     port = p;
                     gateway.metrics.serial_reopens.inc();
-                    if let DirectionPlan::Kernel(k) = plan_for(cfg.rs485, &cfg.port, board.as_ref())
+                    // The kernel mode belongs to the UART and may be lost with a replugged
+                    // adapter: set it again (a GPIO line stays requested).
+                    if let DirectionPlan::Kernel {
+                        settings,
+                        from_board,
+                    } = plan_for(cfg.rs485, &cfg.port, board.as_ref())
                     {
-                        match enable_kernel_rs485(&cfg.port, &k) {
+                        match kernel_direction(&cfg.port, &settings, from_board) {
                             Ok(d) => direction = d,
                             Err(e) => {
                                 tracing::warn!(error = %e, "re-enabling RS485 mode failed");
@@ -320,8 +376,10 @@ pub async fn serve(
     }
 }
 
-async fn serve_line(
-    port: &mut SerialStream,
+/// Serves one opened line until `shutdown` (`Ok`) or a line error. Generic over the port so
+/// the tests drive it through an in-memory pipe.
+async fn serve_line<P: AsyncRead + AsyncWrite + Unpin>(
+    port: &mut P,
     cfg: &SerialConfig,
     units: UnitSet,
     direction: &mut dyn Rs485Direction,
@@ -401,25 +459,56 @@ async fn serve_line(
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::AsRawFd;
+    use std::pin::Pin;
+    use std::sync::Mutex;
+    use std::task::{Context, Poll};
+
+    use watchpost_board::{GpioRs485, PinLog, SimPin};
+    use watchpost_modbus::Request;
+    use watchpost_neasmart::{Model, ModelConfig};
+    use watchpost_runtime::Registry;
+
     use super::*;
+    use crate::metrics::GatewayMetrics;
 
     fn board(text: &str) -> watchpost_board::BoardDescription {
         watchpost_board::BoardDescription::parse("t.toml", text).unwrap()
+    }
+
+    fn kernel_board(device: &Path) -> watchpost_board::BoardDescription {
+        board(&format!(
+            "name = \"k\"\ntitle = \"K\"\ncompatible = []\n[[serial]]\nname = \"rs485-0\"\ndevice = \"{}\"\n[serial.rs485]\nmode = \"kernel\"\ndelay_rts_after_send_ms = 2\n",
+            device.display()
+        ))
+    }
+
+    fn serial(port: &Path, rs485: bool) -> SerialConfig {
+        SerialConfig {
+            port: port.to_path_buf(),
+            baud: Default::default(),
+            data_bits: 8,
+            parity: Parity::None,
+            stop_bits: 1,
+            rs485,
+            inter_frame_gap_us: None,
+        }
     }
 
     #[test]
     fn direction_follows_the_board() {
         let port = Path::new("/dev/ttyS1");
         assert_eq!(plan_for(false, port, None), DirectionPlan::None);
-        assert_eq!(
-            plan_for(true, port, None),
-            DirectionPlan::Kernel(Rs485Config::default())
-        );
-        let kernel = board(
-            "name = \"k\"\ntitle = \"K\"\ncompatible = []\n[[serial]]\nname = \"rs485-0\"\ndevice = \"/dev/ttyS1\"\n[serial.rs485]\nmode = \"kernel\"\ndelay_rts_after_send_ms = 2\n",
-        );
-        match plan_for(true, port, Some(&kernel)) {
-            DirectionPlan::Kernel(k) => assert_eq!(k.delay_rts_after_send_ms, 2),
+        let fallback = DirectionPlan::Kernel {
+            settings: Rs485Config::default(),
+            from_board: false,
+        };
+        assert_eq!(plan_for(true, port, None), fallback);
+        match plan_for(true, port, Some(&kernel_board(port))) {
+            DirectionPlan::Kernel {
+                settings,
+                from_board: true,
+            } => assert_eq!(settings.delay_rts_after_send_ms, 2),
             other => panic!("{other:?}"),
         }
         let gpio = board(
@@ -433,10 +522,220 @@ mod tests {
                 ..
             }
         ));
-        // A port the board does not describe: kernel mode with defaults.
+        // A port the board does not describe: the kernel mode is only tried.
         assert_eq!(
             plan_for(true, Path::new("/dev/ttyUSB0"), Some(&gpio)),
-            DirectionPlan::Kernel(Rs485Config::default())
+            fallback
         );
+    }
+
+    /// A pseudo-terminal and the path of its slave end.
+    fn pty() -> (nix::pty::OpenptyResult, std::path::PathBuf) {
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let path = std::fs::read_link(format!("/proc/self/fd/{}", pty.slave.as_raw_fd())).unwrap();
+        (pty, path)
+    }
+
+    #[test]
+    fn a_port_without_kernel_rs485_mode() {
+        let (_pty, path) = pty();
+        // Not RS485: nothing is tried.
+        assert!(direction_for(&serial(&path, false), None).is_ok());
+        // RS485, the board does not describe the port: the pty refuses TIOCSRS485 (ENOTTY),
+        // which is a warning, and the line is served without switching.
+        assert!(direction_for(&serial(&path, true), None).is_ok());
+        // The board says this port is a kernel-mode RS485 UART: a configuration error that
+        // names the port and does not restart the worker in a loop.
+        let Err(e) = direction_for(&serial(&path, true), Some(&kernel_board(&path))) else {
+            panic!("a pty accepted TIOCSRS485");
+        };
+        assert!(
+            matches!(&e, FieldbusError::Rs485Unsupported { port, errno }
+                if port == &path && rs485_unsupported(*errno)),
+            "{e:?}"
+        );
+        assert_eq!(e.exit_code(), watchpost_runtime::ExitCode::Config);
+        let text = e.to_string();
+        assert!(
+            text.contains(&path.display().to_string()) && text.contains("board description"),
+            "{text}"
+        );
+        // A device that cannot be opened at all stays "unavailable" (restarted with backoff).
+        let missing = serial(Path::new("/nonexistent/ttyRS485"), true);
+        let Err(e) = direction_for(&missing, None) else {
+            panic!("opened a missing device");
+        };
+        assert_eq!(e.exit_code(), watchpost_runtime::ExitCode::Unavailable);
+    }
+
+    /// What happened on the line, in order: the transceiver switched, bytes written.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Ev {
+        Transmit,
+        Receive,
+        Wrote(Vec<u8>),
+        Flushed,
+    }
+
+    type Events = Arc<Mutex<Vec<Ev>>>;
+
+    /// The GPIO direction driver of the board crate on a simulated pin, recording its calls.
+    struct Recording {
+        inner: GpioRs485<SimPin>,
+        events: Events,
+    }
+
+    impl Rs485Direction for Recording {
+        fn begin_transmit(&mut self) -> Result<(), watchpost_board::Rs485Error> {
+            self.events.lock().unwrap().push(Ev::Transmit);
+            self.inner.begin_transmit()
+        }
+        fn end_transmit(&mut self) -> Result<(), watchpost_board::Rs485Error> {
+            self.events.lock().unwrap().push(Ev::Receive);
+            self.inner.end_transmit()
+        }
+    }
+
+    /// The slave's end of the line: an in-memory pipe that records writes.
+    struct Line {
+        io: tokio::io::DuplexStream,
+        events: Events,
+    }
+
+    impl AsyncRead for Line {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.io).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for Line {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let r = Pin::new(&mut self.io).poll_write(cx, buf);
+            if let Poll::Ready(Ok(n)) = &r {
+                self.events
+                    .lock()
+                    .unwrap()
+                    .push(Ev::Wrote(buf[..*n].to_vec()));
+            }
+            r
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            let r = Pin::new(&mut self.io).poll_flush(cx);
+            if r.is_ready() {
+                self.events.lock().unwrap().push(Ev::Flushed);
+            }
+            r
+        }
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.io).poll_shutdown(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn the_transceiver_drives_the_line_only_around_answers() {
+        let events: Events = Arc::default();
+        let pins = PinLog::new();
+        let mut direction = Recording {
+            inner: GpioRs485::new("sim-rs485", pins.pin("de")).unwrap(),
+            events: events.clone(),
+        };
+        let registry = Registry::new();
+        let gateway = Gateway::new(
+            Model::new(ModelConfig::default()),
+            [240u8, 241].into_iter().collect(),
+            GatewayMetrics::new(&registry),
+        );
+        let (ours, mut base) = tokio::io::duplex(1024);
+        let mut line = Line {
+            io: ours,
+            events: events.clone(),
+        };
+        let cfg = serial(Path::new("sim"), true);
+        let units: UnitSet = [240u8, 241].into_iter().collect();
+        let shutdown = CancellationToken::new();
+        let limiter = LogLimiter::new(5, Duration::from_secs(60));
+        let serving = serve_line(
+            &mut line,
+            &cfg,
+            units,
+            &mut direction,
+            &gateway,
+            &shutdown,
+            &limiter,
+        );
+        let talking = async {
+            let silence = || tokio::time::sleep(Duration::from_millis(20));
+            // Silence for another unit, a broadcast and garbage: the transmitter stays off.
+            let write = Request::WriteSingleRegister {
+                address: 7,
+                value: 0x0C65,
+            };
+            base.write_all(&rtu::encode_request(16, &write))
+                .await
+                .unwrap();
+            silence().await;
+            base.write_all(&rtu::encode_request(0, &write))
+                .await
+                .unwrap();
+            silence().await;
+            base.write_all(&[0x55, 0xAA, 0x01]).await.unwrap();
+            silence().await;
+            // A read for us: answered between "transmit" and "receive".
+            let read = Request::ReadHoldingRegisters {
+                address: 7,
+                count: 1,
+            };
+            base.write_all(&rtu::encode_request(240, &read))
+                .await
+                .unwrap();
+            let expected = [240u8, 3, 2, 0x0C, 0x65];
+            let mut answer = [0u8; 7];
+            tokio::time::timeout(Duration::from_secs(5), base.read_exact(&mut answer))
+                .await
+                .expect("no answer")
+                .unwrap();
+            assert_eq!(&answer[..5], &expected);
+            silence().await;
+            shutdown.cancel();
+            answer
+        };
+        let (served, answer) = tokio::join!(serving, talking);
+        served.unwrap();
+        let mut written = Vec::new();
+        let got = events.lock().unwrap().clone();
+        // Exactly one transmission, and every byte of it inside the transmit window.
+        assert_eq!(got.first(), Some(&Ev::Transmit), "{got:?}");
+        assert_eq!(got.last(), Some(&Ev::Receive), "{got:?}");
+        assert_eq!(
+            got.iter().filter(|e| **e == Ev::Transmit).count(),
+            1,
+            "{got:?}"
+        );
+        assert!(
+            got[got.len() - 2] == Ev::Flushed,
+            "switched back before the flush: {got:?}"
+        );
+        for e in &got {
+            if let Ev::Wrote(b) = e {
+                written.extend_from_slice(b);
+            }
+        }
+        assert_eq!(written, answer);
+        // The simulated DE pin went high once and back low.
+        let levels: Vec<bool> = pins.changes_of("de").iter().map(|c| c.0).collect();
+        assert_eq!(levels, vec![true, false]);
+        // The broadcast was applied, silently.
+        assert_eq!(gateway.model().register(7), 0x0C65);
     }
 }
