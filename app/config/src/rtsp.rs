@@ -38,6 +38,8 @@ pub struct RtspConfig {
     pub upstream_latency_ms: u32,
     pub device: DeviceConfig,
     pub dashboard: DashboardConfig,
+    /// `/thermal/<id>`: the colourised view of each thermal camera of `[capture]`.
+    pub thermal: ThermalViewConfig,
     pub discovery: DiscoveryConfig,
     /// Upstream RTSP cameras restreamed in addition to `[capture]`'s.
     pub extra_cameras: Vec<ExtraCamera>,
@@ -57,6 +59,7 @@ impl Default for RtspConfig {
             upstream_latency_ms: 200,
             device: DeviceConfig::default(),
             dashboard: DashboardConfig::default(),
+            thermal: ThermalViewConfig::default(),
             discovery: DiscoveryConfig::default(),
             extra_cameras: Vec::new(),
         }
@@ -138,6 +141,28 @@ impl Default for DashboardConfig {
             bitrate_kbps: 300,
             keyframe_interval_frames: 2,
             encoder: DashboardEncoder::X264,
+        }
+    }
+}
+
+/// `[rtsp.thermal]`: the `/thermal/<id>` mounts, encoded from the capture worker's view ring
+/// with the dashboard's encoder (`dashboard.encoder`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThermalViewConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    pub bitrate_kbps: u32,
+    /// Keyframe interval in frames (short: a new client waits at most this long for a picture).
+    pub keyframe_interval_frames: u32,
+}
+
+impl Default for ThermalViewConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bitrate_kbps: 800,
+            keyframe_interval_frames: 9,
         }
     }
 }
@@ -263,6 +288,17 @@ impl RtspConfig {
                 ));
             }
         }
+        if self.thermal.enabled {
+            if !(50..=20_000).contains(&self.thermal.bitrate_kbps) {
+                p.push(problem("rtsp.thermal.bitrate_kbps", "must be 50..=20000"));
+            }
+            if !(1..=600).contains(&self.thermal.keyframe_interval_frames) {
+                p.push(problem(
+                    "rtsp.thermal.keyframe_interval_frames",
+                    "must be 1..=600",
+                ));
+            }
+        }
         if !self.device.mac.is_empty() {
             let parts: Vec<&str> = self.device.mac.split(':').collect();
             if parts.len() != 6
@@ -316,6 +352,7 @@ mod tests {
         c.validate(&mut p);
         assert!(p.is_empty(), "{p:?}");
         c.dashboard.fps = 0;
+        c.thermal.bitrate_kbps = 10;
         c.device.mac = "zz".into();
         c.extra_cameras.push(ExtraCamera {
             id: "a".parse().unwrap(),
@@ -334,6 +371,7 @@ mod tests {
             keys,
             [
                 "rtsp.dashboard.fps",
+                "rtsp.thermal.bitrate_kbps",
                 "rtsp.device.mac",
                 "rtsp.extra_cameras[0].url"
             ]
@@ -348,6 +386,8 @@ enabled = true
 listen = "127.0.0.1:0"
 [dashboard]
 fps = 2
+[thermal]
+bitrate_kbps = 400
 [[extra_cameras]]
 id = "front"
 url = "rtsp://127.0.0.1:8554/x"
@@ -355,6 +395,8 @@ url = "rtsp://127.0.0.1:8554/x"
         )
         .unwrap();
         assert_eq!(c.dashboard.fps, 2);
+        assert_eq!(c.thermal.bitrate_kbps, 400);
+        assert!(c.thermal.enabled);
         assert_eq!(c.extra_cameras[0].width, 1920);
         assert!(toml::from_str::<RtspConfig>("bogus = 1").is_err());
     }

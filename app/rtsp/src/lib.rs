@@ -32,6 +32,7 @@ pub mod feed;
 pub mod onvif_http;
 pub mod server;
 pub mod sources;
+pub mod thermal;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -106,7 +107,7 @@ fn check_elements(config: &Config) -> Result<(), RtspError> {
         "appsrc",
         "appsink",
     ];
-    if config.rtsp.dashboard.enabled {
+    if config.rtsp.dashboard.enabled || !sources::thermal_views(config).is_empty() {
         needed.push(match config.rtsp.dashboard.encoder {
             DashboardEncoder::X264 => "x264enc",
             DashboardEncoder::Openh264 => "openh264enc",
@@ -153,6 +154,7 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
         None
     };
     let upstreams = sources::upstreams(&config);
+    let thermal_views = sources::thermal_views(&config);
     let users = digest_users(&config);
     let registry = ctx.metrics().clone();
     let shutdown = ctx.shutdown().clone();
@@ -168,6 +170,22 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
         openh264: dash_cfg.encoder == DashboardEncoder::Openh264,
         sources: appsrcs.clone(),
     });
+    let thermal_mounts: Vec<server::ThermalMount> = thermal_views
+        .iter()
+        .map(|t| server::ThermalMount {
+            path: t.path.clone(),
+            width: t.width,
+            height: t.height,
+            fps: t.fps,
+            ring: t.ring.clone(),
+            encoder: server::EncoderSpec {
+                bitrate_kbps: rc.thermal.bitrate_kbps,
+                keyframe_interval_frames: rc.thermal.keyframe_interval_frames,
+                openh264: dash_cfg.encoder == DashboardEncoder::Openh264,
+            },
+            sources: Arc::default(),
+        })
+        .collect();
     let settings = server::ServerSettings {
         address: rc.listen.addr(),
         udp: rc.udp,
@@ -182,7 +200,23 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
     if rc.rtsp_auth && users.is_empty() {
         tracing::warn!("rtsp_auth is on but no user has a clear-text password: nobody can play");
     }
-    let rtsp = server::start(&settings, &upstreams, dashboard_mount.as_ref(), &registry)?;
+    let rtsp = server::start(
+        &settings,
+        &upstreams,
+        dashboard_mount.as_ref(),
+        &thermal_mounts,
+        &registry,
+    )?;
+    let thermal_tasks: Vec<_> = thermal_mounts
+        .iter()
+        .map(|t| {
+            tokio::spawn(thermal::run(
+                t.ring.clone(),
+                t.sources.clone(),
+                shutdown.clone(),
+            ))
+        })
+        .collect();
     let rtsp_addr = SocketAddr::new(rc.listen.ip(), rtsp.port);
 
     // ONVIF over HTTP.
@@ -201,6 +235,7 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
     let model = sources::device_model(
         &config,
         &upstreams,
+        &thermal_views,
         onvif_addr.port(),
         rtsp.port,
         env!("CARGO_PKG_VERSION"),
@@ -233,6 +268,7 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
         service,
         shared: shared.clone(),
         upstreams: Arc::new(upstreams.clone()),
+        thermal: Arc::new(thermal_views.clone()),
         snapshots_dir: config.capture.snapshots_dir(&config.system.data_dir),
         snapshot_users: rc.onvif_auth.then(|| Arc::new(user_map)),
         registry: registry.clone(),
@@ -315,8 +351,9 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
 
     ctx.ready(listeners);
     ctx.status(format!(
-        "{} camera stream(s){}",
+        "{} camera stream(s), {} thermal view(s){}",
         upstreams.len(),
+        thermal_views.len(),
         if dash_cfg.enabled { " + dashboard" } else { "" }
     ));
     let bad_payloads = registry.counter(
@@ -368,6 +405,9 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
         let _ = tokio::time::timeout(grace, t).await;
     }
     if let Some(t) = feed_task {
+        let _ = tokio::time::timeout(grace, t).await;
+    }
+    for t in thermal_tasks {
         let _ = tokio::time::timeout(grace, t).await;
     }
     drop(rtsp);

@@ -20,7 +20,7 @@ use watchpost_onvif::{CONTENT_TYPE, OnvifService, Outcome, RequestCtx};
 use watchpost_runtime::Registry;
 
 use crate::feed::Shared;
-use crate::sources::Upstream;
+use crate::sources::{ThermalView, Upstream};
 
 /// Request bodies larger than this are refused before parsing.
 const MAX_BODY: usize = 64 * 1024;
@@ -34,6 +34,7 @@ pub struct HttpState {
     pub service: Arc<Mutex<OnvifService>>,
     pub shared: Arc<Shared>,
     pub upstreams: Arc<Vec<Upstream>>,
+    pub thermal: Arc<Vec<ThermalView>>,
     /// Where the capture worker keeps `<camera>.jpg`.
     pub snapshots_dir: PathBuf,
     /// Users for HTTP Basic on snapshots; `None` = snapshots need no credentials.
@@ -167,12 +168,20 @@ async fn snapshot(
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         match frame {
-            Some(f) => tokio::task::spawn_blocking(move || encode_rgb(&f))
+            Some(f) => tokio::task::spawn_blocking(move || encode_rgb(f.width, f.height, &f.data))
                 .await
                 .ok()
                 .flatten(),
             None => None,
         }
+    } else if let Some(t) = st.thermal.iter().find(|t| t.token() == token).cloned() {
+        tokio::task::spawn_blocking(move || {
+            let (layout, data) = crate::thermal::latest_frame(&t.ring)?;
+            encode_rgb(layout.width, layout.height, &data)
+        })
+        .await
+        .ok()
+        .flatten()
     } else if let Some(u) = st.upstreams.iter().find(|u| u.token() == token).cloned() {
         let fresh = (u.variant == "main")
             .then(|| st.snapshots_dir.join(format!("{}.jpg", u.camera)))
@@ -218,15 +227,10 @@ async fn snapshot(
     }
 }
 
-/// JPEG of an RGB dashboard frame.
-fn encode_rgb(frame: &watchpost_dashboard::Frame) -> Option<Vec<u8>> {
-    let caps = gst::Caps::builder("video/x-raw")
-        .field("format", "RGB")
-        .field("width", frame.width as i32)
-        .field("height", frame.height as i32)
-        .field("framerate", gst::Fraction::new(1, 1))
-        .build();
-    let buffer = gst::Buffer::from_slice(frame.data.clone());
+/// JPEG of an RGB picture (rows in GStreamer's stride).
+fn encode_rgb(width: u32, height: u32, data: &[u8]) -> Option<Vec<u8>> {
+    let caps = crate::server::rgb_caps(width, height, 1, 1);
+    let buffer = gst::Buffer::from_slice(data.to_vec());
     let sample = gst::Sample::builder().buffer(&buffer).caps(&caps).build();
     let out = gstreamer_video::convert_sample(
         &sample,

@@ -31,6 +31,41 @@ pub struct DashboardMount {
     pub sources: AppSrcs,
 }
 
+/// Encoder settings of a mount fed with raw RGB frames (the dashboard, the thermal views).
+#[derive(Debug, Clone, Copy)]
+pub struct EncoderSpec {
+    pub bitrate_kbps: u32,
+    pub keyframe_interval_frames: u32,
+    pub openh264: bool,
+}
+
+/// One `/thermal/<id>` mount: frames come from the capture worker's view ring through the
+/// thermal feeder, which pushes them into `sources`.
+#[derive(Debug, Clone)]
+pub struct ThermalMount {
+    pub path: String,
+    /// Caps used until the feeder sees the ring's real layout (the ring at start, if any).
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub ring: std::path::PathBuf,
+    pub encoder: EncoderSpec,
+    pub sources: AppSrcs,
+}
+
+/// RGB caps of `width`×`height` at `fps_num/fps_den`.
+pub fn rgb_caps(width: u32, height: u32, fps_num: u32, fps_den: u32) -> gst::Caps {
+    gst::Caps::builder("video/x-raw")
+        .field("format", "RGB")
+        .field("width", width as i32)
+        .field("height", height as i32)
+        .field(
+            "framerate",
+            gst::Fraction::new(fps_num.max(1) as i32, fps_den.max(1) as i32),
+        )
+        .build()
+}
+
 /// Server settings.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
@@ -103,23 +138,63 @@ fn restream_launch(u: &Upstream, latency_ms: u32) -> String {
     )
 }
 
-fn dashboard_launch(d: &DashboardMount) -> String {
-    let encoder = if d.openh264 {
+/// `appsrc (RGB) ! videoconvert ! H.264 ! rtph264pay`; only numbers go into the line. The
+/// appsrc caps are given here (`Some`) or set on the element in media-configure (`None`).
+fn raw_encode_launch(caps: Option<(u32, u32, u32)>, e: EncoderSpec) -> String {
+    let encoder = if e.openh264 {
         format!(
             "openh264enc bitrate={} gop-size={} rate-control=bitrate complexity=low",
-            d.bitrate_kbps * 1000,
-            d.keyframe_interval_frames
+            e.bitrate_kbps * 1000,
+            e.keyframe_interval_frames
         )
     } else {
         format!(
             "x264enc tune=zerolatency speed-preset=ultrafast bitrate={} key-int-max={} ! video/x-h264,profile=constrained-baseline",
-            d.bitrate_kbps, d.keyframe_interval_frames
+            e.bitrate_kbps, e.keyframe_interval_frames
         )
     };
+    let caps = caps
+        .map(|(w, h, fps)| {
+            format!(" caps=video/x-raw,format=RGB,width={w},height={h},framerate={fps}/1")
+        })
+        .unwrap_or_default();
     format!(
-        "( appsrc name=src is-live=true format=time do-timestamp=true max-buffers=2 leaky-type=downstream caps=video/x-raw,format=RGB,width={},height={},framerate={}/1 ! videoconvert ! video/x-raw,format=I420 ! {encoder} ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )",
-        d.width, d.height, d.fps
+        "( appsrc name=src is-live=true format=time do-timestamp=true max-buffers=2 leaky-type=downstream{caps} ! videoconvert ! video/x-raw,format=I420 ! {encoder} ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
     )
+}
+
+fn dashboard_launch(d: &DashboardMount) -> String {
+    raw_encode_launch(
+        Some((d.width, d.height, d.fps)),
+        EncoderSpec {
+            bitrate_kbps: d.bitrate_kbps,
+            keyframe_interval_frames: d.keyframe_interval_frames,
+            openh264: d.openh264,
+        },
+    )
+}
+
+/// Registers the appsrc of a newly configured raw-fed media in `sources` (and forgets it when
+/// the media is unprepared); returns it.
+fn register_appsrc(media: &rtsp::RTSPMedia, sources: &AppSrcs) -> Option<gst_app::AppSrc> {
+    let src = media
+        .element()
+        .downcast_ref::<gst::Bin>()
+        .and_then(|b| b.by_name("src"))
+        .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())?;
+    sources
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(src.clone());
+    let sources = sources.clone();
+    let registered = src.clone();
+    media.connect_unprepared(move |_| {
+        sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|s| s != &registered);
+    });
+    Some(src)
 }
 
 fn configure_factory(f: &rtsp::RTSPMediaFactory, settings: &ServerSettings) {
@@ -211,6 +286,7 @@ pub fn start(
     settings: &ServerSettings,
     upstreams: &[Upstream],
     dashboard: Option<&DashboardMount>,
+    thermal: &[ThermalMount],
     registry: &Registry,
 ) -> Result<RunningServer, RtspError> {
     let meters = Meters {
@@ -263,26 +339,33 @@ pub fn start(
         f.connect_media_configure(move |_, media| {
             meters.upstream_open("/dashboard");
             count_payload(media, meters.bytes_counter("/dashboard"));
-            let src = media
-                .element()
-                .downcast_ref::<gst::Bin>()
-                .and_then(|b| b.by_name("src"))
-                .and_then(|e| e.downcast::<gst_app::AppSrc>().ok());
-            if let Some(src) = src {
-                sources
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(src.clone());
-                let sources = sources.clone();
-                media.connect_unprepared(move |_| {
-                    sources
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .retain(|s| s != &src);
-                });
-            }
+            register_appsrc(media, &sources);
         });
         mounts.add_factory("/dashboard", f);
+    }
+    for t in thermal {
+        let f = rtsp::RTSPMediaFactory::new();
+        f.set_launch(&raw_encode_launch(None, t.encoder));
+        configure_factory(&f, settings);
+        let t2 = t.clone();
+        let meters = meters.clone();
+        f.connect_media_configure(move |_, media| {
+            meters.upstream_open(&t2.path);
+            count_payload(media, meters.bytes_counter(&t2.path));
+            // The ring's layout as it is now (the capture worker may have restarted with
+            // another size since we started); the feeder follows later changes.
+            let (w, h, num, den) = match watchpost_frame_ring::RingReader::open(&t2.ring) {
+                Ok(r) => {
+                    let l = r.layout();
+                    (l.width, l.height, l.fps_num, l.fps_den)
+                }
+                Err(_) => (t2.width, t2.height, t2.fps, 1),
+            };
+            if let Some(src) = register_appsrc(media, &t2.sources) {
+                src.set_caps(Some(&rgb_caps(w, h, num, den)));
+            }
+        });
+        mounts.add_factory(&t.path, f);
     }
     if !settings.users.is_empty() {
         let auth = rtsp::RTSPAuth::new();

@@ -3,9 +3,10 @@
 //! describing them.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
 
 use watchpost_config::Config;
-use watchpost_config::capture::SourceConfig;
+use watchpost_config::capture::{CameraKind, SourceConfig};
 use watchpost_onvif::{DeviceInfo, DeviceModel, H264Profile, NetworkInfo, StreamProfile};
 
 /// One upstream camera stream to restream without re-encoding.
@@ -143,6 +144,73 @@ fn push(
     }
 }
 
+/// The colourised view of one thermal camera, read from the capture worker's view ring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThermalView {
+    pub camera: String,
+    pub name: String,
+    /// `/thermal/<id>`.
+    pub path: String,
+    /// `<frames_dir>/<id>.view.ring`.
+    pub ring: PathBuf,
+    /// The size and rate of the ring when it exists at start, else the usual Lepton view
+    /// (160×120 enlarged to 640×480) at the source's rate. Used for the ONVIF profile; the
+    /// stream itself always takes the ring's current layout.
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+}
+
+impl ThermalView {
+    /// ONVIF profile token.
+    pub fn token(&self) -> String {
+        format!("thermal_{}", self.camera)
+    }
+}
+
+/// The thermal cameras of `[capture]` (enabled ones), when `[rtsp.thermal]` is on.
+pub fn thermal_views(config: &Config) -> Vec<ThermalView> {
+    if !config.rtsp.thermal.enabled {
+        return Vec::new();
+    }
+    let frames = config.capture.frames_dir(&config.system.data_dir);
+    config
+        .capture
+        .cameras
+        .iter()
+        .filter(|c| c.enabled && c.kind == CameraKind::Thermal)
+        .map(|c| {
+            let ring = frames.join(format!("{}.view.ring", c.id));
+            // The rate the capture worker gives the ring (its thermal hook's rule).
+            let source_fps = match &c.source {
+                SourceConfig::ThermalTcp { fps, .. } => *fps,
+                SourceConfig::V4l2 { fps, .. } => fps.unwrap_or(9),
+                _ => 9,
+            };
+            let (width, height, fps) = match watchpost_frame_ring::RingReader::open(&ring) {
+                Ok(r) => {
+                    let l = r.layout();
+                    (l.width, l.height, l.fps_num / l.fps_den.max(1))
+                }
+                Err(_) => (640, 480, source_fps),
+            };
+            ThermalView {
+                camera: c.id.to_string(),
+                name: if c.name.is_empty() {
+                    format!("{} (thermal)", c.id)
+                } else {
+                    format!("{} (thermal)", c.name)
+                },
+                path: format!("/thermal/{}", c.id),
+                ring,
+                width,
+                height,
+                fps: fps.max(1),
+            }
+        })
+        .collect()
+}
+
 /// The address a LAN peer would reach us at: the configured one, the listen address when it
 /// is specific, else the source address the kernel picks towards the discovery group (a UDP
 /// "connect" sends nothing).
@@ -193,6 +261,7 @@ fn mac_of(interface: &str) -> Option<String> {
 pub fn device_model(
     config: &Config,
     ups: &[Upstream],
+    thermal: &[ThermalView],
     http_port: u16,
     rtsp_port: u16,
     version: &str,
@@ -225,6 +294,20 @@ pub fn device_model(
             snapshot_path: format!("/onvif/snapshot/{}.jpg", u.token()),
         })
         .collect();
+    let tc = &config.rtsp.thermal;
+    profiles.extend(thermal.iter().map(|t| StreamProfile {
+        token: t.token(),
+        name: t.name.clone(),
+        source_token: t.token(),
+        width: t.width,
+        height: t.height,
+        framerate: t.fps,
+        bitrate_kbps: tc.bitrate_kbps,
+        gov_length: tc.keyframe_interval_frames,
+        h264_profile: H264Profile::Baseline,
+        rtsp_path: t.path.clone(),
+        snapshot_path: format!("/onvif/snapshot/{}.jpg", t.token()),
+    }));
     let dash = &config.rtsp.dashboard;
     if dash.enabled {
         profiles.push(StreamProfile {
@@ -319,11 +402,81 @@ fps = 10
         assert_eq!(ups[0].username.as_deref(), Some("viewer"));
         assert_eq!(ups[1].token(), "cam_gate_sub");
         assert_eq!((ups[2].width, ups[2].height, ups[2].fps), (1280, 720, 10));
-        let model = device_model(&config, &ups, 8000, 8554, "1.0");
+        let model = device_model(&config, &ups, &[], 8000, 8554, "1.0");
         let tokens: Vec<&str> = model.profiles.iter().map(|p| p.token.as_str()).collect();
         assert_eq!(
             tokens,
             ["cam_gate_main", "cam_gate_sub", "cam_lab_main", "dashboard"]
+        );
+    }
+
+    #[test]
+    fn thermal_views_follow_the_ring() {
+        let dir = std::env::temp_dir().join(format!("wp-rtsp-thermal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config: Config = toml::from_str(&format!(
+            r#"
+[capture]
+frames_dir = "{}"
+[[capture.cameras]]
+id = "lepton"
+kind = "thermal"
+source = {{ type = "thermal_tcp", address = "127.0.0.1:1", fps = 8 }}
+thermal = {{ format = "centikelvin16" }}
+[[capture.cameras]]
+id = "split"
+name = "Boiler"
+kind = "thermal"
+source = {{ type = "thermal_tcp", address = "127.0.0.1:2", fps = 9 }}
+thermal = {{ format = "split_frame" }}
+[[capture.cameras]]
+id = "gate"
+source = {{ type = "rtsp", url = "rtsp://10.0.0.5/main" }}
+"#,
+            dir.display()
+        ))
+        .unwrap();
+        // One ring exists already (written by the capture worker): its layout wins.
+        let layout = watchpost_frame_ring::RingLayout::new(
+            "split",
+            480,
+            360,
+            watchpost_frame_ring::PixelFormat::Rgb24,
+            2,
+            6,
+        );
+        let ring = dir.join("split.view.ring");
+        watchpost_frame_ring::RingWriter::create(&ring, layout).unwrap();
+        let views = thermal_views(&config);
+        let _ = std::fs::remove_dir_all(&dir);
+        let got: Vec<(&str, &str, u32, u32, u32)> = views
+            .iter()
+            .map(|v| (v.path.as_str(), v.name.as_str(), v.width, v.height, v.fps))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/thermal/lepton", "lepton (thermal)", 640, 480, 8),
+                ("/thermal/split", "Boiler (thermal)", 480, 360, 6),
+            ]
+        );
+        assert_eq!(views[1].ring, ring);
+        let ups = upstreams(&config);
+        let model = device_model(&config, &ups, &views, 8000, 8554, "1.0");
+        let tokens: Vec<&str> = model.profiles.iter().map(|p| p.token.as_str()).collect();
+        assert_eq!(
+            tokens,
+            [
+                "cam_gate_main",
+                "thermal_lepton",
+                "thermal_split",
+                "dashboard"
+            ]
+        );
+        let t = &model.profiles[1];
+        assert_eq!(
+            (t.rtsp_path.as_str(), t.snapshot_path.as_str()),
+            ("/thermal/lepton", "/onvif/snapshot/thermal_lepton.jpg")
         );
     }
 
