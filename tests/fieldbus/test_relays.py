@@ -2,6 +2,7 @@
 in manual, pulse and follower mode, and opens its circuit breaker when the module goes away."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 from pymodbus.client import ModbusTcpClient
 
 from conftest import wait_for
-from fieldbus_support import fieldbus_sections, free_port, metric
+from fieldbus_support import fieldbus_sections, free_port, metric, pty_pair, socat  # noqa: F401
 
 paho_publish = pytest.importorskip("paho.mqtt.publish", reason="paho-mqtt is not installed (make venv)")
 
@@ -20,14 +21,16 @@ HERE = Path(__file__).resolve().parent
 class RelayModule:
     """The pymodbus relay module process (unit 1, coils from address 0)."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, rtu: Path | None = None):
         self.port = port
+        self.rtu = rtu
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "RelayModule":
+        extra = ["--rtu", str(self.rtu)] if self.rtu is not None else []
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "relay_module.py"), "127.0.0.1", str(self.port), "1"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            [sys.executable, str(HERE / "relay_module.py"), "127.0.0.1", str(self.port), "1", *extra],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         assert self.proc.stdout.readline().strip() == "READY"
         return self
@@ -38,6 +41,11 @@ class RelayModule:
             self.proc.wait(5)
 
     def coils(self) -> list[bool]:
+        if self.rtu is not None:
+            # The worker is the master of the serial line: ask the module process itself.
+            self.proc.stdin.write("coils\n")
+            self.proc.stdin.flush()
+            return json.loads(self.proc.stdout.readline())
         c = ModbusTcpClient("127.0.0.1", port=self.port, timeout=1, retries=0)
         try:
             assert c.connect()
@@ -116,3 +124,51 @@ def test_pulse_follower_manual_and_breaker(appliance_factory, relay_module):
     assert a.post("/api/v1/relays/out/channels/door", json={"on": True}).status_code == 200
     assert relay_module.coils()[2] is True
     assert metric(a, "watchpost_fieldbus_relay_failures_total", module="out") >= 2
+
+
+def test_relay_modules_on_a_serial_line_and_a_dead_neighbour(appliance_factory, pty_pair):
+    """Two modules share one RTU line (38400 8N1 over a socat pty pair): unit 1 is a pymodbus relay
+    module, unit 2 never answers. The port's arbiter keeps serving unit 1 while unit 2's breaker
+    is open."""
+    line = pty_pair("relays")
+    module = RelayModule(free_port(), rtu=line.b).start()
+    try:
+        serial = {"port": str(line.a), "baud": 38400}
+        common = {"serial": serial, "timeout_ms": 200, "poll_interval_ms": 200,
+                  "breaker_failures": 2, "breaker_open_ms": 2000}
+        modules = [
+            {"name": "live", "unit_id": 1, **common, "channels": [
+                {"channel": 1, "name": "siren", "mode": "pulse", "pulse_ms": 400},
+                {"channel": 3, "name": "door", "mode": "manual"},
+            ]},
+            {"name": "dead", "unit_id": 2, **common, "channels": [
+                {"channel": 1, "name": "lamp", "mode": "manual"},
+            ]},
+        ]
+        a = appliance_factory(fieldbus_sections(relays=modules)).start()
+
+        def status(name: str):
+            r = a.get(f"/api/v1/relays/{name}")
+            return r.json() if r.status_code == 200 else None
+
+        wait_for(lambda: (s := status("dead")) and s["breaker"] in ("open", "half_open"), 10,
+                 what="the silent module's breaker open")
+        wait_for(lambda: (s := status("live")) and s["breaker"] == "closed"
+                 and all(c["on"] is not None for c in s["channels"]), 10, what="the live module polled")
+        # Commands to the live module go through while its neighbour is dead.
+        for on in (True, False, True):
+            r = a.post("/api/v1/relays/live/channels/door", json={"on": on})
+            assert r.status_code == 200 and r.json()["channel"]["on"] is on, r.text
+            assert module.coils()[2] is on
+        r = a.post("/api/v1/relays/live/channels/siren", json={"on": True})
+        assert r.status_code == 200, r.text
+        assert module.coils()[0] is True
+        wait_for(lambda: module.coils()[0] is False, 5, what="pulse released")
+        # The dead one refuses at once and says why.
+        r = a.post("/api/v1/relays/dead/channels/lamp", json={"on": True})
+        assert r.status_code == 503, r.text
+        assert status("live")["breaker"] == "closed"
+        wait_for(lambda: metric(a, "watchpost_fieldbus_relay_failures_total", module="dead") >= 2, 5,
+                 what="the silent module's failures counted")
+    finally:
+        module.stop()

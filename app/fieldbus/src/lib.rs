@@ -293,8 +293,16 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), FieldbusErro
         let shutdown = shutdown.clone();
         helpers.spawn(async move { outbox.run(bus, shutdown).await });
     }
+    // Relay lines configured as RS485 switch their transceiver as the board describes.
+    let relay_board = fb
+        .relays
+        .iter()
+        .any(|m| m.serial.as_ref().is_some_and(|s| s.rs485))
+        .then(|| rtu_slave::board_description(&config.system.board))
+        .flatten();
     let relays = Relays::start(
         &fb.relays,
+        relay_board.as_ref(),
         bus.prefix(),
         outbox.clone(),
         ctx.metrics(),

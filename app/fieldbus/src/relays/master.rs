@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_serial::SerialStream;
+use tokio_serial::{SerialPort, SerialStream};
+use watchpost_board::Rs485Direction;
 use watchpost_config::Endpoint;
 use watchpost_config::fieldbus::SerialConfig;
 use watchpost_modbus::{
@@ -83,10 +84,12 @@ impl Link {
         })
     }
 
-    pub fn rtu(cfg: SerialConfig) -> Self {
+    /// A master on a serial line; `board` says how an RS485 line's transceiver is switched.
+    pub fn rtu(cfg: SerialConfig, board: Option<watchpost_board::BoardDescription>) -> Self {
         let gap = rtu_slave::gap_of(&cfg);
         Link::Rtu(RtuLink {
             cfg,
+            board,
             port: None,
             gap,
             quiet_until: None,
@@ -222,13 +225,23 @@ impl TcpLink {
     }
 }
 
-#[derive(Debug)]
 pub struct RtuLink {
     cfg: SerialConfig,
-    port: Option<SerialStream>,
+    board: Option<watchpost_board::BoardDescription>,
+    /// The line and its transceiver switching, opened together.
+    port: Option<(SerialStream, Box<dyn Rs485Direction>)>,
     gap: Duration,
     /// The line must stay quiet until then before the next request (inter-frame silence).
     quiet_until: Option<Instant>,
+}
+
+impl std::fmt::Debug for RtuLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RtuLink")
+            .field("port", &self.cfg.port)
+            .field("open", &self.port.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RtuLink {
@@ -240,7 +253,7 @@ impl RtuLink {
     ) -> Result<Response, RelayError> {
         let peer = self.cfg.port.display().to_string();
         if self.port.is_none() {
-            let p = rtu_slave::open(&self.cfg).map_err(|e| match e {
+            let fail = |e| match e {
                 crate::error::FieldbusError::OpenSerial { source, .. } => RelayError::OpenSerial {
                     port: peer.clone(),
                     source,
@@ -249,8 +262,10 @@ impl RtuLink {
                     peer: peer.clone(),
                     source: std::io::Error::other(other.to_string()),
                 },
-            })?;
-            self.port = Some(p);
+            };
+            let p = rtu_slave::open(&self.cfg).map_err(fail)?;
+            let d = rtu_slave::direction_for(&self.cfg, self.board.as_ref()).map_err(fail)?;
+            self.port = Some((p, d));
         }
         if let Some(q) = self.quiet_until {
             tokio::time::sleep_until(q.into()).await;
@@ -276,16 +291,26 @@ impl RtuLink {
 
     async fn exchange(&mut self, unit: u8, request: &Request) -> Result<Response, RelayError> {
         let peer = self.cfg.port.display().to_string();
-        let Some(port) = self.port.as_mut() else {
+        let Some((port, direction)) = self.port.as_mut() else {
             return Err(RelayError::Closed { peer });
         };
+        // A late answer to an earlier, timed-out request must not pass for this one's.
+        if let Err(e) = port.clear(tokio_serial::ClearBuffer::Input) {
+            tracing::debug!(port = %peer, error = %e, "discarding stale input failed");
+        }
         let frame = rtu::encode_request(unit, request);
-        port.write_all(&frame)
-            .await
-            .map_err(|source| RelayError::Io {
-                peer: peer.clone(),
-                source,
-            })?;
+        let io = |source| RelayError::Io {
+            peer: peer.clone(),
+            source,
+        };
+        if let Err(e) = direction.begin_transmit() {
+            tracing::debug!(error = %e, "RS485 transmit switch failed");
+        }
+        port.write_all(&frame).await.map_err(io)?;
+        port.flush().await.map_err(io)?;
+        if let Err(e) = direction.end_transmit() {
+            tracing::debug!(error = %e, "RS485 receive switch failed");
+        }
         let units: UnitSet = [unit].into_iter().collect();
         let mut rx = RtuReceiver::new(Direction::Responses, units, self.gap);
         let mut buf = [0u8; 512];

@@ -83,6 +83,7 @@ impl Relays {
     /// Starts one task per port for `modules`. Tasks stop on `shutdown`.
     pub fn start(
         modules: &[RelayModuleConfig],
+        board: Option<&watchpost_board::BoardDescription>,
         prefix: &str,
         outbox: Arc<Outbox>,
         registry: &Registry,
@@ -108,7 +109,7 @@ impl Relays {
         for (port_idx, (key, mods)) in groups.into_iter().enumerate() {
             let link = match (&mods[0].tcp, &mods[0].serial) {
                 (Some(e), _) => Link::tcp(e.clone()),
-                (None, Some(s)) => Link::rtu(s.clone()),
+                (None, Some(s)) => Link::rtu(s.clone(), board.cloned()),
                 (None, None) => continue,
             };
             let (tx, rx) = mpsc::channel(256);
