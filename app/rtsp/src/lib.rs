@@ -107,7 +107,11 @@ fn check_elements(config: &Config) -> Result<(), RtspError> {
         "appsrc",
         "appsink",
     ];
-    if config.rtsp.dashboard.enabled || !sources::thermal_views(config).is_empty() {
+    let thermal = !sources::thermal_views(config).is_empty();
+    if thermal {
+        needed.push("videorate");
+    }
+    if config.rtsp.dashboard.enabled || thermal {
         needed.push(match config.rtsp.dashboard.encoder {
             DashboardEncoder::X264 => "x264enc",
             DashboardEncoder::Openh264 => "openh264enc",

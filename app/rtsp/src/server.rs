@@ -140,6 +140,9 @@ fn restream_launch(u: &Upstream, latency_ms: u32) -> String {
 
 /// `appsrc (RGB) ! videoconvert ! H.264 ! rtph264pay`; only numbers go into the line. The
 /// appsrc caps are given here (`Some`) or set on the element in media-configure (`None`).
+///
+/// Without fixed caps (the thermal views) a `videorate` puts the frames, stamped on arrival, on
+/// the exact grid of the caps' frame rate, so that clients see the ring's nominal rate.
 fn raw_encode_launch(caps: Option<(u32, u32, u32)>, e: EncoderSpec) -> String {
     let encoder = if e.openh264 {
         format!(
@@ -153,13 +156,15 @@ fn raw_encode_launch(caps: Option<(u32, u32, u32)>, e: EncoderSpec) -> String {
             e.bitrate_kbps, e.keyframe_interval_frames
         )
     };
-    let caps = caps
-        .map(|(w, h, fps)| {
-            format!(" caps=video/x-raw,format=RGB,width={w},height={h},framerate={fps}/1")
-        })
-        .unwrap_or_default();
+    let (caps, rate) = match caps {
+        Some((w, h, fps)) => (
+            format!(" caps=video/x-raw,format=RGB,width={w},height={h},framerate={fps}/1"),
+            "",
+        ),
+        None => (String::new(), " ! videorate"),
+    };
     format!(
-        "( appsrc name=src is-live=true format=time do-timestamp=true max-buffers=2 leaky-type=downstream{caps} ! videoconvert ! video/x-raw,format=I420 ! {encoder} ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+        "( appsrc name=src is-live=true format=time do-timestamp=true max-buffers=2 leaky-type=downstream{caps}{rate} ! videoconvert ! video/x-raw,format=I420 ! {encoder} ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
     )
 }
 
