@@ -53,7 +53,16 @@ def test_rtu_slave_on_a_pty(appliance_factory, pty_pair):
     # A REST command appears in the register the base reads.
     r = a.post("/api/v1/neasmart/zones/1/2", json={"setpoint": 19.9})
     assert r.status_code == 200, r.text
+    # Pending-command protocol: the base's differing status write (FC16 of the zone block, and a
+    # broadcast) before it has read the command does not overwrite it...
+    assert not base.write_registers(200, [4, 0x0C65], device_id=UNIT).isError()
+    base.write_register(201, 0x0C65, device_id=0, no_response_expected=True)
     assert base.read_holding_registers(201, count=1, device_id=241).registers == [0x07C6]
+    # ...the FC03 above delivered it, so the next status write is taken.
+    assert not base.write_register(201, 0x0C65, device_id=UNIT).isError()
+    wait_api(a, "/api/v1/neasmart/zones/1/2", lambda b: b["setpoint"] == 22.5, what="status after the read")
+    wait_for(lambda: metric(a, "watchpost_fieldbus_pending_writes_ignored_total") >= 2, 5,
+             what="ignored writes counted")
     # Unit 16 gets no answer at all.
     with pytest.raises(ModbusIOException):
         base.read_holding_registers(2, count=1, device_id=16)
