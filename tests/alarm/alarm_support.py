@@ -149,11 +149,13 @@ def mosquitto(tmp_path: Path):
 
 
 class YolinkSim:
-    def __init__(self, mqtt_port: int, devices: list[str], mode: str = "cloud"):
+    def __init__(self, mqtt_port: int, devices: list[str], mode: str = "cloud", token_lifetime_s: int | None = None):
         if not SIM_BIN.exists():
             pytest.skip(f"{SIM_BIN} is not built (make build)")
         args = [str(SIM_BIN), "yolink", "--mode", mode, "--mqtt", f"127.0.0.1:{mqtt_port}",
                 "--client-id", "ua-test", "--secret", "s3cret", "--home-id", "home-test"]
+        if token_lifetime_s is not None:
+            args += ["--token-lifetime-s", str(token_lifetime_s)]
         for d in devices:
             args += ["--device", d]
         self.proc = LineProcess(args, "listening")
@@ -174,8 +176,8 @@ class YolinkSim:
 def yolink_factory():
     made: list[YolinkSim] = []
 
-    def make(mqtt_port: int, devices: list[str], mode: str = "cloud") -> YolinkSim:
-        s = YolinkSim(mqtt_port, devices, mode)
+    def make(mqtt_port: int, devices: list[str], mode: str = "cloud", **kw: Any) -> YolinkSim:
+        s = YolinkSim(mqtt_port, devices, mode, **kw)
         made.append(s)
         return s
 

@@ -18,11 +18,19 @@ from alarm_support import alarm_sections, queues, sia_receiver_toml, wait_bridge
 from conftest import wait_for
 
 
-def relay_toml(port: int) -> str:
+def relay_toml(port: int, names: tuple[str, ...] = ("siren",)) -> str:
+    channels = ", ".join(f"{{ channel = {i + 1}, name = \"{n}\" }}" for i, n in enumerate(names))
     return (
         "\n[[fieldbus.relays]]\nname = \"board\"\nunit_id = 1\n"
-        f"tcp = \"127.0.0.1:{port}\"\nchannels = [{{ channel = 1, name = \"siren\" }}]\n"
+        f"tcp = \"127.0.0.1:{port}\"\nchannels = [{channels}]\n"
     )
+
+
+def fieldbus_sections(mosquitto, sim) -> dict:
+    sections = alarm_sections(mosquitto, sim)
+    sections["fieldbus"] = {"enabled": True, "neasmart": {"enabled": False}}
+    sections["supervisor"]["essential"] = ["broker", "fieldbus", "bridge", "hub"]
+    return sections
 
 
 def test_door_opening_reaches_sia_chekt_and_relay_and_closing_restores(
@@ -30,9 +38,7 @@ def test_door_opening_reaches_sia_chekt_and_relay_and_closing_restores(
 ):
     sia = sia_factory().start()
     sim = yolink_factory(mosquitto, ["door1:DoorSensor:Front door"])
-    sections = alarm_sections(mosquitto, sim)
-    sections["fieldbus"] = {"enabled": True, "neasmart": {"enabled": False}}
-    sections["supervisor"]["essential"] = ["broker", "fieldbus", "bridge", "hub"]
+    sections = fieldbus_sections(mosquitto, sim)
     extra = (
         yolink_toml(mosquitto, sim)
         + relay_toml(relay_slave.port)
@@ -151,3 +157,56 @@ def test_low_battery_offline_and_test_alarm(appliance_factory, mosquitto, sia_fa
     assert r.status_code == 202, r.text
     wait_for(lambda: any(e["code"] == "RP" and e["ri"] == "99" for e in sia.received()), 10, what="test alarm")
     assert app.post("/api/v1/alarms/receivers/nope/test").status_code == 404
+
+
+def test_chekt_retries_then_falls_back_to_a_relay_pulse_and_a_follow_relay_tracks_the_door(
+    appliance_factory, mosquitto, yolink_factory, chekt, relay_slave
+):
+    chekt.status = 503  # the CHEKT bridge answers, but cannot take events
+    sim = yolink_factory(mosquitto, ["door1:DoorSensor:Front door"])
+    extra = (
+        yolink_toml(mosquitto, sim)
+        + relay_toml(relay_slave.port, ("siren", "chekt_in", "light"))
+        + f"\n[[alarms.receivers]]\ntype = \"chekt\"\nid = \"chekt\"\nurl = \"{chekt.url}\"\ntoken = \"tok\"\n"
+        "backoff_initial_ms = 100\nbackoff_max_ms = 200\nfallback_relay = \"relays\"\nfallback_after_failures = 2\n"
+        "\n[[alarms.receivers]]\ntype = \"relay\"\nid = \"relays\"\nmodule = \"board\"\npulse_ms = 300\n"
+        "\n[[alarms.mappings]]\nsensor = \"door1\"\nroutes = [{ receiver = \"chekt\", channel = 3, fallback_output = \"chekt_in\" },"
+        " { receiver = \"relays\", output = \"light\", mode = \"follow\" }]\n"
+    )
+    app = appliance_factory(fieldbus_sections(mosquitto, sim), extra).start(timeout=30)
+    wait_bridge_connected(app)
+    sim.report("door1", "open")
+
+    def on(coil: int, after_ns: int = 0):
+        return lambda ls: [l for l in ls if l.get("coil") == coil and l["on"] and l["t_ns"] > after_ns]
+
+    # Follow mode: the light (coil 2) comes on with the alarm.
+    relay_slave.wait(on(2), 10, "follow relay on")
+    # CHEKT: the first failure is retried over HTTP; from the second on, the alarm also pulses
+    # the bridge's input (coil 1), which counts as delivered.
+    pulse = relay_slave.wait(on(1), 15, "fallback pulse")[0]
+    assert len(chekt.requests) >= 2
+    assert pulse["t_ns"] > chekt.requests[1]["t_ns"]
+    relay_slave.wait(lambda ls: [l for l in ls if l.get("coil") == 1 and not l["on"] and l["t_ns"] > pulse["t_ns"]],
+                     10, "fallback pulse ends")
+
+    def q(rid: str) -> dict:
+        return {r["receiver"]: r for r in queues(app)["items"]}[rid]
+
+    wait_for(lambda: q("chekt")["delivered_total"] == 1 and q("chekt")["queued"] == 0, 10,
+             what="CHEKT alarm delivered through the fallback")
+    assert q("chekt")["failed_rounds_total"] >= 1
+
+    # Closing switches the follow relay off (restores always reach following relays).
+    sim.report("door1", "closed")
+    relay_slave.wait(lambda ls: [l for l in ls if l.get("coil") == 2 and not l["on"]], 10, "follow relay off")
+
+    # The bridge is back: the next alarm goes over HTTP, and no further pulse.
+    chekt.status = 200
+    n = len(chekt.requests)
+    sim.report("door1", "open")
+    wait_for(lambda: q("chekt")["delivered_total"] == 2, 10, what="CHEKT alarm over HTTP")
+    assert len(chekt.requests) == n + 1
+    time.sleep(0.5)
+    assert len(on(1)(relay_slave.lines)) == 1
+    assert len(on(2)(relay_slave.lines)) == 2

@@ -6,6 +6,7 @@ import os
 import signal
 import time
 
+import pytest
 import requests
 
 from alarm_support import mosquitto, sia_factory, yolink_factory  # noqa: F401 - fixtures
@@ -59,7 +60,9 @@ def test_receiver_down_while_100_alarms_fire_then_all_delivered_in_order(
     appliance_factory, mosquitto, sia_factory, yolink_factory
 ):
     sia = sia_factory()  # port reserved, receiver not started: connections are refused
-    sim = yolink_factory(mosquitto, [f"door{i}:DoorSensor:Door {i}" for i in range(DOORS)])
+    # A 35 s token: the bridge renews it (and reconnects to the broker) during the outage.
+    sim = yolink_factory(mosquitto, [f"door{i}:DoorSensor:Door {i}" for i in range(DOORS)],
+                         token_lifetime_s=35)
     sections, extra = door_config(mosquitto, sim, sia.port)
     app = appliance_factory(sections, extra).start(timeout=30)
     wait_bridge_connected(app)
@@ -86,6 +89,14 @@ def test_receiver_down_while_100_alarms_fire_then_all_delivered_in_order(
     assert seqs == sorted(seqs)
     wait_for(lambda: cms()["queued"] == 0, 10, what="queue empty")
     assert cms()["delivered_total"] == 100
+    # The token was renewed before it expired; the renewed session (and its state poll, which
+    # re-reads every door) raises nothing twice, and a new report still becomes an alarm.
+    assert sim.stats()["tokens_issued"] >= 2
+    wait_bridge_connected(app)
+    sim.report("door0", "open")
+    events = sia.wait_events(101, timeout=20)
+    assert (events[100]["ri"], events[100]["code"]) == ("1", "BA")
+    assert int(events[100]["sequence"]) == int(events[99]["sequence"]) + 1
 
 
 def test_hub_killed_during_delivery_loses_nothing(appliance_factory, mosquitto, sia_factory, yolink_factory):
@@ -113,3 +124,55 @@ def test_hub_killed_during_delivery_loses_nothing(appliance_factory, mosquitto, 
     assert all(len(v) == 1 for v in carried.values()), "a repeated sequence number carried another alarm"
     wait_for(lambda: next(r for r in queues(app)["items"] if r["receiver"] == "cms")["queued"] == 0, 10,
              what="queue empty")
+    # The SIA sequence counter survived the kill: an alarm raised after the restart gets a
+    # number of its own, the next after the highest used.
+    used = {int(e["sequence"]) for e in sia.received()}
+    sim.report("door0", "open")
+    wait_for(lambda: any(e["ri"] == "1" and e["code"] == "BA" and int(e["sequence"]) not in used
+                         for e in sia.received()), 20, interval=0.1, what="an alarm after the restart")
+    new = [e for e in sia.received() if int(e["sequence"]) not in used]
+    assert [(e["ri"], e["code"]) for e in new] == [("1", "BA")]
+    assert int(new[0]["sequence"]) == max(used) + 1
+
+
+@pytest.mark.parametrize("policy", ["reject_new", "drop_oldest"])
+def test_full_queue_overflow_is_counted_recorded_and_never_silent(
+    appliance_factory, mosquitto, sia_factory, yolink_factory, policy
+):
+    sia = sia_factory()  # receiver down: everything stays queued
+    sim = yolink_factory(mosquitto, [f"door{i}:DoorSensor:Door {i}" for i in range(DOORS)])
+    sections, extra = door_config(mosquitto, sim, sia.port)
+    sections["alarms"].update(queue_capacity=4, overflow=policy)
+    app = appliance_factory(sections, extra).start(timeout=30)
+    wait_bridge_connected(app)
+
+    def cms():
+        return next(r for r in queues(app)["items"] if r["receiver"] == "cms")
+
+    for i in range(6):
+        sim.report(f"door{i}", "open")
+        wait_for(lambda: (c := cms())["queued"] + c["rejected_total"] + c["dropped_total"] == i + 1,
+                 10, interval=0.05, what=f"alarm {i + 1} handled")
+    status = cms()
+    assert (status["queued"], status["capacity"]) == (4, 4)
+    counter = "rejected_total" if policy == "reject_new" else "dropped_total"
+    assert status[counter] == 2, status
+    metric = "watchpost_hub_alarm_queue_" + ("rejected_total" if policy == "reject_new" else "dropped_total")
+    assert metric_value(app, metric, "cms") == 2
+
+    def overflows():
+        return app.get("/api/v1/events", params={"kind": "alarm.queue_overflow", "limit": 10}).json()["items"]
+
+    wait_for(lambda: len(overflows()) == 2, 5, what="two overflow events")
+    assert all(e["severity"] == "critical" and e["source"] == "cms" for e in overflows())
+    assert {e["body"]["policy"] for e in overflows()} == {policy}
+
+    sia.start()
+    sia.wait_events(4, timeout=30)
+    wait_for(lambda: cms()["queued"] == 0, 10, what="queue empty")
+    time.sleep(0.5)  # nothing else may follow
+    zones = [e["ri"] for e in sia.received()]
+    # reject_new keeps the first four alarms; drop_oldest the last four (the one being retried
+    # when the queue overflowed is given up, not delivered behind the counters' back).
+    assert zones == (["1", "2", "3", "4"] if policy == "reject_new" else ["3", "4", "5", "6"])
+    assert cms()["delivered_total"] == 4
