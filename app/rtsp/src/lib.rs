@@ -107,6 +107,12 @@ fn check_elements(config: &Config) -> Result<(), RtspError> {
         "appsrc",
         "appsink",
     ];
+    if sources::upstreams(config)
+        .iter()
+        .any(|u| u.shm_socket.is_some())
+    {
+        needed.push("shmsrc");
+    }
     let thermal = !sources::thermal_views(config).is_empty();
     if thermal {
         needed.push("videorate");

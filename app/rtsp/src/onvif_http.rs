@@ -244,19 +244,26 @@ fn encode_rgb(width: u32, height: u32, data: &[u8]) -> Option<Vec<u8>> {
 
 /// One decoded frame from the camera, as JPEG (a separate short upstream read).
 fn grab_upstream(u: &Upstream) -> Option<Vec<u8>> {
-    let pipeline = gst::parse::launch(
-        "rtspsrc name=src latency=0 protocols=tcp ! rtph264depay ! h264parse ! avdec_h264 ! videoconvert ! jpegenc ! appsink name=sink max-buffers=1 sync=false",
-    )
-    .ok()?
-    .downcast::<gst::Pipeline>()
-    .ok()?;
+    let launch = if u.shm_socket.is_some() {
+        "shmsrc name=src is-live=true do-timestamp=true ! video/x-h264,stream-format=byte-stream,alignment=au ! h264parse ! avdec_h264 ! videoconvert ! jpegenc ! appsink name=sink max-buffers=1 sync=false"
+    } else {
+        "rtspsrc name=src latency=0 protocols=tcp ! rtph264depay ! h264parse ! avdec_h264 ! videoconvert ! jpegenc ! appsink name=sink max-buffers=1 sync=false"
+    };
+    let pipeline = gst::parse::launch(launch)
+        .ok()?
+        .downcast::<gst::Pipeline>()
+        .ok()?;
     let src = pipeline.by_name("src")?;
-    src.set_property("location", &u.url);
-    if let Some(user) = &u.username {
-        src.set_property("user-id", user);
-    }
-    if let Some(pass) = &u.password {
-        src.set_property("user-pw", pass);
+    if let Some(socket) = &u.shm_socket {
+        src.set_property("socket-path", socket.to_string_lossy().as_ref());
+    } else {
+        src.set_property("location", &u.url);
+        if let Some(user) = &u.username {
+            src.set_property("user-id", user);
+        }
+        if let Some(pass) = &u.password {
+            src.set_property("user-pw", pass);
+        }
     }
     let sink = pipeline
         .by_name("sink")?

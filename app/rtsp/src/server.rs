@@ -130,6 +130,11 @@ fn mount_of(uri: &str) -> String {
 }
 
 fn restream_launch(u: &Upstream, latency_ms: u32) -> String {
+    if u.shm_socket.is_some() {
+        // The capture worker's H.264 byte stream (SPS/PPS with every keyframe), one access
+        // unit per buffer; the socket path is set as a property in media-configure.
+        return "( shmsrc name=src is-live=true do-timestamp=true ! video/x-h264,stream-format=byte-stream,alignment=au ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )".into();
+    }
     // Only fixed, numeric values go into the launch line; the URL and the credentials are
     // set as properties in media-configure, so nothing from the config is parsed as syntax.
     format!(
@@ -309,6 +314,7 @@ pub fn start(
         let f = rtsp::RTSPMediaFactory::new();
         f.set_launch(&restream_launch(u, settings.upstream_latency_ms));
         configure_factory(&f, settings);
+        let shm = u.shm_socket.clone();
         let (url, user, pass, path) = (
             u.url.clone(),
             u.username.clone(),
@@ -323,7 +329,9 @@ pub fn start(
                 .element()
                 .downcast_ref::<gst::Bin>()
                 .and_then(|b| b.by_name("src"));
-            if let Some(src) = src {
+            if let (Some(src), Some(socket)) = (&src, &shm) {
+                src.set_property("socket-path", socket.to_string_lossy().as_ref());
+            } else if let Some(src) = src {
                 src.set_property("location", &url);
                 if let Some(user) = &user {
                     src.set_property("user-id", user);

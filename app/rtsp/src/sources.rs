@@ -26,6 +26,20 @@ pub struct Upstream {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
+    /// For cameras the capture worker owns (V4L2): the socket of its H.264 byte-stream
+    /// `shmsink`; `url` is then empty and the mount reads with `shmsrc`.
+    pub shm_socket: Option<PathBuf>,
+}
+
+/// Where the capture worker shares the encoded stream of camera `id` (a GStreamer `shmsink`
+/// control socket; see docs/capture.md "Restream branch").
+pub fn restream_socket(config: &Config, id: &str) -> PathBuf {
+    config
+        .system
+        .data_dir
+        .join("run")
+        .join("restream")
+        .join(format!("{id}.sock"))
 }
 
 impl Upstream {
@@ -42,8 +56,35 @@ pub fn upstreams(config: &Config) -> Vec<Upstream> {
         if !cam.enabled {
             continue;
         }
-        // Only RTSP sources can be restreamed without re-encoding; V4L2, MJPEG and thermal
-        // cameras would need the capture worker's frames (not served yet).
+        let name = if cam.name.is_empty() {
+            cam.id.to_string()
+        } else {
+            cam.name.clone()
+        };
+        // A V4L2 device can only be opened by one process: the capture worker owns it and
+        // shares the H.264 it records (passed through or encoded once) over shared memory.
+        // Thermal cameras are served at `/thermal/<id>` instead; HTTP MJPEG is not ingested.
+        if let SourceConfig::V4l2 {
+            width, height, fps, ..
+        } = &cam.source
+            && cam.kind != CameraKind::Thermal
+        {
+            v.push(Upstream {
+                camera: cam.id.to_string(),
+                name: name.clone(),
+                variant: "main",
+                path: format!("/cameras/{}", cam.id),
+                url: String::new(),
+                username: None,
+                password: None,
+                tcp: true,
+                width: width.unwrap_or(1920),
+                height: height.unwrap_or(1080),
+                fps: fps.unwrap_or(30),
+                shm_socket: Some(restream_socket(config, cam.id.as_str())),
+            });
+            continue;
+        }
         let SourceConfig::Rtsp {
             url,
             sub_url,
@@ -60,11 +101,6 @@ pub fn upstreams(config: &Config) -> Vec<Upstream> {
                 Some(c.password.expose().to_string()),
             ),
             None => (None, None),
-        };
-        let name = if cam.name.is_empty() {
-            cam.id.to_string()
-        } else {
-            cam.name.clone()
         };
         push(
             &mut v,
@@ -126,6 +162,7 @@ fn push(
         width,
         height,
         fps,
+        shm_socket: None,
     });
     if let Some(sub) = sub_url {
         v.push(Upstream {
@@ -140,6 +177,7 @@ fn push(
             width: 640,
             height: 360,
             fps,
+            shm_socket: None,
         });
     }
 }
@@ -397,16 +435,35 @@ fps = 10
         let paths: Vec<&str> = ups.iter().map(|u| u.path.as_str()).collect();
         assert_eq!(
             paths,
-            ["/cameras/gate", "/cameras/gate/sub", "/cameras/lab"]
+            [
+                "/cameras/gate",
+                "/cameras/gate/sub",
+                "/cameras/usb",
+                "/cameras/lab"
+            ]
+        );
+        assert_eq!(ups[2].url, "");
+        assert!(
+            ups[2]
+                .shm_socket
+                .as_ref()
+                .unwrap()
+                .ends_with("run/restream/usb.sock")
         );
         assert_eq!(ups[0].username.as_deref(), Some("viewer"));
         assert_eq!(ups[1].token(), "cam_gate_sub");
-        assert_eq!((ups[2].width, ups[2].height, ups[2].fps), (1280, 720, 10));
+        assert_eq!((ups[3].width, ups[3].height, ups[3].fps), (1280, 720, 10));
         let model = device_model(&config, &ups, &[], 8000, 8554, "1.0");
         let tokens: Vec<&str> = model.profiles.iter().map(|p| p.token.as_str()).collect();
         assert_eq!(
             tokens,
-            ["cam_gate_main", "cam_gate_sub", "cam_lab_main", "dashboard"]
+            [
+                "cam_gate_main",
+                "cam_gate_sub",
+                "cam_usb_main",
+                "cam_lab_main",
+                "dashboard"
+            ]
         );
     }
 
