@@ -128,13 +128,13 @@ pub async fn run(
         }
     };
     let min_gap = Duration::from_millis(bridge.min_connect_interval_ms);
-    let backoff_max = Duration::from_millis(bridge.backoff_max_ms.max(1000));
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = Backoff::new(Duration::from_millis(bridge.backoff_max_ms));
     let mut last_connect: Option<Instant> = None;
     loop {
         if shutdown.is_cancelled() {
             return;
         }
+        let mut subscribed = false;
         let result = session(
             &cfg,
             &bridge,
@@ -144,21 +144,57 @@ pub async fn run(
             &shutdown,
             &mut last_connect,
             min_gap,
+            &mut subscribed,
         )
         .await;
         let _ = tx.send(SourceEvent::Connected(false)).await;
         match result {
-            Ok(()) => backoff = Duration::from_secs(1),
+            Ok(()) => backoff.reset(),
             Err(SessionError::Closed) => return,
             Err(e) => {
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "YoLink session failed");
+                let wait = backoff.failed(subscribed);
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "YoLink session failed");
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
-                backoff = (backoff * 2).min(backoff_max);
             }
         }
+    }
+}
+
+/// Back-off between failed sessions: 1 s doubling up to the maximum (at least 1 s). A session
+/// that got as far as the report subscription starts the sequence again, so a connection
+/// that drops after working for hours is retried at once (still spaced by
+/// `min_connect_interval_ms`), not after the long wait earned by earlier failures.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_secs(1);
+
+    fn new(max: Duration) -> Self {
+        Self {
+            next: Self::FIRST,
+            max: max.max(Self::FIRST),
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+
+    /// The wait after a failed session; `subscribed`: it had reached the subscription.
+    fn failed(&mut self, subscribed: bool) -> Duration {
+        if subscribed {
+            self.reset();
+        }
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.max);
+        wait
     }
 }
 
@@ -172,6 +208,7 @@ async fn session(
     shutdown: &CancellationToken,
     last_connect: &mut Option<Instant>,
     min_gap: Duration,
+    subscribed: &mut bool,
 ) -> Result<(), SessionError> {
     let form = api::token_request(&ep.client_id, &ep.secret);
     let resp = http
@@ -262,6 +299,7 @@ async fn session(
                         .subscribe(topic.clone(), rumqttc::QoS::AtLeastOnce)
                         .await
                         .map_err(|e| SessionError::Mqtt { broker: broker.clone(), reason: e.to_string() })?;
+                    *subscribed = true;
                     tracing::info!(broker, topic, devices = devices.len(), "YoLink reports subscribed");
                     tx.send(SourceEvent::Connected(true)).await.map_err(|_| SessionError::Closed)?;
                     if bridge.poll_state_on_connect && poller.is_none() {
@@ -312,5 +350,25 @@ async fn poll_states(api: Api, devices: Vec<Device>, tx: mpsc::Sender<SourceEven
             }
             Err(e) => tracing::info!(device = d.device_id, error = %e, "getState failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_maximum_and_restarts_after_a_working_session() {
+        let mut b = Backoff::new(Duration::from_secs(300));
+        let waits: Vec<u64> = (0..11).map(|_| b.failed(false).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        // A session that subscribed and then dropped: retried after 1 s, not 300 s.
+        assert_eq!(b.failed(true), Duration::from_secs(1));
+        assert_eq!(b.failed(false), Duration::from_secs(2));
+        b.reset();
+        assert_eq!(b.failed(false), Duration::from_secs(1));
+        // The maximum is never below the first wait.
+        let mut b = Backoff::new(Duration::ZERO);
+        assert_eq!([b.failed(false), b.failed(false)], [Backoff::FIRST; 2]);
     }
 }
