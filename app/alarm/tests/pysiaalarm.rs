@@ -187,7 +187,7 @@ async fn tcp_clear_adm_cid_and_sia_dcs_and_null() {
 }
 
 #[tokio::test]
-async fn tcp_encrypted_with_ascii_keys_of_every_size() {
+async fn tcp_encrypted_with_ascii_keys_of_every_size_and_a_hex_key() {
     let Some(peer) = Peer::start(
         "tcp",
         &[
@@ -231,6 +231,32 @@ async fn tcp_encrypted_with_ascii_keys_of_every_size() {
         assert_eq!(e["encrypted"], true);
         assert_eq!(e["valid_timestamp"], true);
     }
+    // The same 16-byte key given in hex (what most panels take): pysiaalarm, which reads
+    // keys as ASCII, must see the same AES key.
+    let hex_key: String = "0123456789ABCDEF"
+        .bytes()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    let c = cfg(
+        peer.port,
+        &format!(
+            "account = \"BBB\"\nkey = \"{hex_key}\"\nkey_format = \"hex\"\nformat = \"adm_cid\""
+        ),
+    );
+    let layout = SiaLayout::from_config(&c);
+    let mut l = link(&c, Arc::new(SystemClock));
+    let (out, _) = deliver(
+        &mut l,
+        15,
+        layout.payload(EventKind::Water, Phase::Alarm, 8),
+    )
+    .await;
+    assert!(matches!(out, Outcome::Delivered { .. }), "hex key: {out:?}");
+    let e = peer.next_event();
+    assert_eq!(
+        (e["account"].as_str(), e["encrypted"].as_bool()),
+        (Some("BBB"), Some(true))
+    );
     // An encrypted NULL.
     let c = cfg(
         peer.port,
