@@ -667,6 +667,57 @@ pub struct V4l2Source {
     pub height: Option<u32>,
     pub fps: Option<u32>,
     pub fourcc: Option<String>,
+    /// Share the H.264 with the rtsp worker through a `shmsink` on this socket (the device
+    /// can be opened by one process only). See [`add_restream_branch`].
+    pub restream_socket: Option<std::path::PathBuf>,
+}
+
+/// Size of a restream branch's shared-memory area: a few seconds of a 1080p stream.
+const RESTREAM_SHM_BYTES: u32 = 8 << 20;
+
+/// Restream branch (for the rtsp worker): `upstream` (H.264 `avc`/`au`) → `tee` →
+/// leaky `queue` → `h264parse config-interval=-1` → byte-stream/au → `shmsink` on `socket`.
+/// Returns the tee, to which the caller links its own branches. The queue drops the oldest
+/// units when no reader keeps up, so the recording is never held back; SPS/PPS go with every
+/// keyframe so a reader can start at any keyframe. A stale socket file is removed first.
+pub fn add_restream_branch(
+    camera: &str,
+    pipeline: &gst::Pipeline,
+    upstream: &gst::Element,
+    socket: &std::path::Path,
+) -> Result<gst::Element, PipelineError> {
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| build_err(camera, e))?;
+    }
+    let _ = std::fs::remove_file(socket);
+    let tee = make(camera, "tee")?;
+    let q = make(camera, "queue")?;
+    q.set_property_from_str("leaky", "downstream");
+    q.set_property("max-size-buffers", 60u32);
+    q.set_property("max-size-bytes", 0u32);
+    q.set_property("max-size-time", 0u64);
+    let parse = make(camera, "h264parse")?;
+    parse.set_property("config-interval", -1i32);
+    let caps = make(camera, "capsfilter")?;
+    caps.set_property(
+        "caps",
+        gst::Caps::builder("video/x-h264")
+            .field("stream-format", "byte-stream")
+            .field("alignment", "au")
+            .build(),
+    );
+    let sink = make(camera, "shmsink")?;
+    sink.set_property("socket-path", socket.to_string_lossy().as_ref());
+    sink.set_property("wait-for-connection", false);
+    sink.set_property("sync", false);
+    sink.set_property("async", false);
+    sink.set_property("shm-size", RESTREAM_SHM_BYTES);
+    sink.set_property("perms", 0o600u32);
+    let chain = [&tee, &q, &parse, &caps, &sink];
+    pipeline.add_many(chain).map_err(|e| build_err(camera, e))?;
+    upstream.link(&tee).map_err(|e| build_err(camera, e))?;
+    gst::Element::link_many(chain).map_err(|e| build_err(camera, e))?;
+    Ok(tee)
 }
 
 /// Builds a V4L2 pipeline: H.264 cameras are passed through, others are encoded once.
@@ -735,6 +786,10 @@ pub fn build_v4l2(
         .add_many([&parse, &avc])
         .map_err(|e| build_err(camera, e))?;
     gst::Element::link_many([&tail, &parse, &avc]).map_err(|e| build_err(camera, e))?;
-    add_branches(camera, &pipeline, &avc, Codec::H264, &outputs, detect)?;
+    let upstream = match &src.restream_socket {
+        Some(socket) => add_restream_branch(camera, &pipeline, &avc, socket)?,
+        None => avc,
+    };
+    add_branches(camera, &pipeline, &upstream, Codec::H264, &outputs, detect)?;
     Ok(pipeline)
 }

@@ -149,6 +149,7 @@ fn source_of(c: &CameraConfig) -> Source {
             height: *height,
             fps: *fps,
             fourcc: fourcc.clone(),
+            restream_socket: None,
         }),
         SourceConfig::HttpMjpeg { .. } => Source::V4l2(V4l2Source {
             device: String::new(),
@@ -156,6 +157,7 @@ fn source_of(c: &CameraConfig) -> Source {
             height: None,
             fps: None,
             fourcc: None,
+            restream_socket: None,
         }),
         SourceConfig::ThermalTcp { address, fps } => {
             // The config check accepted the address; an unparsable one cannot connect anyway.
@@ -398,7 +400,21 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), CaptureError
         let task = CameraTask {
             thermal,
             shared: shared.clone(),
-            source: source_of(c),
+            source: {
+                let mut source = source_of(c);
+                // The rtsp worker restreams V4L2 cameras from this socket (docs/capture.md).
+                if let Source::V4l2(v) = &mut source
+                    && config.rtsp.enabled
+                {
+                    v.restream_socket = Some(
+                        data_dir
+                            .join("run")
+                            .join("restream")
+                            .join(format!("{}.sock", c.id)),
+                    );
+                }
+                source
+            },
             detect,
             ring,
             recorder: tx.clone(),

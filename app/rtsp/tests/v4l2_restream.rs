@@ -1,0 +1,155 @@
+//! Restream of a camera the capture worker owns (V4L2): the capture side's own restream branch
+//! (`watchpost_capture::pipeline::add_restream_branch`, the one `build_v4l2` inserts) behind an
+//! encoded test picture, standing in for a V4L2 device this machine does not have, and the
+//! rtsp worker's server reading it with `shmsrc`; ffprobe (a real client) reads the mount, and
+//! three parallel clients share one shared-memory reader.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use watchpost_rtsp::server::{ServerSettings, start};
+use watchpost_rtsp::sources::Upstream;
+use watchpost_runtime::Registry;
+
+fn have(tool: &str) -> bool {
+    Command::new(tool).arg("-version").output().is_ok()
+}
+
+/// What capture's `build_v4l2` produces for a raw camera, up to its `avc` caps filter.
+fn capture_like_pipeline(socket: &std::path::Path) -> gst::Pipeline {
+    let pipeline = gst::parse::launch(
+        "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=10/1 ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 ! h264parse ! video/x-h264,stream-format=avc,alignment=au ! identity name=avc",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let avc = pipeline.by_name("avc").unwrap();
+    let tee =
+        watchpost_capture::pipeline::add_restream_branch("usb", &pipeline, &avc, socket).unwrap();
+    // The recording branch of the real pipeline.
+    let rec = gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .build()
+        .unwrap();
+    pipeline.add(&rec).unwrap();
+    tee.link(&rec).unwrap();
+    pipeline
+}
+
+fn ffprobe(url: &str) -> String {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "default=nw=1",
+            url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffprobe {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn v4l2_camera_is_restreamed_from_capture_shared_memory() {
+    if !have("ffprobe") {
+        eprintln!("SKIP: ffprobe is not installed");
+        return;
+    }
+    gst::init().unwrap();
+    for element in ["shmsink", "shmsrc", "x264enc"] {
+        if gst::ElementFactory::find(element).is_none() {
+            eprintln!("SKIP: GStreamer element {element} is missing");
+            return;
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("wp-rtsp-shm-{}", std::process::id()));
+    let socket = dir.join("run/restream/usb.sock");
+    let capture = capture_like_pipeline(&socket);
+    capture.set_state(gst::State::Playing).unwrap();
+
+    let registry = Registry::new();
+    let settings = ServerSettings {
+        address: "127.0.0.1:0".parse().unwrap(),
+        udp: false,
+        max_clients_per_mount: 8,
+        upstream_latency_ms: 0,
+        users: Vec::new(),
+    };
+    let upstream = Upstream {
+        camera: "usb".into(),
+        name: "USB".into(),
+        variant: "main",
+        path: "/cameras/usb".into(),
+        url: String::new(),
+        username: None,
+        password: None,
+        tcp: true,
+        width: 640,
+        height: 360,
+        fps: 10,
+        shm_socket: Some(socket.clone()),
+    };
+    let server = start(&settings, &[upstream], None, &[], &registry).unwrap();
+    let url = format!("rtsp://127.0.0.1:{}/cameras/usb", server.port);
+
+    let info = ffprobe(&url);
+    assert!(info.contains("codec_name=h264"), "{info}");
+    assert!(
+        info.contains("width=640") && info.contains("height=360"),
+        "{info}"
+    );
+
+    // Three clients at once: one shared media, one reader of the shared memory.
+    let before = prepared(&registry);
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                Command::new("ffmpeg")
+                    .args(["-v", "error", "-rtsp_transport", "tcp", "-i", &url])
+                    .args(["-t", "2", "-f", "null", "-"])
+                    .output()
+                    .unwrap()
+            })
+        })
+        .collect();
+    for c in clients {
+        let out = c.join().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(prepared(&registry) - before, 1.0);
+
+    drop(server);
+    capture.set_state(gst::State::Null).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn prepared(registry: &Registry) -> f64 {
+    registry
+        .render()
+        .lines()
+        .find(|l| {
+            l.starts_with("watchpost_rtsp_media_prepared_total{") && l.contains("/cameras/usb")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
