@@ -406,12 +406,17 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), CaptureError
                 if let Source::V4l2(v) = &mut source
                     && config.rtsp.enabled
                 {
-                    v.restream_socket = Some(
-                        data_dir
-                            .join("run")
-                            .join("restream")
-                            .join(format!("{}.sock", c.id)),
-                    );
+                    let socket = data_dir
+                        .join("run")
+                        .join("restream")
+                        .join(format!("{}.sock", c.id));
+                    // A Unix socket path is limited to 107 bytes; without the branch the
+                    // camera still records.
+                    if socket.as_os_str().len() < 108 {
+                        v.restream_socket = Some(socket);
+                    } else {
+                        tracing::warn!(camera = %c.id, socket = %socket.display(), "restream socket path too long; not restreamed");
+                    }
                 }
                 source
             },
