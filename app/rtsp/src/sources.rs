@@ -1,6 +1,6 @@
-//! The streams the worker serves, derived from the configuration: every RTSP camera of
-//! `[capture]` and `[[rtsp.extra_cameras]]`, plus the dashboard; and the ONVIF device model
-//! describing them.
+//! The streams the worker serves, derived from the configuration: every RTSP and V4L2 camera
+//! of `[capture]` and `[[rtsp.extra_cameras]]`, the thermal views, plus the dashboard; and the
+//! ONVIF device model describing them.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -49,7 +49,7 @@ impl Upstream {
     }
 }
 
-/// The upstream streams of every configured RTSP camera, main before sub.
+/// The upstream streams of every configured RTSP and V4L2 camera, main before sub.
 pub fn upstreams(config: &Config) -> Vec<Upstream> {
     let mut v = Vec::new();
     for cam in &config.capture.cameras {
