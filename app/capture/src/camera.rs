@@ -12,7 +12,9 @@ use gstreamer::prelude::*;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::{self, DetectBranch, Outputs, RtspSource, ThermalInput, V4l2Source};
+use crate::pipeline::{
+    self, DetectBranch, HttpMjpegSource, Outputs, RtspSource, ThermalInput, V4l2Source,
+};
 use crate::recorder::{RecorderMsg, RecorderStats};
 use crate::thermal::{ThermalProcessor, ThermalStats};
 use crate::time::{SystemClock, WallClock, rfc3339};
@@ -36,6 +38,7 @@ pub enum CameraState {
 pub enum Source {
     Rtsp(RtspSource),
     V4l2(V4l2Source),
+    HttpMjpeg(HttpMjpegSource),
     /// A radiometric camera; its frames go through the camera's [`ThermalHook`].
     Thermal(ThermalInput),
 }
@@ -72,6 +75,7 @@ impl std::fmt::Debug for Source {
         match self {
             Source::Rtsp(r) => write!(f, "Rtsp({})", r.url),
             Source::V4l2(v) => write!(f, "V4l2({})", v.device),
+            Source::HttpMjpeg(h) => write!(f, "HttpMjpeg({})", h.url),
             Source::Thermal(t) => write!(f, "Thermal({t:?})"),
         }
     }
@@ -327,6 +331,19 @@ fn build(task: &CameraTask) -> Result<gst::Pipeline, pipeline::PipelineError> {
             pipeline::build_rtsp(id, &r, outputs(task), task.detect)
         }
         Source::V4l2(v) => pipeline::build_v4l2(id, v, outputs(task), task.detect),
+        Source::HttpMjpeg(h) => {
+            let mut h = h.clone();
+            if let Some((u, p)) = task
+                .credentials
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+            {
+                h.username = Some(u);
+                h.password = Some(p);
+            }
+            pipeline::build_http_mjpeg(id, &h, outputs(task), task.detect)
+        }
         Source::Thermal(input) => {
             let Some(hook) = task.thermal.clone() else {
                 return Err(pipeline::PipelineError::Build {

@@ -11,6 +11,9 @@
 //! V4L2: `v4l2src` with the configured caps; compressed H.264 is parsed and passed through,
 //! anything else is encoded once (x264, ultrafast, zero latency) so the rest is the same.
 //!
+//! HTTP MJPEG: `souphttpsrc` → `multipartdemux` → `jpegdec` → `videorate` (the configured
+//! rate) → x264 once, then the same branches.
+//!
 //! Thermal: raw radiometric frames (`v4l2src` in `GRAY16_LE`/`YUY2`, or `tcpclientsrc` with the
 //! `watchpost_thermal::wire` framing) → `appsink`, whose callback turns each frame into a
 //! colourised picture ([`ThermalSink`]) pushed into `appsrc` → `videoconvert` → x264 → the same
@@ -791,5 +794,108 @@ pub fn build_v4l2(
         None => avc,
     };
     add_branches(camera, &pipeline, &upstream, Codec::H264, &outputs, detect)?;
+    Ok(pipeline)
+}
+
+/// HTTP MJPEG source settings.
+#[derive(Debug, Clone)]
+pub struct HttpMjpegSource {
+    pub url: String,
+    pub fps: u32,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Share the encoded H.264 with the rtsp worker (see [`add_restream_branch`]).
+    pub restream_socket: Option<std::path::PathBuf>,
+}
+
+/// Builds an HTTP MJPEG pipeline: `souphttpsrc` → `multipartdemux` → JPEG decoder → a steady
+/// frame rate → x264 (once) → the same branches as any camera. The demuxer's pad appears when
+/// the first part arrives and is linked then.
+pub fn build_http_mjpeg(
+    camera: &str,
+    src: &HttpMjpegSource,
+    outputs: Outputs,
+    detect: Option<DetectBranch>,
+) -> Result<gst::Pipeline, PipelineError> {
+    let pipeline = gst::Pipeline::with_name(&format!("camera-{camera}"));
+    let http = make(camera, "souphttpsrc")?;
+    http.set_property("location", &src.url);
+    http.set_property("is-live", true);
+    http.set_property("do-timestamp", true);
+    // Reconnects are ours (backoff, state and reason); the stall watchdog covers silence.
+    http.set_property("retries", 0i32);
+    http.set_property("timeout", 5u32);
+    if let Some(u) = &src.username {
+        http.set_property("user-id", u);
+    }
+    if let Some(p) = &src.password {
+        http.set_property("user-pw", p);
+    }
+    let demux = make(camera, "multipartdemux")?;
+    demux.set_property("single-stream", true);
+    let dec = make(camera, "jpegdec")?;
+    let convert = make(camera, "videoconvert")?;
+    let rate = make(camera, "videorate")?;
+    let fps = src.fps.max(1);
+    let raw = make(camera, "capsfilter")?;
+    raw.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
+            .field("framerate", gst::Fraction::new(fps as i32, 1))
+            .build(),
+    );
+    let enc = make(camera, "x264enc")?;
+    enc.set_property_from_str("tune", "zerolatency");
+    enc.set_property_from_str("speed-preset", "ultrafast");
+    enc.set_property("key-int-max", fps * 2);
+    let parse = make(camera, "h264parse")?;
+    let avc = make(camera, "capsfilter")?;
+    avc.set_property(
+        "caps",
+        gst::Caps::builder("video/x-h264")
+            .field("stream-format", "avc")
+            .field("alignment", "au")
+            .build(),
+    );
+    let chain = [&dec, &convert, &rate, &raw, &enc, &parse, &avc];
+    pipeline
+        .add_many([&http, &demux])
+        .map_err(|e| build_err(camera, e))?;
+    pipeline.add_many(chain).map_err(|e| build_err(camera, e))?;
+    http.link(&demux).map_err(|e| build_err(camera, e))?;
+    gst::Element::link_many(chain).map_err(|e| build_err(camera, e))?;
+    let upstream = match &src.restream_socket {
+        Some(socket) => add_restream_branch(camera, &pipeline, &avc, socket)?,
+        None => avc,
+    };
+    add_branches(camera, &pipeline, &upstream, Codec::H264, &outputs, detect)?;
+    let weak = pipeline.downgrade();
+    let cam = camera.to_string();
+    demux.connect_pad_added(move |_demux, pad| {
+        let Some(sink) = dec.static_pad("sink") else {
+            return;
+        };
+        if sink.is_linked() {
+            return; // one picture stream per camera
+        }
+        let caps = pad.current_caps();
+        let media = caps
+            .as_ref()
+            .and_then(|c| c.structure(0))
+            .map(|s| s.name().to_string())
+            .unwrap_or_default();
+        let result = if media == "image/jpeg" {
+            pad.link(&sink).map(|_| ()).map_err(|e| e.to_string())
+        } else {
+            Err(format!(
+                "camera {cam}: the HTTP stream carries `{media}`, not JPEG pictures"
+            ))
+        };
+        if let Err(reason) = result
+            && let Some(p) = weak.upgrade()
+        {
+            post_error(&p, &reason);
+        }
+    });
     Ok(pipeline)
 }

@@ -20,7 +20,7 @@ use crate::camera::{
     self, CameraShared, CameraState, CameraTask, RateTracker, Source, ThermalHook, ThermalOut,
 };
 use crate::index::{RecordingIndex, RecordingsQuery, SegmentRecord, SegmentState, StoreIndex};
-use crate::pipeline::{DetectBranch, RtspSource, ThermalInput, V4l2Source};
+use crate::pipeline::{DetectBranch, HttpMjpegSource, RtspSource, ThermalInput, V4l2Source};
 use crate::recorder::{
     self, Recorder, RecorderEvent, RecorderMsg, RecorderSettings, RecorderStats,
 };
@@ -151,12 +151,11 @@ fn source_of(c: &CameraConfig) -> Source {
             fourcc: fourcc.clone(),
             restream_socket: None,
         }),
-        SourceConfig::HttpMjpeg { .. } => Source::V4l2(V4l2Source {
-            device: String::new(),
-            width: None,
-            height: None,
-            fps: None,
-            fourcc: None,
+        SourceConfig::HttpMjpeg { url, fps } => Source::HttpMjpeg(HttpMjpegSource {
+            url: url.clone(),
+            fps: *fps,
+            username: None,
+            password: None,
             restream_socket: None,
         }),
         SourceConfig::ThermalTcp { address, fps } => {
@@ -227,16 +226,6 @@ async fn publish_thermal(
 pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), CaptureError> {
     let cap = &config.capture;
     let data_dir = config.system.data_dir.clone();
-    for c in &cap.cameras {
-        if matches!(c.source, SourceConfig::HttpMjpeg { .. }) && c.enabled {
-            return Err(CaptureError::Config {
-                reason: format!(
-                    "camera {}: HTTP MJPEG sources are not supported by this build",
-                    c.id
-                ),
-            });
-        }
-    }
     let recordings = cap.recordings_dir(&data_dir);
     let snapshots = cap.snapshots_dir(&data_dir);
     let frames = cap.frames_dir(&data_dir);
@@ -402,8 +391,14 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), CaptureError
             shared: shared.clone(),
             source: {
                 let mut source = source_of(c);
-                // The rtsp worker restreams V4L2 cameras from this socket (docs/capture.md).
-                if let Source::V4l2(v) = &mut source
+                // The rtsp worker restreams V4L2 and HTTP MJPEG cameras (whose H.264 only
+                // this worker has) from this socket (docs/capture.md).
+                let slot = match &mut source {
+                    Source::V4l2(v) => Some(&mut v.restream_socket),
+                    Source::HttpMjpeg(h) => Some(&mut h.restream_socket),
+                    Source::Rtsp(_) | Source::Thermal(_) => None,
+                };
+                if let Some(slot) = slot
                     && config.rtsp.enabled
                 {
                     let socket = data_dir
@@ -413,7 +408,7 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), CaptureError
                     // A Unix socket path is limited to 107 bytes; without the branch the
                     // camera still records.
                     if socket.as_os_str().len() < 108 {
-                        v.restream_socket = Some(socket);
+                        *slot = Some(socket);
                     } else {
                         tracing::warn!(camera = %c.id, socket = %socket.display(), "restream socket path too long; not restreamed");
                     }

@@ -171,8 +171,13 @@ pub enum SourceConfig {
         #[serde(default)]
         fourcc: Option<String>,
     },
+    /// An HTTP camera serving `multipart/x-mixed-replace` JPEG frames; encoded once to H.264.
     HttpMjpeg {
+        /// `http(s)://host[:port]/path`, without credentials.
         url: String,
+        /// Frame rate the stream is recorded at (frames are repeated or dropped to keep it).
+        #[serde(default = "default_mjpeg_fps")]
+        fps: u32,
     },
     /// Raw radiometric frames over TCP in the framing of `watchpost_thermal::wire` (the
     /// simulator's thermal camera, or a bridge from a camera on another host).
@@ -187,6 +192,10 @@ pub enum SourceConfig {
 
 fn default_thermal_fps() -> u32 {
     9
+}
+
+fn default_mjpeg_fps() -> u32 {
+    10
 }
 
 /// Splits `host:port` (a bracketed IPv6 host is allowed).
@@ -542,8 +551,11 @@ impl CameraConfig {
                     check_url(p, &format!("{key}.source.sub_url"), sub, &["rtsp", "rtsps"]);
                 }
             }
-            SourceConfig::HttpMjpeg { url } => {
+            SourceConfig::HttpMjpeg { url, fps } => {
                 check_url(p, &format!("{key}.source.url"), url, &["http", "https"]);
+                if !(1..=60).contains(fps) {
+                    p.push(problem(&format!("{key}.source.fps"), "must be 1..=60"));
+                }
             }
             SourceConfig::ThermalTcp { address, fps } => {
                 if split_host_port(address).is_none() {

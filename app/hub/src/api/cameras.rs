@@ -427,8 +427,8 @@ fn source_json(c: &CameraConfig) -> serde_json::Value {
             "transport": transport,
         }),
         SourceConfig::V4l2 { device, .. } => json!({"type": "v4l2", "device": device}),
-        SourceConfig::HttpMjpeg { url } => {
-            json!({"type": "http_mjpeg", "url": without_userinfo(url)})
+        SourceConfig::HttpMjpeg { url, fps } => {
+            json!({"type": "http_mjpeg", "url": without_userinfo(url), "fps": fps})
         }
         SourceConfig::ThermalTcp { address, fps } => {
             json!({"type": "thermal_tcp", "address": address, "fps": fps})
