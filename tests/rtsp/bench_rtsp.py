@@ -4,6 +4,9 @@
    mount (clients copy the stream without decoding, so that they leave the CPU to the server).
 2. Time to first frame for a new client: on a mount already playing, and on an idle one.
 3. Dashboard CPU at 1 FPS 1920x1080 with one client, for x264 and openh264.
+4. A thermal view (`/thermal/<id>`, 640x480 at 9 fps from a simulated thermal camera through
+   the capture worker) with one client: rtsp worker CPU, next to the capture worker's CPU for
+   the same picture (it colourises and encodes it once for recording).
 
 Uses the release binaries when present (make bench builds them), else the debug ones.
 """
@@ -38,6 +41,7 @@ def pick(name: str) -> Path:
 
 BIN = pick("watchpost")
 TESTSRC = pick("watchpost-rtsp-testsrc")
+SIM = pick("watchpost-sim")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -97,8 +101,49 @@ def appliance(workdir: Path, extra: str) -> Appliance:
     return a
 
 
-def worker_pid(a: Appliance) -> int:
-    return wait_for(lambda: a.worker("rtsp").get("pid"), 10, what="rtsp pid")
+def worker_pid(a: Appliance, name: str = "rtsp") -> int:
+    return wait_for(lambda: a.worker(name).get("pid"), 10, what=f"{name} pid")
+
+
+def thermal(tmp: Path) -> None:
+    import conftest
+    conftest.SIM_BIN = SIM
+    sys.path.insert(0, str(ROOT / "tests" / "capture"))
+    import capture_support as cs
+    cs.SIM_BIN = SIM
+    (tmp / "thermal").mkdir()
+    sim = cs.SimCamera(tmp / "thermal", "--no-rtsp", "--thermal-port", "0", "--thermal-format", "centikelvin16")
+    try:
+        cam = f'''
+[[capture.cameras]]
+id = "lepton"
+kind = "thermal"
+source = {{ type = "thermal_tcp", address = "{sim.thermal}", fps = 9 }}
+record = {{ mode = "event" }}
+[capture.cameras.thermal]
+format = "centikelvin16"
+'''
+        extra = "\n[rtsp.dashboard]\nenabled = false\n" + cs.capture_toml(cam, tmp / "thermal" / "frames")
+        t = appliance(tmp / "thermal" / "appliance", extra)
+        try:
+            pid, cap_pid = worker_pid(t), worker_pid(t, "capture")
+            wait_for(lambda: (tmp / "thermal" / "frames" / "lepton.view.ring").exists(), 30, what="view ring")
+            host, port = t.addr("rtsp.rtsp")
+            idle, _ = measure(pid, 3)
+            viewer = clients(f"rtsp://{host}:{port}/thermal/lepton", 1)
+            time.sleep(4)
+            cap0 = cpu_seconds(cap_pid)
+            t0 = time.monotonic()
+            cpu, rss = measure(pid, 15)
+            cap_cpu = 100 * (cpu_seconds(cap_pid) - cap0) / (time.monotonic() - t0)
+            stop_all(viewer)
+            print(f"thermal view 640x480 at 9 fps, x264, one client: rtsp worker cpu {cpu:.2f} % of one core "
+                  f"(idle {idle:.2f} %), rss {rss:.0f} MB; capture worker (decode, colourise, encode the same "
+                  f"picture once) {cap_cpu:.2f} %")
+        finally:
+            t.stop()
+    finally:
+        sim.stop()
 
 
 def main() -> None:
@@ -154,6 +199,7 @@ def main() -> None:
                       f"(target < 3 %), rss {rss:.0f} MB")
             finally:
                 d.stop()
+        thermal(tmp)
     finally:
         src.stop()
 
