@@ -153,3 +153,72 @@ fn prepared(registry: &Registry) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// `build_v4l2` (the capture worker's real V4L2 pipeline) puts the restream branch in when given
+/// a socket, with and without the detection branch, and leaves it out otherwise. The pipeline
+/// is only built, not started: there is no V4L2 device here.
+#[test]
+fn capture_v4l2_pipeline_has_the_restream_branch() {
+    use std::sync::Arc;
+    use watchpost_capture::pipeline::{DetectBranch, Outputs, V4l2Source, build_v4l2};
+    gst::init().unwrap();
+    for element in ["v4l2src", "shmsink", "x264enc", "jpegdec"] {
+        if gst::ElementFactory::find(element).is_none() {
+            eprintln!("SKIP: GStreamer element {element} is missing");
+            return;
+        }
+    }
+    let socket = std::env::temp_dir().join(format!("wp-rtsp-v4l2-{}/usb.sock", std::process::id()));
+    let source = |restream: bool| V4l2Source {
+        device: "/dev/video-none".into(),
+        width: Some(1280),
+        height: Some(720),
+        fps: Some(15),
+        fourcc: Some("MJPG".into()),
+        restream_socket: restream.then(|| socket.clone()),
+    };
+    let outputs = |detect: bool| Outputs {
+        on_access_unit: Arc::new(|_, _| {}),
+        on_detect_frame: detect
+            .then(|| Arc::new(|_: u64, _: &[u8]| {}) as watchpost_capture::pipeline::FrameSink),
+    };
+    let shm_sockets = |p: &gst::Pipeline| -> Vec<String> {
+        p.iterate_recurse()
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.factory().is_some_and(|f| f.name() == "shmsink"))
+            .map(|e| {
+                e.property::<Option<String>>("socket-path")
+                    .unwrap_or_default()
+            })
+            .collect()
+    };
+    let detect = DetectBranch {
+        fps: 2,
+        width: 320,
+        height: 180,
+    };
+    for with_detect in [false, true] {
+        let p = build_v4l2(
+            "usb",
+            &source(true),
+            outputs(with_detect),
+            with_detect.then_some(detect),
+        )
+        .unwrap();
+        assert_eq!(
+            shm_sockets(&p),
+            [socket.to_string_lossy().into_owned()],
+            "detect: {with_detect}"
+        );
+        let p = build_v4l2(
+            "usb",
+            &source(false),
+            outputs(with_detect),
+            with_detect.then_some(detect),
+        )
+        .unwrap();
+        assert!(shm_sockets(&p).is_empty());
+    }
+    let _ = std::fs::remove_dir_all(socket.parent().unwrap());
+}
