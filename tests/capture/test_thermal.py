@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -23,12 +24,12 @@ HOT_MEAN_C = ((160 * 120 - 400 - 256) * AMBIENT_C + 400 * HOT_C + 256 * COLD_C) 
 
 
 class Bus:
-    def __init__(self, host: str, port: int, topic: str):
+    def __init__(self, host: str, port: int, *topics: str):
         self.messages: list[tuple[str, dict]] = []
         self.lock = threading.Lock()
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         self.c.on_message = self.on_message
-        self.c.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+        self.c.on_connect = lambda c, *_: c.subscribe([(topic, 1) for topic in topics])
         self.c.connect(host, port)
         self.c.loop_start()
 
@@ -82,7 +83,7 @@ def test_thermal_cameras_stats_rules_recording_snapshot_ring(appliance_factory, 
         thermal_camera("split", sims["split"].thermal, "split_frame")
     a = appliance_factory(None, capture_toml(cams, frames)).start(timeout=30)
     host, port = a.addr("broker.listen")
-    bus = Bus(host, port, "watchpost/capture/camera/+/thermal/#")
+    bus = Bus(host, port, "watchpost/capture/camera/+/thermal/#", "watchpost/capture/camera/+/snapshot/event")
     try:
         for cam in ("lepton", "split"):
             wait_online(a, cam)
@@ -103,6 +104,13 @@ def test_thermal_cameras_stats_rules_recording_snapshot_ring(appliance_factory, 
             fired, cleared = events()[:2]
             assert fired["rule"] == "hotspot" and fired["value_c"] == HOT_C and fired["threshold_c"] == 50.0
             assert cleared["value_c"] == AMBIENT_C
+
+            # The rule firing took a snapshot, announced with its reason.
+            snap = wait_for(lambda cam=cam: bus.find(lambda t, b: t.endswith(f"/{cam}/snapshot/event")), 15,
+                            interval=0.1, what=f"{cam}: a snapshot on the rule's event")[0]
+            assert snap["camera"] == cam and snap["reason"] == "thermal:hotspot" and snap["bytes"] > 0
+            probe = ffprobe_image(Path(snap["path"]))
+            assert (probe["codec_name"], int(probe["width"]), int(probe["height"])) == ("mjpeg", 640, 480)
 
         # The API shows the latest statistics, and a snapshot of the colourised picture (160x120
         # enlarged four times).

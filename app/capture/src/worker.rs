@@ -543,6 +543,12 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), CaptureError
                 let _ = bus.publish_json(&topic, &payload, Retain::No).await;
             }
             Some((camera, out)) = thermal_rx.recv() => {
+                if let ThermalOut::Rule(e) = &out
+                    && crate::thermal::is_fired(e)
+                {
+                    let reason = format!("thermal:{}", e.rule_id);
+                    tokio::spawn(snapshot_on_event(commands_ctx.clone(), camera.clone(), reason));
+                }
                 let recorder = running.get(&camera).map(|r| &r.handle.recorder_tx);
                 publish_thermal(&bus, &camera, out, &mut thermal_active, recorder).await;
             }
@@ -714,6 +720,15 @@ async fn handle_command(cx: Arc<Commands>, msg: watchpost_bus::Message) {
     let (camera, what) = (levels[n - 3], levels[n - 2]);
     let request: serde_json::Value = msg.json().unwrap_or(serde_json::Value::Null);
     let answer = command_answer(&cx, camera, what, &request).await;
+    let started = request.get("active").and_then(|v| v.as_bool()) != Some(false);
+    if what == "trigger" && started && answer["ok"] == true {
+        let reason = request
+            .get("reason")
+            .and_then(|v| v.as_str())
+            .unwrap_or("bus")
+            .to_string();
+        tokio::spawn(snapshot_on_event(cx.clone(), camera.to_string(), reason));
+    }
     let _ = cx.bus.reply(&request, &answer).await;
 }
 
@@ -769,44 +784,17 @@ async fn command_answer(
                 .try_send(RecorderMsg::Trigger { active, reason });
             json!({"ok": true})
         }
-        "snapshot" => {
-            let Ok(_permit) = cx.decoders.acquire().await else {
-                return json!({"ok": false, "code": "SNAPSHOT_FAILED", "error": "worker stopping"});
-            };
-            let (tx, rx) = std::sync::mpsc::channel();
-            let _ = r.recorder_tx.try_send(RecorderMsg::CurrentGop(tx));
-            let cam = camera.to_string();
-            let dir = cx.snapshots.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                let gop = rx
-                    .recv_timeout(Duration::from_secs(2))
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| snapshot::SnapshotError::NoFrame {
-                        camera: cam.clone(),
-                    })?;
-                let taken_us = gop.samples.last().map_or(0, |s| s.1);
-                let jpeg = snapshot::jpeg_from_gop(&cam, &gop)?;
-                let path = snapshot::store_latest(&dir, &cam, &jpeg)?;
-                Ok::<_, snapshot::SnapshotError>((jpeg, path, taken_us))
-            })
-            .await;
-            match result {
-                Ok(Ok((jpeg, path, taken_us))) => {
-                    let topic = cx.bus.topic(&["capture", "camera", camera, "snapshot"]);
-                    let len = jpeg.len();
-                    let _ = cx.bus.publish_bytes(&topic, jpeg, Retain::No).await;
-                    json!({"ok": true, "path": path, "bytes": len, "taken_at": rfc3339(taken_us)})
-                }
-                Ok(Err(snapshot::SnapshotError::NoFrame { .. })) => {
-                    json!({"ok": false, "code": "NO_FRAME", "error": "no frame received from the camera yet"})
-                }
-                Ok(Err(e)) => {
-                    json!({"ok": false, "code": "SNAPSHOT_FAILED", "error": e.to_string()})
-                }
-                Err(e) => json!({"ok": false, "code": "SNAPSHOT_FAILED", "error": e.to_string()}),
+        "snapshot" => match take_snapshot(cx, camera, r).await {
+            Ok(s) => {
+                json!({"ok": true, "path": s.path, "bytes": s.bytes, "taken_at": rfc3339(s.taken_us)})
             }
-        }
+            Err(SnapshotFailure::NoFrame) => {
+                json!({"ok": false, "code": "NO_FRAME", "error": "no frame received from the camera yet"})
+            }
+            Err(SnapshotFailure::Failed(e)) => {
+                json!({"ok": false, "code": "SNAPSHOT_FAILED", "error": e})
+            }
+        },
         "credentials" => {
             let user = request.get("username").and_then(|v| v.as_str());
             let pass = request.get("password").and_then(|v| v.as_str());
@@ -835,6 +823,89 @@ async fn command_answer(
         }
         _ => {
             json!({"ok": false, "code": "UNKNOWN_COMMAND", "error": format!("unknown command `{what}`")})
+        }
+    }
+}
+
+/// A snapshot taken and published.
+struct Snapshot {
+    path: PathBuf,
+    bytes: usize,
+    taken_us: u64,
+}
+
+enum SnapshotFailure {
+    NoFrame,
+    Failed(String),
+}
+
+/// Decodes the camera's current group of pictures into a JPEG, keeps it as the camera's latest
+/// snapshot file and publishes the bytes on `.../snapshot`.
+async fn take_snapshot(
+    cx: &Commands,
+    camera: &str,
+    r: &CameraHandle,
+) -> Result<Snapshot, SnapshotFailure> {
+    let Ok(_permit) = cx.decoders.acquire().await else {
+        return Err(SnapshotFailure::Failed("worker stopping".into()));
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _ = r.recorder_tx.try_send(RecorderMsg::CurrentGop(tx));
+    let cam = camera.to_string();
+    let dir = cx.snapshots.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let gop = rx
+            .recv_timeout(Duration::from_secs(2))
+            .ok()
+            .flatten()
+            .ok_or_else(|| snapshot::SnapshotError::NoFrame {
+                camera: cam.clone(),
+            })?;
+        let taken_us = gop.samples.last().map_or(0, |s| s.1);
+        let jpeg = snapshot::jpeg_from_gop(&cam, &gop)?;
+        let path = snapshot::store_latest(&dir, &cam, &jpeg)?;
+        Ok::<_, snapshot::SnapshotError>((jpeg, path, taken_us))
+    })
+    .await;
+    match result {
+        Ok(Ok((jpeg, path, taken_us))) => {
+            let topic = cx.bus.topic(&["capture", "camera", camera, "snapshot"]);
+            let bytes = jpeg.len();
+            let _ = cx.bus.publish_bytes(&topic, jpeg, Retain::No).await;
+            Ok(Snapshot {
+                path,
+                bytes,
+                taken_us,
+            })
+        }
+        Ok(Err(snapshot::SnapshotError::NoFrame { .. })) => Err(SnapshotFailure::NoFrame),
+        Ok(Err(e)) => Err(SnapshotFailure::Failed(e.to_string())),
+        Err(e) => Err(SnapshotFailure::Failed(e.to_string())),
+    }
+}
+
+/// A snapshot on an event (a bus trigger, a thermal rule firing): taken like one on demand,
+/// then announced on `.../snapshot/event` with the event's reason.
+async fn snapshot_on_event(cx: Arc<Commands>, camera: String, reason: String) {
+    let Some(r) = cx.cameras.get(&camera) else {
+        return;
+    };
+    match take_snapshot(&cx, &camera, r).await {
+        Ok(s) => {
+            let topic = cx
+                .bus
+                .topic(&["capture", "camera", &camera, "snapshot", "event"]);
+            let payload = json!({
+                "camera": camera, "reason": reason, "path": s.path, "bytes": s.bytes,
+                "taken_at": rfc3339(s.taken_us),
+            });
+            let _ = cx.bus.publish_json(&topic, &payload, Retain::No).await;
+        }
+        Err(SnapshotFailure::NoFrame) => {
+            tracing::debug!(camera, reason, "no frame yet for an event snapshot");
+        }
+        Err(SnapshotFailure::Failed(e)) => {
+            tracing::warn!(camera, reason, error = %e, "event snapshot failed");
         }
     }
 }
