@@ -8,9 +8,10 @@ import signal
 import time
 
 import pytest
+import requests
 
 from capture_support import SimCamera, capture_toml, ffprobe_image, have, wait_online
-from conftest import wait_for
+from conftest import ADMIN, wait_for
 
 pytestmark = pytest.mark.skipif(not have("ffprobe"), reason="ffprobe is not installed")
 
@@ -113,3 +114,36 @@ def test_snapshot_is_503_when_the_capture_worker_does_not_answer(recording):
     # The worker comes back and answers again.
     wait_for(lambda: a.get("/api/v1/cameras/gate/snapshot", timeout=15).status_code == 200, 20,
              interval=0.5, what="snapshot after SIGCONT")
+
+
+def test_credentials_put_are_sealed_and_never_shown(recording):
+    a = recording
+    wait_online(a, "gate")
+    secret = "rotated-Zk29-secret"
+
+    def put(cam, body, auth=ADMIN):
+        return requests.put(a.url(f"/api/v1/cameras/{cam}/credentials"), auth=auth, json=body, timeout=10)
+
+    r = put("gate", {"username": "viewer2", "password": secret})
+    assert r.status_code == 204, r.text
+    assert secret not in r.text
+    # The worker reconnected with them (the simulated camera does not ask for any) and is online.
+    wait_for(lambda: (c := a.get("/api/v1/cameras/gate").json())["status"]["state"] == "online"
+             and c["status"]["reconnects"] >= 1, 20, interval=0.2, what="gate reconnected with new credentials")
+
+    # Bad requests, unknown and disabled cameras, no auth.
+    assert put("gate", {"username": "a:b", "password": "x"}).json()["error"]["code"] == "INVALID_CREDENTIALS"
+    r = put("gate", {"username": "viewer2", "password": secret, "extra": 1})
+    assert r.status_code == 400 and secret not in r.text
+    assert put("gate", {"username": "viewer2"}).status_code == 400
+    assert put("nope", {"username": "u", "password": "p"}).status_code == 404
+    assert put("spare", {"username": "u", "password": "p"}).status_code == 409
+    assert put("gate", {"username": "u", "password": "p"}, auth=None).status_code == 401
+
+    # Sealed at rest with the device key, and never in an answer or the log.
+    key = a.data_dir / "secrets" / "device.key"
+    assert key.stat().st_mode & 0o777 == 0o600 and key.stat().st_size == 32
+    assert secret.encode() not in (a.data_dir / "capture.redb").read_bytes()
+    for path in ("/api/v1/cameras", "/api/v1/cameras/gate"):
+        assert secret not in a.get(path).text
+    assert secret not in a.log()

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -47,6 +47,7 @@ pub fn router() -> Router<HubState> {
         .route("/cameras/{id}", get(one))
         .route("/cameras/{id}/snapshot", get(snapshot))
         .route("/cameras/{id}/recordings", get(recordings))
+        .route("/cameras/{id}/credentials", put(put_credentials))
 }
 
 /// The capture worker's status document of one camera, as far as the API uses it (unknown
@@ -588,6 +589,8 @@ async fn ask(
         "CAMERA_NOT_FOUND" => ApiError::unavailable("CAMERA_NOT_RUNNING", message),
         "NO_FRAME" => ApiError::unavailable("NO_FRAME", message),
         "INVALID_QUERY" => ApiError::bad_request("INVALID_QUERY", message),
+        "INVALID_CREDENTIALS" => ApiError::bad_request("INVALID_CREDENTIALS", message),
+        "CREDENTIALS_NOT_SAVED" => ApiError::internal("CREDENTIALS_NOT_SAVED", message),
         "INDEX_UNREADABLE" => ApiError::internal("INDEX_UNREADABLE", message),
         _ => ApiError::internal("SNAPSHOT_FAILED", message),
     })
@@ -629,6 +632,54 @@ async fn snapshot(
         resp.headers_mut().insert("x-snapshot-taken-at", v);
     }
     Ok(resp)
+}
+
+/// Body of `PUT /api/v1/cameras/{id}/credentials`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsBody {
+    username: String,
+    password: String,
+}
+
+impl std::fmt::Debug for CredentialsBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialsBody")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Replaces a camera's credentials: the capture worker seals them with the device key, stores
+/// them and reconnects the camera with them. Answers 204; the password is never echoed.
+async fn put_credentials(
+    State(state): State<HubState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, ApiError> {
+    let c = find(&state, &id)?;
+    require_running(&state, c)?;
+    let body: CredentialsBody = serde_json::from_slice(&body).map_err(|_| {
+        ApiError::bad_request(
+            "INVALID_CREDENTIALS",
+            "expected {\"username\": \"...\", \"password\": \"...\"}",
+        )
+    })?;
+    if body.username.is_empty() || body.username.contains(':') {
+        return Err(ApiError::bad_request(
+            "INVALID_CREDENTIALS",
+            "the username must be non-empty and without `:`",
+        ));
+    }
+    ask(
+        &state,
+        &id,
+        "credentials",
+        json!({"username": body.username, "password": body.password}),
+        RECORDINGS_TIMEOUT,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Query parameters of `GET /api/v1/cameras/{id}/recordings`.
