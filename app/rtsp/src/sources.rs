@@ -1,5 +1,5 @@
-//! The streams the worker serves, derived from the configuration: every RTSP and V4L2 camera
-//! of `[capture]` and `[[rtsp.extra_cameras]]`, the thermal views, plus the dashboard; and the
+//! The streams the worker serves, derived from the configuration: every RTSP, V4L2 and MJPEG
+//! camera of `[capture]` and `[[rtsp.extra_cameras]]`, the thermal views, plus the dashboard; and the
 //! ONVIF device model describing them.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
@@ -49,7 +49,7 @@ impl Upstream {
     }
 }
 
-/// The upstream streams of every configured RTSP and V4L2 camera, main before sub.
+/// The upstream streams of every configured RTSP, V4L2 and HTTP MJPEG camera, main before sub.
 pub fn upstreams(config: &Config) -> Vec<Upstream> {
     let mut v = Vec::new();
     for cam in &config.capture.cameras {
@@ -61,12 +61,18 @@ pub fn upstreams(config: &Config) -> Vec<Upstream> {
         } else {
             cam.name.clone()
         };
-        // A V4L2 device can only be opened by one process: the capture worker owns it and
-        // shares the H.264 it records (passed through or encoded once) over shared memory.
-        // Thermal cameras are served at `/thermal/<id>` instead; HTTP MJPEG is not ingested.
-        if let SourceConfig::V4l2 {
-            width, height, fps, ..
-        } = &cam.source
+        // A V4L2 device can only be opened by one process, and an MJPEG camera should not be
+        // read (and encoded) twice: the capture worker owns both and shares the H.264 it
+        // records (passed through or encoded once) over shared memory. Thermal cameras are
+        // served at `/thermal/<id>` instead.
+        let shared = match &cam.source {
+            SourceConfig::V4l2 {
+                width, height, fps, ..
+            } => Some((*width, *height, *fps)),
+            SourceConfig::HttpMjpeg { fps, .. } => Some((None, None, Some(*fps))),
+            _ => None,
+        };
+        if let Some((width, height, fps)) = shared
             && cam.kind != CameraKind::Thermal
         {
             v.push(Upstream {
@@ -421,6 +427,9 @@ credentials = { username = "viewer", password = "pw" }
 [[capture.cameras]]
 id = "usb"
 source = { type = "v4l2", device = "/dev/video0" }
+[[capture.cameras]]
+id = "door"
+source = { type = "http_mjpeg", url = "http://10.0.0.9/video.mjpg", fps = 5 }
 [rtsp]
 [[rtsp.extra_cameras]]
 id = "lab"
@@ -439,9 +448,18 @@ fps = 10
                 "/cameras/gate",
                 "/cameras/gate/sub",
                 "/cameras/usb",
+                "/cameras/door",
                 "/cameras/lab"
             ]
         );
+        assert!(
+            ups[3]
+                .shm_socket
+                .as_ref()
+                .unwrap()
+                .ends_with("run/restream/door.sock")
+        );
+        assert_eq!(ups[3].fps, 5);
         assert_eq!(ups[2].url, "");
         assert!(
             ups[2]
@@ -452,7 +470,7 @@ fps = 10
         );
         assert_eq!(ups[0].username.as_deref(), Some("viewer"));
         assert_eq!(ups[1].token(), "cam_gate_sub");
-        assert_eq!((ups[3].width, ups[3].height, ups[3].fps), (1280, 720, 10));
+        assert_eq!((ups[4].width, ups[4].height, ups[4].fps), (1280, 720, 10));
         let model = device_model(&config, &ups, &[], 8000, 8554, "1.0");
         let tokens: Vec<&str> = model.profiles.iter().map(|p| p.token.as_str()).collect();
         assert_eq!(
@@ -461,6 +479,7 @@ fps = 10
                 "cam_gate_main",
                 "cam_gate_sub",
                 "cam_usb_main",
+                "cam_door_main",
                 "cam_lab_main",
                 "dashboard"
             ]

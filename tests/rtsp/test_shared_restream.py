@@ -1,0 +1,107 @@
+"""Restream of a camera the capture worker owns: an HTTP MJPEG camera (ffmpeg serving
+`multipart/x-mixed-replace` on a single connection, so a second reader of the camera would
+fail) is ingested and encoded once by the capture worker, which shares that H.264 over shared
+memory; the rtsp worker serves it at `/cameras/<id>` without reading the camera or encoding
+again. ffprobe and ffmpeg are the clients. (V4L2 cameras take the same branch; there is no
+V4L2 device on the test machine.)"""
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import wait_for
+from rtsp_support import ffprobe, have, rtsp_sections, rtsp_url, toml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "capture"))
+from capture_support import capture_toml, wait_online  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not (have("ffmpeg") and have("ffprobe")), reason="ffmpeg/ffprobe are not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mjpeg_camera(tmp_path):
+    """ffmpeg as an MJPEG-over-HTTP camera: 320x240 at 10 fps, one client connection only."""
+    port = free_port()
+    log = open(tmp_path / "ffmpeg-mjpeg.log", "wb")
+    proc = subprocess.Popen(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10",
+         "-c:v", "mjpeg", "-q:v", "5", "-f", "mpjpeg", "-content_type", "multipart/x-mixed-replace;boundary=ffmpeg",
+         "-listen", "1", f"http://127.0.0.1:{port}/video.mjpg"],
+        stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        out = subprocess.run(["ss", "-ltn", f"sport = :{port}"], capture_output=True, text=True).stdout
+        if f":{port}" in out:
+            break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail(f"ffmpeg did not listen on {port}")
+    yield f"http://127.0.0.1:{port}/video.mjpg"
+    proc.kill()
+    proc.wait()
+    log.close()
+
+
+def metric(a, name: str, mount: str) -> float:
+    text = requests.get(a.url("/metrics"), timeout=3).text
+    m = re.search(rf'^{name}{{[^}}]*mount="{re.escape(mount)}"[^}}]*}} (\S+)$', text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def test_mjpeg_camera_restreamed_through_capture(appliance_factory, tmp_path, mjpeg_camera):
+    cam = f"""
+[[capture.cameras]]
+id = "door"
+name = "Door"
+source = {{ type = "http_mjpeg", url = "{mjpeg_camera}", fps = 10 }}
+reconnect = {{ initial_ms = 200, max_ms = 1000, stall_timeout_ms = 3000 }}
+"""
+    sections = rtsp_sections(None)
+    rtsp = sections["rtsp"]
+    tables = {k: rtsp.pop(k) for k in ("dashboard", "discovery", "device")}
+    extra = "".join(
+        f"\n[rtsp.{name}]\n" + "".join(f"{k} = {toml(v)}\n" for k, v in body.items())
+        for name, body in tables.items()
+    ) + capture_toml(cam, tmp_path / "frames")
+    a = appliance_factory(sections, extra_toml=extra).start(timeout=30)
+    wait_for(lambda: "rtsp.rtsp" in a.listeners, 20, what="rtsp worker ready")
+    wait_online(a, "door")
+    sock = a.data_dir / "run" / "restream" / "door.sock"
+    assert sock.exists(), "the capture worker's restream socket"
+    url = rtsp_url(a, "/cameras/door")
+
+    info = ffprobe(url)
+    assert info["codec_name"] == "h264", info
+    assert (info["width"], info["height"]) == ("320", "240"), info
+
+    # Three clients at once share one shared-memory reader; the camera (which serves a single
+    # connection) keeps being recorded by the capture worker throughout.
+    before = metric(a, "watchpost_rtsp_media_prepared_total", "/cameras/door")
+
+    def read(_):
+        return subprocess.run(
+            ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", url, "-t", "2", "-f", "null", "-"],
+            capture_output=True, text=True, timeout=60,
+        )
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(read, range(3)))
+    for r in results:
+        assert r.returncode == 0, r.stderr
+    assert metric(a, "watchpost_rtsp_media_prepared_total", "/cameras/door") - before == 1
+    status = a.get("/api/v1/cameras/door").json()["status"]
+    assert status["state"] == "online" and status["reconnects"] == 0, status
