@@ -2,8 +2,10 @@
 //! media services, and the WS-Discovery responder.
 //!
 //! Cameras are not listed here: every RTSP camera of `[capture]` is restreamed at
-//! `/cameras/<id>` (and `/cameras/<id>/sub` when it has a sub stream). `extra_cameras` adds
-//! upstream RTSP sources that the capture worker does not ingest (and serves the tests).
+//! `/cameras/<id>` (and `/cameras/<id>/sub` when it has a sub stream), every V4L2 and HTTP
+//! MJPEG camera from the capture worker's shared H.264, and every thermal camera's colourised
+//! view at `/thermal/<id>` (`[rtsp.thermal]`). `extra_cameras` adds upstream RTSP sources that
+//! the capture worker does not ingest (and serves the tests).
 
 use serde::{Deserialize, Serialize};
 

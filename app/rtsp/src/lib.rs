@@ -1,8 +1,8 @@
 //! The `rtsp` worker: makes the appliance look like an ordinary IP camera to NVRs.
 //!
 //! Role: serves RTSP mounts — `/cameras/<id>` (and `/cameras/<id>/sub`) restreaming each RTSP
-//! camera of `[capture]` (plus `[[rtsp.extra_cameras]]`) without re-encoding, each V4L2 camera
-//! from the capture worker's shared-memory H.264 stream, `/thermal/<id>` encoded from each
+//! camera of `[capture]` (plus `[[rtsp.extra_cameras]]`) without re-encoding, each V4L2 and MJPEG
+//! camera from the capture worker's shared-memory H.264 stream, `/thermal/<id>` encoded from each
 //! thermal camera's view ring ([`thermal`]), and `/dashboard`, the sensor dashboard rendered by `watchpost-dashboard` from retained bus
 //! topics and encoded to H.264 at a low rate — the ONVIF device and media services over HTTP
 //! (`/onvif/device_service`, `/onvif/media_service`, snapshots at `/onvif/snapshot/<profile>.jpg`)
