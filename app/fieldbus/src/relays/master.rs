@@ -341,3 +341,75 @@ impl RtuLink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+
+    use watchpost_config::fieldbus::Parity;
+
+    use super::*;
+
+    /// A relay module on the far end of a pseudo-terminal: answers each FC01 request with the
+    /// coil byte `answers[i]`.
+    fn module(mut master: std::fs::File, answers: Vec<u8>) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            for bits in answers {
+                let mut req = [0u8; 8];
+                master.read_exact(&mut req).unwrap();
+                assert_eq!(&req[..2], &[1, 1], "{req:?}");
+                let mut out = Vec::new();
+                rtu::encode_with(1, &mut out, |o| o.extend_from_slice(&[1, 1, bits]));
+                master.write_all(&out).unwrap();
+            }
+        })
+    }
+
+    fn coils(r: Response) -> Vec<bool> {
+        match r {
+            Response::ReadCoils(bits) => bits[..3].to_vec(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_late_answer_is_not_taken_for_the_next_one() {
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let path = std::fs::read_link(format!("/proc/self/fd/{}", pty.slave.as_raw_fd())).unwrap();
+        let master = std::fs::File::from(pty.master);
+        let mut stale = master.try_clone().unwrap();
+        let cfg = SerialConfig {
+            port: path,
+            baud: Default::default(),
+            data_bits: 8,
+            parity: Parity::None,
+            stop_bits: 1,
+            rs485: false,
+            inter_frame_gap_us: None,
+        };
+        let mut link = Link::rtu(cfg, None);
+        let read = Request::ReadCoils {
+            address: 0,
+            count: 3,
+        };
+        let answering = module(master, vec![0b001, 0b100]);
+        let first = link
+            .request(1, &read, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(coils(first), [true, false, false]);
+        // An answer that arrives after its request timed out sits in the input queue...
+        let mut late = Vec::new();
+        rtu::encode_with(1, &mut late, |o| o.extend_from_slice(&[1, 1, 0b010]));
+        stale.write_all(&late).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // ...and must not be read as the answer to the next request.
+        let second = link
+            .request(1, &read, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(coils(second), [false, false, true]);
+        answering.join().unwrap();
+    }
+}
