@@ -4,7 +4,8 @@
 Records 1080p30 H.264 (passthrough) from the simulated RTSP camera with the capture worker
 (``watchpost-capture-standalone``, release) and, in the same run and from the same stream,
 with ``ffmpeg -c copy -f segment``; prints CPU (% of one core) and RSS per camera for 1 and 4
-cameras and the ratios. Then, for one camera with the detection branch on (5 fps, 300x300):
+cameras and the ratios, and beside them GStreamer's RTSP receive chain alone (``gst-launch-1.0
+rtspsrc ! rtph264depay ! h264parse ! fakesink``) as a reference for the library's share. Then, for one camera with the detection branch on (5 fps, 300x300):
 the branch's extra CPU, and the latency from a frame's arrival to its decoded copy in the
 shared-memory ring (read by mapping the ring like the detect worker would).
 
@@ -103,7 +104,7 @@ def wait_growing(dirs: list[Path], timeout: float = 30.0) -> None:
 
 def stop(p: subprocess.Popen) -> None:
     if p.poll() is None:
-        p.send_signal(signal.SIGINT if p.args[0] == "ffmpeg" else signal.SIGTERM)
+        p.send_signal(signal.SIGINT if p.args[0] in ("ffmpeg", "gst-launch-1.0") else signal.SIGTERM)
         try:
             p.wait(10)
         except subprocess.TimeoutExpired:
@@ -129,6 +130,16 @@ def measure(url: str, n: int, detect: bool, with_ffmpeg: bool) -> dict:
                      "-f", "segment", "-segment_time", "60", "-reset_timestamps", "1", str(out / "seg%03d.mp4")],
                     stdout=subprocess.DEVNULL, stderr=open(work / f"ffmpeg{i}.log", "wb")))
             procs.extend(ffs)
+        gsts = []
+        if with_ffmpeg and shutil.which("gst-launch-1.0"):
+            # Reference: GStreamer's RTSP receive chain alone (what the worker builds before its
+            # appsink), to tell the library's share of the CPU from the worker's own.
+            for i in range(n):
+                gsts.append(subprocess.Popen(
+                    ["gst-launch-1.0", "-q", "rtspsrc", f"location={url}", "protocols=tcp", "!", "rtph264depay", "!",
+                     "h264parse", "!", "video/x-h264,stream-format=avc,alignment=au", "!", "fakesink", "sync=false"],
+                    stdout=subprocess.DEVNULL, stderr=open(work / f"gst{i}.log", "wb")))
+            procs.extend(gsts)
         dirs = [work / "data" / "recordings"] + [work / f"ffmpeg{i}" for i in range(len(ffs))]
         wait_growing(dirs)
         time.sleep(WARMUP_S)
@@ -155,6 +166,8 @@ def measure(url: str, n: int, detect: bool, with_ffmpeg: bool) -> dict:
             res["ff_cpu"] = sum(c1[f.pid] - c0[f.pid] for f in ffs) / dt * 100
             res["ff_rss"] = sum(rss_mib(f.pid) for f in ffs)
             res["ff_rate"] = sum(b1[i] - b0[i] for i in range(1, len(dirs))) / dt
+        if gsts:
+            res["gst_cpu"] = sum(c1[g.pid] - c0[g.pid] for g in gsts) / dt * 100
         for p in procs:
             if p.poll() is not None:
                 raise SystemExit(f"{p.args[0]} exited early ({p.returncode}); see {work}")
@@ -206,7 +219,8 @@ def main() -> None:
               f"mount), recorded without decoding; warm-up {WARMUP_S:.0f} s, window {WINDOW_S:.0f} s, {os.cpu_count()} cores")
         print("watchpost: fragmented MP4, 1 s fragments, fdatasync per fragment; ffmpeg: -c copy -f segment (mp4)")
         print(f"{'cameras':>7} | {'watchpost CPU %/cam':>19} | {'ffmpeg CPU %/cam':>16} | {'CPU ratio':>9} | "
-              f"{'watchpost RSS MiB':>17} | {'ffmpeg RSS MiB':>14} | {'written kB/s/cam (wp / ff)':>26}")
+              f"{'watchpost RSS MiB':>17} | {'ffmpeg RSS MiB':>14} | {'written kB/s/cam (wp / ff)':>26} | "
+              f"{'gst receive-only CPU %/cam':>26}")
         rows = {}
         for n in (1, 4):
             r = measure(url, n, detect=False, with_ffmpeg=True)
@@ -214,8 +228,14 @@ def main() -> None:
             ratio = r["cap_cpu"] / r["ff_cpu"] if r["ff_cpu"] > 0 else float("inf")
             print(f"{n:>7} | {r['cap_cpu'] / n:>19.2f} | {r['ff_cpu'] / n:>16.2f} | {ratio:>9.2f} | "
                   f"{r['cap_rss']:>8.1f} ({r['cap_rss'] / n:4.1f}/cam) | {r['ff_rss'] / n:>9.1f}/cam | "
-                  f"{r['cap_rate'] / n / 1000:>11.0f} / {r['ff_rate'] / n / 1000:<12.0f}")
+                  f"{r['cap_rate'] / n / 1000:>11.0f} / {r['ff_rate'] / n / 1000:<12.0f} | "
+                  f"{r.get('gst_cpu', float('nan')) / n:>26.2f}")
         one, four = rows[1], rows[4]
+        if "gst_cpu" in one:
+            print("gst receive-only: gst-launch-1.0 rtspsrc protocols=tcp ! rtph264depay ! h264parse ! fakesink, "
+                  "the worker's receive chain without its recorder; watchpost / gst receive-only: "
+                  f"{one['cap_cpu'] / max(one['gst_cpu'], 1e-9):.2f} (1 camera), "
+                  f"{four['cap_cpu'] / max(four['gst_cpu'], 1e-9):.2f} (4 cameras)")
         print(f"per added camera: watchpost +{(four['cap_cpu'] - one['cap_cpu']) / 3:.2f} % CPU, "
               f"+{(four['cap_rss'] - one['cap_rss']) / 3:.1f} MiB RSS; ffmpeg +{(four['ff_cpu'] - one['ff_cpu']) / 3:.2f} % CPU, "
               f"+{(four['ff_rss'] - one['ff_rss']) / 3:.1f} MiB RSS")
