@@ -133,3 +133,22 @@ def test_garbage_truncated_and_bad_crc_frames_get_silence(appliance_factory, pty
     finally:
         base.close()
         proxy.close()
+
+
+def test_rs485_line_without_kernel_rs485_mode_is_served_with_a_warning(appliance_factory, pty_pair):
+    """`rs485 = true` on a device the board description does not describe and that refuses the
+    kernel RS485 mode (a pty answers TIOCSRS485 with ENOTTY): a warning, and the line is served
+    without direction switching (the worker neither fails nor restarts)."""
+    line = pty_pair("rs485")
+    sections = rtu_sections(line.a)
+    sections["fieldbus"]["neasmart"]["serial"]["rs485"] = True
+    a = appliance_factory(sections).start()
+    base = rtu_master(line.b)
+    try:
+        assert not base.write_register(7, 0x0C65, device_id=UNIT).isError()
+        assert base.read_holding_registers(7, count=1, device_id=241).registers == [0x0C65]
+    finally:
+        base.close()
+    assert a.worker("fieldbus")["restarts"] == 0
+    wait_for(lambda: "no kernel RS485 mode" in a.log_path.read_text(errors="replace"), 5,
+             what="the RS485 warning in the log")
