@@ -6,7 +6,8 @@
 //!   recorder thread;
 //! - detection (when enabled): leaky `queue` → decoder → `videorate drop-only` →
 //!   `videoscale` → `videoconvert` → RGB at the configured size and rate → `appsink` that
-//!   writes into the frame ring.
+//!   writes into the frame ring. A camera with a `sub_url` gets a second `rtspsrc` for it and
+//!   detection decodes the sub stream instead (the main stream is then never decoded).
 //!
 //! V4L2: `v4l2src` with the configured caps; compressed H.264 is parsed and passed through,
 //! anything else is encoded once (x264, ultrafast, zero latency) so the rest is the same.
@@ -111,6 +112,9 @@ pub struct DetectBranch {
 #[derive(Debug, Clone)]
 pub struct RtspSource {
     pub url: String,
+    /// The camera's lower-resolution stream: when set, detection frames are decoded from it
+    /// and the main stream is only recorded (never decoded).
+    pub sub_url: Option<String>,
     pub tcp: bool,
     pub latency_ms: u32,
     pub username: Option<String>,
@@ -272,48 +276,64 @@ fn add_branches(
     gst::Element::link_many([upstream, &tee, &q, sink.upcast_ref()])
         .map_err(|e| build_err(camera, e))?;
     if let (Some(d), Some(on_frame)) = (detect, outputs.on_detect_frame.clone()) {
-        let dq = make(camera, "queue")?;
-        dq.set_property_from_str("leaky", "downstream");
-        dq.set_property("max-size-buffers", 60u32);
-        let dec = make(
-            camera,
-            match codec {
-                Codec::H264 => "avdec_h264",
-                Codec::H265 => "avdec_h265",
-            },
-        )?;
-        dec.set_property("max-threads", 1i32);
-        let rate = make(camera, "videorate")?;
-        rate.set_property("drop-only", true);
-        let scale = make(camera, "videoscale")?;
-        let convert = make(camera, "videoconvert")?;
-        let filter = make(camera, "capsfilter")?;
-        filter.set_property(
-            "caps",
-            gst::Caps::builder("video/x-raw")
-                .field("format", "RGB")
-                .field("width", d.width as i32)
-                .field("height", d.height as i32)
-                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-                .field("framerate", gst::Fraction::new(d.fps as i32, 1))
-                .build(),
-        );
-        let dsink = detect_sink(on_frame);
-        let chain = [
-            &dq,
-            &dec,
-            &rate,
-            &scale,
-            &convert,
-            &filter,
-            dsink.upcast_ref(),
-        ];
-        pipeline.add_many(chain).map_err(|e| build_err(camera, e))?;
-        gst::Element::link_many([&tee, &dq]).map_err(|e| build_err(camera, e))?;
-        gst::Element::link_many(chain).map_err(|e| build_err(camera, e))?;
-        elems.extend(chain.iter().map(|e| (*e).clone()));
+        elems.extend(add_detect_chain(
+            camera, pipeline, &tee, codec, d, on_frame,
+        )?);
     }
     Ok(elems)
+}
+
+/// The detection chain after `upstream` (a `tee`, or a sub stream's parser): leaky `queue` →
+/// decoder → `videorate drop-only` → `videoscale` → `videoconvert` → RGB at the branch's size
+/// and rate → `appsink` handing frames to `on_frame`. Linked, not yet synced with the pipeline.
+fn add_detect_chain(
+    camera: &str,
+    pipeline: &gst::Pipeline,
+    upstream: &gst::Element,
+    codec: Codec,
+    d: DetectBranch,
+    on_frame: FrameSink,
+) -> Result<Vec<gst::Element>, PipelineError> {
+    let dq = make(camera, "queue")?;
+    dq.set_property_from_str("leaky", "downstream");
+    dq.set_property("max-size-buffers", 60u32);
+    let dec = make(
+        camera,
+        match codec {
+            Codec::H264 => "avdec_h264",
+            Codec::H265 => "avdec_h265",
+        },
+    )?;
+    dec.set_property("max-threads", 1i32);
+    let rate = make(camera, "videorate")?;
+    rate.set_property("drop-only", true);
+    let scale = make(camera, "videoscale")?;
+    let convert = make(camera, "videoconvert")?;
+    let filter = make(camera, "capsfilter")?;
+    filter.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
+            .field("format", "RGB")
+            .field("width", d.width as i32)
+            .field("height", d.height as i32)
+            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            .field("framerate", gst::Fraction::new(d.fps as i32, 1))
+            .build(),
+    );
+    let dsink = detect_sink(on_frame);
+    let chain = [
+        &dq,
+        &dec,
+        &rate,
+        &scale,
+        &convert,
+        &filter,
+        dsink.upcast_ref(),
+    ];
+    pipeline.add_many(chain).map_err(|e| build_err(camera, e))?;
+    gst::Element::link_many([upstream, &dq]).map_err(|e| build_err(camera, e))?;
+    gst::Element::link_many(chain).map_err(|e| build_err(camera, e))?;
+    Ok(chain.iter().map(|e| (*e).clone()).collect())
 }
 
 fn post_error(pipeline: &gst::Pipeline, reason: &str) {
@@ -557,16 +577,30 @@ pub fn build_thermal(
     Ok(pipeline)
 }
 
-/// Builds the RTSP pipeline; the parsing chain is added when the server announces its codec.
-pub fn build_rtsp(
+/// What to attach behind an RTSP source's parser once its codec is known.
+#[derive(Clone)]
+enum RtspTail {
+    /// The main stream: recording (and detection when it has no sub stream).
+    Main(Outputs, Option<DetectBranch>),
+    /// The sub stream: detection only.
+    Detect(DetectBranch, FrameSink),
+}
+
+fn rtsp_element(
     camera: &str,
     src: &RtspSource,
-    outputs: Outputs,
-    detect: Option<DetectBranch>,
-) -> Result<gst::Pipeline, PipelineError> {
-    let pipeline = gst::Pipeline::with_name(&format!("camera-{camera}"));
-    let rtspsrc = make(camera, "rtspsrc")?;
-    rtspsrc.set_property("location", &src.url);
+    url: &str,
+    name: &str,
+) -> Result<gst::Element, PipelineError> {
+    let rtspsrc = gst::ElementFactory::make("rtspsrc")
+        .name(name)
+        .build()
+        .map_err(|e| PipelineError::Element {
+            camera: camera.into(),
+            element: "rtspsrc",
+            reason: e.to_string(),
+        })?;
+    rtspsrc.set_property("location", url);
     rtspsrc.set_property("latency", src.latency_ms);
     rtspsrc.set_property_from_str("protocols", if src.tcp { "tcp" } else { "udp" });
     // Connection attempts and silence are handled by our own watchdog; keep these short.
@@ -579,7 +613,12 @@ pub fn build_rtsp(
     if let Some(p) = &src.password {
         rtspsrc.set_property("user-pw", p);
     }
-    pipeline.add(&rtspsrc).map_err(|e| build_err(camera, e))?;
+    Ok(rtspsrc)
+}
+
+/// Links an `rtspsrc`'s video pad, when it appears, to depayloader → parser → `avc|hvc1`/`au`
+/// → `tail`. Only the first video stream is used.
+fn link_rtsp_video(camera: &str, pipeline: &gst::Pipeline, rtspsrc: &gst::Element, tail: RtspTail) {
     let weak = pipeline.downgrade();
     let cam = camera.to_string();
     let linked = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -639,9 +678,19 @@ pub fn build_rtsp(
                 .map_err(|e| build_err(&cam, e))?;
             gst::Element::link_many([&depay, &parse, &filter]).map_err(|e| build_err(&cam, e))?;
             let mut all = vec![depay.clone(), parse, filter.clone()];
-            all.extend(add_branches(
-                &cam, &pipeline, &filter, codec, &outputs, detect,
-            )?);
+            match &tail {
+                RtspTail::Main(outputs, detect) => all.extend(add_branches(
+                    &cam, &pipeline, &filter, codec, outputs, *detect,
+                )?),
+                RtspTail::Detect(d, on_frame) => all.extend(add_detect_chain(
+                    &cam,
+                    &pipeline,
+                    &filter,
+                    codec,
+                    *d,
+                    on_frame.clone(),
+                )?),
+            }
             for e in all.iter().rev() {
                 e.sync_state_with_parent().map_err(|e| build_err(&cam, e))?;
             }
@@ -659,6 +708,34 @@ pub fn build_rtsp(
             ));
         }
     });
+}
+
+/// Builds the RTSP pipeline; the parsing chain is added when the server announces its codec.
+/// With a sub stream and detection, a second `rtspsrc` feeds the detection branch from the sub
+/// stream and the main stream is only recorded; either source failing fails the pipeline (and
+/// the camera reconnects both).
+pub fn build_rtsp(
+    camera: &str,
+    src: &RtspSource,
+    outputs: Outputs,
+    detect: Option<DetectBranch>,
+) -> Result<gst::Pipeline, PipelineError> {
+    let pipeline = gst::Pipeline::with_name(&format!("camera-{camera}"));
+    let main = rtsp_element(camera, src, &src.url, "main")?;
+    pipeline.add(&main).map_err(|e| build_err(camera, e))?;
+    let sub = match (&src.sub_url, detect, outputs.on_detect_frame.clone()) {
+        (Some(url), Some(d), Some(on_frame)) => Some((url.clone(), d, on_frame)),
+        _ => None,
+    };
+    match sub {
+        Some((url, d, on_frame)) => {
+            link_rtsp_video(camera, &pipeline, &main, RtspTail::Main(outputs, None));
+            let sub = rtsp_element(camera, src, &url, "sub")?;
+            pipeline.add(&sub).map_err(|e| build_err(camera, e))?;
+            link_rtsp_video(camera, &pipeline, &sub, RtspTail::Detect(d, on_frame));
+        }
+        None => link_rtsp_video(camera, &pipeline, &main, RtspTail::Main(outputs, detect)),
+    }
     Ok(pipeline)
 }
 

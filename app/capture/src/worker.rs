@@ -115,11 +115,12 @@ fn source_of(c: &CameraConfig) -> Source {
     match &c.source {
         SourceConfig::Rtsp {
             url,
+            sub_url,
             transport,
             latency_ms,
-            ..
         } => Source::Rtsp(RtspSource {
             url: url.clone(),
+            sub_url: sub_url.clone(),
             tcp: *transport == RtspTransport::Tcp,
             latency_ms: *latency_ms,
             username: None,

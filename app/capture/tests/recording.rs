@@ -486,3 +486,105 @@ thermal = {{ format = "{format}" }}
     assert!(dir.path().join("frames/heat.view.ring").exists());
     w.0.kill().unwrap();
 }
+
+/// With a `sub_url`, detection decodes the sub stream (here solid red, 160×120) and the main
+/// stream (solid blue, 320×240) is only recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detection_decodes_the_sub_stream_when_there_is_one() {
+    use watchpost_capture::testsrc::TestStream;
+    let server = watchpost_capture::testsrc::serve(
+        0,
+        &[
+            TestStream {
+                pattern: "blue".into(),
+                ..Default::default()
+            },
+            TestStream {
+                width: 160,
+                height: 120,
+                fps: 5,
+                key_int: 5,
+                bitrate_kbps: 100,
+                path: "/sub".into(),
+                pattern: "red".into(),
+                horizontal_speed: 0,
+            },
+        ],
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let frames_dir = dir.path().join("frames");
+    let path = write_config(dir.path(), &server.url("/cam"), "");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(
+            &format!("url = \"{}\" }}", server.url("/cam")),
+            &format!(
+                "url = \"{}\", sub_url = \"{}\" }}",
+                server.url("/cam"),
+                server.url("/sub")
+            ),
+        )
+        .replace(
+            "[capture]\nenabled = true",
+            &format!(
+                "[capture]\nenabled = true\nframes_dir = \"{}\"",
+                frames_dir.display()
+            ),
+        )
+        + "detect = { enabled = true, fps = 5, width = 64, height = 48 }\n";
+    assert!(text.contains("sub_url"), "{text}");
+    std::fs::write(&path, &text).unwrap();
+    let config = watchpost_config::load(&path).unwrap();
+    let token = watchpost_runtime::CancellationToken::new();
+    let ctx = std::sync::Arc::new(watchpost_runtime::WorkerCtx::standalone(
+        "capture",
+        token.clone(),
+    ));
+    let worker = tokio::spawn(watchpost_capture::run(config, ctx.clone()));
+    let ring = frames_dir.join("cam1.ring");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let frame = loop {
+        assert!(Instant::now() < deadline, "no detection frame in the ring");
+        if let Ok(reader) = watchpost_frame_ring::RingReader::open(&ring)
+            && let Some(f) = reader.read_latest(0)
+        {
+            break f;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(frame.data.len(), 64 * 48 * 3);
+    let n = (64 * 48) as u64;
+    let mean = |c: usize| {
+        frame
+            .data
+            .iter()
+            .skip(c)
+            .step_by(3)
+            .map(|&v| u64::from(v))
+            .sum::<u64>()
+            / n
+    };
+    let (r, g, b) = (mean(0), mean(1), mean(2));
+    assert!(
+        r > 180 && g < 80 && b < 80,
+        "the ring shows rgb({r}, {g}, {b}), not the red sub stream"
+    );
+    // The main stream is what is recorded.
+    let data = dir.path().join("data");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // (The store is the worker's while it runs: wait for a second file, then read the index.)
+    while mp4_files(&data.join("recordings")).len() < 2 {
+        assert!(Instant::now() < deadline, "no second segment");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    token.cancel();
+    worker.await.unwrap().unwrap();
+    drop(server);
+    let seg = index(&data)
+        .into_iter()
+        .find(|s| s.state == SegmentState::Closed)
+        .unwrap();
+    assert_eq!((seg.width, seg.height), (320, 240));
+    check_against_index(&data.join("recordings"), &seg);
+}
