@@ -70,6 +70,8 @@ def test_rtu_slave_on_a_pty(appliance_factory, pty_pair):
     wait_for(lambda: metric(a, "watchpost_fieldbus_frames_ignored_total", transport="rtu", unit="16") >= 1, 5,
              what="unit 16 ignored")
     assert metric(a, "watchpost_fieldbus_frames_answered_total", transport="rtu", unit="240") >= 1
+    assert metric(a, "watchpost_fieldbus_frames_received_total", transport="rtu", unit="241") >= 2
+    assert metric(a, "watchpost_fieldbus_broadcast_writes_total", transport="rtu") >= 2
 
 
 class FaultProxy:

@@ -170,5 +170,8 @@ def test_relay_modules_on_a_serial_line_and_a_dead_neighbour(appliance_factory, 
         assert status("live")["breaker"] == "closed"
         wait_for(lambda: metric(a, "watchpost_fieldbus_relay_failures_total", module="dead") >= 2, 5,
                  what="the silent module's failures counted")
+        # Breaker state gauge: 0 closed, 1 half-open, 2 open.
+        assert metric(a, "watchpost_fieldbus_relay_breaker_state", module="live") == 0
+        assert metric(a, "watchpost_fieldbus_relay_breaker_state", module="dead") in (1, 2)
     finally:
         module.stop()
