@@ -40,7 +40,7 @@ pub enum FieldbusError {
         port: PathBuf,
         source: watchpost_board::Rs485Error,
     },
-    #[error("serial line {} has no kernel RS485 mode ({errno}), but the board description names it as an RS485 UART in kernel mode: check the port in [fieldbus] against the board's serial ports, or set rs485 = false for an adapter that switches direction itself", port.display())]
+    #[error("serial line {} has no kernel RS485 mode or refuses its settings ({errno}), but the board description names it as an RS485 UART in kernel mode: check the port in [fieldbus] against the board's serial ports, or set rs485 = false for an adapter that switches direction itself", port.display())]
     Rs485Unsupported {
         port: PathBuf,
         errno: nix::errno::Errno,
