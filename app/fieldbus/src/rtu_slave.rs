@@ -284,7 +284,16 @@ impl<D: Rs485Direction> Rs485Direction for DrainThenSwitch<D> {
         self.inner.begin_transmit()
     }
     fn end_transmit(&mut self) -> Result<(), watchpost_board::Rs485Error> {
-        if let Err(e) = nix::sys::termios::tcdrain(&self.tty) {
+        // tcdrain blocks for the frame's time on the wire (7 ms for a zone block at 38400
+        // baud): on the worker's multi-threaded runtime, let the other tasks move off this
+        // thread meanwhile.
+        let tty = &self.tty;
+        let drain = || nix::sys::termios::tcdrain(tty);
+        let drained = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(drain),
+            _ => drain(),
+        };
+        if let Err(e) = drained {
             tracing::debug!(error = %e, "tcdrain before releasing the RS485 transmitter failed");
         }
         self.inner.end_transmit()
@@ -640,6 +649,28 @@ mod tests {
         ) -> Poll<std::io::Result<()>> {
             Pin::new(&mut self.io).poll_shutdown(cx)
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn gpio_direction_waits_for_the_output_to_drain() {
+        let (pty, path) = pty();
+        let pins = PinLog::new();
+        let tty = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let mut d = DrainThenSwitch {
+            inner: GpioRs485::new("sim-rs485", pins.pin("de")).unwrap(),
+            tty,
+        };
+        for _ in 0..2 {
+            d.begin_transmit().unwrap();
+            d.end_transmit().unwrap();
+        }
+        let levels: Vec<bool> = pins.changes_of("de").iter().map(|c| c.0).collect();
+        assert_eq!(levels, vec![true, false, true, false]);
+        drop(pty);
     }
 
     #[tokio::test]
