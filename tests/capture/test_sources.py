@@ -1,8 +1,8 @@
-"""Sources other than RTSP, and cameras that fail beside working ones: an HTTP MJPEG camera
-(ffmpeg serving `multipart/x-mixed-replace` JPEG frames, the way IP cameras' `/video.mjpg`
-do) is encoded once and recorded, snapshotted and listed like any camera, while an RTSP camera
-and an MJPEG camera that nobody serves stay offline with their reason and never disturb it or
-the worker."""
+"""Sources other than RTSP over TCP, and cameras that fail beside working ones: an RTSP camera
+over UDP, and an HTTP MJPEG camera (ffmpeg serving `multipart/x-mixed-replace` JPEG frames, the
+way IP cameras' `/video.mjpg` do) encoded once, are recorded, snapshotted and listed like any
+camera, while an RTSP camera and an MJPEG camera that nobody serves stay offline with their
+reason and never disturb them or the worker."""
 from __future__ import annotations
 
 import socket
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from capture_support import capture_toml, ffprobe_image, have, wait_online
+from capture_support import SimCamera, capture_toml, ffprobe_image, have, wait_online
 from conftest import wait_for
 
 pytestmark = pytest.mark.skipif(not have("ffmpeg") or not have("ffprobe"), reason="ffmpeg/ffprobe are not installed")
@@ -52,7 +52,13 @@ def mjpeg_server(tmp_path):
 
 def test_mjpeg_camera_records_beside_failing_cameras(appliance_factory, tmp_path, mjpeg_server):
     dead_port, gone_port = free_port(), free_port()
+    sim = SimCamera(tmp_path, "--width", "320", "--height", "240", "--fps", "10", "--key-int", "10",
+                    "--bitrate-kbps", "200")
     cams = f"""
+[[capture.cameras]]
+id = "udp"
+source = {{ type = "rtsp", url = "{sim.rtsp[0]}", transport = "udp" }}
+reconnect = {{ initial_ms = 200, max_ms = 1000, stall_timeout_ms = 3000 }}
 [[capture.cameras]]
 id = "door"
 source = {{ type = "http_mjpeg", url = "{mjpeg_server}", fps = 10 }}
@@ -72,6 +78,8 @@ reconnect = {{ initial_ms = 200, max_ms = 1000, stall_timeout_ms = 2000 }}
     try:
         capture_pid = a.worker("capture")["pid"]
         door = wait_online(a, "door")
+        # RTP over UDP (the other cameras of the suite use TCP).
+        assert wait_online(a, "udp")["source"]["transport"] == "udp"
         assert door["source"] == {"type": "http_mjpeg", "url": mjpeg_server, "fps": 10}
 
         # The failing cameras: offline with a reason, retried, and nothing else affected.
@@ -110,5 +118,9 @@ reconnect = {{ initial_ms = 200, max_ms = 1000, stall_timeout_ms = 2000 }}
         assert a.worker("capture")["pid"] == capture_pid
         for cam in ("dead", "gone"):
             assert a.get(f"/api/v1/cameras/{cam}/recordings").json()["pagination"]["total"] == 0
+        udp = wait_for(lambda: [s for s in a.get("/api/v1/cameras/udp/recordings").json()["items"]
+                                if s["state"] == "closed"], 20, interval=0.3, what="a closed UDP segment")
+        assert udp[0]["codec"] == "h264" and (udp[0]["width"], udp[0]["height"]) == (320, 240)
     finally:
         a.stop()
+        sim.stop()
