@@ -181,10 +181,14 @@ fn ffprobe(path: &Path) -> Probe {
 }
 
 fn check_against_index(root: &Path, r: &SegmentRecord) {
+    check_codec_against_index(root, r, "h264");
+}
+
+fn check_codec_against_index(root: &Path, r: &SegmentRecord, codec: &str) {
     let p = ffprobe(&root.join(&r.path));
     assert_eq!(
         (p.codec.as_str(), p.width, p.height),
-        ("h264", 320, 240),
+        (codec, 320, 240),
         "{r:?}"
     );
     let index_s = r.duration_ms() as f64 / 1000.0;
@@ -507,7 +511,7 @@ async fn detection_decodes_the_sub_stream_when_there_is_one() {
                 bitrate_kbps: 100,
                 path: "/sub".into(),
                 pattern: "red".into(),
-                horizontal_speed: 0,
+                ..Default::default()
             },
         ],
     )
@@ -587,4 +591,51 @@ async fn detection_decodes_the_sub_stream_when_there_is_one() {
         .unwrap();
     assert_eq!((seg.width, seg.height), (320, 240));
     check_against_index(&data.join("recordings"), &seg);
+}
+
+/// H.265 cameras are passed through too (`hvc1` sample entry), and ffprobe reads the segments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h265_is_recorded_without_decoding() {
+    if !have("ffprobe") {
+        println!("SKIP: ffprobe is not installed");
+        return;
+    }
+    if gstreamer::init().is_err() || gstreamer::ElementFactory::find("x265enc").is_none() {
+        println!("SKIP: GStreamer's x265enc (gstreamer1.0-plugins-bad) is not installed");
+        return;
+    }
+    let server = watchpost_capture::testsrc::serve(
+        0,
+        &[watchpost_capture::testsrc::TestStream {
+            h265: true,
+            ..Default::default()
+        }],
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), &server.url("/cam"), "");
+    let config = watchpost_config::load(&path).unwrap();
+    let token = watchpost_runtime::CancellationToken::new();
+    let ctx = std::sync::Arc::new(watchpost_runtime::WorkerCtx::standalone(
+        "capture",
+        token.clone(),
+    ));
+    let worker = tokio::spawn(watchpost_capture::run(config, ctx.clone()));
+    let data = dir.path().join("data");
+    let root = data.join("recordings");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while mp4_files(&root).len() < 3 {
+        assert!(Instant::now() < deadline, "no H.265 segments");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    token.cancel();
+    worker.await.unwrap().unwrap();
+    drop(server);
+    let records = index(&data);
+    assert!(records.len() >= 3, "{records:?}");
+    for r in &records {
+        assert_eq!(r.state, SegmentState::Closed, "{r:?}");
+        assert_eq!(r.codec, "hevc", "{r:?}");
+        check_codec_against_index(&root, r, "hevc");
+    }
 }

@@ -62,6 +62,9 @@ pub struct CameraArgs {
     /// Serve no RTSP stream (thermal only).
     #[arg(long)]
     no_rtsp: bool,
+    /// Encode H.265 (x265) instead of H.264.
+    #[arg(long)]
+    h265: bool,
     /// TCP port on 127.0.0.1 for the radiometric thermal camera (0 picks a free one).
     #[arg(long)]
     thermal_port: Option<u16>,
@@ -142,6 +145,7 @@ pub fn run(args: CameraArgs) -> anyhow::Result<()> {
             path: args.path.clone(),
             pattern: args.pattern.clone(),
             horizontal_speed: args.horizontal_speed,
+            h265: args.h265,
         };
         let streams: Vec<TestStream> = if args.streams <= 1 {
             vec![base]

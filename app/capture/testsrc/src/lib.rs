@@ -26,6 +26,8 @@ pub struct TestStream {
     pub pattern: String,
     /// Pixels the picture scrolls per frame (0: still), so the encoder has motion to code.
     pub horizontal_speed: i32,
+    /// H.265 (x265) instead of H.264 (x264).
+    pub h265: bool,
 }
 
 impl Default for TestStream {
@@ -39,6 +41,7 @@ impl Default for TestStream {
             path: "/cam".into(),
             pattern: "ball".into(),
             horizontal_speed: 0,
+            h265: false,
         }
     }
 }
@@ -75,10 +78,15 @@ pub fn launch_line(s: &TestStream) -> String {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .collect();
+    let (enc, pay) = if s.h265 {
+        ("x265enc", "rtph265pay")
+    } else {
+        ("x264enc", "rtph264pay")
+    };
     format!(
         "( videotestsrc is-live=true pattern={} horizontal-speed={} ! video/x-raw,width={},height={},framerate={}/1 \
-         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={} bitrate={} \
-         ! rtph264pay name=pay0 pt=96 config-interval=-1 )",
+         ! {enc} tune=zerolatency speed-preset=ultrafast key-int-max={} bitrate={} \
+         ! {pay} name=pay0 pt=96 config-interval=-1 )",
         pattern, s.horizontal_speed, s.width, s.height, s.fps, s.key_int, s.bitrate_kbps
     )
 }
