@@ -38,6 +38,11 @@ impl Drop for Peer {
 impl Peer {
     /// Starts pysiaalarm, or returns `None` (with a message) when the venv is missing.
     fn start(protocol: &str, accounts: &[&str]) -> Option<Peer> {
+        Self::start_with(protocol, accounts, &[])
+    }
+
+    /// As [`Peer::start`], with more `sia_receiver.py` arguments.
+    fn start_with(protocol: &str, accounts: &[&str], extra: &[&str]) -> Option<Peer> {
         let python = root().join(".venv/bin/python");
         if !python.exists() {
             eprintln!(
@@ -56,6 +61,7 @@ impl Peer {
         for a in accounts {
             cmd.args(["--account", a]);
         }
+        cmd.args(extra);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -462,4 +468,43 @@ async fn duh_is_not_retried_and_backup_takes_over() {
     )
     .await;
     assert_eq!(tries, vec![TryResult::Acked]);
+}
+
+#[tokio::test]
+async fn a_late_ack_is_a_timeout_and_the_resend_keeps_its_sequence_number() {
+    // pysiaalarm answers 800 ms after each frame.
+    let Some(peer) = Peer::start_with("tcp", &["AAA"], &["--ack-delay-ms", "800"]) else {
+        return;
+    };
+    let c = receiver(&format!(
+        "id = \"cms\"\nhost = \"127.0.0.1:{}\"\naccount = \"AAA\"\nack_timeout_ms = 300\nattempts = 2\nbackoff_initial_ms = 10",
+        peer.port
+    ));
+    let layout = SiaLayout::from_config(&c);
+    let mut l = link(&c, Arc::new(SystemClock));
+    let payload = layout.payload(EventKind::Intrusion, Phase::Alarm, 4);
+    let (out, tries) = deliver(&mut l, 50, payload).await;
+    assert!(matches!(out, Outcome::Failed), "{out:?}");
+    assert_eq!(tries, vec![TryResult::Timeout, TryResult::Timeout]);
+    // Patient enough: delivered, with the same sequence number as the tries that timed out.
+    let c = receiver(&format!(
+        "id = \"cms\"\nhost = \"127.0.0.1:{}\"\naccount = \"AAA\"\nack_timeout_ms = 3000\nattempts = 1",
+        peer.port
+    ));
+    let mut l = link(&c, Arc::new(SystemClock));
+    let (out, tries) = deliver(&mut l, 50, payload).await;
+    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    assert_eq!(tries, vec![TryResult::Acked]);
+    // Whatever pysiaalarm reports (it may also report the frames whose answer came too late)
+    // is this one alarm.
+    let mut seen = Vec::new();
+    while let Ok(e) = peer.events.recv_timeout(Duration::from_millis(1500)) {
+        seen.push((e["sequence"].clone(), e["code"].clone(), e["ri"].clone()));
+    }
+    assert!(!seen.is_empty()); // usually three: the two late ones and the resend
+    assert!(
+        seen.iter()
+            .all(|s| *s == ("0050".into(), "BA".into(), "4".into())),
+        "{seen:?}"
+    );
 }
