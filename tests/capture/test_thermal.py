@@ -95,6 +95,11 @@ def test_thermal_cameras_stats_rules_recording_snapshot_ring(appliance_factory, 
             assert (hot["hottest"]["x"], hot["hottest"]["y"]) == (HOT["x"], HOT["y"])
             assert (hot["coldest"]["x"], hot["coldest"]["y"]) == (20, 80)
             assert abs(hot["mean_c"] - HOT_MEAN_C) <= 0.005
+            # Per-region statistics: the rule's region is exactly the hot block.
+            region = hot["rules"][0]
+            assert region["id"] == "hotspot"
+            assert (region["min_c"], region["max_c"], region["mean_c"]) == (HOT_C, HOT_C, HOT_C)
+            assert (region["hottest"]["x"], region["hottest"]["y"]) == (HOT["x"], HOT["y"])
             wait_for(lambda: stats(False), 15, interval=0.1, what=f"{cam}: cool statistics")
 
             def events(cam=cam):

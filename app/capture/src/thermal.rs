@@ -58,12 +58,17 @@ impl From<Spot> for SpotC {
     }
 }
 
-/// One rule's standing in a [`ThermalStats`].
+/// One rule's standing in a [`ThermalStats`], with the statistics of its region (the whole
+/// thermogram for a rule without one).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleStatus {
     pub id: String,
     /// `normal`, `pending` or `active`.
     pub state: &'static str,
+    pub min_c: f64,
+    pub max_c: f64,
+    pub mean_c: f64,
+    pub hottest: SpotC,
 }
 
 /// The outcome of one frame.
@@ -205,13 +210,25 @@ impl ThermalProcessor {
             .map(|e| {
                 e.rules()
                     .iter()
-                    .map(|r| RuleStatus {
-                        id: r.spec().id.clone(),
-                        state: match r.state() {
-                            RuleState::Normal => "normal",
-                            RuleState::Pending { .. } => "pending",
-                            RuleState::Active { .. } => "active",
-                        },
+                    .map(|r| {
+                        // The engine checked the region against this thermogram's size.
+                        let rs = r
+                            .spec()
+                            .region
+                            .and_then(|g| t.region_stats(&g).ok())
+                            .unwrap_or(s);
+                        RuleStatus {
+                            id: r.spec().id.clone(),
+                            state: match r.state() {
+                                RuleState::Normal => "normal",
+                                RuleState::Pending { .. } => "pending",
+                                RuleState::Active { .. } => "active",
+                            },
+                            min_c: centi(rs.min_c),
+                            max_c: centi(rs.max_c),
+                            mean_c: centi(rs.mean_c),
+                            hottest: rs.hottest.into(),
+                        }
                     })
                     .collect()
             })
@@ -306,7 +323,15 @@ mod tests {
             assert_eq!((s.min_c, s.max_c), (5.10, 65.35));
             assert_eq!((s.hottest.x, s.hottest.y), (scene.hot.x, scene.hot.y));
             assert_eq!(s.rules[0].state, "pending");
+            // The rule's region is the hot block: its own statistics.
+            let r = &s.rules[0];
+            assert_eq!((r.min_c, r.max_c, r.mean_c), (65.35, 65.35, 65.35));
+            assert_eq!((r.hottest.x, r.hottest.y), (scene.hot.x, scene.hot.y));
             assert_eq!((out.view.width, out.view.height), (640, 480));
+            let (_, _, cool) = scene.raw(raw_format(format), false).unwrap();
+            let mut q = ThermalProcessor::from_config(&config(format));
+            let r = &q.process(0, w, h, &cool).unwrap().stats.unwrap().rules[0];
+            assert_eq!((r.min_c, r.max_c, r.mean_c), (22.10, 22.10, 22.10));
             // Statistics again only after the interval.
             assert!(p.process(500, w, h, &raw).unwrap().stats.is_none());
             assert!(p.process(1000, w, h, &raw).unwrap().stats.is_some());
