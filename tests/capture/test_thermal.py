@@ -83,7 +83,8 @@ def test_thermal_cameras_stats_rules_recording_snapshot_ring(appliance_factory, 
         thermal_camera("split", sims["split"].thermal, "split_frame")
     a = appliance_factory(None, capture_toml(cams, frames)).start(timeout=30)
     host, port = a.addr("broker.listen")
-    bus = Bus(host, port, "watchpost/capture/camera/+/thermal/#", "watchpost/capture/camera/+/snapshot/event")
+    bus = Bus(host, port, "watchpost/capture/camera/+/thermal/#", "watchpost/capture/camera/+/snapshot/event",
+              "watchpost/capture/camera/+/recording")
     try:
         for cam in ("lepton", "split"):
             wait_online(a, cam)
@@ -136,6 +137,15 @@ def test_thermal_cameras_stats_rules_recording_snapshot_ring(appliance_factory, 
                     and s["trigger"] == {"kind": "event", "reason": "thermal:hotspot"}]
         seg = wait_for(rule_segments, 20, interval=0.3, what="a segment recorded on the rule")[0]
         assert seg["codec"] == "h264" and (seg["width"], seg["height"]) == (640, 480)
+        # Recording start and stop are events on the bus, naming the file and the trigger.
+        rec = wait_for(lambda: [b["event"] for b in bus.find(lambda t, b: t.endswith("/lepton/recording"))][:2]
+                       == ["started", "stopped"] and bus.find(lambda t, b: t.endswith("/lepton/recording")), 20,
+                       interval=0.2, what="recording started and stopped on the bus")
+        started, stopped = rec[:2]
+        assert started["trigger"] == stopped["trigger"] == {"kind": "event", "reason": "thermal:hotspot"}
+        # (`started` names the session's first segment, `stopped` its last.)
+        assert started["path"].endswith(".mp4") and stopped["path"].endswith(".mp4")
+        assert started["at"] < stopped["at"]
 
         # The view ring for restreaming.
         ring = (frames / "lepton.view.ring").read_bytes()
