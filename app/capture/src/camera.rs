@@ -414,9 +414,24 @@ fn bus_problem(p: &gst::Pipeline) -> Option<String> {
     let bus = p.bus()?;
     let msg = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos])?;
     match msg.view() {
-        gst::MessageView::Error(e) => Some(e.error().to_string()),
+        gst::MessageView::Error(e) => Some(error_reason(
+            &e.error().to_string(),
+            e.debug().as_ref().map(|d| d.as_str()),
+        )),
         gst::MessageView::Eos(_) => Some("end of stream".into()),
         _ => None,
+    }
+}
+
+/// A GStreamer error as a camera's reason: the message, and the last line of the debug text
+/// when it says more (`Failed to connect.`, `Unauthorized`) than the generic flow report.
+fn error_reason(message: &str, debug: Option<&str>) -> String {
+    let detail = debug
+        .and_then(|d| d.lines().map(str::trim).rfind(|l| !l.is_empty()))
+        .filter(|l| !l.starts_with("streaming stopped") && !message.contains(*l));
+    match detail {
+        Some(d) => format!("{message} ({d})"),
+        None => message.to_string(),
     }
 }
 
@@ -518,5 +533,28 @@ async fn watch(
                 )
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_reason;
+
+    #[test]
+    fn reasons_keep_the_useful_debug_line() {
+        let debug = "../gst/rtsp/gstrtspsrc.c(8336): gst_rtspsrc_retrieve_sdp (): /GstPipeline:p/GstRTSPSrc:main:\nFailed to connect. (Generic error)";
+        assert_eq!(
+            error_reason(
+                "Could not open resource for reading and writing.",
+                Some(debug)
+            ),
+            "Could not open resource for reading and writing. (Failed to connect. (Generic error))"
+        );
+        let flow = "../libs/gst/base/gstbasesrc.c(3132): gst_base_src_loop (): /GstPipeline:p:\nstreaming stopped, reason error (-5)";
+        assert_eq!(
+            error_reason("Internal data stream error.", Some(flow)),
+            "Internal data stream error."
+        );
+        assert_eq!(error_reason("end", None), "end");
     }
 }
