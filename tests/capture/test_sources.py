@@ -89,6 +89,8 @@ reconnect = {{ initial_ms = 200, max_ms = 1000, stall_timeout_ms = 2000 }}
         for cam in ("dead", "gone"):
             st = wait_for(lambda cam=cam: failing(cam), 20, interval=0.3, what=f"{cam} offline and retried")
             print(f"{cam}: {st['state']}: {st['reason']}")
+            if cam == "gone":
+                assert st["reason"].startswith(f"cannot connect to 127.0.0.1:{gone_port}"), st
         assert a.get("/api/v1/cameras/door").json()["status"]["state"] == "online"
 
         # The MJPEG camera is recorded as H.264 at its own size, segments readable by ffprobe.

@@ -435,6 +435,42 @@ fn error_reason(message: &str, debug: Option<&str>) -> String {
     }
 }
 
+/// `host` and `port` of an `http(s)://` URL (80/443 when the port is left out).
+fn http_host_port(url: &str) -> Option<(String, u16)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let default = match scheme.to_ascii_lowercase().as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit('@').next()?;
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None => default,
+        };
+        return Some((host.to_string(), port));
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) => Some((host.to_string(), port.parse().ok()?)),
+        None => Some((authority.to_string(), default)),
+    }
+    .filter(|(h, _)| !h.is_empty())
+}
+
+/// Why an HTTP camera cannot be reached at all, or `None` when a connection opens.
+async fn http_unreachable(url: &str) -> Option<String> {
+    let (host, port) = http_host_port(url)?;
+    let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+    match tokio::time::timeout(Duration::from_secs(3), connect).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(format!("cannot connect to {host}:{port}: {e}")),
+        Err(_) => Some(format!("no answer from {host}:{port} within 3 s")),
+    }
+}
+
 async fn stop(p: gst::Pipeline) {
     // Changing to Null can block on streaming threads; keep it off the async workers.
     let _ = tokio::task::spawn_blocking(move || p.set_state(gst::State::Null)).await;
@@ -477,6 +513,14 @@ pub async fn run(task: CameraTask, shutdown: CancellationToken) {
         if shutdown.is_cancelled() {
             break;
         }
+        // `souphttpsrc` reports a refused or unanswered connection only as a generic flow
+        // error: when nothing arrived, say what the connection itself does.
+        let reason = match &task.source {
+            Source::HttpMjpeg(h) if shared.frames_in.load(Ordering::Relaxed) == frames_at_start => {
+                http_unreachable(&h.url).await.unwrap_or(reason)
+            }
+            _ => reason,
+        };
         shared.reconnects.fetch_add(1, Ordering::Relaxed);
         if shared.state().0 != CameraState::Error {
             shared.set_state(CameraState::Offline, Some(reason.clone()));
@@ -538,7 +582,24 @@ async fn watch(
 
 #[cfg(test)]
 mod tests {
-    use super::error_reason;
+    use super::{error_reason, http_host_port};
+
+    #[test]
+    fn http_urls_give_host_and_port() {
+        let hp = |u: &str| http_host_port(u).map(|(h, p)| format!("{h} {p}"));
+        assert_eq!(
+            hp("http://10.0.0.9/video.mjpg").as_deref(),
+            Some("10.0.0.9 80")
+        );
+        assert_eq!(
+            hp("https://cam.local:8443/x?y").as_deref(),
+            Some("cam.local 8443")
+        );
+        assert_eq!(hp("http://[fe80::1]:81/v").as_deref(), Some("fe80::1 81"));
+        assert_eq!(hp("http://[fe80::1]/v").as_deref(), Some("fe80::1 80"));
+        assert_eq!(hp("rtsp://x/y"), None);
+        assert_eq!(hp("http://:80/"), None);
+    }
 
     #[test]
     fn reasons_keep_the_useful_debug_line() {
