@@ -210,3 +210,41 @@ def test_chekt_retries_then_falls_back_to_a_relay_pulse_and_a_follow_relay_track
     time.sleep(0.5)
     assert len(on(1)(relay_slave.lines)) == 1
     assert len(on(2)(relay_slave.lines)) == 2
+
+
+def test_an_alarm_the_receiver_does_not_understand_is_recorded_not_retried(
+    appliance_factory, mosquitto, sia_factory, yolink_factory
+):
+    sia = sia_factory().start()
+    sim = yolink_factory(mosquitto, ["door1:DoorSensor:Front door"])
+    # pysiaalarm answers DUH to an SIA code it does not know.
+    extra = (
+        yolink_toml(mosquitto, sim)
+        + sia_receiver_toml("cms", sia.port, "codes.intrusion = { sia = \"QQ\" }\n")
+        + "\n[[alarms.mappings]]\nsensor = \"door1\"\nroutes = [{ receiver = \"cms\", zone = 5 }]\n"
+    )
+    app = appliance_factory(alarm_sections(mosquitto, sim), extra).start(timeout=30)
+    wait_bridge_connected(app)
+    sim.report("door1", "open")
+
+    def cms() -> dict:
+        return {r["receiver"]: r for r in queues(app)["items"]}["cms"]
+
+    wait_for(lambda: cms()["not_understood_total"] == 1, 10, what="DUH counted")
+
+    def events(kind: str) -> list[dict]:
+        return app.get("/api/v1/events", params={"kind": kind, "limit": 20}).json()["items"]
+
+    wait_for(lambda: events("alarm.not_understood"), 5, what="alarm.not_understood in the event log")
+    duh = events("alarm.not_understood")
+    assert len(duh) == 1 and duh[0]["severity"] == "critical" and duh[0]["source"] == "cms"
+    assert duh[0]["body"]["sensor"] == "door1"
+    # The queue moves on: the restore (a code pysiaalarm knows) is delivered, the DUHed alarm
+    # was tried exactly once.
+    sim.report("door1", "closed")
+    ev = sia.wait_events(1)[0]
+    assert (ev["code"], ev["ri"]) == ("BH", "5")
+    wait_for(lambda: cms()["queued"] == 0 and cms()["delivered_total"] == 1, 5, what="queue empty")
+    wait_for(lambda: len(events("alarm.attempt")) == 2, 5, what="two attempts recorded")
+    assert sorted(e["body"]["result"] for e in events("alarm.attempt")) == ["ack", "duh"]
+    assert [e["code"] for e in sia.received()] == ["BH"]
