@@ -176,3 +176,31 @@ def test_full_queue_overflow_is_counted_recorded_and_never_silent(
     # when the queue overflowed is given up, not delivered behind the counters' back).
     assert zones == (["1", "2", "3", "4"] if policy == "reject_new" else ["3", "4", "5", "6"])
     assert cms()["delivered_total"] == 4
+
+
+def test_bridge_killed_the_state_poll_after_its_restart_catches_what_it_missed(
+    appliance_factory, mosquitto, sia_factory, yolink_factory
+):
+    sia = sia_factory().start()
+    sim = yolink_factory(mosquitto, ["door0:DoorSensor:Door 0", "door1:DoorSensor:Door 1"])
+    sections, extra = door_config(mosquitto, sim, sia.port)
+    app = appliance_factory(sections, extra).start(timeout=30)
+    wait_bridge_connected(app)
+    sim.report("door0", "open")
+    assert [(e["ri"], e["code"]) for e in sia.wait_events(1)] == [("1", "BA")]
+    bridge_pid = app.worker("bridge")["pid"]
+    os.kill(bridge_pid, signal.SIGKILL)
+    # While no bridge listens, the door closes and another opens: YoLink does not replay
+    # reports, so only the restarted bridge's state poll can tell.
+    sim.report("door0", "closed")
+    sim.report("door1", "open")
+    wait_for(lambda: app.worker("bridge")["pid"] not in (None, bridge_pid)
+             and app.worker("bridge")["state"] == "running", 20, interval=0.1, what="bridge restarted")
+    events = sia.wait_events(3, timeout=30)
+    assert sorted((e["ri"], e["code"]) for e in events[1:]) == [("1", "BH"), ("2", "BA")]
+    # The hub follows the bridge's new run: later reports are alarms as before.
+    wait_bridge_connected(app)
+    sim.report("door1", "closed")
+    assert (sia.wait_events(4)[3]["ri"], sia.received()[3]["code"]) == ("2", "BH")
+    time.sleep(0.5)
+    assert len(sia.received()) == 4  # nothing raised twice
