@@ -1,6 +1,8 @@
 """The alarm REST API: receivers and mappings (same model as the config file, secrets never
-returned), live reload, and the YoLink Local Hub source."""
+returned), live reload, the YoLink Local Hub source, and the back-off on refused credentials."""
 from __future__ import annotations
+
+import time
 
 import requests
 
@@ -96,3 +98,22 @@ def test_local_hub_source(appliance_factory, mosquitto, sia_factory, yolink_fact
     assert (ev["code"], ev["ri"]) == ("BA", "9")
     sim.report("m1", "normal")
     assert sia.wait_events(2)[1]["code"] == "BH"
+
+
+def test_refused_credentials_are_retried_with_back_off_not_hammered(appliance_factory, mosquitto, yolink_factory):
+    sim = yolink_factory(mosquitto, ["door1:DoorSensor:Front"])
+    extra = (
+        "\n[bridge.yolink]\nsource = \"cloud\"\nuaid = \"ua-test\"\nsecret = \"wrong\"\n"
+        f"api_url = \"{sim.url}\"\nmqtt = \"127.0.0.1:{mosquitto}\"\n"
+    )
+    app = appliance_factory(alarm_sections(mosquitto, sim), extra).start(timeout=30)
+    wait_for(lambda: sim.stats()["token_requests"] >= 2, 10, what="a second token request")
+    time.sleep(6)
+    # Back-off 1, 2, 4 s...: about four requests by now; retrying every second would be eight,
+    # not backing off at all hundreds.
+    stats = sim.stats()
+    assert 2 <= stats["token_requests"] <= 5, stats
+    assert stats["tokens_issued"] == 0
+    text = requests.get(app.url("/metrics"), timeout=3).text
+    assert any(l.startswith("watchpost_bridge_yolink_connected") and l.rstrip().endswith(" 0")
+               for l in text.splitlines())

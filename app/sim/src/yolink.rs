@@ -86,6 +86,8 @@ struct Sim {
     mqtt: rumqttc::AsyncClient,
     published: AtomicU64,
     api_calls: AtomicU64,
+    /// Token requests, granted or refused.
+    token_requests: AtomicU64,
     tokens_issued: AtomicU64,
 }
 
@@ -241,6 +243,7 @@ async fn token(
     State(sim): State<Arc<Sim>>,
     Form(form): Form<BTreeMap<String, String>>,
 ) -> (StatusCode, Json<Value>) {
+    sim.token_requests.fetch_add(1, Ordering::Relaxed);
     let ok = form.get("grant_type").map(String::as_str) == Some("client_credentials")
         && form.get("client_id") == Some(&sim.args.client_id)
         && form.get("client_secret") == Some(&sim.args.secret);
@@ -331,6 +334,7 @@ async fn stats(State(sim): State<Arc<Sim>>) -> Json<Value> {
     Json(json!({
         "published": sim.published.load(Ordering::Relaxed),
         "api_calls": sim.api_calls.load(Ordering::Relaxed),
+        "token_requests": sim.token_requests.load(Ordering::Relaxed),
         "tokens_issued": sim.tokens_issued.load(Ordering::Relaxed),
     }))
 }
@@ -418,6 +422,7 @@ async fn serve(args: YolinkArgs) -> anyhow::Result<()> {
         mqtt: client,
         published: AtomicU64::new(0),
         api_calls: AtomicU64::new(0),
+        token_requests: AtomicU64::new(0),
         tokens_issued: AtomicU64::new(0),
         args,
     });
