@@ -5,7 +5,9 @@ Records 1080p30 H.264 (passthrough) from the simulated RTSP camera with the capt
 (``watchpost-capture-standalone``, release) and, in the same run and from the same stream,
 with ``ffmpeg -c copy -f segment``; prints CPU (% of one core) and RSS per camera for 1 and 4
 cameras and the ratios, and beside them GStreamer's RTSP receive chain alone (``gst-launch-1.0
-rtspsrc ! rtph264depay ! h264parse ! fakesink``) as a reference for the library's share. Then, for one camera with the detection branch on (5 fps, 300x300):
+rtspsrc ! rtph264depay ! h264parse ! fakesink``) as a reference for the library's share, and ``rtspsrc`` alone (``rtspsrc ! fakesink``: RTSP
+session, RTP over TCP, jitter buffer, no depayloading) as GStreamer's floor for any recording
+path built on it. Then, for one camera with the detection branch on (5 fps, 300x300):
 the branch's extra CPU, and the latency from a frame's arrival to its decoded copy in the
 shared-memory ring (read by mapping the ring like the detect worker would).
 
@@ -131,6 +133,7 @@ def measure(url: str, n: int, detect: bool, with_ffmpeg: bool) -> dict:
                     stdout=subprocess.DEVNULL, stderr=open(work / f"ffmpeg{i}.log", "wb")))
             procs.extend(ffs)
         gsts = []
+        bares = []
         if with_ffmpeg and shutil.which("gst-launch-1.0"):
             # Reference: GStreamer's RTSP receive chain alone (what the worker builds before its
             # appsink), to tell the library's share of the CPU from the worker's own.
@@ -140,6 +143,13 @@ def measure(url: str, n: int, detect: bool, with_ffmpeg: bool) -> dict:
                      "h264parse", "!", "video/x-h264,stream-format=avc,alignment=au", "!", "fakesink", "sync=false"],
                     stdout=subprocess.DEVNULL, stderr=open(work / f"gst{i}.log", "wb")))
             procs.extend(gsts)
+            # GStreamer's floor: rtspsrc alone, its RTP packets dropped in a fakesink.
+            for i in range(n):
+                bares.append(subprocess.Popen(
+                    ["gst-launch-1.0", "-q", "rtspsrc", f"location={url}", "protocols=tcp", "!", "fakesink",
+                     "sync=false"],
+                    stdout=subprocess.DEVNULL, stderr=open(work / f"bare{i}.log", "wb")))
+            procs.extend(bares)
         dirs = [work / "data" / "recordings"] + [work / f"ffmpeg{i}" for i in range(len(ffs))]
         wait_growing(dirs)
         time.sleep(WARMUP_S)
@@ -168,6 +178,8 @@ def measure(url: str, n: int, detect: bool, with_ffmpeg: bool) -> dict:
             res["ff_rate"] = sum(b1[i] - b0[i] for i in range(1, len(dirs))) / dt
         if gsts:
             res["gst_cpu"] = sum(c1[g.pid] - c0[g.pid] for g in gsts) / dt * 100
+        if bares:
+            res["bare_cpu"] = sum(c1[g.pid] - c0[g.pid] for g in bares) / dt * 100
         for p in procs:
             if p.poll() is not None:
                 raise SystemExit(f"{p.args[0]} exited early ({p.returncode}); see {work}")
@@ -220,7 +232,7 @@ def main() -> None:
         print("watchpost: fragmented MP4, 1 s fragments, fdatasync per fragment; ffmpeg: -c copy -f segment (mp4)")
         print(f"{'cameras':>7} | {'watchpost CPU %/cam':>19} | {'ffmpeg CPU %/cam':>16} | {'CPU ratio':>9} | "
               f"{'watchpost RSS MiB':>17} | {'ffmpeg RSS MiB':>14} | {'written kB/s/cam (wp / ff)':>26} | "
-              f"{'gst receive-only CPU %/cam':>26}")
+              f"{'gst receive-only CPU %/cam':>26} | {'rtspsrc alone CPU %/cam':>23}")
         rows = {}
         for n in (1, 4):
             r = measure(url, n, detect=False, with_ffmpeg=True)
@@ -229,13 +241,19 @@ def main() -> None:
             print(f"{n:>7} | {r['cap_cpu'] / n:>19.2f} | {r['ff_cpu'] / n:>16.2f} | {ratio:>9.2f} | "
                   f"{r['cap_rss']:>8.1f} ({r['cap_rss'] / n:4.1f}/cam) | {r['ff_rss'] / n:>9.1f}/cam | "
                   f"{r['cap_rate'] / n / 1000:>11.0f} / {r['ff_rate'] / n / 1000:<12.0f} | "
-                  f"{r.get('gst_cpu', float('nan')) / n:>26.2f}")
+                  f"{r.get('gst_cpu', float('nan')) / n:>26.2f} | {r.get('bare_cpu', float('nan')) / n:>23.2f}")
         one, four = rows[1], rows[4]
         if "gst_cpu" in one:
             print("gst receive-only: gst-launch-1.0 rtspsrc protocols=tcp ! rtph264depay ! h264parse ! fakesink, "
                   "the worker's receive chain without its recorder; watchpost / gst receive-only: "
                   f"{one['cap_cpu'] / max(one['gst_cpu'], 1e-9):.2f} (1 camera), "
                   f"{four['cap_cpu'] / max(four['gst_cpu'], 1e-9):.2f} (4 cameras)")
+        if "bare_cpu" in one:
+            print("rtspsrc alone: gst-launch-1.0 rtspsrc protocols=tcp ! fakesink (GStreamer's floor); "
+                  f"rtspsrc alone / ffmpeg: {one['bare_cpu'] / max(one['ff_cpu'], 1e-9):.2f} (1 camera), "
+                  f"{four['bare_cpu'] / max(four['ff_cpu'], 1e-9):.2f} (4 cameras); watchpost / rtspsrc alone: "
+                  f"{one['cap_cpu'] / max(one['bare_cpu'], 1e-9):.2f} (1 camera), "
+                  f"{four['cap_cpu'] / max(four['bare_cpu'], 1e-9):.2f} (4 cameras)")
         print(f"per added camera: watchpost +{(four['cap_cpu'] - one['cap_cpu']) / 3:.2f} % CPU, "
               f"+{(four['cap_rss'] - one['cap_rss']) / 3:.1f} MiB RSS; ffmpeg +{(four['ff_cpu'] - one['ff_cpu']) / 3:.2f} % CPU, "
               f"+{(four['ff_rss'] - one['ff_rss']) / 3:.1f} MiB RSS")
