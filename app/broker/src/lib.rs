@@ -9,10 +9,12 @@
 //! worker returns and the process exit ends the broker's threads; clients see the connection
 //! drop and reconnect when the broker is back.
 //!
+//! Latency: every accepted connection gets TCP_NODELAY (see [`nodelay`]).
+//!
 //! Failure: a listen address that cannot be bound makes rumqttd's thread end, which this worker
 //! reports as [`BrokerError::ListenerDied`] (restarted with backoff by the supervisor).
 
-#![forbid(unsafe_code)]
+mod nodelay;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -119,6 +121,14 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), BrokerError>
             _ = ctx.shutdown().cancelled() => return Ok(()),
             _ = tokio::time::sleep(Duration::from_millis(10)) => {}
         }
+    }
+    // Before ready: the other workers connect once the broker is ready.
+    match nodelay::set_on_listener(addr) {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(%addr, "broker listener not found; connections keep Nagle's algorithm")
+        }
+        Err(e) => tracing::warn!(%addr, error = %e, "setting TCP_NODELAY on the broker listener"),
     }
     ctx.metrics()
         .gauge(

@@ -145,7 +145,13 @@ impl Bus {
                 .unwrap_or_default();
             opts.set_credentials(user.clone(), pw);
         }
-        let (client, eventloop) = AsyncClient::new(opts, 1024);
+        let (client, mut eventloop) = AsyncClient::new(opts, 1024);
+        // Bus messages are small and latency matters (an alarm crosses two hops): without
+        // TCP_NODELAY, Nagle's algorithm meets the peer's delayed ACK and holds a message for
+        // up to 40 ms. The broker worker sets the same on its side.
+        let mut net = eventloop.network_options();
+        net.set_tcp_nodelay(true);
+        eventloop.set_network_options(net);
         let inner = Arc::new(Inner {
             client,
             prefix,
