@@ -8,12 +8,14 @@ which is how a test counts upstream reads.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import threading
 from pathlib import Path
 
 import pytest
+import requests
 
 from conftest import BIN, wait_for
 
@@ -133,3 +135,10 @@ def ffprobe(url: str, timeout: float = 30) -> dict:
     if out.returncode != 0:
         raise RuntimeError(f"ffprobe {url}: {out.stderr.strip()}")
     return dict(line.split("=", 1) for line in out.stdout.split() if "=" in line)
+
+
+def mount_metric(a, name: str, mount: str) -> float:
+    """The value of metric `name` for `mount` in the appliance's /metrics (0 when absent)."""
+    text = requests.get(a.url("/metrics"), timeout=3).text
+    m = re.search(rf'^{name}{{[^}}]*mount="{re.escape(mount)}"[^}}]*}} (\S+)$', text, re.M)
+    return float(m.group(1)) if m else 0.0

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import wait_for
-from rtsp_support import FFPROBE_FAST, ffprobe, have, rtsp_appliance, rtsp_url, testsrc  # noqa: F401
+from rtsp_support import FFPROBE_FAST, ffprobe, have, mount_metric, rtsp_appliance, rtsp_url, testsrc  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not have("ffprobe"), reason="ffprobe is not installed")
 
@@ -71,7 +71,9 @@ def test_client_cap_refuses_extra_players(appliance_factory, testsrc):
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     try:
-        wait_for(lambda: testsrc.count("media") >= 1, 20, what="first client playing")
+        # The cap counts clients from their PLAY on; the upstream read starts earlier (DESCRIBE).
+        wait_for(lambda: mount_metric(a, "watchpost_rtsp_clients", "/cameras/cam1") >= 1, 20,
+                 what="first client playing")
         second = subprocess.run(["ffprobe", *FFPROBE_FAST, url], capture_output=True, text=True, timeout=30)
         assert second.returncode != 0
         assert "503" in second.stderr or "Unavailable" in second.stderr, second.stderr

@@ -6,7 +6,6 @@ again. ffprobe and ffmpeg are the clients. (V4L2 cameras take the same branch; t
 V4L2 device on the test machine.)"""
 from __future__ import annotations
 
-import re
 import socket
 import subprocess
 import sys
@@ -15,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import requests
 
 from conftest import wait_for
 from rtsp_support import ffprobe, have, rtsp_sections, rtsp_url, toml
+from rtsp_support import mount_metric as metric
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "capture"))
 from capture_support import capture_toml, wait_online  # noqa: E402
@@ -55,12 +54,6 @@ def mjpeg_camera(tmp_path):
     proc.kill()
     proc.wait()
     log.close()
-
-
-def metric(a, name: str, mount: str) -> float:
-    text = requests.get(a.url("/metrics"), timeout=3).text
-    m = re.search(rf'^{name}{{[^}}]*mount="{re.escape(mount)}"[^}}]*}} (\S+)$', text, re.M)
-    return float(m.group(1)) if m else 0.0
 
 
 def test_mjpeg_camera_restreamed_through_capture(appliance_factory, tmp_path, mjpeg_camera):

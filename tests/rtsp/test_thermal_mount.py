@@ -3,7 +3,6 @@ worker, written to its view ring, and served by the rtsp worker as H.264 (read b
 ffmpeg, real clients), with its ONVIF profile and snapshot."""
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +13,7 @@ import requests
 
 from conftest import wait_for
 from rtsp_support import ADMIN, FFPROBE_FAST, ffprobe, have, rtsp_sections, rtsp_url, toml
+from rtsp_support import mount_metric as metric
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "capture"))
 from capture_support import SimCamera, capture_toml, ffprobe_image  # noqa: E402
@@ -48,12 +48,6 @@ format = "centikelvin16"
     a.sim = sim
     a.ring = frames / "lepton.view.ring"
     return a
-
-
-def metric(a, name: str, mount: str) -> float:
-    text = requests.get(a.url("/metrics"), timeout=3).text
-    m = re.search(rf'^{name}{{[^}}]*mount="{re.escape(mount)}"[^}}]*}} (\S+)$', text, re.M)
-    return float(m.group(1)) if m else 0.0
 
 
 def test_thermal_view_is_restreamed(appliance_factory, tmp_path):
