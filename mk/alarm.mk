@@ -7,8 +7,7 @@
 #   cargo-fuzz; says so and skips without them.
 # - bench-alarm: latency from a YoLink report published to the broker until pysiaalarm has the
 #   frame, p50/p99 at 10, 100 and 500 reports/s, loss count, the broker hop as the floor
-#   (tests/alarm/bench_alarm.py, release binaries from `make bench`). ALARM_BENCH_ARGS="... --nodelay-shim"
-#   repeats it with TCP_NODELAY forced on the appliance (a diagnostic, docs/alarms.md).
+#   (tests/alarm/bench_alarm.py, release binaries from `make bench`).
 FUZZ_STEPS += fuzz-alarm
 BENCH_STEPS += bench-alarm
 

@@ -8,10 +8,8 @@ serves the token and device list. Reports are published straight to mosquitto by
 door, so each one must produce exactly one SIA frame (alarm or restore) on that door's zone.
 The broker hop alone (publish → a paho subscriber) is measured in the same run as the floor.
 
-usage: bench_alarm.py [--rates 10,100,500] [--seconds 10] [--doors 50] [--nodelay-shim]
+usage: bench_alarm.py [--rates 10,100,500] [--seconds 10] [--doors 50]
 
---nodelay-shim runs the appliance with nodelay_shim.c preloaded (TCP_NODELAY on every socket it
-connects or accepts): a diagnostic that shows what Nagle's algorithm on the internal bus costs.
 Binaries: WATCHPOST_BIN, WATCHPOST_SIM_BIN (release builds from `make bench`).
 """
 from __future__ import annotations
@@ -66,8 +64,6 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--doors", type=int, default=50)
     ap.add_argument("--log-level", default="warn", help="the appliance's log filter (its log is kept)")
-    ap.add_argument("--nodelay-shim", action="store_true",
-                    help="preload nodelay_shim.c into the appliance (TCP_NODELAY on all its sockets)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-alarm-"))
     mosq, mport = start_mosquitto(tmp)
@@ -84,16 +80,7 @@ def main() -> int:
         extra += f"\n[[alarms.mappings]]\nsensor = \"{d}\"\nroutes = [{{ receiver = \"cms\", zone = {i + 1} }}]\n"
     (tmp / "work").mkdir()
     app = Appliance(tmp / "work", sections, extra)
-    env = {}
-    if args.nodelay_shim:
-        import subprocess
-
-        so = tmp / "nodelay_shim.so"
-        subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", str(so), str(HERE / "nodelay_shim.c"), "-ldl"],
-                       check=True)
-        env["LD_PRELOAD"] = str(so)
-        print("appliance runs with TCP_NODELAY forced on (nodelay_shim.c)", flush=True)
-    app.start(timeout=60, env=env)
+    app.start(timeout=60)
     try:
         def connected():
             text = requests.get(app.url("/metrics"), timeout=3).text
