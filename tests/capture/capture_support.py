@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -84,3 +86,36 @@ def wait_online(appliance, cam_id: str, timeout: float = 30.0) -> dict:
         c = camera(appliance, cam_id)
         return c if c["status"]["state"] == "online" and c["status"]["input_fps"] > 0 else None
     return wait_for(online, timeout, interval=0.2, what=f"camera {cam_id} online")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mjpeg_server(tmp_path):
+    """ffmpeg as an MJPEG-over-HTTP camera: 320x240 at 10 fps on one client connection."""
+    port = free_port()
+    log = open(tmp_path / "ffmpeg-mjpeg.log", "wb")
+    proc = subprocess.Popen(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10",
+         "-c:v", "mjpeg", "-q:v", "5", "-f", "mpjpeg", "-content_type", "multipart/x-mixed-replace;boundary=ffmpeg",
+         "-listen", "1", f"http://127.0.0.1:{port}/video.mjpg"],
+        stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL)
+
+    # ffmpeg serves one connection: wait for the port without connecting to it.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        out = subprocess.run(["ss", "-ltn", f"sport = :{port}"], capture_output=True, text=True).stdout
+        if f":{port}" in out:
+            break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail(f"ffmpeg did not listen on {port}")
+    yield f"http://127.0.0.1:{port}/video.mjpg"
+    proc.kill()
+    proc.wait()
+    log.close()

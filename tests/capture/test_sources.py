@@ -5,49 +5,14 @@ camera, while an RTSP camera and an MJPEG camera that nobody serves stay offline
 reason and never disturb them or the worker."""
 from __future__ import annotations
 
-import socket
 import subprocess
-import time
 
 import pytest
 
-from capture_support import SimCamera, capture_toml, ffprobe_image, have, wait_online
+from capture_support import SimCamera, capture_toml, ffprobe_image, free_port, have, mjpeg_server, wait_online  # noqa: F401
 from conftest import wait_for
 
 pytestmark = pytest.mark.skipif(not have("ffmpeg") or not have("ffprobe"), reason="ffmpeg/ffprobe are not installed")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def mjpeg_server(tmp_path):
-    """ffmpeg as an MJPEG-over-HTTP camera: 320x240 at 10 fps on one client connection."""
-    port = free_port()
-    log = open(tmp_path / "ffmpeg-mjpeg.log", "wb")
-    proc = subprocess.Popen(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10",
-         "-c:v", "mjpeg", "-q:v", "5", "-f", "mpjpeg", "-content_type", "multipart/x-mixed-replace;boundary=ffmpeg",
-         "-listen", "1", f"http://127.0.0.1:{port}/video.mjpg"],
-        stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL)
-
-    # ffmpeg serves one connection: wait for the port without connecting to it.
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        out = subprocess.run(["ss", "-ltn", f"sport = :{port}"], capture_output=True, text=True).stdout
-        if f":{port}" in out:
-            break
-        time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail(f"ffmpeg did not listen on {port}")
-    yield f"http://127.0.0.1:{port}/video.mjpg"
-    proc.kill()
-    proc.wait()
-    log.close()
 
 
 def test_mjpeg_camera_records_beside_failing_cameras(appliance_factory, tmp_path, mjpeg_server):

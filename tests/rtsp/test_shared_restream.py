@@ -6,10 +6,8 @@ again. ffprobe and ffmpeg are the clients. (V4L2 cameras take the same branch; t
 V4L2 device on the test machine.)"""
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,48 +18,17 @@ from rtsp_support import ffprobe, have, rtsp_sections, rtsp_url, toml
 from rtsp_support import mount_metric as metric
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "capture"))
-from capture_support import capture_toml, wait_online  # noqa: E402
+from capture_support import capture_toml, mjpeg_server, wait_online  # noqa: E402,F401
 
 pytestmark = pytest.mark.skipif(not (have("ffmpeg") and have("ffprobe")), reason="ffmpeg/ffprobe are not installed")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def mjpeg_camera(tmp_path):
-    """ffmpeg as an MJPEG-over-HTTP camera: 320x240 at 10 fps, one client connection only."""
-    port = free_port()
-    log = open(tmp_path / "ffmpeg-mjpeg.log", "wb")
-    proc = subprocess.Popen(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10",
-         "-c:v", "mjpeg", "-q:v", "5", "-f", "mpjpeg", "-content_type", "multipart/x-mixed-replace;boundary=ffmpeg",
-         "-listen", "1", f"http://127.0.0.1:{port}/video.mjpg"],
-        stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        out = subprocess.run(["ss", "-ltn", f"sport = :{port}"], capture_output=True, text=True).stdout
-        if f":{port}" in out:
-            break
-        time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail(f"ffmpeg did not listen on {port}")
-    yield f"http://127.0.0.1:{port}/video.mjpg"
-    proc.kill()
-    proc.wait()
-    log.close()
-
-
-def test_mjpeg_camera_restreamed_through_capture(appliance_factory, tmp_path, mjpeg_camera):
+def test_mjpeg_server_restreamed_through_capture(appliance_factory, tmp_path, mjpeg_server):
     cam = f"""
 [[capture.cameras]]
 id = "door"
 name = "Door"
-source = {{ type = "http_mjpeg", url = "{mjpeg_camera}", fps = 10 }}
+source = {{ type = "http_mjpeg", url = "{mjpeg_server}", fps = 10 }}
 reconnect = {{ initial_ms = 200, max_ms = 1000, stall_timeout_ms = 3000 }}
 """
     sections = rtsp_sections(None)
