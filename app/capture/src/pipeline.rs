@@ -138,6 +138,31 @@ fn make(camera: &str, factory: &'static str) -> Result<gst::Element, PipelineErr
         })
 }
 
+/// The encoder for sources that are not H.264 already (V4L2 raw or MJPEG, HTTP MJPEG, the
+/// thermal picture): x264 tuned for latency, a keyframe every `key_int` frames.
+fn x264(camera: &str, key_int: u32) -> Result<gst::Element, PipelineError> {
+    let enc = make(camera, "x264enc")?;
+    enc.set_property_from_str("tune", "zerolatency");
+    enc.set_property_from_str("speed-preset", "ultrafast");
+    enc.set_property("key-int-max", key_int);
+    Ok(enc)
+}
+
+/// `h264parse` and a capsfilter for AVC access units: the form the recorder and every branch
+/// after the encoder take.
+fn h264_avc(camera: &str) -> Result<(gst::Element, gst::Element), PipelineError> {
+    let parse = make(camera, "h264parse")?;
+    let avc = make(camera, "capsfilter")?;
+    avc.set_property(
+        "caps",
+        gst::Caps::builder("video/x-h264")
+            .field("stream-format", "avc")
+            .field("alignment", "au")
+            .build(),
+    );
+    Ok((parse, avc))
+}
+
 fn build_err(camera: &str, reason: impl std::fmt::Display) -> PipelineError {
     PipelineError::Build {
         camera: camera.into(),
@@ -401,19 +426,8 @@ pub fn build_thermal(
         .build();
     view.set_property_from_str("leaky-type", "downstream");
     let convert = make(camera, "videoconvert")?;
-    let enc = make(camera, "x264enc")?;
-    enc.set_property_from_str("tune", "zerolatency");
-    enc.set_property_from_str("speed-preset", "ultrafast");
-    enc.set_property("key-int-max", fps * 2);
-    let parse = make(camera, "h264parse")?;
-    let avc = make(camera, "capsfilter")?;
-    avc.set_property(
-        "caps",
-        gst::Caps::builder("video/x-h264")
-            .field("stream-format", "avc")
-            .field("alignment", "au")
-            .build(),
-    );
+    let enc = x264(camera, fps * 2)?;
+    let (parse, avc) = h264_avc(camera)?;
     pipeline
         .add_many([view.upcast_ref(), &convert, &enc, &parse, &avc])
         .map_err(|e| build_err(camera, e))?;
@@ -841,10 +855,7 @@ pub fn build_v4l2(
         } else {
             vec![make(camera, "videoconvert")?]
         };
-        let enc = make(camera, "x264enc")?;
-        enc.set_property_from_str("tune", "zerolatency");
-        enc.set_property_from_str("speed-preset", "ultrafast");
-        enc.set_property("key-int-max", key_int);
+        let enc = x264(camera, key_int)?;
         let mut chain = elems;
         chain.push(enc);
         for e in &chain {
@@ -853,15 +864,7 @@ pub fn build_v4l2(
             tail = e.clone();
         }
     }
-    let parse = make(camera, "h264parse")?;
-    let avc = make(camera, "capsfilter")?;
-    avc.set_property(
-        "caps",
-        gst::Caps::builder("video/x-h264")
-            .field("stream-format", "avc")
-            .field("alignment", "au")
-            .build(),
-    );
+    let (parse, avc) = h264_avc(camera)?;
     pipeline
         .add_many([&parse, &avc])
         .map_err(|e| build_err(camera, e))?;
@@ -921,19 +924,8 @@ pub fn build_http_mjpeg(
             .field("framerate", gst::Fraction::new(fps as i32, 1))
             .build(),
     );
-    let enc = make(camera, "x264enc")?;
-    enc.set_property_from_str("tune", "zerolatency");
-    enc.set_property_from_str("speed-preset", "ultrafast");
-    enc.set_property("key-int-max", fps * 2);
-    let parse = make(camera, "h264parse")?;
-    let avc = make(camera, "capsfilter")?;
-    avc.set_property(
-        "caps",
-        gst::Caps::builder("video/x-h264")
-            .field("stream-format", "avc")
-            .field("alignment", "au")
-            .build(),
-    );
+    let enc = x264(camera, fps * 2)?;
+    let (parse, avc) = h264_avc(camera)?;
     let chain = [&dec, &convert, &rate, &raw, &enc, &parse, &avc];
     pipeline
         .add_many([&http, &demux])
