@@ -124,8 +124,12 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), BrokerError>
     }
     // Before ready: the other workers connect once the broker is ready.
     match nodelay::set_on_listener(addr) {
-        Ok(true) => {}
-        Ok(false) => {
+        Ok(found) if found.listener => tracing::debug!(
+            %addr,
+            accepted = found.accepted,
+            "TCP_NODELAY set on the broker listener"
+        ),
+        Ok(_) => {
             tracing::warn!(%addr, "broker listener not found; connections keep Nagle's algorithm")
         }
         Err(e) => tracing::warn!(%addr, error = %e, "setting TCP_NODELAY on the broker listener"),
