@@ -12,6 +12,10 @@ PYTEST := $(VENV)/bin/pytest
 export CARGO_TERM_COLOR ?= never
 export WATCHPOST_BIN := $(CURDIR)/target/debug/watchpost
 export WATCHPOST_SIM_BIN := $(CURDIR)/target/debug/watchpost-sim
+# Tests that need a peer (pymodbus, ffprobe, mosquitto, ...) skip with a reason when it is
+# missing; under make, which installs them all, such a skip fails instead (tests/conftest.py,
+# watchpost_runtime::testing::missing_peer).
+export WATCHPOST_REQUIRE_PEERS := 1
 
 TEST_STEPS :=
 BENCH_STEPS :=

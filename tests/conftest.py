@@ -209,3 +209,22 @@ def children_of(pid: int) -> list[int]:
         if ppid == pid:
             out.append(int(p.name))
     return out
+
+
+# A test that skips because a tool or binary is missing checks nothing. `make test` installs and
+# builds every one of them and sets WATCHPOST_REQUIRE_PEERS=1, so there such a skip is a failure:
+# a broken install step cannot turn into a green run that tested less. Skips for what the
+# machine cannot offer (a network namespace, a camera, the QEMU image run) stay skips.
+_MISSING_PEER_MARKERS = ("not installed", "is not built", "is missing")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not report.skipped or os.environ.get("WATCHPOST_REQUIRE_PEERS") != "1":
+        return
+    reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if any(m in reason for m in _MISSING_PEER_MARKERS):
+        report.outcome = "failed"
+        report.longrepr = f"skipped for a missing peer under WATCHPOST_REQUIRE_PEERS=1: {reason}"

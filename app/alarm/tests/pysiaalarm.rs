@@ -45,10 +45,10 @@ impl Peer {
     fn start_with(protocol: &str, accounts: &[&str], extra: &[&str]) -> Option<Peer> {
         let python = root().join(".venv/bin/python");
         if !python.exists() {
-            eprintln!(
-                "SKIP: {} missing; run `make venv` for the pysiaalarm peer",
+            watchpost_runtime::testing::missing_peer(&format!(
+                "{} is missing; run `make venv` for the pysiaalarm peer",
                 python.display()
-            );
+            ));
             return None;
         }
         let mut cmd = Command::new(python);

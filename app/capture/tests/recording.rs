@@ -213,7 +213,9 @@ fn gap_s() -> u64 {
 #[test]
 fn records_survives_sigkill_and_reconnects_after_an_outage() {
     if !have("ffprobe") {
-        println!("SKIP: ffprobe is not installed (scripts/install-deps.sh installs ffmpeg)");
+        watchpost_runtime::testing::missing_peer(
+            "ffprobe is not installed (scripts/install-deps.sh installs ffmpeg)",
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -328,7 +330,7 @@ fn records_survives_sigkill_and_reconnects_after_an_outage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_keeps_the_newest_within_budget_and_fills_the_frame_ring() {
     if !have("ffprobe") {
-        println!("SKIP: ffprobe is not installed");
+        watchpost_runtime::testing::missing_peer("ffprobe is not installed");
         return;
     }
     let server = watchpost_capture::testsrc::serve(0, &[Default::default()]).unwrap();
@@ -597,11 +599,13 @@ async fn detection_decodes_the_sub_stream_when_there_is_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h265_is_recorded_without_decoding() {
     if !have("ffprobe") {
-        println!("SKIP: ffprobe is not installed");
+        watchpost_runtime::testing::missing_peer("ffprobe is not installed");
         return;
     }
     if gstreamer::init().is_err() || gstreamer::ElementFactory::find("x265enc").is_none() {
-        println!("SKIP: GStreamer's x265enc (gstreamer1.0-plugins-bad) is not installed");
+        watchpost_runtime::testing::missing_peer(
+            "GStreamer's x265enc (gstreamer1.0-plugins-bad) is not installed",
+        );
         return;
     }
     let server = watchpost_capture::testsrc::serve(

@@ -66,13 +66,15 @@ fn ffprobe(url: &str) -> String {
 #[test]
 fn v4l2_camera_is_restreamed_from_capture_shared_memory() {
     if !have("ffprobe") {
-        eprintln!("SKIP: ffprobe is not installed");
+        watchpost_runtime::testing::missing_peer("ffprobe is not installed");
         return;
     }
     gst::init().unwrap();
     for element in ["shmsink", "shmsrc", "x264enc"] {
         if gst::ElementFactory::find(element).is_none() {
-            eprintln!("SKIP: GStreamer element {element} is missing");
+            watchpost_runtime::testing::missing_peer(&format!(
+                "GStreamer element {element} is missing"
+            ));
             return;
         }
     }
@@ -164,7 +166,9 @@ fn capture_v4l2_pipeline_has_the_restream_branch() {
     gst::init().unwrap();
     for element in ["v4l2src", "shmsink", "x264enc", "jpegdec"] {
         if gst::ElementFactory::find(element).is_none() {
-            eprintln!("SKIP: GStreamer element {element} is missing");
+            watchpost_runtime::testing::missing_peer(&format!(
+                "GStreamer element {element} is missing"
+            ));
             return;
         }
     }

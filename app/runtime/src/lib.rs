@@ -27,6 +27,7 @@ pub mod logging;
 pub mod metrics;
 pub mod proto;
 pub mod signals;
+pub mod testing;
 
 pub use build::BuildInfo;
 pub use ctx::{StatusQueryError, WorkerCtx};
