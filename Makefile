@@ -21,7 +21,7 @@ TEST_STEPS :=
 BENCH_STEPS :=
 FUZZ_STEPS :=
 # Seconds each fuzz target runs in `make test`; `make fuzz FUZZ_SECONDS=600` for longer runs.
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 60
 -include mk/*.mk
 # Every fuzz crate builds into one target directory, so their shared dependencies (libfuzzer,
 # serde, ...) are compiled once per run, not once per crate.
