@@ -218,13 +218,24 @@ def children_of(pid: int) -> list[int]:
 _MISSING_PEER_MARKERS = ("not installed", "is not built", "is missing")
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
+def _fail_missing_peer_skip(report) -> None:
     if not report.skipped or os.environ.get("WATCHPOST_REQUIRE_PEERS") != "1":
         return
     reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
     if any(m in reason for m in _MISSING_PEER_MARKERS):
         report.outcome = "failed"
         report.longrepr = f"skipped for a missing peer under WATCHPOST_REQUIRE_PEERS=1: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_missing_peer_skip(outcome.get_result())
+
+
+# A module-level `pytest.importorskip` skips the whole module while it is collected, before any
+# test runs: the same rule applies there.
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _fail_missing_peer_skip(outcome.get_result())
