@@ -7,7 +7,11 @@ cd "$(dirname "$0")/.."
 BIN=${WATCHPOST_DEMO_BIN:-target/release/watchpost}
 SIM=${WATCHPOST_DEMO_SIM:-target/release/watchpost-sim}
 CONFIG=${WATCHPOST_DEMO_CONFIG:-examples/demo.toml}
-mkdir -p data/demo/logs
+# The data directory (the config's ./data/demo unless WATCHPOST_DEMO_DATA names another, as the
+# demo's system test does); simulator logs go to its logs/ folder.
+DATA=${WATCHPOST_DEMO_DATA:-data/demo}
+if [ -n "${WATCHPOST_DEMO_DATA:-}" ]; then export WATCHPOST_SYSTEM__DATA_DIR=$DATA; fi
+mkdir -p "$DATA/logs"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -16,9 +20,9 @@ cleanup() {
 trap cleanup EXIT INT TERM
 start_sim() {
   local name=$1; shift
-  "$SIM" "$@" >"data/demo/logs/sim-$name.log" 2>&1 &
+  "$SIM" "$@" >"$DATA/logs/sim-$name.log" 2>&1 &
   pids+=($!)
-  echo "demo: simulator $name (pid $!): watchpost-sim $* (log: data/demo/logs/sim-$name.log)"
+  echo "demo: simulator $name (pid $!): watchpost-sim $* (log: $DATA/logs/sim-$name.log)"
 }
 for f in scripts/demo.d/*.sh; do
   [ -e "$f" ] || continue

@@ -8,9 +8,9 @@ start_sim yolink yolink --mode cloud --listen 127.0.0.1:8091 --mqtt 127.0.0.1:18
   --script scripts/demo.d/alarm-script.jsonl --repeat
 if [ -x .venv/bin/python ]; then
   .venv/bin/python tests/alarm/sia_receiver.py --protocol tcp --port 12300 --account AAA \
-    >data/demo/logs/sia-receiver.log 2>&1 </dev/null &
+    >"$DATA/logs/sia-receiver.log" 2>&1 </dev/null &
   pids+=($!)
-  echo "demo: SIA receiver (pysiaalarm, pid $!) on 127.0.0.1:12300 (log: data/demo/logs/sia-receiver.log)"
+  echo "demo: SIA receiver (pysiaalarm, pid $!) on 127.0.0.1:12300 (log: $DATA/logs/sia-receiver.log)"
 else
   echo "demo: no .venv (make venv): alarms for the SIA receiver stay queued"
 fi

@@ -77,3 +77,29 @@ def test_mosquitto_sub_sees_worker_status(appliance):
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "watchpost/system/hub/status online"
+
+
+def test_last_will_marks_a_killed_worker_offline_until_it_is_back(appliance):
+    """The broker publishes a SIGKILLed worker's last will (`offline`, retained); the restarted
+    worker sets `online` again. Read with Debian's mosquitto_sub as any bus client would."""
+    if not shutil.which("mosquitto_sub"):
+        pytest.skip("mosquitto-clients not installed (scripts/install-deps.sh installs them)")
+    host, port = appliance.addr("broker.listen")
+    sub = subprocess.Popen(
+        ["mosquitto_sub", "-h", host, "-p", str(port), "-t", "watchpost/system/hub/status", "-v", "-C", "3", "-W", "30"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        # The retained `online` arrives first; then the hub is killed without a chance to say goodbye.
+        first = sub.stdout.readline().strip()
+        assert first == "watchpost/system/hub/status online"
+        victim = appliance.worker("hub")["pid"]
+        os.kill(victim, signal.SIGKILL)
+        out, err = sub.communicate(timeout=40)
+    finally:
+        if sub.poll() is None:
+            sub.kill()
+    assert sub.returncode == 0, err
+    assert out.split("\n")[:2] == ["watchpost/system/hub/status offline", "watchpost/system/hub/status online"]
+    w = appliance.wait_healthy(10)["workers"]
+    assert next(x for x in w if x["name"] == "hub")["pid"] != victim
