@@ -2,9 +2,10 @@
 //!
 //! Defaults follow the standard code lists: intrusion 130 BA/BH, water 154 WA/WH, smoke 111
 //! FA/FH, CO 162 GA/GH, heat 114 KA/KH, high temperature 158 KA/KH, freeze 159 ZA/ZH,
-//! humidity and faults 380 UT/UJ, low battery 384 XT/XR, offline 381 US/UR, door held open
-//! 130 BA/BH, test 602 RP. Receivers that do not know a code (pysiaalarm maps 154, 383 and
-//! 384 to "invalid report") get a per-receiver override table.
+//! humidity and faults 380 UT/UJ, sensor tamper 383 TA/TR, low battery 384 XT/XR, offline
+//! 381 US/UR, door held open 130 BA/BH, test 602 RP. Receivers that do not know a code
+//! (pysiaalarm maps 154, 383 and 384 to "invalid report"; it knows tamper as 137 or 144) get a
+//! per-receiver override table.
 
 use std::collections::BTreeMap;
 
@@ -37,6 +38,7 @@ const HEAT: Codes = codes(114, b"KA", b"KH");
 const HIGH_TEMP: Codes = codes(158, b"KA", b"KH");
 const FREEZE: Codes = codes(159, b"ZA", b"ZH");
 const TROUBLE: Codes = codes(380, b"UT", b"UJ");
+const TAMPER: Codes = codes(383, b"TA", b"TR");
 const LOW_BATTERY: Codes = codes(384, b"XT", b"XR");
 const OFFLINE: Codes = codes(381, b"US", b"UR");
 const TEST: Codes = codes(602, b"RP", b"RP");
@@ -52,6 +54,7 @@ pub fn default_codes(kind: EventKind) -> Codes {
         EventKind::HighTemperature => HIGH_TEMP,
         EventKind::Freeze => FREEZE,
         EventKind::HighHumidity | EventKind::LowHumidity | EventKind::Fault => TROUBLE,
+        EventKind::Tamper => TAMPER,
         EventKind::LowBattery => LOW_BATTERY,
         EventKind::Offline => OFFLINE,
         EventKind::Test => TEST,
@@ -170,6 +173,11 @@ mod tests {
         assert_eq!(t.get(EventKind::Water).sia.as_str(), "WA");
         assert_eq!(t.get(EventKind::Water).sia_restore.as_str(), "WR");
         assert_eq!(t.get(EventKind::Smoke).cid, 111);
+        let tamper = t.get(EventKind::Tamper);
+        assert_eq!(
+            (tamper.cid, tamper.sia.as_str(), tamper.sia_restore.as_str()),
+            (383, "TA", "TR")
+        );
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub fn default_conditions(kind: SensorKind) -> BTreeSet<Condition> {
         .into(),
         SensorKind::Other => Condition::ALL.into_iter().collect(),
     };
-    set.extend([C::LowBattery, C::Fault, C::Offline]);
+    set.extend([C::LowBattery, C::Fault, C::Tamper, C::Offline]);
     set
 }
 
@@ -461,6 +461,35 @@ mod tests {
         let other = Sensor::new("zz", "x", "DoorSensor", None);
         assert_eq!(e.on_sensor(&other, false, 1), Output::default());
         assert!(!e.state().sensors.contains_key("zz"));
+    }
+
+    #[test]
+    fn tamper_is_its_own_alarm_and_restore_beside_intrusion() {
+        let mut e = Engine::new(vec![rule("m1")], EngineState::default());
+        let mut s = Sensor::new("m1", "Hall", "MotionSensor", None);
+        let data = serde_json::json!({"state": "alert", "alarmState": {"tamper": true}});
+        s.apply(
+            &read(SensorKind::Motion, data.as_object().unwrap()),
+            1000,
+            1,
+        );
+        assert_eq!(
+            kinds(&e.on_sensor(&s, false, 1000)),
+            vec![
+                (EventKind::Intrusion, Phase::Alarm),
+                (EventKind::Tamper, Phase::Alarm)
+            ]
+        );
+        let data = serde_json::json!({"state": "alert", "alarmState": {"tamper": false}});
+        s.apply(
+            &read(SensorKind::Motion, data.as_object().unwrap()),
+            2000,
+            1,
+        );
+        assert_eq!(
+            kinds(&e.on_sensor(&s, false, 2000)),
+            vec![(EventKind::Tamper, Phase::Restore)]
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub enum EventKind {
     LowHumidity,
     LowBattery,
     Fault,
+    /// The sensor's case opened or the sensor removed: an alarm at any time, not a trouble.
+    Tamper,
     Offline,
     /// A door left open past its prop time (own timer or the sensor's reminder).
     DoorProp,
@@ -40,13 +42,14 @@ impl EventKind {
             EventKind::LowHumidity => "low_humidity",
             EventKind::LowBattery => "low_battery",
             EventKind::Fault => "fault",
+            EventKind::Tamper => "tamper",
             EventKind::Offline => "offline",
             EventKind::DoorProp => "door_prop",
             EventKind::Test => "test",
         }
     }
 
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::Intrusion,
         EventKind::Water,
         EventKind::Smoke,
@@ -58,6 +61,7 @@ impl EventKind {
         EventKind::LowHumidity,
         EventKind::LowBattery,
         EventKind::Fault,
+        EventKind::Tamper,
         EventKind::Offline,
         EventKind::DoorProp,
         EventKind::Test,
@@ -102,6 +106,8 @@ impl EventKind {
             (K::LowBattery, Restore) => "Battery restored",
             (K::Fault, Alarm) => "Sensor fault",
             (K::Fault, Restore) => "Sensor fault restored",
+            (K::Tamper, Alarm) => "Sensor tamper",
+            (K::Tamper, Restore) => "Sensor tamper restored",
             (K::Offline, Alarm) => "Sensor offline",
             (K::Offline, Restore) => "Sensor back online",
             (K::DoorProp, Alarm) => "Door held open",
@@ -125,6 +131,7 @@ impl From<Condition> for EventKind {
             Condition::LowHumidity => EventKind::LowHumidity,
             Condition::LowBattery => EventKind::LowBattery,
             Condition::Fault => EventKind::Fault,
+            Condition::Tamper => EventKind::Tamper,
             Condition::Offline => EventKind::Offline,
         }
     }

@@ -37,6 +37,7 @@ pub const CONDITIONS: &[&str] = &[
     "low_humidity",
     "low_battery",
     "fault",
+    "tamper",
     "offline",
 ];
 
@@ -54,6 +55,7 @@ pub const EVENTS: &[&str] = &[
     "low_humidity",
     "low_battery",
     "fault",
+    "tamper",
     "offline",
     "door_prop",
     "test",

@@ -98,12 +98,14 @@ pub enum Condition {
     LowBattery,
     /// Detector error, sensor error state, base lost the sensor.
     Fault,
+    /// The device reports its case opened or the sensor removed (a `tamper` flag).
+    Tamper,
     /// No report for longer than the offline silence.
     Offline,
 }
 
 impl Condition {
-    pub const ALL: [Condition; 12] = [
+    pub const ALL: [Condition; 13] = [
         Condition::Intrusion,
         Condition::Water,
         Condition::Smoke,
@@ -115,6 +117,7 @@ impl Condition {
         Condition::LowHumidity,
         Condition::LowBattery,
         Condition::Fault,
+        Condition::Tamper,
         Condition::Offline,
     ];
 
@@ -131,6 +134,7 @@ impl Condition {
             Condition::LowHumidity => "low_humidity",
             Condition::LowBattery => "low_battery",
             Condition::Fault => "fault",
+            Condition::Tamper => "tamper",
             Condition::Offline => "offline",
         }
     }
@@ -238,10 +242,17 @@ pub fn read(kind: SensorKind, data: &Map<String, Value>) -> Reading {
     if kind == SensorKind::Door {
         r.reminder = data.get("alertType").and_then(Value::as_str) == Some("openRemind");
     }
-    if let Some(alarm_state) = data.get("alarmState").and_then(Value::as_object)
-        && let Some(err) = flag(alarm_state, "detectorError")
-    {
+    let alarm_state = data.get("alarmState").and_then(Value::as_object);
+    if let Some(err) = alarm_state.and_then(|a| flag(a, "detectorError")) {
         r.flags.insert(Condition::Fault, err);
+    }
+    // None of the documented YoLink payloads carries a tamper switch; a device that does report
+    // one (`tamper` in `alarmState`, or beside `state`) raises and clears Tamper with it.
+    if let Some(t) = alarm_state
+        .and_then(|a| flag(a, "tamper"))
+        .or_else(|| flag(data, "tamper"))
+    {
+        r.flags.insert(Condition::Tamper, t);
     }
     if kind == SensorKind::Th {
         r.temperature_c = data.get("temperature").and_then(as_f64);
@@ -478,6 +489,30 @@ mod tests {
         assert_eq!(s.state_changed_ms, Some(70_000));
         let err = read(SensorKind::Door, &obj(json!({"state": "error"})));
         assert_eq!(s.apply(&err, 80_000, 1).raised, vec![Condition::Fault]);
+    }
+
+    #[test]
+    fn tamper_flag_raises_and_clears_tamper() {
+        let mut s = Sensor::new("m", "Hall", "MotionSensor", None);
+        let u = s.apply(
+            &read(
+                SensorKind::Motion,
+                &obj(json!({"state": "normal", "alarmState": {"tamper": true}})),
+            ),
+            1,
+            1,
+        );
+        assert_eq!(u.raised, vec![Condition::Tamper]);
+        assert!(u.is_significant());
+        // A report without the flag leaves it as it was; the flag beside `state` clears it.
+        let u = s.apply(&read(SensorKind::Motion, &obj(json!({"battery": 4}))), 2, 1);
+        assert!(u.raised.is_empty() && u.cleared.is_empty());
+        let u = s.apply(
+            &read(SensorKind::Motion, &obj(json!({"tamper": false}))),
+            3,
+            1,
+        );
+        assert_eq!(u.cleared, vec![Condition::Tamper]);
     }
 
     #[test]
