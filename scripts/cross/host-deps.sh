@@ -21,6 +21,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get -o DPkg::Lock::Timeout=900 update -qq
   apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# Installing qemu-system-arm can remove a backported qemu-utils the machine came with (it
+# conflicts with bookworm's qemu-system-common), which takes qemu-img away: put bookworm's back.
+if [ "$what" = image ] && ! command -v qemu-img >/dev/null 2>&1; then
+  echo "host-deps: qemu-img is gone, installing bookworm's qemu-utils"
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq \
+    --no-install-recommends qemu-utils >/dev/null
+fi
 if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
   rustup target add aarch64-unknown-linux-gnu
 fi
