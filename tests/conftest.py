@@ -196,8 +196,8 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def children_of(pid: int) -> list[int]:
-    out = []
+def _proc_stats():
+    """(pid, fields of /proc/<pid>/stat after the command name) of every process."""
     for p in Path("/proc").iterdir():
         if not p.name.isdigit():
             continue
@@ -205,10 +205,16 @@ def children_of(pid: int) -> list[int]:
             stat = (p / "stat").read_text()
         except (FileNotFoundError, ProcessLookupError):
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid:
-            out.append(int(p.name))
-    return out
+        yield int(p.name), stat.rsplit(")", 1)[1].split()
+
+
+def children_of(pid: int) -> list[int]:
+    return [p for p, f in _proc_stats() if int(f[1]) == pid]
+
+
+def session_pids(sid: int) -> list[int]:
+    """Live (non-zombie) processes of session ``sid``."""
+    return [p for p, f in _proc_stats() if f[0] != "Z" and int(f[3]) == sid]
 
 
 # A test that skips because a tool or binary is missing checks nothing. `make test` installs and

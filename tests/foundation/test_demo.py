@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import ADMIN, BIN, ROOT, SIM_BIN, wait_for
+from conftest import ADMIN, BIN, ROOT, SIM_BIN, session_pids, wait_for
 
 HUB = "http://127.0.0.1:8080"
 DEMO_PORTS = (8080, 1883, 5020, 8554, 8000, 8091, 8560, 9100, 12300)
@@ -28,21 +28,6 @@ DEMO_WORKERS = ["broker", "fieldbus", "capture", "bridge", "rtsp", "hub"]
 def port_taken(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def session_pids(sid: int) -> list[int]:
-    """Live (non-zombie) processes of session ``sid``."""
-    out = []
-    for p in Path("/proc").iterdir():
-        if not p.name.isdigit():
-            continue
-        try:
-            fields = (p / "stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if fields[0] != "Z" and int(fields[3]) == sid:
-            out.append(int(p.name))
-    return out
 
 
 def health() -> dict:
