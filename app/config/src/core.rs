@@ -22,6 +22,19 @@ pub struct SystemConfig {
     pub log_level: String,
     /// Board name from `board/boards/`, or `auto` to detect it from the device tree.
     pub board: String,
+    /// Where the board's LED, button, GPIO relays and watchdog are: the real lines
+    /// (`hardware`), or in-memory lines (`simulated`: for the demo and tests; every change
+    /// is logged and shown in `/health`).
+    pub board_io: BoardIo,
+}
+
+/// `[system] board_io`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BoardIo {
+    #[default]
+    Hardware,
+    Simulated,
 }
 
 impl Default for SystemConfig {
@@ -31,6 +44,7 @@ impl Default for SystemConfig {
             log_format: LogFormat::Auto,
             log_level: "info".into(),
             board: "auto".into(),
+            board_io: BoardIo::Hardware,
         }
     }
 }
@@ -59,8 +73,33 @@ pub struct SupervisorConfig {
     pub stop_grace_ms: u64,
     /// Workers whose health gates the systemd watchdog, readiness and the OTA mark-good.
     pub essential: Vec<String>,
-    /// Optional hardware watchdog.
+    /// A hardware watchdog given by hand; it replaces the board description's.
     pub hardware_watchdog: Option<HardwareWatchdogConfig>,
+    /// Arm the watchdog of the board description (when `hardware_watchdog` is not set).
+    pub board_watchdog: bool,
+    /// The user button's gestures.
+    pub button: ButtonSettings,
+}
+
+/// `[supervisor.button]`: short press announces the address; a long press followed by a
+/// confirming press resets the settings to factory defaults.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ButtonSettings {
+    pub long_press_ms: u32,
+    pub confirm_window_ms: u32,
+    /// A confirmed factory reset also erases recordings.
+    pub wipe_recordings: bool,
+}
+
+impl Default for ButtonSettings {
+    fn default() -> Self {
+        Self {
+            long_press_ms: 5_000,
+            confirm_window_ms: 10_000,
+            wipe_recordings: false,
+        }
+    }
 }
 
 impl Default for SupervisorConfig {
@@ -78,6 +117,8 @@ impl Default for SupervisorConfig {
             stop_grace_ms: 5000,
             essential: vec!["broker".into(), "fieldbus".into(), "hub".into()],
             hardware_watchdog: None,
+            board_watchdog: true,
+            button: ButtonSettings::default(),
         }
     }
 }

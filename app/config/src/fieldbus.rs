@@ -233,6 +233,8 @@ fn default_pulse_ms() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct RelayModuleConfig {
     pub name: Ident,
+    /// Modbus unit id of the module (default 1; not used by a `board` module).
+    #[serde(default = "default_relay_unit")]
     pub unit_id: UnitId,
     /// Modbus TCP module (or an RTU gateway speaking Modbus TCP).
     #[serde(default)]
@@ -240,6 +242,11 @@ pub struct RelayModuleConfig {
     /// Module on a serial line (Modbus RTU). Modules on the same port share the line.
     #[serde(default)]
     pub serial: Option<SerialConfig>,
+    /// The board's own relay outputs on GPIO lines (the `[[relays]]` of the board
+    /// description selected by `[system] board`): channel N is the board's Nth relay. They
+    /// are commanded, followed and reported exactly like a Modbus module's coils.
+    #[serde(default)]
+    pub board: bool,
     /// Coil address of channel 1.
     #[serde(default)]
     pub coil_offset: u16,
@@ -256,6 +263,10 @@ pub struct RelayModuleConfig {
     #[serde(default = "default_breaker_open_ms")]
     pub breaker_open_ms: u64,
     pub channels: Vec<RelayChannelConfig>,
+}
+
+fn default_relay_unit() -> UnitId {
+    UnitId(1)
 }
 
 fn default_relay_timeout_ms() -> u64 {
@@ -380,9 +391,27 @@ impl FieldbusConfig {
                 ));
             }
             match (&r.tcp, &r.serial) {
+                _ if r.board && (r.tcp.is_some() || r.serial.is_some()) => p.push(problem(
+                    &key,
+                    "a `board` module uses the board's GPIO relays; it takes no `tcp` or `serial`",
+                )),
+                _ if r.board => {
+                    if r.coil_offset != 0 {
+                        p.push(problem(
+                            &format!("{key}.coil_offset"),
+                            "a `board` module has no coil offset: channel N is the board's Nth relay",
+                        ));
+                    }
+                    if let Some(other) = self.relays[..i].iter().find(|o| o.board) {
+                        p.push(problem(
+                            &format!("{key}.board"),
+                            format!("the board's relays are already module `{}`", other.name),
+                        ));
+                    }
+                }
                 (Some(_), Some(_)) | (None, None) => p.push(problem(
                     &key,
-                    "give exactly one of `tcp` (endpoint) or `serial` (line)",
+                    "give exactly one of `tcp` (endpoint), `serial` (line) or `board = true`",
                 )),
                 (None, Some(s)) => {
                     check_serial(&format!("{key}.serial"), s, p);

@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use crate::core::{
-    AuthConfig, BrokerConfig, BusConfig, HardwareWatchdogConfig, HubConfig, Role, SupervisorConfig,
-    SystemConfig, UserConfig,
+    AuthConfig, BoardIo, BrokerConfig, BusConfig, ButtonSettings, HardwareWatchdogConfig,
+    HubConfig, Role, SupervisorConfig, SystemConfig, UserConfig,
 };
 pub use types::{Endpoint, Ident, ListenAddr, MqttTopic, Secret};
 
@@ -320,6 +320,18 @@ impl Config {
             p.push(problem(
                 "supervisor.hardware_watchdog.timeout_s",
                 "must be 1..=3600 seconds",
+            ));
+        }
+        if !(500..=60_000).contains(&s.button.long_press_ms) {
+            p.push(problem(
+                "supervisor.button.long_press_ms",
+                "must be 500..=60000 ms",
+            ));
+        }
+        if !(1_000..=120_000).contains(&s.button.confirm_window_ms) {
+            p.push(problem(
+                "supervisor.button.confirm_window_ms",
+                "must be 1000..=120000 ms",
             ));
         }
         if self.system.data_dir.as_os_str().is_empty() {

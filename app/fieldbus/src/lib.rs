@@ -272,6 +272,52 @@ async fn recv_or_pending(rx: &mut Option<tokio::sync::mpsc::Receiver<Message>>) 
 }
 
 /// Runs the fieldbus worker until `ctx.shutdown()` is cancelled.
+/// Opens the board's GPIO relays when a relay module has `board = true`: the description
+/// selected by `[system] board` must have a relay for every configured channel.
+fn open_board_relays(
+    config: &Config,
+) -> Result<Option<Vec<watchpost_board::Relay<watchpost_board::BoardPin>>>, FieldbusError> {
+    let Some(module) = config.fieldbus.relays.iter().find(|m| m.board) else {
+        return Ok(None);
+    };
+    let desc = watchpost_board::detect(Some(&config.system.board)).map_err(|e| {
+        FieldbusError::Config(format!("relay module `{}` (board): {e}", module.name))
+    })?;
+    if let Some(c) = module
+        .channels
+        .iter()
+        .find(|c| usize::from(c.channel) > desc.relays.len())
+    {
+        let names: Vec<&str> = desc.relays.iter().map(|r| r.name.as_str()).collect();
+        return Err(FieldbusError::Config(format!(
+            "relay module `{}`: channel {} (`{}`) does not exist: board {} has {} relay output(s) [{}]",
+            module.name,
+            c.channel,
+            c.name,
+            desc.name,
+            desc.relays.len(),
+            names.join(", ")
+        )));
+    }
+    let relays_only = watchpost_board::BoardDescription {
+        status_led: None,
+        button: None,
+        watchdog: None,
+        ..desc
+    };
+    let board = match config.system.board_io {
+        watchpost_config::BoardIo::Hardware => {
+            watchpost_board::Board::open_linux(relays_only, false)
+        }
+        watchpost_config::BoardIo::Simulated => {
+            watchpost_board::Board::simulated(relays_only, &watchpost_board::PinLog::new(), false)
+        }
+    }
+    .map_err(FieldbusError::BoardIo)?;
+    tracing::info!(board = %board.description.name, relays = board.relays.len(), io = ?config.system.board_io, "board relay outputs opened");
+    Ok(Some(board.relays))
+}
+
 pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), FieldbusError> {
     let fb = config.fieldbus.clone();
     let shutdown = ctx.shutdown().clone();
@@ -300,9 +346,11 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), FieldbusErro
         .any(|m| m.serial.as_ref().is_some_and(|s| s.rs485))
         .then(|| rtu_slave::board_description(&config.system.board))
         .flatten();
+    let board_relays = open_board_relays(&config)?;
     let relays = Relays::start(
         &fb.relays,
         relay_board.as_ref(),
+        board_relays,
         bus.prefix(),
         outbox.clone(),
         ctx.metrics(),

@@ -1,7 +1,10 @@
-//! Modbus master links to relay modules: Modbus TCP or RTU on a serial line. A link is
-//! connected lazily and dropped on any error, so the next request reconnects; every request
-//! has a hard timeout.
+//! Links to relay modules: Modbus TCP, RTU on a serial line, or the board's own GPIO relays.
+//! A Modbus link is connected lazily and dropped on any error, so the next request
+//! reconnects; every request has a hard timeout. The board link answers the same coil
+//! requests (FC01/FC05/FC15) from the GPIO lines, so board relays are commanded, pulsed,
+//! followed, read back and reported by the same code as a Modbus module's coils.
 
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -11,8 +14,8 @@ use watchpost_board::Rs485Direction;
 use watchpost_config::Endpoint;
 use watchpost_config::fieldbus::SerialConfig;
 use watchpost_modbus::{
-    Direction, Request, Response, ResponseError, RtuEvent, RtuReceiver, TcpEvent, TcpReceiver,
-    UnitSet, rtu, tcp,
+    Direction, ExceptionCode, Request, Response, ResponseError, RtuEvent, RtuReceiver, TcpEvent,
+    TcpReceiver, UnitSet, rtu, tcp,
 };
 
 use crate::rtu_slave;
@@ -51,6 +54,8 @@ pub enum RelayError {
     },
     #[error("the circuit breaker of module {module} is open")]
     BreakerOpen { module: String },
+    #[error("board relay: {source}")]
+    Gpio { source: watchpost_board::RelayError },
 }
 
 impl RelayError {
@@ -64,6 +69,7 @@ impl RelayError {
             Self::Timeout { .. } => "RELAY_TIMEOUT",
             Self::Response { .. } => "RELAY_BAD_RESPONSE",
             Self::BreakerOpen { .. } => "RELAY_BREAKER_OPEN",
+            Self::Gpio { .. } => "RELAY_GPIO_FAILED",
         }
     }
 }
@@ -73,6 +79,7 @@ impl RelayError {
 pub enum Link {
     Tcp(TcpLink),
     Rtu(RtuLink),
+    Board(BoardLink),
 }
 
 impl Link {
@@ -96,6 +103,11 @@ impl Link {
         })
     }
 
+    /// The board's GPIO relays; coil address N is the Nth relay.
+    pub fn board(relays: Vec<watchpost_board::Relay<watchpost_board::BoardPin>>) -> Self {
+        Link::Board(BoardLink { relays })
+    }
+
     /// Sends `request` to `unit` and waits at most `timeout` for its response.
     pub async fn request(
         &mut self,
@@ -106,6 +118,7 @@ impl Link {
         match self {
             Link::Tcp(l) => l.request(unit, request, timeout).await,
             Link::Rtu(l) => l.request(unit, request, timeout).await,
+            Link::Board(l) => l.request(request),
         }
     }
 }
@@ -138,6 +151,70 @@ fn check(
             got: r.function(),
         })),
         r => Ok(r),
+    }
+}
+
+/// The board's relay outputs, answering coil requests locally.
+#[derive(Debug)]
+pub struct BoardLink {
+    relays: Vec<watchpost_board::Relay<watchpost_board::BoardPin>>,
+}
+
+impl BoardLink {
+    fn refuse(request: &Request, code: ExceptionCode) -> RelayError {
+        RelayError::Response {
+            peer: "board".into(),
+            unit: 0,
+            source: ResponseError::Exception {
+                function: request.function(),
+                code,
+            },
+        }
+    }
+
+    /// The relays `address .. address + count`, or an illegal-address refusal.
+    fn range(
+        &self,
+        request: &Request,
+        address: u16,
+        count: usize,
+    ) -> Result<Range<usize>, RelayError> {
+        let start = usize::from(address);
+        match start.checked_add(count) {
+            Some(end) if count > 0 && end <= self.relays.len() => Ok(start..end),
+            _ => Err(Self::refuse(request, ExceptionCode::IllegalDataAddress)),
+        }
+    }
+
+    fn request(&mut self, request: &Request) -> Result<Response, RelayError> {
+        let gpio = |source| RelayError::Gpio { source };
+        match request {
+            Request::ReadCoils { address, count } => {
+                let r = self.range(request, *address, usize::from(*count))?;
+                Ok(Response::ReadCoils(
+                    self.relays[r].iter().map(|relay| relay.is_on()).collect(),
+                ))
+            }
+            Request::WriteSingleCoil { address, on } => {
+                let r = self.range(request, *address, 1)?;
+                self.relays[r.start].set(*on).map_err(gpio)?;
+                Ok(Response::WriteSingleCoil {
+                    address: *address,
+                    on: *on,
+                })
+            }
+            Request::WriteMultipleCoils { address, values } => {
+                let r = self.range(request, *address, values.len())?;
+                for (relay, on) in self.relays[r].iter_mut().zip(values) {
+                    relay.set(*on).map_err(gpio)?;
+                }
+                Ok(Response::WriteMultipleCoils {
+                    address: *address,
+                    count: values.len() as u16,
+                })
+            }
+            _ => Err(Self::refuse(request, ExceptionCode::IllegalFunction)),
+        }
     }
 }
 
@@ -411,5 +488,97 @@ mod tests {
             .unwrap();
         assert_eq!(coils(second), [false, false, true]);
         answering.join().unwrap();
+    }
+
+    fn board_link(log: &watchpost_board::PinLog, n: usize) -> Link {
+        let relays = (0..n)
+            .map(|i| {
+                let pin = watchpost_board::BoardPin::Sim(log.pin(&format!("relay{i}")));
+                watchpost_board::Relay::new(format!("relay{i}"), pin).unwrap()
+            })
+            .collect();
+        Link::board(relays)
+    }
+
+    #[tokio::test]
+    async fn board_relays_answer_coil_requests_on_their_lines() {
+        let log = watchpost_board::PinLog::new();
+        let mut link = board_link(&log, 2);
+        log.clear();
+        let t = Duration::from_secs(1);
+        let on = Request::WriteSingleCoil {
+            address: 1,
+            on: true,
+        };
+        assert_eq!(
+            link.request(1, &on, t).await.unwrap(),
+            Response::WriteSingleCoil {
+                address: 1,
+                on: true
+            }
+        );
+        // The second relay's line went high, the first was not touched.
+        let changes: Vec<(String, bool)> = log
+            .changes()
+            .into_iter()
+            .map(|c| (c.pin, c.level))
+            .collect();
+        assert_eq!(changes, vec![("relay1".to_owned(), true)]);
+        let read = Request::ReadCoils {
+            address: 0,
+            count: 2,
+        };
+        assert_eq!(
+            link.request(1, &read, t).await.unwrap(),
+            Response::ReadCoils(vec![false, true])
+        );
+        let both = Request::WriteMultipleCoils {
+            address: 0,
+            values: vec![true, false],
+        };
+        link.request(1, &both, t).await.unwrap();
+        assert_eq!(
+            link.request(1, &read, t).await.unwrap(),
+            Response::ReadCoils(vec![true, false])
+        );
+        let last = |pin: &str| log.changes_of(pin).last().map(|c| c.0);
+        assert_eq!((last("relay0"), last("relay1")), (Some(true), Some(false)));
+    }
+
+    #[tokio::test]
+    async fn board_relays_refuse_what_a_module_would_refuse() {
+        let log = watchpost_board::PinLog::new();
+        let mut link = board_link(&log, 2);
+        let t = Duration::from_secs(1);
+        let beyond = Request::WriteSingleCoil {
+            address: 2,
+            on: true,
+        };
+        let err = link.request(1, &beyond, t).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RelayError::Response {
+                    source: ResponseError::Exception {
+                        code: ExceptionCode::IllegalDataAddress,
+                        ..
+                    },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let holding = Request::ReadHoldingRegisters {
+            address: 0,
+            count: 1,
+        };
+        let err = link.request(1, &holding, t).await.unwrap_err();
+        assert_eq!(err.code(), "RELAY_BAD_RESPONSE");
+        assert!(err.to_string().contains("board"), "{err}");
+        let none = Request::ReadCoils {
+            address: 0,
+            count: 0,
+        };
+        assert!(link.request(1, &none, t).await.is_err());
     }
 }

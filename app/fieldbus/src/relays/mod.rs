@@ -81,9 +81,12 @@ pub fn topic(prefix: &str, levels: &[&str]) -> String {
 
 impl Relays {
     /// Starts one task per port for `modules`. Tasks stop on `shutdown`.
+    /// `board_relays` are the opened GPIO relays for the module with `board = true`.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         modules: &[RelayModuleConfig],
         board: Option<&watchpost_board::BoardDescription>,
+        mut board_relays: Option<Vec<watchpost_board::Relay<watchpost_board::BoardPin>>>,
         prefix: &str,
         outbox: Arc<Outbox>,
         registry: &Registry,
@@ -94,6 +97,7 @@ impl Relays {
         let mut groups: Vec<(String, Vec<&RelayModuleConfig>)> = Vec::new();
         for m in modules {
             let key = match (&m.tcp, &m.serial) {
+                _ if m.board => "board".to_string(),
                 (Some(e), _) => format!("tcp:{e}"),
                 (None, Some(s)) => format!("serial:{}", s.port.display()),
                 (None, None) => continue,
@@ -108,6 +112,10 @@ impl Relays {
         let mut followers = Vec::new();
         for (port_idx, (key, mods)) in groups.into_iter().enumerate() {
             let link = match (&mods[0].tcp, &mods[0].serial) {
+                _ if mods[0].board => match board_relays.take() {
+                    Some(relays) => Link::board(relays),
+                    None => continue,
+                },
                 (Some(e), _) => Link::tcp(e.clone()),
                 (None, Some(s)) => Link::rtu(s.clone(), board.cloned()),
                 (None, None) => continue,
