@@ -165,8 +165,11 @@ def test_health_is_healthy_over_the_forwarded_port(vm):
 def test_api_port_answers(vm):
     metrics = requests.get(f"http://127.0.0.1:{vm.http_port}/metrics", timeout=10)
     assert metrics.status_code == 200 and "watchpost" in metrics.text, metrics.text[:300]
-    api = requests.get(f"http://127.0.0.1:{vm.http_port}/api/v1/", timeout=10)
-    assert api.status_code < 500, (api.status_code, api.text[:200])
+    # The API answers: without credentials it asks for them, with wrong ones it refuses.
+    api = requests.get(f"http://127.0.0.1:{vm.http_port}/api/v1/relays", timeout=10)
+    assert api.status_code == 401, (api.status_code, api.text[:200])
+    bad = requests.get(f"http://127.0.0.1:{vm.http_port}/api/v1/relays", auth=("admin", "wrong"), timeout=10)
+    assert bad.status_code == 401, (bad.status_code, bad.text[:200])
 
 
 def test_supervisor_runs_under_systemd_with_the_hardware_watchdog(vm):
@@ -174,8 +177,12 @@ def test_supervisor_runs_under_systemd_with_the_hardware_watchdog(vm):
     assert s["ActiveState"] == "active" and s["SubState"] == "running", s
     assert s["HardwareWatchdog"] == "/dev/watchdog0", s
     journal = vm.hook("journal")
-    # Logged by watchpost_board::watchdog::LinuxWatchdog::open once the device is armed.
-    assert "hardware watchdog armed" in journal, journal[-2000:]
+    # The supervisor found the board from the device tree and armed the watchdog its
+    # description names (board/boards/qemu-virt-arm64.toml).
+    assert "board watchdog armed" in journal, journal[-2000:]
+    board = vm.health()["board"]
+    assert board["name"] == "qemu-virt-arm64" and board["io"] == "hardware", board
+    assert board["watchdog"] == "/dev/watchdog0" and board["error"] is None, board
 
 
 def test_mark_good_after_healthy(vm):

@@ -173,6 +173,26 @@ impl Engine {
         self.rules.get(sensor)
     }
 
+    /// Whether any sensor has an active alarm (intrusion, water, smoke, CO, heat,
+    /// temperature): what the status LED shows. Troubles (battery, tamper, fault, offline,
+    /// humidity) are not alarms here.
+    pub fn alarm_active(&self) -> bool {
+        self.state.sensors.values().any(|m| {
+            m.active.iter().any(|c| {
+                matches!(
+                    c,
+                    Condition::Intrusion
+                        | Condition::Water
+                        | Condition::Smoke
+                        | Condition::CarbonMonoxide
+                        | Condition::Heat
+                        | Condition::HighTemperature
+                        | Condition::Freeze
+                )
+            })
+        })
+    }
+
     pub fn state(&self) -> &EngineState {
         &self.state
     }
@@ -490,6 +510,36 @@ mod tests {
             kinds(&e.on_sensor(&s, false, 2000)),
             vec![(EventKind::Tamper, Phase::Restore)]
         );
+    }
+
+    #[test]
+    fn only_alarm_conditions_light_the_alarm_indicator() {
+        let mut e = Engine::new(vec![rule("m1")], EngineState::default());
+        let mut s = Sensor::new("m1", "Hall", "MotionSensor", None);
+        let data = serde_json::json!({"state": "normal", "alarmState": {"tamper": true}});
+        s.apply(
+            &read(SensorKind::Motion, data.as_object().unwrap()),
+            1000,
+            1,
+        );
+        e.on_sensor(&s, false, 1000);
+        assert!(!e.alarm_active(), "a tamper trouble is not an alarm");
+        let data = serde_json::json!({"state": "alert", "alarmState": {"tamper": true}});
+        s.apply(
+            &read(SensorKind::Motion, data.as_object().unwrap()),
+            2000,
+            1,
+        );
+        e.on_sensor(&s, false, 2000);
+        assert!(e.alarm_active());
+        let data = serde_json::json!({"state": "normal"});
+        s.apply(
+            &read(SensorKind::Motion, data.as_object().unwrap()),
+            3000,
+            1,
+        );
+        e.on_sensor(&s, false, 3000);
+        assert!(!e.alarm_active());
     }
 
     #[test]

@@ -442,6 +442,9 @@ struct Run {
     /// The newest state to save; the saver task writes it and then releases what it covers.
     snapshot: watch::Sender<Option<Arc<Snapshot>>>,
     saver: tokio::task::JoinHandle<()>,
+    /// Tells the supervisor whether an alarm is active (the status LED).
+    ctx: Arc<WorkerCtx>,
+    alarm_shown: Option<bool>,
 }
 
 /// A checkpoint and what becomes removable / acknowledgeable once it is on disk.
@@ -594,7 +597,7 @@ impl Run {
             slots.iter().map(|s| s.committed.clone()).collect(),
             snapshot_rx,
         ));
-        let run = Self {
+        let mut run = Self {
             engine: Engine::new(rules, checkpoint.engine),
             slots,
             routes,
@@ -608,7 +611,10 @@ impl Run {
             last_resend_request_ms: 0,
             snapshot,
             saver,
+            ctx: ctx.clone(),
+            alarm_shown: None,
         };
+        run.show_alarm();
         tracing::info!(
             receivers = run.slots.len(),
             mappings = cfg.mappings.len(),
@@ -768,8 +774,11 @@ impl Run {
                 self.request_resend().await;
             }
         }
-        self.commit_sourced(alarms, suppressed, last_source, history)
-            .await
+        let r = self
+            .commit_sourced(alarms, suppressed, last_source, history)
+            .await;
+        self.show_alarm();
+        r
     }
 
     /// Commits alarms not tied to a sensor event.
@@ -1152,7 +1161,17 @@ impl Run {
     }
 
     /// Every second: NULL supervision messages for idle SIA receivers; queue age gauges.
+    /// Sends the alarm indicator to the supervisor when it changed.
+    fn show_alarm(&mut self) {
+        let active = self.engine.alarm_active();
+        if self.alarm_shown != Some(active) {
+            self.alarm_shown = Some(active);
+            self.ctx.indicators(active, false);
+        }
+    }
+
     async fn housekeeping(&mut self) -> Result<(), AlarmError> {
+        self.show_alarm();
         let now = now_ms();
         for i in 0..self.slots.len() {
             let s = &mut self.slots[i];

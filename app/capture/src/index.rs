@@ -147,7 +147,7 @@ pub trait RecordingIndex: Send + Sync {
     fn list(&self) -> Result<Vec<SegmentRecord>, IndexError>;
 }
 
-const PREFIX: &str = "recording/";
+const PREFIX: &str = watchpost_store::reset::RECORDING_INDEX_PREFIX;
 
 fn key(camera: &str, start_us: u64) -> String {
     format!("{PREFIX}{camera}/{start_us:020}")

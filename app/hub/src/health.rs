@@ -37,6 +37,8 @@ struct HealthBody {
     supervisor_pid: Option<u32>,
     workers: Vec<WorkerHealth>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    board: Option<watchpost_runtime::proto::BoardView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
@@ -79,6 +81,7 @@ pub async fn health(State(state): State<HubState>) -> Response {
                         status: w.status_text,
                     })
                     .collect(),
+                board: s.board,
                 error: None,
             };
             let code = if status == Overall::Unhealthy {
@@ -95,6 +98,7 @@ pub async fn health(State(state): State<HubState>) -> Response {
                 uptime_s: 0,
                 supervisor_pid: None,
                 workers: vec![],
+                board: None,
                 error: Some(e.message),
             };
             (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()

@@ -212,6 +212,11 @@ impl WorkerCtx {
         self.send(WorkerMsg::Status { text: text.into() });
     }
 
+    /// What the status LED should show for this worker (see [`WorkerMsg::Indicators`]).
+    pub fn indicators(&self, alarm: bool, updating: bool) {
+        self.send(WorkerMsg::Indicators { alarm, updating });
+    }
+
     /// Reports why the worker is about to exit and waits (up to one second) until the message
     /// has been written, so the reason reaches the supervisor before the exit status does.
     pub fn fatal(&self, kind: FatalKind, reason: impl Into<String>) {
@@ -381,6 +386,7 @@ mod tests {
                         supervisor_metrics: String::new(),
                         worker_metrics: BTreeMap::new(),
                         listeners: BTreeMap::new(),
+                        board: None,
                     };
                     proto::write_frame(&mut w, &SupervisorMsg::Snapshot { id, snapshot }).unwrap();
                     return seen;

@@ -39,6 +39,9 @@ pub enum WorkerMsg {
     Fatal { kind: FatalKind, reason: String },
     /// A request for the supervisor's view of the appliance (the hub serves it as /health).
     Query { id: u64 },
+    /// What the status LED should show on behalf of this worker: an active alarm (hub), an
+    /// update being installed (OTA). Sent when it changes.
+    Indicators { alarm: bool, updating: bool },
 }
 
 /// Why a worker gave up.
@@ -71,6 +74,29 @@ pub struct Snapshot {
     pub worker_metrics: BTreeMap<String, String>,
     /// Listener addresses reported by workers, `worker.listener` → address.
     pub listeners: BTreeMap<String, String>,
+    /// The board the supervisor runs on and what its LED, button and watchdog do.
+    #[serde(default)]
+    pub board: Option<BoardView>,
+}
+
+/// The board as the supervisor drives it (part of `/health`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BoardView {
+    /// Description name (`rpi4`) and title.
+    pub name: String,
+    pub title: String,
+    /// `hardware` or `simulated`.
+    pub io: String,
+    /// The state the status LED shows (`booting`, `healthy`, `degraded`, `alarm`,
+    /// `updating`, `confirm_reset`), or `None` without a status LED.
+    pub led: Option<String>,
+    /// The armed hardware watchdog (device path, or `simulated`), if any.
+    pub watchdog: Option<String>,
+    pub button: bool,
+    /// The last button gesture and when (ms since the supervisor started).
+    pub last_button: Option<String>,
+    /// Why board I/O is missing, when opening it failed.
+    pub error: Option<String>,
 }
 
 /// One worker as the supervisor sees it.

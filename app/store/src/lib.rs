@@ -38,6 +38,7 @@ mod codec;
 mod error;
 mod events;
 mod queue;
+pub mod reset;
 mod settings;
 
 use std::path::{Path, PathBuf};

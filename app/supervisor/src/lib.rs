@@ -25,6 +25,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod board;
 pub mod slot;
 
 use std::collections::{BTreeMap, HashMap};
@@ -116,6 +117,9 @@ struct Supervisor {
     notified_ready: bool,
     last_status_line: String,
     watchdog_pets: u64,
+    panel: board::Panel,
+    /// The latest `Indicators` of each worker: (alarm, updating).
+    indicators: HashMap<String, (bool, bool)>,
 }
 
 fn policy_from(config: &Config) -> Policy {
@@ -199,10 +203,28 @@ pub async fn run(
         .collect();
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
 
+    // The board: status LED, user button, and its watchdog unless one is given by hand.
+    let (mut panel, board_watchdog) = board::Panel::open(&config);
+    let mut button_actions = panel.take_actions();
+    let mut sim_button_signal = if panel.has_simulated_button() {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()).ok()
+    } else {
+        None
+    };
+
     // The hardware watchdog, petted by its own loop while `healthy` is true.
     let (healthy_tx, healthy_rx) = watch::channel(true);
     let wd_shutdown = CancellationToken::new();
     let wd_task = match &config.supervisor.hardware_watchdog {
+        None => board_watchdog.map(|(wd, timeout_s)| {
+            let stop = wd_shutdown.clone();
+            tokio::spawn(watchpost_board::watchdog::keepalive_loop(
+                wd,
+                watchpost_board::watchdog::keepalive_period(timeout_s),
+                healthy_rx,
+                async move { stop.cancelled().await },
+            ))
+        }),
         Some(hw) => {
             let wd = watchpost_board::watchdog::LinuxWatchdog::open(&hw.device, hw.timeout_s)
                 .map_err(SupervisorError::HardwareWatchdog)?;
@@ -216,7 +238,6 @@ pub async fn run(
                 async move { stop.cancelled().await },
             )))
         }
-        None => None,
     };
 
     let mut sup = Supervisor {
@@ -236,6 +257,8 @@ pub async fn run(
         notified_ready: false,
         last_status_line: String::new(),
         watchdog_pets: 0,
+        panel,
+        indicators: HashMap::new(),
     };
     sup.write_listeners();
     let watchdog_interval = systemd_watchdog_interval();
@@ -248,8 +271,16 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.cancelled() => break,
             Some(ev) = events_rx.recv() => sup.handle(ev),
+            Some(action) = recv_or_pending(&mut button_actions) => {
+                sup.on_button(action, &mut events_rx).await;
+            }
+            Some(()) = signal_or_pending(&mut sim_button_signal) => {
+                sup.panel.toggle_simulated_button();
+            }
             _ = tick.tick() => {
                 sup.evaluate().await;
+                let state = sup.appliance_state();
+                sup.panel.show(state);
                 let healthy = sup.essential_healthy();
                 let _ = healthy_tx.send(healthy);
                 if let Some(iv) = watchdog_interval
@@ -274,6 +305,20 @@ pub async fn run(
     }
     tracing::info!("supervisor stopped");
     Ok(())
+}
+
+async fn recv_or_pending<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn signal_or_pending(sig: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match sig {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Half of systemd's WatchdogSec, when the unit sets one.
@@ -323,6 +368,9 @@ impl Supervisor {
                     WorkerMsg::Status { text } => slot.status_text = Some(text),
                     WorkerMsg::Metrics { text } => slot.metrics_text = text,
                     WorkerMsg::Fatal { kind, reason } => slot.fatal_reason = Some((kind, reason)),
+                    WorkerMsg::Indicators { alarm, updating } => {
+                        self.indicators.insert(name.clone(), (alarm, updating));
+                    }
                     WorkerMsg::Query { id } => {
                         let snapshot = self.snapshot();
                         if let Some(w) = self.writers.get(&name).cloned() {
@@ -351,6 +399,7 @@ impl Supervisor {
                 }
                 slot.ended(ending, now, &self.policy, false);
                 self.writers.remove(&name);
+                self.indicators.remove(&name);
             }
         }
     }
@@ -533,6 +582,113 @@ impl Supervisor {
             workers,
             worker_metrics,
             listeners: self.listeners.clone(),
+            board: Some(self.panel.view()),
+        }
+    }
+
+    /// What the status LED shows now.
+    fn appliance_state(&self) -> watchpost_board::ApplianceState {
+        let now = Instant::now();
+        let alarm = self.indicators.values().any(|(a, _)| *a);
+        let updating = self.indicators.values().any(|(_, u)| *u);
+        let all_healthy = self.slots.values().all(|s| s.healthy(now, &self.policy));
+        board::appliance_state(
+            self.panel.confirm_pending,
+            updating,
+            alarm,
+            self.notified_ready,
+            all_healthy,
+        )
+    }
+
+    /// Carries out a button gesture.
+    async fn on_button(
+        &mut self,
+        action: watchpost_board::ButtonAction,
+        events_rx: &mut mpsc::UnboundedReceiver<Event>,
+    ) {
+        use watchpost_board::ButtonAction;
+        match action {
+            ButtonAction::PublishAddress => {
+                let urls = board::announce_urls(self.config.hub.listen.port());
+                tracing::warn!(setup = ?urls, "button: the appliance's setup page");
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&format!(
+                    "setup page: {}",
+                    urls.join(" ")
+                ))]);
+                self.panel
+                    .note(&format!("publish_address {}", urls.join(" ")));
+            }
+            ButtonAction::FactoryResetArmed => {
+                tracing::warn!("button: factory reset armed; press again to confirm");
+                self.panel.confirm_pending = true;
+                self.panel.note("factory_reset_armed");
+            }
+            ButtonAction::FactoryResetCancelled => {
+                tracing::warn!("button: factory reset cancelled (no confirming press)");
+                self.panel.confirm_pending = false;
+                self.panel.note("factory_reset_cancelled");
+            }
+            ButtonAction::FactoryReset { wipe_recordings } => {
+                self.panel.confirm_pending = false;
+                self.panel.show(watchpost_board::ApplianceState::Updating);
+                self.factory_reset(wipe_recordings, events_rx).await;
+                self.panel.note(if wipe_recordings {
+                    "factory_reset wiped recordings"
+                } else {
+                    "factory_reset kept recordings"
+                });
+            }
+        }
+        let state = self.appliance_state();
+        self.panel.show(state);
+    }
+
+    /// Stops every worker, resets the data directory to factory state and starts them again.
+    async fn factory_reset(
+        &mut self,
+        wipe_recordings: bool,
+        events_rx: &mut mpsc::UnboundedReceiver<Event>,
+    ) {
+        tracing::warn!(wipe_recordings, "factory reset: stopping every worker");
+        self.stop_all(events_rx).await;
+        let data_dir = self.config.system.data_dir.clone();
+        let recordings = self.config.capture.recordings_dir(&data_dir);
+        let snapshots = self.config.capture.snapshots_dir(&data_dir);
+        let keep = (!wipe_recordings).then(|| watchpost_store::reset::KeepRecordings {
+            recordings_dir: recordings.clone(),
+            index_store: data_dir.join("capture.redb"),
+        });
+        let result = tokio::task::spawn_blocking(move || {
+            watchpost_store::reset::factory_reset(
+                &data_dir,
+                keep.as_ref(),
+                &[recordings, snapshots],
+            )
+        })
+        .await;
+        match result {
+            Ok(Ok(report)) => tracing::warn!(
+                removed = report.removed.len(),
+                settings_removed = report.settings_removed,
+                "factory reset done; starting the workers on factory settings"
+            ),
+            Ok(Err(e)) => tracing::error!(error = %e, "factory reset incomplete"),
+            Err(e) => tracing::error!(error = %e, "factory reset task failed"),
+        }
+        if let Err(e) = std::fs::create_dir_all(&self.run_dir) {
+            tracing::error!(error = %e, "cannot recreate the run directory");
+        }
+        self.write_listeners();
+        self.indicators.clear();
+        let now = Instant::now();
+        let essential = self.config.supervisor.essential.clone();
+        for name in self.order.clone() {
+            let generation = self.slots.get(name).map_or(0, |s| s.generation);
+            let mut slot = Slot::new(name, essential.iter().any(|e| e == name), &self.policy);
+            slot.generation = generation;
+            slot.next_start = Some(now);
+            self.slots.insert(name.to_string(), slot);
         }
     }
 
