@@ -128,6 +128,24 @@ def sia_factory():
         r.stop()
 
 
+class MqttPort(int):
+    """The mosquitto fixture's port, with the broker's log (``log_text()``: connections with
+    their client id and user name)."""
+
+    log: Path
+
+    def __new__(cls, port: int, log: Path) -> "MqttPort":
+        obj = super().__new__(cls, port)
+        obj.log = log
+        return obj
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
 @pytest.fixture
 def mosquitto(tmp_path: Path):
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -135,21 +153,28 @@ def mosquitto(tmp_path: Path):
         pytest.skip("mosquitto is not installed (make deps)")
     port = free_port()
     conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "mosquitto.log"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                    "log_dest stderr\nlog_type notice\nconnection_messages true\n")
+    # Logged through our own file: mosquitto drops root for its own user, which could not
+    # write into the test's directory.
+    log_file = open(log, "wb")
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=log_file)
 
     def up():
         with socket.create_connection(("127.0.0.1", port), timeout=0.2):
             return True
 
     wait_for(up, 10, what="mosquitto listening")
-    yield port
+    yield MqttPort(port, log)
     proc.terminate()
     proc.wait(5)
+    log_file.close()
 
 
 class YolinkSim:
-    def __init__(self, mqtt_port: int, devices: list[str], mode: str = "cloud", token_lifetime_s: int | None = None):
+    def __init__(self, mqtt_port: int, devices: list[str], mode: str = "cloud", token_lifetime_s: int | None = None,
+                 script: Path | None = None, repeat: bool = False):
         if not SIM_BIN.exists():
             pytest.skip(f"{SIM_BIN} is not built (make build)")
         args = [str(SIM_BIN), "yolink", "--mode", mode, "--mqtt", f"127.0.0.1:{mqtt_port}",
@@ -158,6 +183,8 @@ class YolinkSim:
             args += ["--token-lifetime-s", str(token_lifetime_s)]
         for d in devices:
             args += ["--device", d]
+        if script is not None:
+            args += ["--script", str(script)] + (["--repeat"] if repeat else [])
         self.proc = LineProcess(args, "listening")
         self.url = "http://" + self.proc.first["listening"]
 
