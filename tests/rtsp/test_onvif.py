@@ -119,7 +119,8 @@ def test_unicast_probe_is_answered(rtsp_appliance):
 
 
 def test_ws_discovery_in_network_namespace(tmp_path):
-    """WSDiscovery's multicast probe, inside a private network namespace (no LAN traffic)."""
+    """WSDiscovery's multicast probe, inside a private network namespace (no LAN traffic), and
+    the device's Hello on start and Bye on stop heard on the multicast group."""
     if not have("unshare") or not have("ip"):
         pytest.skip("unshare or ip (iproute2) is missing")
     if not BIN.exists():
@@ -134,8 +135,11 @@ def test_ws_discovery_in_network_namespace(tmp_path):
     if "unshare failed" in out.stderr or "Operation not permitted" in out.stderr[:200]:
         pytest.skip(f"cannot create a network namespace here: {out.stderr.strip()[:200]}")
     assert out.returncode == 0, out.stdout + out.stderr
-    found = json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    found = result["found"]
     assert found, "no device found"
+    # The device announced itself on the group when it started and when it stopped.
+    assert result["hello"] and result["bye"], result
     dev = found[0]
     assert any(t.endswith("NetworkVideoTransmitter") for t in dev["types"]), dev
     assert "onvif://www.onvif.org/Profile/Streaming" in dev["scopes"], dev
