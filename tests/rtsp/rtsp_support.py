@@ -125,10 +125,11 @@ def have(tool: str) -> bool:
 FFPROBE_FAST = ["-v", "error", "-rtsp_transport", "tcp", "-analyzeduration", "1500000", "-probesize", "200000"]
 
 
-def ffprobe(url: str, timeout: float = 30) -> dict:
-    """Codec, size and frame rate of the first video stream at `url`."""
+def ffprobe(url: str, timeout: float = 30, transport: str = "tcp") -> dict:
+    """Codec, size and frame rate of the first video stream at `url` (RTP over `transport`)."""
+    args = [a if a != "tcp" else transport for a in FFPROBE_FAST]
     out = subprocess.run(
-        ["ffprobe", *FFPROBE_FAST, "-select_streams", "v:0",
+        ["ffprobe", *args, "-select_streams", "v:0",
          "-show_entries", "stream=codec_name,width,height,r_frame_rate", "-of", "default=nw=1", url],
         capture_output=True, text=True, timeout=timeout,
     )

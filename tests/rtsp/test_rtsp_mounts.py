@@ -24,6 +24,22 @@ def test_each_mount_probes_as_h264(rtsp_appliance):
         assert num > 0 and den > 0, (path, info)
 
 
+def test_rtp_over_udp_plays_the_restream_and_the_dashboard(rtsp_appliance):
+    """RTP over UDP (the RTSP SETUP with client ports that most NVRs try first)."""
+    a = rtsp_appliance
+    for path in ("/cameras/cam1", "/dashboard"):
+        info = ffprobe(rtsp_url(a, path), transport="udp")
+        assert info["codec_name"] == "h264", (path, info)
+        out = subprocess.run(
+            ["ffmpeg", "-v", "error", "-rtsp_transport", "udp", "-i", rtsp_url(a, path), "-t", "2",
+             "-map", "0:v:0", "-f", "framemd5", "-"],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        frames = [l for l in out.stdout.splitlines() if l and not l.startswith("#")]
+        assert frames, f"{path}: no frame decoded over UDP"
+
+
 def test_rtsp_requires_credentials(rtsp_appliance):
     a = rtsp_appliance
     with pytest.raises(RuntimeError, match="401|Unauthorized|authoriz"):
