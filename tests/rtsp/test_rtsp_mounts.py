@@ -38,6 +38,14 @@ def test_rtp_over_udp_plays_the_restream_and_the_dashboard(rtsp_appliance):
         assert out.returncode == 0, out.stderr
         frames = [l for l in out.stdout.splitlines() if l and not l.startswith("#")]
         assert frames, f"{path}: no frame decoded over UDP"
+        wait_for(lambda: mount_metric(a, "watchpost_rtsp_session_starts_total", path) >= 2, 10,
+                 what=f"{path} sessions counted")
+        assert mount_metric(a, "watchpost_rtsp_bytes_out_total", path) > 0, path
+    # The dashboard's render time is measured.
+    import requests
+    text = requests.get(a.url("/metrics"), timeout=3).text
+    render = [l for l in text.splitlines() if l.startswith("watchpost_rtsp_dashboard_render_seconds")]
+    assert render and float(render[0].split()[-1]) > 0, render
 
 
 def test_rtsp_requires_credentials(rtsp_appliance):
@@ -93,6 +101,15 @@ def test_client_cap_refuses_extra_players(appliance_factory, testsrc):
         second = subprocess.run(["ffprobe", *FFPROBE_FAST, url], capture_output=True, text=True, timeout=30)
         assert second.returncode != 0
         assert "503" in second.stderr or "Unavailable" in second.stderr, second.stderr
+        # Metrics reach /metrics with the worker's next push.
+        wait_for(lambda: mount_metric(a, "watchpost_rtsp_session_refusals_total", "/cameras/cam1") >= 1, 10,
+                 what="refusal counted")
+        # One client playing: what is sent is what is produced.
+        produced = mount_metric(a, "watchpost_rtsp_payload_bytes_total", "/cameras/cam1")
+        sent = mount_metric(a, "watchpost_rtsp_bytes_out_total", "/cameras/cam1")
+        assert 0 < sent <= produced, (sent, produced)
     finally:
         first.terminate()
         first.wait(10)
+    wait_for(lambda: mount_metric(a, "watchpost_rtsp_clients", "/cameras/cam1") == 0, 10,
+             what="clients gauge back to 0")

@@ -229,6 +229,8 @@ fn configure_factory(f: &rtsp::RTSPMediaFactory, settings: &ServerSettings) {
 #[derive(Debug, Clone)]
 struct Meters {
     registry: Registry,
+    /// Clients playing per mount (shared with the client handlers), for the fan-out.
+    clients: Arc<Mutex<HashMap<String, u32>>>,
 }
 
 impl Meters {
@@ -273,7 +275,16 @@ impl Meters {
     }
 }
 
-fn count_payload(media: &rtsp::RTSPMedia, counter: watchpost_runtime::metrics::Counter) {
+/// Counts a mount's RTP payload once as produced and, times the clients playing it, as sent.
+fn count_payload(media: &rtsp::RTSPMedia, meters: &Meters, mount: &str) {
+    let produced = meters.bytes_counter(mount);
+    let sent = meters.registry.counter(
+        "watchpost_rtsp_bytes_out_total",
+        "RTP payload bytes sent to clients per mount (produced bytes times the clients playing)",
+        &[("mount", mount)],
+    );
+    let clients = meters.clients.clone();
+    let mount = mount.to_string();
     let Some(pay) = media
         .element()
         .downcast_ref::<gst::Bin>()
@@ -284,7 +295,15 @@ fn count_payload(media: &rtsp::RTSPMedia, counter: watchpost_runtime::metrics::C
     if let Some(pad) = pay.static_pad("src") {
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             if let Some(gst::PadProbeData::Buffer(b)) = &info.data {
-                counter.add(b.size() as u64);
+                let size = b.size() as u64;
+                produced.add(size);
+                let playing = clients
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&mount)
+                    .copied()
+                    .unwrap_or(0);
+                sent.add(size * u64::from(playing));
             }
             gst::PadProbeReturn::Ok
         });
@@ -299,8 +318,10 @@ pub fn start(
     thermal: &[ThermalMount],
     registry: &Registry,
 ) -> Result<RunningServer, RtspError> {
+    let clients: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
     let meters = Meters {
         registry: registry.clone(),
+        clients: clients.clone(),
     };
     let context = glib::MainContext::new();
     let main_loop = glib::MainLoop::new(Some(&context), false);
@@ -324,7 +345,7 @@ pub fn start(
         let meters = meters.clone();
         f.connect_media_configure(move |_, media| {
             meters.upstream_open(&path);
-            count_payload(media, meters.bytes_counter(&path));
+            count_payload(media, &meters, &path);
             let src = media
                 .element()
                 .downcast_ref::<gst::Bin>()
@@ -351,7 +372,7 @@ pub fn start(
         let meters = meters.clone();
         f.connect_media_configure(move |_, media| {
             meters.upstream_open("/dashboard");
-            count_payload(media, meters.bytes_counter("/dashboard"));
+            count_payload(media, &meters, "/dashboard");
             register_appsrc(media, &sources);
         });
         mounts.add_factory("/dashboard", f);
@@ -364,7 +385,7 @@ pub fn start(
         let meters = meters.clone();
         f.connect_media_configure(move |_, media| {
             meters.upstream_open(&t2.path);
-            count_payload(media, meters.bytes_counter(&t2.path));
+            count_payload(media, &meters, &t2.path);
             // The ring's layout as it is now (the capture worker may have restarted with
             // another size since we started); the feeder follows later changes.
             let (w, h, num, den) = match watchpost_frame_ring::RingReader::open(&t2.ring) {
@@ -393,7 +414,6 @@ pub fn start(
     }
 
     // Client accounting: which mount each client plays, for the cap and the gauge.
-    let clients: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
     let playing: Arc<Mutex<HashMap<usize, Vec<String>>>> = Arc::default();
     let cap = settings.max_clients_per_mount;
     {
