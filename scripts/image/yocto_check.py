@@ -8,6 +8,9 @@
    a syntax and inherit-name check, not a semantic one.
 4. watchpost-crates.inc matches Cargo.lock (a stale file is reported; with --strict it
    fails, which is what a release checks).
+5. Every GStreamer element the appliance's code names is shipped: the package that
+   provides it is in the appliance recipe's RDEPENDS (a missing plugin set would only show
+   on the board, as a pipeline that does not start).
 
 oelint-adv runs separately (mk/image.mk) because it is its own command.
 """
@@ -119,12 +122,50 @@ def check_crates(strict: bool) -> list[str]:
     return [] if r.returncode == 0 else [out]
 
 
+# GStreamer element -> the Yocto package (oe-core) that provides it.
+ELEMENT_PACKAGES = {
+    "appsink": "gstreamer1.0-plugins-base", "appsrc": "gstreamer1.0-plugins-base",
+    "videoconvert": "gstreamer1.0-plugins-base", "videoscale": "gstreamer1.0-plugins-base",
+    "videorate": "gstreamer1.0-plugins-base", "decodebin": "gstreamer1.0-plugins-base",
+    "rtspsrc": "gstreamer1.0-plugins-good", "rtph264pay": "gstreamer1.0-plugins-good",
+    "rtph264depay": "gstreamer1.0-plugins-good", "jpegenc": "gstreamer1.0-plugins-good",
+    "jpegdec": "gstreamer1.0-plugins-good", "v4l2src": "gstreamer1.0-plugins-good",
+    "souphttpsrc": "gstreamer1.0-plugins-good", "multipartdemux": "gstreamer1.0-plugins-good",
+    "splitmuxsink": "gstreamer1.0-plugins-good", "mp4mux": "gstreamer1.0-plugins-good",
+    "h264parse": "gstreamer1.0-plugins-bad", "h265parse": "gstreamer1.0-plugins-bad",
+    "shmsink": "gstreamer1.0-plugins-bad", "shmsrc": "gstreamer1.0-plugins-bad",
+    "openh264enc": "gstreamer1.0-plugins-bad", "openh264dec": "gstreamer1.0-plugins-bad",
+    "x264enc": "gstreamer1.0-plugins-ugly",
+    "avdec_h264": "gstreamer1.0-libav", "avdec_h265": "gstreamer1.0-libav",
+}
+
+
+def check_gst_packages() -> list[str]:
+    import re
+    recipe = (LAYER / "recipes-watchpost/watchpost/watchpost_0.1.0.bb").read_text()
+    m = re.search(r'^RDEPENDS:\$\{PN\} = "((?:[^"\\]|\\\n)*)"', recipe, re.M)
+    shipped = set(m.group(1).replace("\\\n", " ").split()) if m else set()
+    used: dict[str, str] = {}
+    word = re.compile(r"\b(" + "|".join(map(re.escape, ELEMENT_PACKAGES)) + r")\b")
+    for f in sorted((REPO / "app").rglob("*.rs")):
+        if "/tests/" in str(f) or "/benches/" in str(f):
+            continue
+        for name in word.findall(f.read_text(errors="replace")):
+            used.setdefault(name, str(f.relative_to(REPO)))
+    problems = [f"GStreamer element {el} (used in {where}) needs {ELEMENT_PACKAGES[el]} in RDEPENDS"
+                for el, where in sorted(used.items()) if ELEMENT_PACKAGES[el] not in shipped]
+    print(f"gst packages: {len(used)} elements used, provided by "
+          f"{len({ELEMENT_PACKAGES[e] for e in used})} packages, {len(problems)} missing")
+    return problems
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--strict", action="store_true", help="fail on stale crate pins")
     args = ap.parse_args()
     os.chdir(REPO)
-    problems = check_kas() + check_layerseries() + check_bb_parse() + check_crates(args.strict)
+    problems = (check_kas() + check_layerseries() + check_bb_parse() + check_crates(args.strict)
+                + check_gst_packages())
     for p in problems:
         print(f"yocto-check: {p}", file=sys.stderr)
     print(f"yocto-check: {'FAILED' if problems else 'passed'} ({len(problems)} problems)")

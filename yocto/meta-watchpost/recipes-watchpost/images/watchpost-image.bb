@@ -15,6 +15,9 @@ IMAGE_INSTALL:append = " \
     gstreamer1.0 \
     gstreamer1.0-plugins-base \
     gstreamer1.0-plugins-good \
+    gstreamer1.0-plugins-bad \
+    gstreamer1.0-plugins-ugly \
+    gstreamer1.0-libav \
     gstreamer1.0-rtsp-server \
     curl \
     ${WATCHPOST_ML_PACKAGES} \

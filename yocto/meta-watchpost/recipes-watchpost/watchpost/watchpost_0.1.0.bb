@@ -54,4 +54,8 @@ do_install() {
 FILES:${PN} += "${nonarch_libdir}/tmpfiles.d ${nonarch_base_libdir}/udev/rules.d ${libexecdir}/watchpost"
 CONFFILES:${PN} = "${sysconfdir}/default/watchpost"
 
-RDEPENDS:${PN} = "curl gstreamer1.0-plugins-base gstreamer1.0-plugins-good rauc"
+# GStreamer elements the workers build pipelines from: rtspsrc, jpegenc/dec, v4l2src,
+# souphttpsrc (good); h264parse, shmsink/shmsrc, openh264 (bad); x264enc (ugly);
+# avdec_h264/h265 (libav); rtsp-server for the onboard server.
+RDEPENDS:${PN} = "curl gstreamer1.0-libav gstreamer1.0-plugins-bad gstreamer1.0-plugins-base \
+    gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-rtsp-server rauc"
