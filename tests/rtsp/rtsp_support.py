@@ -26,9 +26,10 @@ ADMIN = ("admin", "demo-admin")
 class TestSource:
     """A running stand-in camera."""
 
-    def __init__(self, width: int = 640, height: int = 360, fps: int = 10):
+    def __init__(self, width: int = 640, height: int = 360, fps: int = 10, pattern: str = "ball"):
         self.proc = subprocess.Popen(
-            [str(TESTSRC), "--width", str(width), "--height", str(height), "--fps", str(fps), "--path", "/stream"],
+            [str(TESTSRC), "--width", str(width), "--height", str(height), "--fps", str(fps), "--path", "/stream",
+             "--pattern", pattern],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.PIPE, text=True,
         )
         self.lines: list[str] = []

@@ -1,6 +1,7 @@
 """RTSP mounts of the rtsp worker, read with ffprobe/ffmpeg (real clients)."""
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -113,3 +114,103 @@ def test_client_cap_refuses_extra_players(appliance_factory, testsrc):
         first.wait(10)
     wait_for(lambda: mount_metric(a, "watchpost_rtsp_clients", "/cameras/cam1") == 0, 10,
              what="clients gauge back to 0")
+
+
+def rss_kib(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def stuck_client(host: str, port: int, path: str):
+    """An RTSP client that sets up RTP over its TCP connection, plays, and never reads again
+    (a player that hung), with a small receive buffer so the server's queue is what fills."""
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((host, port))
+    s.settimeout(10)
+    url = f"rtsp://{host}:{port}{path}"
+    buf = b""
+
+    def request(method: str, uri: str, cseq: int, headers: str = "") -> str:
+        nonlocal buf
+        s.sendall(f"{method} {uri} RTSP/1.0\r\nCSeq: {cseq}\r\n{headers}\r\n".encode())
+        while b"\r\n\r\n" not in buf:
+            buf += s.recv(4096)
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        text = head.decode()
+        length = int(re.search(r"Content-Length: (\d+)", text).group(1)) if "Content-Length" in text else 0
+        while len(buf) < length:
+            buf += s.recv(4096)
+        body, buf = buf[:length], buf[length:]
+        assert " 200 " in text.splitlines()[0], text
+        return text + "\r\n\r\n" + body.decode(errors="replace")
+
+    describe = request("DESCRIBE", url, 1, "Accept: application/sdp\r\n")
+    control = re.search(r"a=control:(\S+)", describe.split("m=video", 1)[1]).group(1)
+    track = control if control.startswith("rtsp://") else f"{url}/{control}"
+    setup = request("SETUP", track, 2, "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n")
+    session = re.search(r"Session: ([^;\r\n]+)", setup).group(1)
+    s.sendall(f"PLAY {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n".encode())
+    return s
+
+
+@pytest.fixture
+def request_stop():
+    stops: list = []
+    yield stops
+    for stop in stops:
+        stop()
+
+
+def test_a_client_that_stops_reading_costs_bounded_memory(appliance_factory, request_stop):
+    """A hung player on RTP over TCP: the server's per-client queue is bounded (the backlog is
+    dropped, not buffered), so the worker's memory stays flat while the camera keeps sending,
+    and other clients keep playing."""
+    from rtsp_support import TESTSRC, TestSource, extra_camera_toml, rtsp_sections
+    if not TESTSRC.exists():
+        pytest.skip(f"{TESTSRC} is not built (cargo build -p watchpost-rtsp)")
+    testsrc = TestSource(pattern="snow")
+    request_stop.append(testsrc.stop)
+    sections = rtsp_sections(testsrc.url, rtsp_auth=False)
+    rtsp = sections["rtsp"]
+    for k in ("dashboard", "discovery", "device"):
+        rtsp.pop(k)
+    extra = '\n[rtsp.discovery]\nbind = "127.0.0.1"\nport = 0\nmulticast = false\n' + \
+        '\n[rtsp.dashboard]\nenabled = false\n' + extra_camera_toml(testsrc.url)
+    a = appliance_factory(sections, extra_toml=extra).start(timeout=30)
+    wait_for(lambda: "rtsp.rtsp" in a.listeners, 20, what="rtsp worker ready")
+    host, port = a.addr("rtsp.rtsp")
+    pid = a.worker("rtsp")["pid"]
+    # Warm up: one full play, so the shared media and its buffers exist.
+    ffprobe(rtsp_url(a, "/cameras/cam1", auth=None))
+    sock = stuck_client(host, port, "/cameras/cam1")
+    produced = lambda: mount_metric(a, "watchpost_rtsp_payload_bytes_total", "/cameras/cam1")  # noqa: E731
+    try:
+        wait_for(lambda: mount_metric(a, "watchpost_rtsp_clients", "/cameras/cam1") >= 1, 20,
+                 what="stuck client playing")
+        t0 = time.monotonic()
+        time.sleep(1)
+        b0 = produced()
+        # Another player is served normally while the stuck one's backlog fills.
+        ok = subprocess.run(
+            ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", rtsp_url(a, "/cameras/cam1", auth=None),
+             "-t", "3", "-f", "null", "-"], capture_output=True, text=True, timeout=60)
+        assert ok.returncode == 0, ok.stderr
+        time.sleep(max(0.0, t0 + 6 - time.monotonic()))
+        rate_kib_s = (produced() - b0) / 1024 / (time.monotonic() - t0 - 1)
+        # Once the backlog is full the server stops pulling from the shared media; what the
+        # camera keeps sending must not pile up in the worker.
+        time.sleep(max(0.0, t0 + 14 - time.monotonic()))
+        rss1 = rss_kib(pid)
+        time.sleep(10)
+        rss2 = rss_kib(pid)
+        print(f"stuck client: camera at {rate_kib_s:.0f} KiB/s; worker RSS +{rss2 - rss1} KiB over 10 s "
+              "once the client's backlog was full")
+        assert rate_kib_s * 10 > 1024, "the camera sent too little for the test to mean anything"
+        # Unbounded buffering would grow by what the camera sent in those 10 s.
+        assert rss2 - rss1 < rate_kib_s * 10 / 4, (rss2 - rss1, rate_kib_s)
+    finally:
+        sock.close()

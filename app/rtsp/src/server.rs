@@ -137,8 +137,11 @@ fn restream_launch(u: &Upstream, latency_ms: u32) -> String {
     }
     // Only fixed, numeric values go into the launch line; the URL and the credentials are
     // set as properties in media-configure, so nothing from the config is parsed as syntax.
+    // The leaky queue bounds what piles up when the server stops pulling (a client that
+    // stopped reading can hold the shared media): at most 2 s of RTP, oldest dropped, instead
+    // of the jitter buffer growing at the camera's bitrate for as long as the stall lasts.
     format!(
-        "( rtspsrc name=src latency={latency_ms} protocols={} ! rtph264depay ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )",
+        "( rtspsrc name=src latency={latency_ms} protocols={} ! queue leaky=downstream max-size-buffers=0 max-size-bytes=0 max-size-time=2000000000 ! rtph264depay ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )",
         if u.tcp { "tcp" } else { "udp+tcp" }
     )
 }
@@ -293,20 +296,28 @@ fn count_payload(media: &rtsp::RTSPMedia, meters: &Meters, mount: &str) {
         return;
     };
     if let Some(pad) = pay.static_pad("src") {
-        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            if let Some(gst::PadProbeData::Buffer(b)) = &info.data {
-                let size = b.size() as u64;
-                produced.add(size);
-                let playing = clients
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&mount)
-                    .copied()
-                    .unwrap_or(0);
-                sent.add(size * u64::from(playing));
-            }
-            gst::PadProbeReturn::Ok
-        });
+        // The payloader pushes fragmented NAL units (FU-A) as buffer lists: count both.
+        pad.add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+            move |_, info| {
+                let size = match &info.data {
+                    Some(gst::PadProbeData::Buffer(b)) => b.size() as u64,
+                    Some(gst::PadProbeData::BufferList(l)) => l.calculate_size() as u64,
+                    _ => 0,
+                };
+                if size > 0 {
+                    produced.add(size);
+                    let playing = clients
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get(&mount)
+                        .copied()
+                        .unwrap_or(0);
+                    sent.add(size * u64::from(playing));
+                }
+                gst::PadProbeReturn::Ok
+            },
+        );
     }
 }
 

@@ -30,6 +30,15 @@ fn main() -> std::process::ExitCode {
     let height: u32 = arg(&args, "--height", 360);
     let fps: u32 = arg(&args, "--fps", 10);
     let path: String = arg(&args, "--path", "/stream".to_string());
+    // `ball` (default) compresses to little; `snow` (noise) runs at the 2 Mbit/s cap.
+    let pattern: String = arg(&args, "--pattern", "ball".to_string());
+    if !pattern
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        eprintln!("testsrc: --pattern must be a videotestsrc pattern name");
+        return std::process::ExitCode::from(64);
+    }
     if let Err(e) = gst::init() {
         eprintln!("testsrc: GStreamer: {e}");
         return std::process::ExitCode::from(69);
@@ -52,7 +61,7 @@ fn main() -> std::process::ExitCode {
     };
     let factory = rtsp::RTSPMediaFactory::new();
     factory.set_launch(&format!(
-        "( videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate={fps}/1 ! \
+        "( videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={width},height={height},framerate={fps}/1 ! \
          x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate=2000 ! \
          h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
     ));
