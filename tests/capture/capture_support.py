@@ -24,7 +24,7 @@ class SimCamera:
             pytest.skip(f"{SIM_BIN} is not built (cargo build --bin watchpost-sim)")
         self.log = open(workdir / "sim-camera.log", "wb")
         self.proc = subprocess.Popen(
-            [str(SIM_BIN), "camera", "--port", "0", *args],
+            [str(SIM_BIN), "camera", *([] if "--port" in args else ["--port", "0"]), *args],
             stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL, text=True,
         )
         self.rtsp: list[str] = []
