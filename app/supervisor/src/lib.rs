@@ -50,6 +50,11 @@ use watchpost_runtime::{BuildInfo, ExitCode};
 
 use crate::slot::{Action, Ending, Policy, Slot};
 
+/// A program the supervisor starts workers through (`WRAPPER EXE worker NAME ...`); unset in
+/// production. `make bench-board` sets it to `scripts/cross/run-aarch64` to run the aarch64
+/// appliance under qemu-user.
+pub const ENV_WORKER_WRAPPER: &str = "WATCHPOST_WORKER_WRAPPER";
+
 /// How often the supervisor re-evaluates every worker.
 const TICK: Duration = Duration::from_millis(50);
 
@@ -467,7 +472,16 @@ impl Supervisor {
             SockFlag::SOCK_CLOEXEC,
         )
         .map_err(std::io::Error::from)?;
-        let mut cmd = tokio::process::Command::new(&self.exe);
+        // An emulator in front of the workers (`qemu-aarch64 -L sysroot`), for running a
+        // cross-built appliance under qemu-user on a build machine without binfmt_misc.
+        let mut cmd = match std::env::var_os(ENV_WORKER_WRAPPER).filter(|w| !w.is_empty()) {
+            Some(wrapper) => {
+                let mut c = tokio::process::Command::new(wrapper);
+                c.arg(&self.exe);
+                c
+            }
+            None => tokio::process::Command::new(&self.exe),
+        };
         cmd.arg("worker")
             .arg(name)
             .arg("--config")
