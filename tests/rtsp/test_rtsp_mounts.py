@@ -157,6 +157,24 @@ def stuck_client(host: str, port: int, path: str):
     return s
 
 
+def noisy_camera_appliance(appliance_factory, request_stop, **rtsp_overrides):
+    """An appliance without RTSP authentication restreaming a 2 Mbit/s noise camera."""
+    from rtsp_support import TESTSRC, TestSource, extra_camera_toml, rtsp_sections
+    if not TESTSRC.exists():
+        pytest.skip(f"{TESTSRC} is not built (cargo build -p watchpost-rtsp)")
+    testsrc = TestSource(pattern="snow")
+    request_stop.append(testsrc.stop)
+    sections = rtsp_sections(testsrc.url, rtsp_auth=False, **rtsp_overrides)
+    rtsp = sections["rtsp"]
+    for k in ("dashboard", "discovery", "device"):
+        rtsp.pop(k)
+    extra = '\n[rtsp.discovery]\nbind = "127.0.0.1"\nport = 0\nmulticast = false\n' + \
+        '\n[rtsp.dashboard]\nenabled = false\n' + extra_camera_toml(testsrc.url)
+    a = appliance_factory(sections, extra_toml=extra).start(timeout=30)
+    wait_for(lambda: "rtsp.rtsp" in a.listeners, 20, what="rtsp worker ready")
+    return a
+
+
 @pytest.fixture
 def request_stop():
     stops: list = []
@@ -169,19 +187,7 @@ def test_a_client_that_stops_reading_costs_bounded_memory(appliance_factory, req
     """A hung player on RTP over TCP: the server's per-client queue is bounded (the backlog is
     dropped, not buffered), so the worker's memory stays flat while the camera keeps sending,
     and other clients keep playing."""
-    from rtsp_support import TESTSRC, TestSource, extra_camera_toml, rtsp_sections
-    if not TESTSRC.exists():
-        pytest.skip(f"{TESTSRC} is not built (cargo build -p watchpost-rtsp)")
-    testsrc = TestSource(pattern="snow")
-    request_stop.append(testsrc.stop)
-    sections = rtsp_sections(testsrc.url, rtsp_auth=False)
-    rtsp = sections["rtsp"]
-    for k in ("dashboard", "discovery", "device"):
-        rtsp.pop(k)
-    extra = '\n[rtsp.discovery]\nbind = "127.0.0.1"\nport = 0\nmulticast = false\n' + \
-        '\n[rtsp.dashboard]\nenabled = false\n' + extra_camera_toml(testsrc.url)
-    a = appliance_factory(sections, extra_toml=extra).start(timeout=30)
-    wait_for(lambda: "rtsp.rtsp" in a.listeners, 20, what="rtsp worker ready")
+    a = noisy_camera_appliance(appliance_factory, request_stop)
     host, port = a.addr("rtsp.rtsp")
     pid = a.worker("rtsp")["pid"]
     # Warm up: one full play, so the shared media and its buffers exist.
@@ -214,3 +220,4 @@ def test_a_client_that_stops_reading_costs_bounded_memory(appliance_factory, req
         assert rss2 - rss1 < rate_kib_s * 10 / 4, (rss2 - rss1, rate_kib_s)
     finally:
         sock.close()
+

@@ -38,6 +38,10 @@ pub struct RtspConfig {
     pub udp: bool,
     /// Jitter-buffer latency of the upstream camera reads.
     pub upstream_latency_ms: u32,
+    /// A client that sends nothing for this long (no RTCP, no RTSP request: a hung player)
+    /// loses its session and its connection, so it cannot hold a mount. Players keep their
+    /// session alive well within the RTSP default of 60 s.
+    pub session_timeout_s: u32,
     pub device: DeviceConfig,
     pub dashboard: DashboardConfig,
     /// `/thermal/<id>`: the colourised view of each thermal camera of `[capture]`.
@@ -59,6 +63,7 @@ impl Default for RtspConfig {
             max_clients_per_mount: 32,
             udp: true,
             upstream_latency_ms: 200,
+            session_timeout_s: 60,
             device: DeviceConfig::default(),
             dashboard: DashboardConfig::default(),
             thermal: ThermalViewConfig::default(),
@@ -250,6 +255,12 @@ impl RtspConfig {
     pub fn validate(&self, p: &mut Vec<Problem>) {
         if !self.enabled {
             return;
+        }
+        if !(2..=3600).contains(&self.session_timeout_s) {
+            p.push(problem(
+                "rtsp.session_timeout_s",
+                "must be 2..=3600 seconds",
+            ));
         }
         if self.max_clients_per_mount == 0 {
             p.push(problem("rtsp.max_clients_per_mount", "must be at least 1"));

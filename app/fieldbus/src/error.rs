@@ -63,8 +63,6 @@ pub enum FieldbusError {
         filter: String,
         source: watchpost_bus::BusError,
     },
-    #[error("opening the board's relay outputs: {0}")]
-    BoardIo(#[source] watchpost_board::BoardOpenError),
     #[error("a background task of the fieldbus worker ended: {task}")]
     TaskEnded { task: &'static str },
 }
@@ -80,7 +78,6 @@ impl FieldbusError {
             | Self::OpenSerialIo { .. }
             | Self::Rs485 { .. }
             | Self::Rs485Gpio { .. }
-            | Self::BoardIo(_)
             | Self::OpenStore { .. } => ExitCode::Unavailable,
             Self::LoadRegisters { .. }
             | Self::SerialIo { .. }

@@ -271,33 +271,40 @@ async fn recv_or_pending(rx: &mut Option<tokio::sync::mpsc::Receiver<Message>>) 
     }
 }
 
-/// Runs the fieldbus worker until `ctx.shutdown()` is cancelled.
+type BoardRelays = Vec<watchpost_board::Relay<watchpost_board::BoardPin>>;
+
 /// Opens the board's GPIO relays when a relay module has `board = true`: the description
-/// selected by `[system] board` must have a relay for every configured channel.
-fn open_board_relays(
+/// selected by `[system] board` must have a relay for every configured channel. A failure is
+/// not fatal: the module then fails every command with the reason (its breaker opens and the
+/// API shows the error), and Neasmart and the Modbus modules keep running.
+fn open_board_relays(config: &Config) -> Option<Result<BoardRelays, String>> {
+    let module = config.fieldbus.relays.iter().find(|m| m.board)?;
+    let opened = open_board_relays_of(config, module);
+    if let Err(reason) = &opened {
+        tracing::error!(module = %module.name, %reason, "the board's relay outputs are unavailable");
+    }
+    Some(opened)
+}
+
+fn open_board_relays_of(
     config: &Config,
-) -> Result<Option<Vec<watchpost_board::Relay<watchpost_board::BoardPin>>>, FieldbusError> {
-    let Some(module) = config.fieldbus.relays.iter().find(|m| m.board) else {
-        return Ok(None);
-    };
-    let desc = watchpost_board::detect(Some(&config.system.board)).map_err(|e| {
-        FieldbusError::Config(format!("relay module `{}` (board): {e}", module.name))
-    })?;
+    module: &watchpost_config::fieldbus::RelayModuleConfig,
+) -> Result<BoardRelays, String> {
+    let desc = watchpost_board::detect(Some(&config.system.board)).map_err(|e| e.to_string())?;
     if let Some(c) = module
         .channels
         .iter()
         .find(|c| usize::from(c.channel) > desc.relays.len())
     {
         let names: Vec<&str> = desc.relays.iter().map(|r| r.name.as_str()).collect();
-        return Err(FieldbusError::Config(format!(
-            "relay module `{}`: channel {} (`{}`) does not exist: board {} has {} relay output(s) [{}]",
-            module.name,
+        return Err(format!(
+            "channel {} (`{}`) does not exist: board {} has {} relay output(s) [{}]",
             c.channel,
             c.name,
             desc.name,
             desc.relays.len(),
             names.join(", ")
-        )));
+        ));
     }
     let relays_only = watchpost_board::BoardDescription {
         status_led: None,
@@ -313,11 +320,12 @@ fn open_board_relays(
             watchpost_board::Board::simulated(relays_only, &watchpost_board::PinLog::new(), false)
         }
     }
-    .map_err(FieldbusError::BoardIo)?;
+    .map_err(|e| e.to_string())?;
     tracing::info!(board = %board.description.name, relays = board.relays.len(), io = ?config.system.board_io, "board relay outputs opened");
-    Ok(Some(board.relays))
+    Ok(board.relays)
 }
 
+/// Runs the fieldbus worker until `ctx.shutdown()` is cancelled.
 pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), FieldbusError> {
     let fb = config.fieldbus.clone();
     let shutdown = ctx.shutdown().clone();
@@ -346,7 +354,7 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), FieldbusErro
         .any(|m| m.serial.as_ref().is_some_and(|s| s.rs485))
         .then(|| rtu_slave::board_description(&config.system.board))
         .flatten();
-    let board_relays = open_board_relays(&config)?;
+    let board_relays = open_board_relays(&config);
     let relays = Relays::start(
         &fb.relays,
         relay_board.as_ref(),

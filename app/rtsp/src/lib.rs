@@ -202,6 +202,7 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
         udp: rc.udp,
         max_clients_per_mount: rc.max_clients_per_mount,
         upstream_latency_ms: rc.upstream_latency_ms,
+        session_timeout_s: rc.session_timeout_s,
         users: if rc.rtsp_auth {
             users.clone()
         } else {

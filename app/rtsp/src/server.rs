@@ -1,7 +1,7 @@
 //! The RTSP server: gstreamer-rtsp-server on its own GLib main loop thread, one shared media
 //! factory per mount, a per-mount client cap and optional digest authentication.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use gstreamer as gst;
@@ -73,6 +73,8 @@ pub struct ServerSettings {
     pub udp: bool,
     pub max_clients_per_mount: u32,
     pub upstream_latency_ms: u32,
+    /// Sessions without any sign of life for this long are removed with their connection.
+    pub session_timeout_s: u32,
     /// `(user, password)` pairs; empty = no authentication.
     pub users: Vec<(String, String)>,
 }
@@ -138,10 +140,11 @@ fn restream_launch(u: &Upstream, latency_ms: u32) -> String {
     // Only fixed, numeric values go into the launch line; the URL and the credentials are
     // set as properties in media-configure, so nothing from the config is parsed as syntax.
     // The leaky queue bounds what piles up when the server stops pulling (a client that
-    // stopped reading can hold the shared media): at most 2 s of RTP, oldest dropped, instead
-    // of the jitter buffer growing at the camera's bitrate for as long as the stall lasts.
+    // stopped reading can hold the shared media): at most 2 s (or 8 MiB) of RTP, oldest
+    // dropped, instead of the jitter buffer growing at the camera's bitrate for as long as
+    // the stall lasts. The caps pick the H.264 video stream of a camera that also sends audio.
     format!(
-        "( rtspsrc name=src latency={latency_ms} protocols={} ! queue leaky=downstream max-size-buffers=0 max-size-bytes=0 max-size-time=2000000000 ! rtph264depay ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )",
+        "( rtspsrc name=src latency={latency_ms} protocols={} ! application/x-rtp,media=video,encoding-name=H264 ! queue leaky=downstream max-size-buffers=0 max-size-bytes=8388608 max-size-time=2000000000 ! rtph264depay ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )",
         if u.tcp { "tcp" } else { "udp+tcp" }
     )
 }
@@ -275,6 +278,25 @@ impl Meters {
             "RTP payload bytes produced per mount (before fan-out to clients)",
             &[("mount", mount)],
         )
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One client stopped playing `mounts`.
+fn release(
+    clients: &Mutex<HashMap<String, u32>>,
+    meters: &Meters,
+    mounts: impl IntoIterator<Item = String>,
+) {
+    let mut map = lock(clients);
+    for mount in mounts {
+        if let Some(n) = map.get_mut(&mount) {
+            *n = n.saturating_sub(1);
+            meters.clients(&mount, *n);
+        }
     }
 }
 
@@ -424,28 +446,33 @@ pub fn start(
         server.set_auth(Some(&auth));
     }
 
-    // Client accounting: which mount each client plays, for the cap and the gauge.
-    let playing: Arc<Mutex<HashMap<usize, Vec<String>>>> = Arc::default();
+    // Client accounting: which mounts each client plays, for the cap and the gauge. A client
+    // counts once per mount however many PLAYs it sends (PAUSE then PLAY resumes, it does not
+    // start a second session); TEARDOWN or closing the connection releases it.
+    let playing: Arc<Mutex<HashMap<usize, BTreeSet<String>>>> = Arc::default();
     let cap = settings.max_clients_per_mount;
+    let mount_in = |ctx: &rtsp::RTSPContext| {
+        ctx.uri()
+            .map(|u| mount_of(&u.request_uri()))
+            .unwrap_or_default()
+    };
     {
         let clients = clients.clone();
         let playing = playing.clone();
         let meters = meters.clone();
+        let session_timeout = settings.session_timeout_s;
         server.connect_client_connected(move |_, client| {
             let id = client.as_ptr() as usize;
-            let (c1, m1) = (clients.clone(), meters.clone());
+            // A session that expires takes its TCP connection with it (a hung player that
+            // stopped reading would otherwise keep the connection, and the media, forever).
+            client.set_post_session_timeout(0);
+            client.connect_new_session(move |_, session| session.set_timeout(session_timeout));
+            let (c1, p1, m1) = (clients.clone(), playing.clone(), meters.clone());
             client.connect_pre_play_request(move |_, ctx| {
-                let mount = ctx
-                    .uri()
-                    .map(|u| mount_of(&u.request_uri()))
-                    .unwrap_or_default();
-                let n = c1
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&mount)
-                    .copied()
-                    .unwrap_or(0);
-                if n >= cap {
+                let mount = mount_in(ctx);
+                let resumed = lock(&p1).get(&id).is_some_and(|m| m.contains(&mount));
+                let n = lock(&c1).get(&mount).copied().unwrap_or(0);
+                if !resumed && n >= cap {
                     m1.session(&mount, false);
                     tracing::warn!(%mount, clients = n, "client cap reached; PLAY refused");
                     gst_rtsp::RTSPStatusCode::ServiceUnavailable
@@ -455,37 +482,42 @@ pub fn start(
             });
             let (c2, p2, m2) = (clients.clone(), playing.clone(), meters.clone());
             client.connect_play_request(move |_, ctx| {
-                let mount = ctx
-                    .uri()
-                    .map(|u| mount_of(&u.request_uri()))
-                    .unwrap_or_default();
-                let mut map = c2.lock().unwrap_or_else(|p| p.into_inner());
+                let mount = mount_in(ctx);
+                if !lock(&p2).entry(id).or_default().insert(mount.clone()) {
+                    return;
+                }
+                let mut map = lock(&c2);
                 let n = map.entry(mount.clone()).or_insert(0);
                 *n += 1;
                 m2.clients(&mount, *n);
                 m2.session(&mount, true);
-                p2.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .entry(id)
-                    .or_default()
-                    .push(mount);
             });
             let (c3, p3, m3) = (clients.clone(), playing.clone(), meters.clone());
-            client.connect_closed(move |_| {
-                let mounts = p3
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&id)
-                    .unwrap_or_default();
-                let mut map = c3.lock().unwrap_or_else(|p| p.into_inner());
-                for mount in mounts {
-                    if let Some(n) = map.get_mut(&mount) {
-                        *n = n.saturating_sub(1);
-                        m3.clients(&mount, *n);
-                    }
+            client.connect_teardown_request(move |_, ctx| {
+                let mount = mount_in(ctx);
+                if lock(&p3).get_mut(&id).is_some_and(|m| m.remove(&mount)) {
+                    release(&c3, &m3, [mount]);
                 }
             });
+            let (c4, p4, m4) = (clients.clone(), playing.clone(), meters.clone());
+            client.connect_closed(move |_| {
+                let mounts = lock(&p4).remove(&id).unwrap_or_default();
+                release(&c4, &m4, mounts);
+            });
         });
+    }
+
+    // Expired sessions are removed only when someone asks: the pool's watch does, on the
+    // server's own main context.
+    if let Some(pool) = server.session_pool() {
+        pool.create_watch(None, glib::Priority::DEFAULT, |pool| {
+            let removed = pool.cleanup();
+            if removed > 0 {
+                tracing::info!(removed, "expired RTSP sessions removed");
+            }
+            glib::ControlFlow::Continue
+        })
+        .attach(Some(&context));
     }
 
     let (tx, rx) = std::sync::mpsc::channel::<Result<u16, String>>();

@@ -68,21 +68,54 @@ fn remove(path: &Path, report: &mut ResetReport) -> Result<(), ResetError> {
     Ok(())
 }
 
-/// Resets `data_dir` to factory state. With `keep` the recordings and their index survive;
-/// without it a recordings directory outside `data_dir` (`wipe_dirs`) is emptied as well.
-/// The workers owning the stores must be stopped.
-pub fn factory_reset(
-    data_dir: &Path,
-    keep: Option<&KeepRecordings>,
-    wipe_dirs: &[PathBuf],
-) -> Result<ResetReport, ResetError> {
-    let mut report = ResetReport::default();
-    let entries = match std::fs::read_dir(data_dir) {
+/// The path with symlinks and `.`/`..` resolved, as far as it exists; the missing rest is
+/// appended as given. Lets `./data/rec`, `/abs/data/rec` and a symlinked data directory
+/// compare equal.
+fn resolved(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    // `.` and `..` lexically first (the tail may not exist, so the kernel cannot do it)...
+    let mut lexical = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                lexical.pop();
+            }
+            other => lexical.push(other),
+        }
+    }
+    // ...then symlinks on the longest part that exists.
+    let mut existing = lexical.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(mut out) = existing.canonicalize() {
+            out.extend(rest.iter().rev());
+            return out;
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name);
+                existing = parent;
+            }
+            _ => return lexical,
+        }
+    }
+}
+
+/// Removes the entries of `dir`, keeping the paths in `keep` and descending into any
+/// directory that contains one of them.
+fn clear_dir(dir: &Path, keep: &[PathBuf], report: &mut ResetReport) -> Result<(), ResetError> {
+    let entries = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(report),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(source) => {
             return Err(ResetError::Read {
-                path: data_dir.to_path_buf(),
+                path: dir.to_path_buf(),
                 source,
             });
         }
@@ -90,18 +123,41 @@ pub fn factory_reset(
     let mut paths = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|source| ResetError::Read {
-            path: data_dir.to_path_buf(),
+            path: dir.to_path_buf(),
             source,
         })?;
         paths.push(entry.path());
     }
     paths.sort();
     for path in paths {
-        let kept = keep.is_some_and(|k| path == k.recordings_dir || path == k.index_store);
-        if !kept {
-            remove(&path, &mut report)?;
+        let real = resolved(&path);
+        if keep.contains(&real) {
+            continue;
+        }
+        let is_dir = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+        if is_dir && keep.iter().any(|k| k.starts_with(&real)) {
+            clear_dir(&path, keep, report)?;
+        } else {
+            remove(&path, report)?;
         }
     }
+    Ok(())
+}
+
+/// Resets `data_dir` to factory state. With `keep` the recordings and their index survive
+/// wherever they are below `data_dir` (however the paths are spelled); without it the
+/// directories in `wipe_dirs` outside `data_dir` (recordings, snapshots elsewhere) are
+/// emptied as well. The workers owning the stores must be stopped.
+pub fn factory_reset(
+    data_dir: &Path,
+    keep: Option<&KeepRecordings>,
+    wipe_dirs: &[PathBuf],
+) -> Result<ResetReport, ResetError> {
+    let mut report = ResetReport::default();
+    let kept: Vec<PathBuf> = keep
+        .map(|k| vec![resolved(&k.recordings_dir), resolved(&k.index_store)])
+        .unwrap_or_default();
+    clear_dir(data_dir, &kept, &mut report)?;
     match keep {
         Some(k) if k.index_store.exists() => {
             let err = |source| ResetError::Store {
@@ -118,20 +174,9 @@ pub fn factory_reset(
         }
         Some(_) => {}
         None => {
-            for dir in wipe_dirs.iter().filter(|d| !d.starts_with(data_dir)) {
-                let inner = match std::fs::read_dir(dir) {
-                    Ok(rd) => rd,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(source) => {
-                        return Err(ResetError::Read {
-                            path: dir.clone(),
-                            source,
-                        });
-                    }
-                };
-                for entry in inner.flatten() {
-                    remove(&entry.path(), &mut report)?;
-                }
+            let data = resolved(data_dir);
+            for dir in wipe_dirs.iter().filter(|d| !resolved(d).starts_with(&data)) {
+                clear_dir(dir, &[], &mut report)?;
             }
         }
     }
@@ -187,6 +232,33 @@ mod tests {
             capture.settings().keys().unwrap(),
             ["recording/yard/00000000000000000001"]
         );
+    }
+
+    #[test]
+    fn nested_and_differently_spelled_recordings_are_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        populate(&data);
+        let nested = data.join("media/rec/yard");
+        std::fs::create_dir_all(&nested).unwrap();
+        std::fs::write(nested.join("7.mp4"), b"mp4").unwrap();
+        std::fs::write(data.join("media/other.bin"), b"x").unwrap();
+        // The same data directory through a symlink, and with `..` in the recordings path.
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&data, &link).unwrap();
+        let keep = KeepRecordings {
+            recordings_dir: link.join("media/x/../rec"),
+            index_store: link.join("capture.redb"),
+        };
+        factory_reset(&data, Some(&keep), &[]).unwrap();
+        assert!(
+            nested.join("7.mp4").exists(),
+            "a kept recording was deleted"
+        );
+        assert!(!data.join("media/other.bin").exists());
+        assert!(data.join("capture.redb").exists());
+        assert!(!data.join("hub.redb").exists() && !data.join("recordings").exists());
     }
 
     #[test]

@@ -376,7 +376,14 @@ mod tests {
         assert!(wd.is_none());
         let view = panel.view();
         assert_eq!(view.io, "hardware");
-        // This machine has no gpiochip0 line 17 for a Raspberry Pi LED.
-        assert!(view.error.is_some() || view.led.is_some());
+        if std::path::Path::new("/dev/gpiochip0").exists() {
+            // A machine with GPIO: the line opened, or the reason it did not is shown.
+            assert!(view.error.is_some() || view.led.is_some());
+        } else {
+            // No gpiochip0 (build machines, CI): the named error, and no LED or button.
+            let error = view.error.expect("the missing chip is reported");
+            assert!(error.contains("gpiochip0"), "{error}");
+            assert!(view.led.is_none() && !view.button);
+        }
     }
 }

@@ -514,7 +514,11 @@ impl Supervisor {
 
         let tx = self.events_tx.clone();
         let n = name.to_string();
+        // The channel reader tells the exit waiter when it has passed on the last frame, so
+        // a worker's last words (its `Fatal` reason) are handled before its exit.
+        let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
+            let _drained = drained_tx;
             loop {
                 match proto::read_frame_async::<WorkerMsg>(&mut read_half).await {
                     Ok(Some(msg)) => {
@@ -555,6 +559,9 @@ impl Supervisor {
                 }
                 Err(e) => Ending::Signalled(format!("wait failed: {e}")),
             };
+            // The socket closes with the process (unless a child of the worker inherited it,
+            // hence the bound).
+            let _ = tokio::time::timeout(Duration::from_secs(1), drained_rx).await;
             let _ = tx.send(Event::Ended {
                 name: n,
                 generation,
@@ -645,27 +652,74 @@ impl Supervisor {
             }
             ButtonAction::FactoryReset { wipe_recordings } => {
                 self.panel.confirm_pending = false;
-                self.panel.show(watchpost_board::ApplianceState::Updating);
-                self.factory_reset(wipe_recordings, events_rx).await;
-                self.panel.note(if wipe_recordings {
-                    "factory_reset wiped recordings"
-                } else {
-                    "factory_reset kept recordings"
-                });
+                let outcome = match self.undelivered_alarms() {
+                    0 => {
+                        self.panel.show(watchpost_board::ApplianceState::Updating);
+                        match self.factory_reset(wipe_recordings, events_rx).await {
+                            Ok(()) if wipe_recordings => "factory_reset wiped recordings".into(),
+                            Ok(()) => "factory_reset kept recordings".into(),
+                            Err(why) => format!("factory_reset failed: {why}"),
+                        }
+                    }
+                    n => {
+                        tracing::error!(
+                            undelivered = n,
+                            "factory reset refused: alarms are waiting for delivery; try again once the receivers have them"
+                        );
+                        format!("factory_reset refused: {n} alarms not yet delivered")
+                    }
+                };
+                self.panel.note(&outcome);
             }
         }
         let state = self.appliance_state();
         self.panel.show(state);
     }
 
+    /// Alarms the hub has queued and not yet delivered (from its last metrics): a factory
+    /// reset would delete them with its store, so it waits until they are out.
+    fn undelivered_alarms(&self) -> u64 {
+        let Some(hub) = self.slots.get("hub") else {
+            return 0;
+        };
+        hub.metrics_text
+            .lines()
+            .filter(|l| l.starts_with("watchpost_hub_alarm_queue_length"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|v| v.max(0.0) as u64)
+            .sum()
+    }
+
     /// Stops every worker, resets the data directory to factory state and starts them again.
+    /// Nothing is deleted unless every worker has stopped (none may hold its store open).
     async fn factory_reset(
         &mut self,
         wipe_recordings: bool,
         events_rx: &mut mpsc::UnboundedReceiver<Event>,
-    ) {
+    ) -> Result<(), String> {
         tracing::warn!(wipe_recordings, "factory reset: stopping every worker");
+        // systemd's watchdog is fed around the stop, which can take a few grace periods.
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
         self.stop_all(events_rx).await;
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        let alive: Vec<&str> = self
+            .order
+            .iter()
+            .filter(|n| self.slots.get(**n).is_some_and(|s| s.pid.is_some()))
+            .copied()
+            .collect();
+        let outcome = if alive.is_empty() {
+            self.reset_data(wipe_recordings).await
+        } else {
+            let why = format!("workers still running: {}", alive.join(", "));
+            tracing::error!(%why, "factory reset not done");
+            Err(why)
+        };
+        self.restart_all();
+        outcome
+    }
+
+    async fn reset_data(&mut self, wipe_recordings: bool) -> Result<(), String> {
         let data_dir = self.config.system.data_dir.clone();
         let recordings = self.config.capture.recordings_dir(&data_dir);
         let snapshots = self.config.capture.snapshots_dir(&data_dir);
@@ -681,23 +735,41 @@ impl Supervisor {
             )
         })
         .await;
-        match result {
-            Ok(Ok(report)) => tracing::warn!(
-                removed = report.removed.len(),
-                settings_removed = report.settings_removed,
-                "factory reset done; starting the workers on factory settings"
-            ),
-            Ok(Err(e)) => tracing::error!(error = %e, "factory reset incomplete"),
-            Err(e) => tracing::error!(error = %e, "factory reset task failed"),
-        }
+        let outcome = match result {
+            Ok(Ok(report)) => {
+                tracing::warn!(
+                    removed = report.removed.len(),
+                    settings_removed = report.settings_removed,
+                    "factory reset done; starting the workers on factory settings"
+                );
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "factory reset incomplete");
+                Err(e.to_string())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "factory reset task failed");
+                Err(e.to_string())
+            }
+        };
         if let Err(e) = std::fs::create_dir_all(&self.run_dir) {
             tracing::error!(error = %e, "cannot recreate the run directory");
         }
         self.write_listeners();
+        outcome
+    }
+
+    /// Fresh slots for every worker, started at the next tick.
+    fn restart_all(&mut self) {
         self.indicators.clear();
         let now = Instant::now();
         let essential = self.config.supervisor.essential.clone();
         for name in self.order.clone() {
+            // A worker that did not stop keeps its slot (and its process is still watched).
+            if self.slots.get(name).is_some_and(|s| s.pid.is_some()) {
+                continue;
+            }
             let generation = self.slots.get(name).map_or(0, |s| s.generation);
             let mut slot = Slot::new(name, essential.iter().any(|e| e == name), &self.policy);
             slot.generation = generation;

@@ -56,6 +56,8 @@ pub enum RelayError {
     BreakerOpen { module: String },
     #[error("board relay: {source}")]
     Gpio { source: watchpost_board::RelayError },
+    #[error("the board's relay outputs are unavailable: {reason}")]
+    BoardUnavailable { reason: String },
 }
 
 impl RelayError {
@@ -70,6 +72,7 @@ impl RelayError {
             Self::Response { .. } => "RELAY_BAD_RESPONSE",
             Self::BreakerOpen { .. } => "RELAY_BREAKER_OPEN",
             Self::Gpio { .. } => "RELAY_GPIO_FAILED",
+            Self::BoardUnavailable { .. } => "RELAY_UNREACHABLE",
         }
     }
 }
@@ -105,7 +108,19 @@ impl Link {
 
     /// The board's GPIO relays; coil address N is the Nth relay.
     pub fn board(relays: Vec<watchpost_board::Relay<watchpost_board::BoardPin>>) -> Self {
-        Link::Board(BoardLink { relays })
+        Link::Board(BoardLink {
+            relays,
+            unavailable: None,
+        })
+    }
+
+    /// Board relays that could not be opened: every request fails with `reason`, so the
+    /// module reports it (breaker, last error) while the rest of the worker runs.
+    pub fn board_unavailable(reason: String) -> Self {
+        Link::Board(BoardLink {
+            relays: Vec::new(),
+            unavailable: Some(reason),
+        })
     }
 
     /// Sends `request` to `unit` and waits at most `timeout` for its response.
@@ -158,6 +173,7 @@ fn check(
 #[derive(Debug)]
 pub struct BoardLink {
     relays: Vec<watchpost_board::Relay<watchpost_board::BoardPin>>,
+    unavailable: Option<String>,
 }
 
 impl BoardLink {
@@ -187,6 +203,11 @@ impl BoardLink {
     }
 
     fn request(&mut self, request: &Request) -> Result<Response, RelayError> {
+        if let Some(reason) = &self.unavailable {
+            return Err(RelayError::BoardUnavailable {
+                reason: reason.clone(),
+            });
+        }
         let gpio = |source| RelayError::Gpio { source };
         match request {
             Request::ReadCoils { address, count } => {
@@ -543,6 +564,21 @@ mod tests {
         );
         let last = |pin: &str| log.changes_of(pin).last().map(|c| c.0);
         assert_eq!((last("relay0"), last("relay1")), (Some(true), Some(false)));
+    }
+
+    #[tokio::test]
+    async fn unavailable_board_relays_fail_every_request_with_the_reason() {
+        let mut link = Link::board_unavailable("gpiochip0 is busy".into());
+        let read = Request::ReadCoils {
+            address: 0,
+            count: 1,
+        };
+        let err = link
+            .request(1, &read, Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "RELAY_UNREACHABLE");
+        assert!(err.to_string().contains("gpiochip0 is busy"), "{err}");
     }
 
     #[tokio::test]

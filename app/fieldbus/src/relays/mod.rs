@@ -81,12 +81,15 @@ pub fn topic(prefix: &str, levels: &[&str]) -> String {
 
 impl Relays {
     /// Starts one task per port for `modules`. Tasks stop on `shutdown`.
-    /// `board_relays` are the opened GPIO relays for the module with `board = true`.
+    /// `board_relays` are the opened GPIO relays for the module with `board = true`, or why
+    /// they could not be opened.
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         modules: &[RelayModuleConfig],
         board: Option<&watchpost_board::BoardDescription>,
-        mut board_relays: Option<Vec<watchpost_board::Relay<watchpost_board::BoardPin>>>,
+        mut board_relays: Option<
+            Result<Vec<watchpost_board::Relay<watchpost_board::BoardPin>>, String>,
+        >,
         prefix: &str,
         outbox: Arc<Outbox>,
         registry: &Registry,
@@ -113,8 +116,9 @@ impl Relays {
         for (port_idx, (key, mods)) in groups.into_iter().enumerate() {
             let link = match (&mods[0].tcp, &mods[0].serial) {
                 _ if mods[0].board => match board_relays.take() {
-                    Some(relays) => Link::board(relays),
-                    None => continue,
+                    Some(Ok(relays)) => Link::board(relays),
+                    Some(Err(reason)) => Link::board_unavailable(reason),
+                    None => Link::board_unavailable("not opened".into()),
                 },
                 (Some(e), _) => Link::tcp(e.clone()),
                 (None, Some(s)) => Link::rtu(s.clone(), board.cloned()),
