@@ -80,16 +80,23 @@ def test_ten_clients_share_one_upstream_read(rtsp_appliance):
     assert src.count("client") - before_clients == 1
 
 
-def test_client_cap_refuses_extra_players(appliance_factory, testsrc):
+def open_camera_appliance(appliance_factory, src_url: str, **rtsp_overrides):
+    """An appliance without RTSP authentication, no dashboard and no multicast discovery,
+    restreaming `src_url` as camera `cam1`."""
     from rtsp_support import extra_camera_toml, rtsp_sections
-    sections = rtsp_sections(testsrc.url, max_clients_per_mount=1, rtsp_auth=False)
+    sections = rtsp_sections(src_url, rtsp_auth=False, **rtsp_overrides)
     rtsp = sections["rtsp"]
     for k in ("dashboard", "discovery", "device"):
         rtsp.pop(k)
     extra = '\n[rtsp.discovery]\nbind = "127.0.0.1"\nport = 0\nmulticast = false\n' + \
-        '\n[rtsp.dashboard]\nenabled = false\n' + extra_camera_toml(testsrc.url)
+        '\n[rtsp.dashboard]\nenabled = false\n' + extra_camera_toml(src_url)
     a = appliance_factory(sections, extra_toml=extra).start(timeout=30)
     wait_for(lambda: "rtsp.rtsp" in a.listeners, 20, what="rtsp worker ready")
+    return a
+
+
+def test_client_cap_refuses_extra_players(appliance_factory, testsrc):
+    a = open_camera_appliance(appliance_factory, testsrc.url, max_clients_per_mount=1)
     url = rtsp_url(a, "/cameras/cam1", auth=None)
     first = subprocess.Popen(
         ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", url, "-t", "20", "-f", "null", "-"],
@@ -159,20 +166,12 @@ def stuck_client(host: str, port: int, path: str):
 
 def noisy_camera_appliance(appliance_factory, request_stop, **rtsp_overrides):
     """An appliance without RTSP authentication restreaming a 2 Mbit/s noise camera."""
-    from rtsp_support import TESTSRC, TestSource, extra_camera_toml, rtsp_sections
+    from rtsp_support import TESTSRC, TestSource
     if not TESTSRC.exists():
         pytest.skip(f"{TESTSRC} is not built (cargo build -p watchpost-rtsp)")
     testsrc = TestSource(pattern="snow")
     request_stop.append(testsrc.stop)
-    sections = rtsp_sections(testsrc.url, rtsp_auth=False, **rtsp_overrides)
-    rtsp = sections["rtsp"]
-    for k in ("dashboard", "discovery", "device"):
-        rtsp.pop(k)
-    extra = '\n[rtsp.discovery]\nbind = "127.0.0.1"\nport = 0\nmulticast = false\n' + \
-        '\n[rtsp.dashboard]\nenabled = false\n' + extra_camera_toml(testsrc.url)
-    a = appliance_factory(sections, extra_toml=extra).start(timeout=30)
-    wait_for(lambda: "rtsp.rtsp" in a.listeners, 20, what="rtsp worker ready")
-    return a
+    return open_camera_appliance(appliance_factory, testsrc.url, **rtsp_overrides)
 
 
 @pytest.fixture
