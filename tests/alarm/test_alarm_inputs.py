@@ -27,17 +27,24 @@ def mqtt_users(mosquitto) -> list[str]:
     return re.findall(r"New client connected from \S+ as \S+ \([^)]*u'([^']*)'\)", mosquitto.log_text())
 
 
+def door_to_sia(appliance_factory, mosquitto, sim, sia, zone: int):
+    """A started appliance on the simulated YoLink cloud whose `door1` alarms go to the SIA
+    receiver `cms` on `zone`, with the bridge subscribed."""
+    extra = (
+        yolink_toml(mosquitto, sim)
+        + sia_receiver_toml("cms", sia.port)
+        + f"\n[[alarms.mappings]]\nsensor = \"door1\"\nroutes = [{{ receiver = \"cms\", zone = {zone} }}]\n"
+    )
+    app = appliance_factory(alarm_sections(mosquitto, sim), extra).start(timeout=30)
+    wait_bridge_connected(app)
+    return app
+
+
 def test_token_logs_in_to_mqtt_and_tamper_alarms_and_restores(appliance_factory, mosquitto, sia_factory,
                                                              yolink_factory):
     sia = sia_factory().start()
     sim = yolink_factory(mosquitto, ["door1:DoorSensor:Front"])
-    extra = (
-        yolink_toml(mosquitto, sim)
-        + sia_receiver_toml("cms", sia.port)
-        + "\n[[alarms.mappings]]\nsensor = \"door1\"\nroutes = [{ receiver = \"cms\", zone = 3 }]\n"
-    )
-    app = appliance_factory(alarm_sections(mosquitto, sim), extra).start(timeout=30)
-    wait_bridge_connected(app)
+    app = door_to_sia(appliance_factory, mosquitto, sim, sia, zone=3)
     # The bridge logs in to the YoLink broker with the access token as its user name.
     users = wait_for(lambda: [u for u in mqtt_users(mosquitto) if u.startswith("sim-token-")], 10,
                      what="a client logged in with the token")
@@ -137,13 +144,7 @@ def test_simulator_script_drives_the_path(appliance_factory, mosquitto, sia_fact
         + json.dumps({"after_ms": 700, "device": "door1", "state": "closed"}) + "\n"
     )
     sim = yolink_factory(mosquitto, ["door1:DoorSensor:Front"], script=script, repeat=True)
-    extra = (
-        yolink_toml(mosquitto, sim)
-        + sia_receiver_toml("cms", sia.port)
-        + "\n[[alarms.mappings]]\nsensor = \"door1\"\nroutes = [{ receiver = \"cms\", zone = 4 }]\n"
-    )
-    app = appliance_factory(alarm_sections(mosquitto, sim), extra).start(timeout=30)
-    wait_bridge_connected(app)
+    app = door_to_sia(appliance_factory, mosquitto, sim, sia, zone=4)
     # The script cycles (--repeat, as in the demo): open, then closed, 0.7 s apart.
     codes = lambda: [e["code"] for e in sia.received() if e["ri"] == "4"]  # noqa: E731
     wait_for(lambda: "BA" in codes() and "BH" in codes()[codes().index("BA"):], 20,
