@@ -3,6 +3,7 @@ receiver in order, each at least once (a repeat carries the same SIA sequence nu
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 
@@ -91,7 +92,11 @@ def test_receiver_down_while_100_alarms_fire_then_all_delivered_in_order(
     assert cms()["delivered_total"] == 100
     # The token was renewed before it expired; the renewed session (and its state poll, which
     # re-reads every door) raises nothing twice, and a new report still becomes an alarm.
-    assert sim.stats()["tokens_issued"] >= 2
+    stats = sim.stats()
+    assert stats["tokens_issued"] >= 2 and stats["expired_token_calls"] == 0, stats
+    # The broker session was opened again with the renewed token (its user name).
+    users = {u for u in re.findall(r"u'(sim-token-[^']*)'", mosquitto.log_text())}
+    assert len(users) >= 2, users
     wait_bridge_connected(app)
     sim.report("door0", "open")
     events = sia.wait_events(101, timeout=20)

@@ -82,7 +82,10 @@ struct Device {
 struct Sim {
     args: YolinkArgs,
     devices: Mutex<BTreeMap<String, Device>>,
-    tokens: Mutex<Vec<String>>,
+    /// Issued access tokens and when each expires (ms since the Unix epoch).
+    tokens: Mutex<Vec<(String, i64)>>,
+    /// API calls made with a token past its expiry (answered `010104`).
+    expired_token_calls: AtomicU64,
     mqtt: rumqttc::AsyncClient,
     published: AtomicU64,
     api_calls: AtomicU64,
@@ -255,7 +258,9 @@ async fn token(
     }
     let n = sim.tokens_issued.fetch_add(1, Ordering::Relaxed) + 1;
     let access = format!("sim-token-{n}-{}", now_ms());
-    sim.tokens.lock().await.push(access.clone());
+    let expires_ms = now_ms()
+        + i64::try_from(sim.args.token_lifetime_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+    sim.tokens.lock().await.push((access.clone(), expires_ms));
     (
         StatusCode::OK,
         Json(
@@ -278,8 +283,20 @@ async fn api(
         .and_then(|h| h.strip_prefix("Bearer "))
         .unwrap_or("")
         .to_string();
-    if !sim.tokens.lock().await.contains(&bearer) {
-        return budp(&method, "000103", "token invalid", json!({}));
+    let expiry = sim
+        .tokens
+        .lock()
+        .await
+        .iter()
+        .find(|(t, _)| *t == bearer)
+        .map(|(_, e)| *e);
+    match expiry {
+        None => return budp(&method, "000103", "token invalid", json!({})),
+        Some(e) if e <= now_ms() => {
+            sim.expired_token_calls.fetch_add(1, Ordering::Relaxed);
+            return budp(&method, "010104", "token expired", json!({}));
+        }
+        Some(_) => {}
     }
     let devices = sim.devices.lock().await;
     match method.as_str() {
@@ -336,6 +353,7 @@ async fn stats(State(sim): State<Arc<Sim>>) -> Json<Value> {
         "api_calls": sim.api_calls.load(Ordering::Relaxed),
         "token_requests": sim.token_requests.load(Ordering::Relaxed),
         "tokens_issued": sim.tokens_issued.load(Ordering::Relaxed),
+        "expired_token_calls": sim.expired_token_calls.load(Ordering::Relaxed),
     }))
 }
 
@@ -419,6 +437,7 @@ async fn serve(args: YolinkArgs) -> anyhow::Result<()> {
     let sim = Arc::new(Sim {
         devices: Mutex::new(devices),
         tokens: Mutex::new(Vec::new()),
+        expired_token_calls: AtomicU64::new(0),
         mqtt: client,
         published: AtomicU64::new(0),
         api_calls: AtomicU64::new(0),
