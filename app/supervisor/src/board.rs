@@ -207,14 +207,6 @@ impl Panel {
         }
     }
 
-    /// The next button gesture; pending forever without a button.
-    pub async fn next_action(&mut self) -> Option<ButtonAction> {
-        match &mut self.actions {
-            Some(rx) => rx.recv().await,
-            None => std::future::pending().await,
-        }
-    }
-
     /// Hands the button's gestures to the caller's loop.
     pub fn take_actions(&mut self) -> Option<mpsc::Receiver<ButtonAction>> {
         self.actions.take()
@@ -307,6 +299,7 @@ mod tests {
     async fn simulated_board_drives_led_button_and_watchdog() {
         let cfg = config("[supervisor.button]\nlong_press_ms = 1000\nconfirm_window_ms = 2000\n");
         let (mut panel, wd) = Panel::open(&cfg);
+        let mut actions = panel.take_actions().expect("rpi4 has a button");
         let view = panel.view();
         assert_eq!(view.name, "rpi4");
         assert_eq!(view.io, "simulated");
@@ -323,19 +316,19 @@ mod tests {
         assert!(panel.toggle_simulated_button());
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(panel.toggle_simulated_button());
-        let a = tokio::time::timeout(Duration::from_secs(1), panel.next_action()).await;
+        let a = tokio::time::timeout(Duration::from_secs(1), actions.recv()).await;
         assert_eq!(a.unwrap(), Some(ButtonAction::PublishAddress));
 
         // Long press, then a confirming press: factory reset.
         panel.toggle_simulated_button();
-        let a = tokio::time::timeout(Duration::from_secs(2), panel.next_action()).await;
+        let a = tokio::time::timeout(Duration::from_secs(2), actions.recv()).await;
         assert_eq!(a.unwrap(), Some(ButtonAction::FactoryResetArmed));
         panel.toggle_simulated_button();
         tokio::time::sleep(Duration::from_millis(300)).await;
         panel.toggle_simulated_button();
         tokio::time::sleep(Duration::from_millis(100)).await;
         panel.toggle_simulated_button();
-        let a = tokio::time::timeout(Duration::from_secs(1), panel.next_action()).await;
+        let a = tokio::time::timeout(Duration::from_secs(1), actions.recv()).await;
         assert_eq!(
             a.unwrap(),
             Some(ButtonAction::FactoryReset {
