@@ -184,7 +184,9 @@ def test_a_client_that_stops_reading_costs_bounded_memory(appliance_factory, req
     """A hung player on RTP over TCP: the server's per-client queue is bounded (the backlog is
     dropped, not buffered), so the worker's memory stays flat while the camera keeps sending,
     and other clients keep playing."""
-    a = noisy_camera_appliance(appliance_factory, request_stop)
+    # The stall watch would disconnect the hung player after 10 s; here it must stay, so that
+    # what is measured is the bound on its backlog.
+    a = noisy_camera_appliance(appliance_factory, request_stop, stalled_client_timeout_s=0)
     host, port = a.addr("rtsp.rtsp")
     pid = a.worker("rtsp")["pid"]
     # Warm up: one full play, so the shared media and its buffers exist.
@@ -218,3 +220,88 @@ def test_a_client_that_stops_reading_costs_bounded_memory(appliance_factory, req
     finally:
         sock.close()
 
+
+
+def decoded_frames(url: str, frames: int, timeout: float) -> tuple[int, str]:
+    """Decodes up to `frames` video frames from `url` over TCP; returns how many were decoded.
+    (A frame count, not `-t`: the stream's timestamps jump over a stall of the shared media.)"""
+    try:
+        out = subprocess.run(
+            ["ffmpeg", "-v", "error", "-stats", "-rtsp_transport", "tcp", "-i", url, "-frames:v", str(frames),
+             "-f", "null", "-"], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        return 0, "timed out: " + err[-2000:]
+    counts = [int(m) for m in re.findall(r"frame=\s*(\d+)", out.stderr)]
+    return (counts[-1] if counts else 0), out.stderr[-2000:]
+
+
+def test_a_hung_player_does_not_starve_players_that_join_later(appliance_factory, request_stop):
+    """A player that plays over TCP and then never reads fills its backlog and, alone on the
+    mount, holds the shared media's send thread. A player that joins afterwards must still get
+    video (the stall watch wakes the stream). The watch's disconnecting is off here, so this
+    checks the wake-up alone."""
+    a = noisy_camera_appliance(appliance_factory, request_stop, stalled_client_timeout_s=0)
+    host, port = a.addr("rtsp.rtsp")
+    url = rtsp_url(a, "/cameras/cam1", auth=None)
+    sock = stuck_client(host, port, "/cameras/cam1")
+    try:
+        wait_for(lambda: mount_metric(a, "watchpost_rtsp_clients", "/cameras/cam1") >= 1, 20,
+                 what="hung player playing")
+        # Wait until its socket buffers and the server's backlog are full and the shared media
+        # stops producing (up to ~4 MiB of socket buffer at 2 Mbit/s: about 20 s).
+        produced = lambda: mount_metric(a, "watchpost_rtsp_payload_bytes_total", "/cameras/cam1")  # noqa: E731
+        deadline = time.monotonic() + 90
+        before = produced()
+        while True:
+            time.sleep(3)
+            now = produced()
+            if now == before:
+                break
+            assert time.monotonic() < deadline, "the hung player never held the shared media"
+            before = now
+        print(f"shared media stalled after {before / 1024:.0f} KiB")
+        t0 = time.monotonic()
+        frames, err = decoded_frames(url, 30, timeout=60)
+        print(f"player joining after a hung one: {frames} frames decoded in {time.monotonic() - t0:.1f} s")
+        # Two seconds of the stand-in camera (15 fps); a starved player decodes nothing.
+        assert frames == 30, err
+        # The hung player is still connected: the new one was served alongside it.
+        assert mount_metric(a, "watchpost_rtsp_stalled_clients_closed_total", "/cameras/cam1") == 0
+    finally:
+        sock.close()
+
+
+def test_a_hung_player_is_disconnected(appliance_factory, request_stop):
+    """With `stalled_client_timeout_s`, a TCP player that takes nothing while the camera keeps
+    sending loses its connection and its client slot; a healthy player is left alone."""
+    a = noisy_camera_appliance(appliance_factory, request_stop, stalled_client_timeout_s=3,
+                               max_clients_per_mount=2)
+    host, port = a.addr("rtsp.rtsp")
+    url = rtsp_url(a, "/cameras/cam1", auth=None)
+    healthy = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", url, "-t", "40", "-f", "null", "-"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    request_stop.append(lambda: (healthy.kill(), healthy.wait(10)))
+    wait_for(lambda: mount_metric(a, "watchpost_rtsp_clients", "/cameras/cam1") >= 1, 20,
+             what="healthy player playing")
+    sock = stuck_client(host, port, "/cameras/cam1")
+    try:
+        wait_for(lambda: mount_metric(a, "watchpost_rtsp_stalled_clients_closed_total", "/cameras/cam1") >= 1,
+                 40, what="hung player disconnected")
+        wait_for(lambda: mount_metric(a, "watchpost_rtsp_clients", "/cameras/cam1") == 1, 10,
+                 what="its client slot released")
+        # The server closed the connection: after what was buffered, the socket reads EOF.
+        sock.settimeout(10)
+        while True:
+            try:
+                chunk = sock.recv(1 << 16)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+        # The healthy player was not disconnected and still plays.
+        assert healthy.poll() is None, healthy.stderr.read() if healthy.stderr else ""
+        assert mount_metric(a, "watchpost_rtsp_stalled_clients_closed_total", "/cameras/cam1") == 1
+    finally:
+        sock.close()

@@ -42,6 +42,10 @@ pub struct RtspConfig {
     /// loses its session and its connection, so it cannot hold a mount. Players keep their
     /// session alive well within the RTSP default of 60 s.
     pub session_timeout_s: u32,
+    /// A player on RTP over TCP whose connection has taken nothing for this long while its
+    /// mount's source kept producing (a player that hung without closing its connection) is
+    /// disconnected, so that it neither holds a client slot nor its backlog. 0 turns this off.
+    pub stalled_client_timeout_s: u32,
     pub device: DeviceConfig,
     pub dashboard: DashboardConfig,
     /// `/thermal/<id>`: the colourised view of each thermal camera of `[capture]`.
@@ -64,6 +68,7 @@ impl Default for RtspConfig {
             udp: true,
             upstream_latency_ms: 200,
             session_timeout_s: 60,
+            stalled_client_timeout_s: 10,
             device: DeviceConfig::default(),
             dashboard: DashboardConfig::default(),
             thermal: ThermalViewConfig::default(),
@@ -260,6 +265,12 @@ impl RtspConfig {
             p.push(problem(
                 "rtsp.session_timeout_s",
                 "must be 2..=3600 seconds",
+            ));
+        }
+        if self.stalled_client_timeout_s > 3600 {
+            p.push(problem(
+                "rtsp.stalled_client_timeout_s",
+                "must be 0 (off) or at most 3600 seconds",
             ));
         }
         if self.max_clients_per_mount == 0 {

@@ -15,6 +15,7 @@ use watchpost_runtime::Registry;
 
 use crate::RtspError;
 use crate::sources::Upstream;
+use crate::stall::StallWatch;
 
 /// What the dashboard mount needs from the feeder: the appsrcs of live dashboard media.
 pub type AppSrcs = Arc<Mutex<Vec<gst_app::AppSrc>>>;
@@ -75,6 +76,9 @@ pub struct ServerSettings {
     pub upstream_latency_ms: u32,
     /// Sessions without any sign of life for this long are removed with their connection.
     pub session_timeout_s: u32,
+    /// A TCP player that takes nothing for this long while its source delivers is
+    /// disconnected (0: never); see `stall.rs`.
+    pub stalled_client_timeout_s: u32,
     /// `(user, password)` pairs; empty = no authentication.
     pub users: Vec<(String, String)>,
 }
@@ -134,17 +138,19 @@ fn mount_of(uri: &str) -> String {
 fn restream_launch(u: &Upstream, latency_ms: u32) -> String {
     if u.shm_socket.is_some() {
         // The capture worker's H.264 byte stream (SPS/PPS with every keyframe), one access
-        // unit per buffer; the socket path is set as a property in media-configure.
-        return "( shmsrc name=src is-live=true do-timestamp=true ! video/x-h264,stream-format=byte-stream,alignment=au ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )".into();
+        // unit per buffer; the socket path is set as a property in media-configure. The leaky
+        // queue, as below, keeps the reader going when the server stops pulling.
+        return "( shmsrc name=src is-live=true do-timestamp=true ! queue name=alive leaky=downstream max-size-buffers=0 max-size-bytes=8388608 max-size-time=2000000000 ! video/x-h264,stream-format=byte-stream,alignment=au ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )".into();
     }
     // Only fixed, numeric values go into the launch line; the URL and the credentials are
     // set as properties in media-configure, so nothing from the config is parsed as syntax.
     // The leaky queue bounds what piles up when the server stops pulling (a client that
     // stopped reading can hold the shared media): at most 2 s (or 8 MiB) of RTP, oldest
     // dropped, instead of the jitter buffer growing at the camera's bitrate for as long as
-    // the stall lasts. The caps pick the H.264 video stream of a camera that also sends audio.
+    // the stall lasts. The queue is also where the stall watch sees the source deliver
+    // (stall.rs). The caps pick the H.264 video stream of a camera that also sends audio.
     format!(
-        "( rtspsrc name=src latency={latency_ms} protocols={} ! application/x-rtp,media=video,encoding-name=H264 ! queue leaky=downstream max-size-buffers=0 max-size-bytes=8388608 max-size-time=2000000000 ! rtph264depay ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )",
+        "( rtspsrc name=src latency={latency_ms} protocols={} ! application/x-rtp,media=video,encoding-name=H264 ! queue name=alive leaky=downstream max-size-buffers=0 max-size-bytes=8388608 max-size-time=2000000000 ! rtph264depay ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )",
         if u.tcp { "tcp" } else { "udp+tcp" }
     )
 }
@@ -153,7 +159,8 @@ fn restream_launch(u: &Upstream, latency_ms: u32) -> String {
 /// appsrc caps are given here (`Some`) or set on the element in media-configure (`None`).
 ///
 /// Without fixed caps (the thermal views) a `videorate` puts the frames, stamped on arrival, on
-/// the exact grid of the caps' frame rate, so that clients see the ring's nominal rate.
+/// the exact grid of the caps' frame rate, so that clients see the ring's nominal rate. The
+/// leaky `alive` queue lets the stall watch see frames arrive while the server is not pulling.
 fn raw_encode_launch(caps: Option<(u32, u32, u32)>, e: EncoderSpec) -> String {
     let encoder = if e.openh264 {
         format!(
@@ -175,7 +182,7 @@ fn raw_encode_launch(caps: Option<(u32, u32, u32)>, e: EncoderSpec) -> String {
         None => (String::new(), " ! videorate"),
     };
     format!(
-        "( appsrc name=src is-live=true format=time do-timestamp=true max-buffers=2 leaky-type=downstream{caps}{rate} ! videoconvert ! video/x-raw,format=I420 ! {encoder} ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+        "( appsrc name=src is-live=true format=time do-timestamp=true max-buffers=2 leaky-type=downstream{caps} ! queue name=alive leaky=downstream max-size-buffers=2 max-size-bytes=0 max-size-time=0{rate} ! videoconvert ! video/x-raw,format=I420 ! {encoder} ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
     )
 }
 
@@ -356,6 +363,7 @@ pub fn start(
         registry: registry.clone(),
         clients: clients.clone(),
     };
+    let watch = StallWatch::new(settings.stalled_client_timeout_s, registry);
     let context = glib::MainContext::new();
     let main_loop = glib::MainLoop::new(Some(&context), false);
     let server = rtsp::RTSPServer::new();
@@ -376,9 +384,11 @@ pub fn start(
             u.path.clone(),
         );
         let meters = meters.clone();
+        let watch = watch.clone();
         f.connect_media_configure(move |_, media| {
             meters.upstream_open(&path);
             count_payload(media, &meters, &path);
+            watch.watch_source(media, &path);
             let src = media
                 .element()
                 .downcast_ref::<gst::Bin>()
@@ -403,9 +413,11 @@ pub fn start(
         configure_factory(&f, settings);
         let sources = d.sources.clone();
         let meters = meters.clone();
+        let watch = watch.clone();
         f.connect_media_configure(move |_, media| {
             meters.upstream_open("/dashboard");
             count_payload(media, &meters, "/dashboard");
+            watch.watch_source(media, "/dashboard");
             register_appsrc(media, &sources);
         });
         mounts.add_factory("/dashboard", f);
@@ -416,9 +428,11 @@ pub fn start(
         configure_factory(&f, settings);
         let t2 = t.clone();
         let meters = meters.clone();
+        let watch = watch.clone();
         f.connect_media_configure(move |_, media| {
             meters.upstream_open(&t2.path);
             count_payload(media, &meters, &t2.path);
+            watch.watch_source(media, &t2.path);
             // The ring's layout as it is now (the capture worker may have restarted with
             // another size since we started); the feeder follows later changes.
             let (w, h, num, den) = match watchpost_frame_ring::RingReader::open(&t2.ring) {
@@ -461,6 +475,7 @@ pub fn start(
         let playing = playing.clone();
         let meters = meters.clone();
         let session_timeout = settings.session_timeout_s;
+        let watch = watch.clone();
         server.connect_client_connected(move |_, client| {
             let id = client.as_ptr() as usize;
             // A session that expires takes its TCP connection with it (a hung player that
@@ -481,7 +496,11 @@ pub fn start(
                 }
             });
             let (c2, p2, m2) = (clients.clone(), playing.clone(), meters.clone());
+            let w2 = watch.clone();
             client.connect_play_request(move |_, ctx| {
+                if let Some(session) = ctx.session() {
+                    w2.played(session);
+                }
                 let mount = mount_in(ctx);
                 if !lock(&p2).entry(id).or_default().insert(mount.clone()) {
                     return;
@@ -517,6 +536,21 @@ pub fn start(
             }
             glib::ControlFlow::Continue
         })
+        .attach(Some(&context));
+    }
+
+    // Once a second: wake the streams of TCP players, close the players that hung.
+    {
+        let server = server.clone();
+        glib::timeout_source_new(
+            std::time::Duration::from_secs(1),
+            Some("rtsp-stall-watch"),
+            glib::Priority::DEFAULT,
+            move || {
+                watch.tick(&server);
+                glib::ControlFlow::Continue
+            },
+        )
         .attach(Some(&context));
     }
 

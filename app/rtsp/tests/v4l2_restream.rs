@@ -90,6 +90,7 @@ fn v4l2_camera_is_restreamed_from_capture_shared_memory() {
         max_clients_per_mount: 8,
         upstream_latency_ms: 0,
         session_timeout_s: 60,
+        stalled_client_timeout_s: 10,
         users: Vec::new(),
     };
     let upstream = Upstream {
