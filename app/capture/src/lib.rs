@@ -31,6 +31,7 @@ pub mod mp4;
 pub mod pipeline;
 pub mod recorder;
 pub mod retention;
+pub mod rtsp_client;
 pub mod schedule;
 pub mod secrets;
 pub mod segment;

@@ -753,6 +753,23 @@ pub fn build_rtsp(
     Ok(pipeline)
 }
 
+/// The detection pipeline of an RTSP camera whose main stream the RTSP client records
+/// ([`crate::rtsp_client`]): only the sub stream's `rtspsrc` → depayloader → parser →
+/// detection chain.
+pub fn build_rtsp_sub_detect(
+    camera: &str,
+    src: &RtspSource,
+    sub_url: &str,
+    detect: DetectBranch,
+    on_frame: FrameSink,
+) -> Result<gst::Pipeline, PipelineError> {
+    let pipeline = gst::Pipeline::with_name(&format!("camera-{camera}-sub"));
+    let sub = rtsp_element(camera, src, sub_url, "sub")?;
+    pipeline.add(&sub).map_err(|e| build_err(camera, e))?;
+    link_rtsp_video(camera, &pipeline, &sub, RtspTail::Detect(detect, on_frame));
+    Ok(pipeline)
+}
+
 /// V4L2 source settings.
 #[derive(Debug, Clone)]
 pub struct V4l2Source {
