@@ -16,6 +16,7 @@ use crate::pipeline::{
     self, DetectBranch, HttpMjpegSource, Outputs, RtspSource, ThermalInput, V4l2Source,
 };
 use crate::recorder::{RecorderMsg, RecorderStats};
+use crate::rtsp_client::{self, Ended, Target};
 use crate::thermal::{ThermalProcessor, ThermalStats};
 use crate::time::{SystemClock, WallClock, rfc3339};
 use watchpost_frame_ring::RingWriter;
@@ -471,6 +472,89 @@ async fn http_unreachable(url: &str) -> Option<String> {
     }
 }
 
+/// The RTSP client's target when the camera's main stream is only recorded (no detection, or
+/// detection from the sub stream): then it is read by [`crate::rtsp_client`] and never
+/// enters GStreamer. `None` when GStreamer must read it (detection decodes it, or the stream
+/// turned out to need GStreamer's parser).
+fn client_target(task: &CameraTask, use_client: bool) -> Option<(RtspSource, Target)> {
+    let Source::Rtsp(r) = &task.source else {
+        return None;
+    };
+    let main_decoded = task.detect.is_some() && task.ring.is_some() && r.sub_url.is_none();
+    if !use_client || main_decoded {
+        return None;
+    }
+    let mut r = r.clone();
+    if let Some((u, p)) = task
+        .credentials
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+    {
+        r.username = Some(u);
+        r.password = Some(p);
+    }
+    let target = Target {
+        url: r.url.clone(),
+        tcp: r.tcp,
+        username: r.username.clone(),
+        password: r.password.clone(),
+        timeout: task.stall_timeout.max(Duration::from_secs(2)),
+    };
+    Some((r, target))
+}
+
+/// One session of a camera whose main stream the RTSP client records; a sub stream for
+/// detection runs in its own small GStreamer pipeline beside it.
+async fn run_client_session(
+    task: &CameraTask,
+    source: &RtspSource,
+    target: &Target,
+    started: Instant,
+    frames_at_start: u64,
+    shutdown: &CancellationToken,
+    backoff: &mut Duration,
+) -> (String, bool) {
+    let out = outputs(task);
+    let detect = match (&source.sub_url, task.detect, out.on_detect_frame.clone()) {
+        (Some(url), Some(d), Some(on_frame)) => {
+            match pipeline::build_rtsp_sub_detect(&task.shared.id, source, url, d, on_frame) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    task.shared
+                        .set_state(CameraState::Error, Some(e.to_string()));
+                    return (e.to_string(), false);
+                }
+            }
+        }
+        _ => None,
+    };
+    if let Some(p) = &detect
+        && let Err(e) = p.set_state(gst::State::Playing)
+    {
+        let reason = format!("cannot start the sub stream: {e}");
+        stop(p.clone()).await;
+        return (reason, false);
+    }
+    let camera = task.shared.id.clone();
+    let mut ingest = Box::pin(rtsp_client::run(&camera, target, out.on_access_unit));
+    let mut needs_parser = false;
+    let reason = watch(
+        task,
+        detect.as_ref(),
+        Some((ingest.as_mut(), &mut needs_parser)),
+        started,
+        frames_at_start,
+        shutdown,
+        backoff,
+    )
+    .await;
+    if let Some(p) = detect {
+        stop(p).await;
+    }
+    (reason, needs_parser)
+}
+
 async fn stop(p: gst::Pipeline) {
     // Changing to Null can block on streaming threads; keep it off the async workers.
     let _ = tokio::task::spawn_blocking(move || p.set_state(gst::State::Null)).await;
@@ -480,6 +564,7 @@ async fn stop(p: gst::Pipeline) {
 pub async fn run(task: CameraTask, shutdown: CancellationToken) {
     let shared = task.shared.clone();
     let mut backoff = task.backoff_initial;
+    let mut use_client = true;
     loop {
         if shutdown.is_cancelled() {
             break;
@@ -494,19 +579,46 @@ pub async fn run(task: CameraTask, shutdown: CancellationToken) {
         );
         let started = Instant::now();
         let frames_at_start = shared.frames_in.load(Ordering::Relaxed);
-        let reason = match build(&task) {
-            Err(e) => {
-                shared.set_state(CameraState::Error, Some(e.to_string()));
-                e.to_string()
+        let reason = if let Some((source, target)) = client_target(&task, use_client) {
+            let (reason, needs_parser) = run_client_session(
+                &task,
+                &source,
+                &target,
+                started,
+                frames_at_start,
+                &shutdown,
+                &mut backoff,
+            )
+            .await;
+            if needs_parser {
+                tracing::info!(camera = %shared.id, %reason, "recording through GStreamer's RTSP chain from now on");
+                use_client = false;
             }
-            Ok(p) => {
-                let reason = if let Err(e) = p.set_state(gst::State::Playing) {
-                    format!("cannot start: {e}")
-                } else {
-                    watch(&task, &p, started, frames_at_start, &shutdown, &mut backoff).await
-                };
-                stop(p).await;
-                reason
+            reason
+        } else {
+            match build(&task) {
+                Err(e) => {
+                    shared.set_state(CameraState::Error, Some(e.to_string()));
+                    e.to_string()
+                }
+                Ok(p) => {
+                    let reason = if let Err(e) = p.set_state(gst::State::Playing) {
+                        format!("cannot start: {e}")
+                    } else {
+                        watch(
+                            &task,
+                            Some(&p),
+                            None,
+                            started,
+                            frames_at_start,
+                            &shutdown,
+                            &mut backoff,
+                        )
+                        .await
+                    };
+                    stop(p).await;
+                    reason
+                }
             }
         };
         let _ = task.recorder.try_send(RecorderMsg::SourceDown);
@@ -536,9 +648,18 @@ pub async fn run(task: CameraTask, shutdown: CancellationToken) {
     shared.set_state(CameraState::Offline, Some("stopped".into()));
 }
 
+/// The RTSP client's session, and where to say that the stream needs GStreamer's parser.
+type Ingest<'a> = (
+    std::pin::Pin<&'a mut (dyn std::future::Future<Output = Ended> + Send)>,
+    &'a mut bool,
+);
+
+/// Watches a camera session until it fails: errors of the pipeline `p` (if any), the end of the
+/// RTSP client's session `ingest` (if any), or no frame for the stall timeout.
 async fn watch(
     task: &CameraTask,
-    p: &gst::Pipeline,
+    p: Option<&gst::Pipeline>,
+    mut ingest: Option<Ingest<'_>>,
     started: Instant,
     frames_at_start: u64,
     shutdown: &CancellationToken,
@@ -550,12 +671,29 @@ async fn watch(
     let mut last_count = frames_at_start;
     let mut last_progress = started;
     loop {
+        let ended = async {
+            match ingest.as_mut() {
+                Some((f, _)) => f.as_mut().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => return "shutdown".into(),
             _ = task.reconnect.notified() => return "reconnect requested".into(),
+            end = ended => {
+                return match end {
+                    Ended::Failed(reason) => reason,
+                    Ended::NeedsParser(reason) => {
+                        if let Some((_, flag)) = ingest.as_mut() {
+                            **flag = true;
+                        }
+                        reason
+                    }
+                };
+            }
             _ = tick.tick() => {}
         }
-        if let Some(problem) = bus_problem(p) {
+        if let Some(problem) = p.and_then(bus_problem) {
             return problem;
         }
         let count = shared.frames_in.load(Ordering::Relaxed);

@@ -121,6 +121,23 @@ fn track_of(p: &retina::codec::VideoParameters) -> Option<TrackInfo> {
     })
 }
 
+/// Whether an access unit of 4-byte length-prefixed H.265 NAL units holds an IRAP picture
+/// (BLA, IDR or CRA: NAL unit types 16–23).
+fn h265_has_irap(mut data: &[u8]) -> bool {
+    while data.len() >= 5 {
+        let len = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
+        let nal_type = (data[4] >> 1) & 0x3f;
+        if (16..=23).contains(&nal_type) {
+            return true;
+        }
+        let Some(rest) = data.get(4 + len..) else {
+            return false;
+        };
+        data = rest;
+    }
+    false
+}
+
 /// RTP ticks of a 90 kHz clock (any rate, in general) to nanoseconds.
 fn ticks_to_ns(ticks: i64, clock_rate: u32) -> i64 {
     (i128::from(ticks) * 1_000_000_000 / i128::from(clock_rate.max(1))) as i64
@@ -223,7 +240,11 @@ async fn session(camera: &str, t: &Target, on_au: &OnAccessUnit) -> Result<Never
             ));
         }
         last_pts = Some(pts_ns);
-        let keyframe = frame.is_random_access_point();
+        // retina counts only IDR pictures as random access points in H.265; a CRA (what x265
+        // and many cameras send after the first keyframe, open GOP) starts a segment too, as
+        // with GStreamer's parser.
+        let keyframe = frame.is_random_access_point()
+            || (track.codec == Codec::H265 && h265_has_irap(frame.data()));
         on_au(
             Sample {
                 data: bytes::Bytes::from(frame.into_data()),
@@ -256,7 +277,10 @@ mod tests {
             url_and_credentials(&target("rtsp://adm%40in:p%3Ass@cam:554/s1", None)).unwrap();
         assert_eq!(url.as_str(), "rtsp://cam:554/s1");
         let c = creds.unwrap();
-        assert_eq!((c.username.as_str(), c.password.as_str()), ("adm@in", "p:ss"));
+        assert_eq!(
+            (c.username.as_str(), c.password.as_str()),
+            ("adm@in", "p:ss")
+        );
         // Configured credentials win over the URL's.
         let (url, creds) =
             url_and_credentials(&target("rtsp://u:p@cam/s1", Some("admin"))).unwrap();
@@ -265,6 +289,24 @@ mod tests {
         let (_, creds) = url_and_credentials(&target("rtsp://cam/s1", None)).unwrap();
         assert!(creds.is_none());
         assert!(url_and_credentials(&target("not a url", None)).is_err());
+    }
+
+    #[test]
+    fn h265_irap_pictures_are_found() {
+        let nal = |t: u8, len: usize| {
+            let mut v = (len as u32 + 2).to_be_bytes().to_vec();
+            v.extend([t << 1, 1]);
+            v.extend(std::iter::repeat_n(0u8, len));
+            v
+        };
+        // TRAIL_R alone: not a keyframe; CRA (21) after an SEI (39): a keyframe; IDR_W_RADL (19).
+        assert!(!h265_has_irap(&nal(1, 10)));
+        assert!(h265_has_irap(&[nal(39, 3), nal(21, 10)].concat()));
+        assert!(h265_has_irap(&nal(19, 0)));
+        // A length running past the end stops the scan.
+        let mut cut = nal(1, 10);
+        cut[3] = 200;
+        assert!(!h265_has_irap(&[cut, nal(21, 1)].concat()));
     }
 
     #[test]

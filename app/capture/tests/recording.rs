@@ -312,6 +312,11 @@ fn records_survives_sigkill_and_reconnects_after_an_outage() {
     );
     // Status went offline, then online again.
     let text = std::fs::read_to_string(&log).unwrap();
+    // A camera that is only recorded is read by the RTSP client, not by GStreamer's chain.
+    assert!(
+        text.contains("recording ingest playing (RTSP client)"),
+        "the recording-only camera did not go through the RTSP client"
+    );
     let states: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("camera state"))
@@ -641,5 +646,65 @@ async fn h265_is_recorded_without_decoding() {
         assert_eq!(r.state, SegmentState::Closed, "{r:?}");
         assert_eq!(r.codec, "hevc", "{r:?}");
         check_codec_against_index(&root, r, "hevc");
+    }
+}
+
+/// A camera that sends B-frames: RTP timestamps give no decode order, so the RTSP client hands
+/// the camera over to GStreamer's chain (whose parser derives it) and the recording is whole.
+#[test]
+fn b_frames_fall_back_to_the_gstreamer_chain() {
+    if !have("ffprobe") {
+        watchpost_runtime::testing::missing_peer("ffprobe is not installed");
+        return;
+    }
+    let server = watchpost_capture::testsrc::serve(
+        0,
+        &[watchpost_capture::testsrc::TestStream {
+            bframes: 2,
+            ..Default::default()
+        }],
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &server.url("/cam"), "");
+    // x264 with B-frames and look-ahead takes longer than 1.5 s to its first frame.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("stall_timeout_ms = 1500", "stall_timeout_ms = 8000"),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let root = data.join("recordings");
+    let log = dir.path().join("capture.log");
+    let mut worker = standalone(&config, &log);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while mp4_files(&root).len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "no segments after the fallback:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    worker.0.kill().unwrap();
+    let _ = worker.0.wait();
+    drop(server);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("B-frames"),
+        "no B-frame fallback logged:\n{text}"
+    );
+    assert!(
+        text.contains("recording through GStreamer's RTSP chain"),
+        "{text}"
+    );
+    let closed: Vec<_> = index(&data)
+        .into_iter()
+        .filter(|s| s.state == SegmentState::Closed)
+        .collect();
+    assert!(closed.len() >= 2, "{closed:?}");
+    for r in &closed {
+        check_codec_against_index(&root, r, "h264");
     }
 }

@@ -1,4 +1,4 @@
-//! `watchpost-capture-testsrc --port N [--width W --height H --fps F --key-int K --path /cam]`:
+//! `watchpost-capture-testsrc --port N [--width W --height H --fps F --key-int K --path /cam --h265 --bframes N]`:
 //! a test RTSP camera in its own process (tests kill and restart it to simulate outages).
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -17,6 +17,8 @@ fn main() {
     s.fps = num("--fps", s.fps);
     s.key_int = num("--key-int", s.key_int);
     s.bitrate_kbps = num("--bitrate-kbps", s.bitrate_kbps);
+    s.h265 = args.iter().any(|a| a == "--h265");
+    s.bframes = num("--bframes", 0);
     if let Some(p) = arg(&args, "--path") {
         s.path = p;
     }

@@ -28,6 +28,8 @@ pub struct TestStream {
     pub horizontal_speed: i32,
     /// H.265 (x265) instead of H.264 (x264).
     pub h265: bool,
+    /// B-frames between reference frames (H.264 only; 0: none, as most cameras send).
+    pub bframes: u32,
 }
 
 impl Default for TestStream {
@@ -42,6 +44,7 @@ impl Default for TestStream {
             pattern: "ball".into(),
             horizontal_speed: 0,
             h265: false,
+            bframes: 0,
         }
     }
 }
@@ -83,9 +86,20 @@ pub fn launch_line(s: &TestStream) -> String {
     } else {
         ("x264enc", "rtph264pay")
     };
+    // `tune=zerolatency` turns B-frames off; a stream with B-frames goes without it.
+    let tuning = if s.bframes > 0 && !s.h265 {
+        // (x264's ultrafast preset has no B-frames either, nor has the baseline profile the
+        // payloader would otherwise negotiate.)
+        format!(
+            "bframes={} b-adapt=false speed-preset=veryfast ! video/x-h264,profile=main",
+            s.bframes
+        )
+    } else {
+        "tune=zerolatency speed-preset=ultrafast".to_string()
+    };
     format!(
         "( videotestsrc is-live=true pattern={} horizontal-speed={} ! video/x-raw,width={},height={},framerate={}/1 \
-         ! {enc} tune=zerolatency speed-preset=ultrafast key-int-max={} bitrate={} \
+         ! {enc} key-int-max={} bitrate={} {tuning} \
          ! {pay} name=pay0 pt=96 config-interval=-1 )",
         pattern, s.horizontal_speed, s.width, s.height, s.fps, s.key_int, s.bitrate_kbps
     )
