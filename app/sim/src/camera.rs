@@ -65,6 +65,10 @@ pub struct CameraArgs {
     /// Encode H.265 (x265) instead of H.264.
     #[arg(long)]
     h265: bool,
+    /// B-frames between reference frames (H.264 only; cameras rarely send them, and the
+    /// capture worker records such a stream through GStreamer's parser).
+    #[arg(long, default_value_t = 0)]
+    bframes: u32,
     /// TCP port on 127.0.0.1 for the radiometric thermal camera (0 picks a free one).
     #[arg(long)]
     thermal_port: Option<u16>,
@@ -146,6 +150,7 @@ pub fn run(args: CameraArgs) -> anyhow::Result<()> {
             pattern: args.pattern.clone(),
             horizontal_speed: args.horizontal_speed,
             h265: args.h265,
+            bframes: args.bframes,
         };
         let streams: Vec<TestStream> = if args.streams <= 1 {
             vec![base]
