@@ -9,7 +9,8 @@
 //! the detection worker. State, rates and counters of every camera go to the bus and to
 //! `/metrics`.
 //!
-//! **Design.** One GStreamer pipeline and one recorder thread per camera: a camera that fails
+//! **Design.** One ingest (an RTSP client session for a main stream that is only recorded,
+//! [`rtsp_client`]; a GStreamer pipeline otherwise) and one recorder thread per camera: a camera that fails
 //! (bad URL, unplugged, codec it cannot handle) has its own state and reason and never stops
 //! the others. The async side (one tokio task per camera plus the main loop) only watches and
 //! reconnects with capped exponential backoff; blocking disk work happens on the recorder
