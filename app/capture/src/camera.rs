@@ -315,34 +315,35 @@ fn outputs(task: &CameraTask) -> Outputs {
     }
 }
 
+/// Credentials set through the API replace the configured ones.
+fn set_credentials(
+    task: &CameraTask,
+    username: &mut Option<String>,
+    password: &mut Option<String>,
+) {
+    if let Some((u, p)) = task
+        .credentials
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+    {
+        *username = Some(u);
+        *password = Some(p);
+    }
+}
+
 fn build(task: &CameraTask) -> Result<gst::Pipeline, pipeline::PipelineError> {
     let id = &task.shared.id;
     match &task.source {
         Source::Rtsp(r) => {
             let mut r = r.clone();
-            if let Some((u, p)) = task
-                .credentials
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone()
-            {
-                r.username = Some(u);
-                r.password = Some(p);
-            }
+            set_credentials(task, &mut r.username, &mut r.password);
             pipeline::build_rtsp(id, &r, outputs(task), task.detect)
         }
         Source::V4l2(v) => pipeline::build_v4l2(id, v, outputs(task), task.detect),
         Source::HttpMjpeg(h) => {
             let mut h = h.clone();
-            if let Some((u, p)) = task
-                .credentials
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone()
-            {
-                h.username = Some(u);
-                h.password = Some(p);
-            }
+            set_credentials(task, &mut h.username, &mut h.password);
             pipeline::build_http_mjpeg(id, &h, outputs(task), task.detect)
         }
         Source::Thermal(input) => {
@@ -485,15 +486,7 @@ fn client_target(task: &CameraTask, use_client: bool) -> Option<(RtspSource, Tar
         return None;
     }
     let mut r = r.clone();
-    if let Some((u, p)) = task
-        .credentials
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone()
-    {
-        r.username = Some(u);
-        r.password = Some(p);
-    }
+    set_credentials(task, &mut r.username, &mut r.password);
     let target = Target {
         url: r.url.clone(),
         tcp: r.tcp,
