@@ -477,7 +477,7 @@ async fn http_unreachable(url: &str) -> Option<String> {
 /// detection from the sub stream): then it is read by [`crate::rtsp_client`] and never
 /// enters GStreamer. `None` when GStreamer must read it (detection decodes it, or the stream
 /// turned out to need GStreamer's parser).
-fn client_target(task: &CameraTask, use_client: bool) -> Option<(RtspSource, Target)> {
+fn client_target(task: &CameraTask, use_client: bool) -> Option<Target> {
     let Source::Rtsp(r) = &task.source else {
         return None;
     };
@@ -487,21 +487,16 @@ fn client_target(task: &CameraTask, use_client: bool) -> Option<(RtspSource, Tar
     }
     let mut r = r.clone();
     set_credentials(task, &mut r.username, &mut r.password);
-    let target = Target {
-        url: r.url.clone(),
-        tcp: r.tcp,
-        username: r.username.clone(),
-        password: r.password.clone(),
+    Some(Target {
+        source: r,
         timeout: task.stall_timeout.max(Duration::from_secs(2)),
-    };
-    Some((r, target))
+    })
 }
 
 /// One session of a camera whose main stream the RTSP client records; a sub stream for
 /// detection runs in its own small GStreamer pipeline beside it.
 async fn run_client_session(
     task: &CameraTask,
-    source: &RtspSource,
     target: &Target,
     started: Instant,
     frames_at_start: u64,
@@ -509,6 +504,7 @@ async fn run_client_session(
     backoff: &mut Duration,
 ) -> (String, bool) {
     let out = outputs(task);
+    let source = &target.source;
     let detect = match (&source.sub_url, task.detect, out.on_detect_frame.clone()) {
         (Some(url), Some(d), Some(on_frame)) => {
             match pipeline::build_rtsp_sub_detect(&task.shared.id, source, url, d, on_frame) {
@@ -572,10 +568,9 @@ pub async fn run(task: CameraTask, shutdown: CancellationToken) {
         );
         let started = Instant::now();
         let frames_at_start = shared.frames_in.load(Ordering::Relaxed);
-        let reason = if let Some((source, target)) = client_target(&task, use_client) {
+        let reason = if let Some(target) = client_target(&task, use_client) {
             let (reason, needs_parser) = run_client_session(
                 &task,
-                &source,
                 &target,
                 started,
                 frames_at_start,

@@ -24,19 +24,20 @@ use retina::client::{
 };
 use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoParametersCodec};
 
+use percent_encoding::percent_decode_str;
+
 use crate::mp4::{Codec, Sample, TrackInfo};
+use crate::pipeline::RtspSource;
 
 /// Where the client delivers access units (the recorder's channel, through the camera task).
 pub type OnAccessUnit = Arc<dyn Fn(Sample, Arc<TrackInfo>) + Send + Sync>;
 
-/// What the client needs to reach a camera.
+/// What the client needs to reach a camera: the camera's RTSP settings (their `sub_url` and
+/// `latency_ms` do not apply) and the longest wait for an answer to each RTSP request and for
+/// a frame once playing.
 #[derive(Debug, Clone)]
 pub struct Target {
-    pub url: String,
-    pub tcp: bool,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    /// Longest wait for an answer to each RTSP request, and for a frame once playing.
+    pub source: RtspSource,
     pub timeout: Duration,
 }
 
@@ -51,11 +52,12 @@ pub enum Ended {
 
 /// Splits credentials out of `url` (the client takes them separately), preferring the
 /// configured ones.
-fn url_and_credentials(t: &Target) -> Result<(url::Url, Option<Credentials>), String> {
+fn url_and_credentials(t: &RtspSource) -> Result<(url::Url, Option<Credentials>), String> {
     let mut url = url::Url::parse(&t.url).map_err(|e| format!("invalid camera URL: {e}"))?;
+    let decode = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
     let from_url = (!url.username().is_empty()).then(|| Credentials {
-        username: percent_decode(url.username()),
-        password: url.password().map(percent_decode).unwrap_or_default(),
+        username: decode(url.username()),
+        password: url.password().map(decode).unwrap_or_default(),
     });
     let _ = url.set_username("");
     let _ = url.set_password(None);
@@ -64,33 +66,6 @@ fn url_and_credentials(t: &Target) -> Result<(url::Url, Option<Credentials>), St
         password: t.password.clone().unwrap_or_default(),
     });
     Ok((url, configured.or(from_url)))
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let (Some(h), Some(l)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2)))
-        {
-            out.push(h * 16 + l);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(b: Option<&u8>) -> Option<u8> {
-    match b? {
-        b @ b'0'..=b'9' => Some(b - b'0'),
-        b @ b'a'..=b'f' => Some(b - b'a' + 10),
-        b @ b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 async fn within<T, E: std::fmt::Display>(
@@ -155,7 +130,7 @@ enum Never {}
 
 async fn session(camera: &str, t: &Target, on_au: &OnAccessUnit) -> Result<Never, Ended> {
     let fail = Ended::Failed;
-    let (url, creds) = url_and_credentials(t).map_err(fail)?;
+    let (url, creds) = url_and_credentials(&t.source).map_err(fail)?;
     let options = SessionOptions::default()
         .creds(creds)
         .user_agent(format!("Watchpost/{}", env!("CARGO_PKG_VERSION")));
@@ -181,7 +156,7 @@ async fn session(camera: &str, t: &Target, on_au: &OnAccessUnit) -> Result<Never
             found.join(", ")
         )));
     };
-    let transport = if t.tcp {
+    let transport = if t.source.tcp {
         Transport::Tcp(TcpTransportOptions::default())
     } else {
         Transport::Udp(UdpTransportOptions::default())
@@ -204,7 +179,7 @@ async fn session(camera: &str, t: &Target, on_au: &OnAccessUnit) -> Result<Never
     let mut demuxed = playing
         .demuxed()
         .map_err(|e| Ended::Failed(format!("camera stream: {e}")))?;
-    tracing::info!(camera, %url, tcp = t.tcp, "recording ingest playing (RTSP client)");
+    tracing::info!(camera, %url, tcp = t.source.tcp, "recording ingest playing (RTSP client)");
     let mut track: Option<Arc<TrackInfo>> = None;
     let mut last_pts: Option<i64> = None;
     loop {
@@ -261,13 +236,14 @@ async fn session(camera: &str, t: &Target, on_au: &OnAccessUnit) -> Result<Never
 mod tests {
     use super::*;
 
-    fn target(url: &str, user: Option<&str>) -> Target {
-        Target {
+    fn target(url: &str, user: Option<&str>) -> RtspSource {
+        RtspSource {
             url: url.into(),
+            sub_url: None,
             tcp: true,
+            latency_ms: 0,
             username: user.map(Into::into),
             password: user.map(|_| "configured".into()),
-            timeout: Duration::from_secs(1),
         }
     }
 
