@@ -10,8 +10,8 @@
 //! `<prefix>/system/<worker>/status` = `online`; the last will sets it to `offline`.
 //! Incoming messages are routed to per-subscription bounded channels; a subscriber that does
 //! not keep up loses messages (counted and logged, rate-limited) rather than stalling the
-//! connection for everyone. [`Bus::request_json`] does request/reply for commands that need a
-//! confirmation (REST → worker).
+//! connection for everyone. [`Bus::request`] and [`Bus::serve`] do typed request/reply for
+//! commands that need an answer (REST → worker), see [`rpc`].
 //!
 //! Shutdown: the event loop stops when the token passed to [`Bus::connect`] is cancelled,
 //! after a clean MQTT disconnect (so the last will is not sent), having first published
@@ -35,6 +35,7 @@ use watchpost_config::Config;
 use watchpost_runtime::logging::LogLimiter;
 
 pub use topic::topic_matches;
+pub use watchpost_contract::rpc::{self, ErrorCode, Incoming, Outcome, ReplyError, Request};
 
 /// Capacity of each subscription's channel.
 pub const SUBSCRIPTION_CAPACITY: usize = 4096;
@@ -81,10 +82,44 @@ pub enum BusError {
         topic: String,
         source: serde_json::Error,
     },
+    #[error("encoding the request to {topic}: {source}")]
+    EncodeRequest {
+        topic: String,
+        source: rpc::EncodeError,
+    },
+}
+
+/// Why [`Bus::request`] has no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError<E: ErrorCode> {
+    #[error(transparent)]
+    Bus(#[from] BusError),
     #[error("no reply on {topic} within {timeout_ms} ms")]
-    RequestTimeout { topic: String, timeout_ms: u64 },
-    #[error("the request to {topic} is not a JSON object")]
-    RequestNotObject { topic: String },
+    Timeout { topic: String, timeout_ms: u64 },
+    #[error("{topic} refused the request: {error}")]
+    Refused { topic: String, error: ReplyError<E> },
+    #[error("the reply to {topic} is not the expected envelope: {source}")]
+    BadReply {
+        topic: String,
+        source: serde_json::Error,
+    },
+}
+
+/// The requests arriving on one [`Bus::serve`] subscription.
+#[derive(Debug)]
+pub struct Requests<C> {
+    rx: mpsc::Receiver<Message>,
+    _command: std::marker::PhantomData<fn() -> C>,
+}
+
+impl<C: Request> Requests<C> {
+    /// The next request; `None` once the bus is gone.
+    pub async fn recv(&mut self) -> Option<Incoming<C>> {
+        self.rx
+            .recv()
+            .await
+            .map(|m| Incoming::parse(&m.topic, &m.payload))
+    }
 }
 
 struct Subscription {
@@ -253,73 +288,118 @@ impl Bus {
         Ok(rx)
     }
 
-    /// Publishes `request` (a JSON object) to `topic` with `request_id` and `reply_to` fields
-    /// added, and waits for the responder's message on `reply_to`.
-    pub async fn request_json(
+    /// Sends the command `body` to `topic` and waits up to `timeout` for the worker's typed
+    /// reply ([`rpc`] describes the wire format). The reply comes on a per-request topic under
+    /// this client's reply filter, subscribed once and renewed after every reconnect.
+    pub async fn request<C: Request>(
         &self,
         topic: &str,
-        request: serde_json::Value,
+        body: &C,
         timeout: Duration,
-    ) -> Result<serde_json::Value, BusError> {
-        let serde_json::Value::Object(mut obj) = request else {
-            return Err(BusError::RequestNotObject {
-                topic: topic.to_string(),
-            });
-        };
-        let reply_filter = topic::build(&self.inner.prefix, &["reply", &self.inner.client_id, "#"]);
-        if !self.inner.reply_subscribed.swap(true, Ordering::SeqCst) {
-            self.inner
+    ) -> Result<C::Reply, RequestError<C::Code>> {
+        let reply_filter = self.reply_filter();
+        if !self.inner.reply_subscribed.swap(true, Ordering::SeqCst)
+            && self
+                .inner
                 .client
                 .subscribe(&reply_filter, QoS::AtLeastOnce)
                 .await
-                .map_err(|_| BusError::SubscribeClosed {
-                    filter: reply_filter.clone(),
-                })?;
+                .is_err()
+        {
+            self.inner.reply_subscribed.store(false, Ordering::SeqCst);
+            return Err(BusError::SubscribeClosed {
+                filter: reply_filter,
+            }
+            .into());
         }
-        let id = format!(
-            "{}",
-            self.inner.next_request.fetch_add(1, Ordering::Relaxed)
-        );
+        let id = self
+            .inner
+            .next_request
+            .fetch_add(1, Ordering::Relaxed)
+            .to_string();
         let reply_to = topic::build(&self.inner.prefix, &["reply", &self.inner.client_id, &id]);
-        obj.insert("request_id".into(), id.clone().into());
-        obj.insert("reply_to".into(), reply_to.clone().into());
+        let payload = rpc::encode_request(body, &id, &reply_to).map_err(|source| {
+            BusError::EncodeRequest {
+                topic: topic.to_string(),
+                source,
+            }
+        })?;
         let (tx, rx) = oneshot::channel();
         self.inner
             .pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(reply_to.clone(), tx);
-        self.publish_json(topic, &serde_json::Value::Object(obj), Retain::No)
-            .await?;
-        let result = tokio::time::timeout(timeout, rx).await;
-        self.inner
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&reply_to);
+        let result = match self.publish_bytes(topic, payload, Retain::No).await {
+            Ok(()) => tokio::time::timeout(timeout, rx).await,
+            Err(e) => {
+                self.forget(&reply_to);
+                return Err(e.into());
+            }
+        };
+        self.forget(&reply_to);
         match result {
-            Ok(Ok(bytes)) => serde_json::from_slice(&bytes).map_err(|source| BusError::Decode {
-                topic: reply_to,
-                source,
-            }),
-            _ => Err(BusError::RequestTimeout {
+            Ok(Ok(bytes)) => match rpc::decode_reply::<C::Reply, C::Code>(&bytes) {
+                Ok(Ok(reply)) => Ok(reply),
+                Ok(Err(error)) => Err(RequestError::Refused {
+                    topic: topic.to_string(),
+                    error,
+                }),
+                Err(source) => Err(RequestError::BadReply {
+                    topic: topic.to_string(),
+                    source,
+                }),
+            },
+            _ => Err(RequestError::Timeout {
                 topic: topic.to_string(),
-                timeout_ms: timeout.as_millis() as u64,
+                timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
             }),
         }
     }
 
-    /// Answers a request received on a subscription (see [`Bus::request_json`]).
-    pub async fn reply(
-        &self,
-        request: &serde_json::Value,
-        answer: &serde_json::Value,
-    ) -> Result<(), BusError> {
-        if let Some(reply_to) = request.get("reply_to").and_then(|v| v.as_str()) {
-            self.publish_json(reply_to, answer, Retain::No).await?;
-        }
-        Ok(())
+    fn forget(&self, reply_to: &str) {
+        self.inner
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(reply_to);
     }
+
+    /// `<prefix>/reply/<client id>/#`: where this client's replies arrive.
+    fn reply_filter(&self) -> String {
+        reply_filter(&self.inner.prefix, &self.inner.client_id)
+    }
+
+    /// Subscribes to the requests of type `C` on `filter` (wildcards allowed). Answer each with
+    /// [`Bus::respond`].
+    pub async fn serve<C: Request>(&self, filter: &str) -> Result<Requests<C>, BusError> {
+        Ok(Requests {
+            rx: self.subscribe(filter).await?,
+            _command: std::marker::PhantomData,
+        })
+    }
+
+    /// Answers `request` with `outcome` (nothing is sent for a request without `reply_to`).
+    pub async fn respond<C: Request>(
+        &self,
+        request: &Incoming<C>,
+        outcome: &Outcome<C>,
+    ) -> Result<(), BusError> {
+        match request.reply_payload(outcome) {
+            Some((to, payload)) => self.publish_bytes(&to, payload, Retain::No).await,
+            None => Ok(()),
+        }
+    }
+
+    /// A subscription filter under the prefix: levels that are exactly `+` or `#` stay
+    /// wildcards, every other level is sanitised as in [`Bus::topic`].
+    pub fn filter(&self, levels: &[&str]) -> String {
+        topic::filter(&self.inner.prefix, levels)
+    }
+}
+
+fn reply_filter(prefix: &str, client_id: &str) -> String {
+    topic::filter(prefix, &["reply", client_id, "#"])
 }
 
 fn route(inner: &Inner, msg: Message, limiter: &LogLimiter) {
@@ -373,7 +453,7 @@ async fn run_event_loop(
                 let reply = inner
                     .reply_subscribed
                     .load(Ordering::SeqCst)
-                    .then(|| topic::build(&inner.prefix, &["reply", &inner.client_id, "#"]));
+                    .then(|| reply_filter(&inner.prefix, &inner.client_id));
                 let status = status_topic.clone();
                 // Requests go through the client's channel, which this loop drains: send them
                 // from a task so a full channel cannot deadlock the loop.

@@ -39,6 +39,21 @@ pub fn build(prefix: &str, levels: &[&str]) -> String {
     s
 }
 
+/// Like [`build`], but a level that is exactly `+` or `#` stays a wildcard: for subscription
+/// filters.
+pub fn filter(prefix: &str, levels: &[&str]) -> String {
+    let mut s = String::from(prefix);
+    for l in levels {
+        if matches!(*l, "+" | "#") {
+            s.push('/');
+            s.push_str(l);
+        } else {
+            s.push_str(&build("", &[l]));
+        }
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,6 +68,16 @@ mod tests {
         assert!(!topic_matches("a/b", "a/b/c"));
         assert!(!topic_matches("+/x", "$SYS/x"));
         assert!(topic_matches("a/+/+", "a//x"));
+    }
+
+    #[test]
+    fn filters_keep_whole_level_wildcards() {
+        assert_eq!(filter("wp", &["reply", "c-1", "#"]), "wp/reply/c-1/#");
+        assert_eq!(
+            filter("wp", &["capture", "camera", "+", "status"]),
+            "wp/capture/camera/+/status"
+        );
+        assert_eq!(filter("wp", &["a+b", "x#"]), "wp/a_b/x_");
     }
 
     #[test]

@@ -730,7 +730,13 @@ async fn handle_command(cx: Arc<Commands>, msg: watchpost_bus::Message) {
             .to_string();
         tokio::spawn(snapshot_on_event(cx.clone(), camera.to_string(), reason));
     }
-    let _ = cx.bus.reply(&request, &answer).await;
+    // Transitional: the capture contract moves this to the bus crate's typed reply.
+    if let Some(to) = request.get("reply_to").and_then(|v| v.as_str()) {
+        let _ = cx
+            .bus
+            .publish_json(to, &answer, watchpost_bus::Retain::No)
+            .await;
+    }
 }
 
 fn not_found(camera: &str) -> serde_json::Value {

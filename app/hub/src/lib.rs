@@ -175,6 +175,8 @@ pub async fn run(
         ctx: ctx.clone(),
         auth: auth.clone(),
         version,
+        neasmart: Default::default(),
+        cameras: Default::default(),
     };
     let services = services::start(&state);
     let app = router(state);

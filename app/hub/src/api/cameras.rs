@@ -258,27 +258,10 @@ impl StatusCache {
     }
 }
 
-/// The caches of the hubs of this process, keyed by their worker context (one hub per process
-/// in production; tests may run several).
-static CACHES: Mutex<Vec<(Weak<WorkerCtx>, Arc<StatusCache>)>> = Mutex::new(Vec::new());
-
-fn cache_of(state: &HubState) -> Option<Arc<StatusCache>> {
-    let caches = CACHES.lock().unwrap_or_else(|p| p.into_inner());
-    caches
-        .iter()
-        .find(|(ctx, _)| std::ptr::eq(ctx.as_ptr(), Arc::as_ptr(&state.ctx)))
-        .map(|(_, c)| c.clone())
-}
-
 /// Hub service: registers this hub's status cache and keeps it filled from the bus until
 /// shutdown. Registration happens before this returns, so no request finds no cache.
 pub fn start_status_cache(state: &HubState) -> tokio::task::JoinHandle<()> {
-    let cache = Arc::new(StatusCache::default());
-    {
-        let mut caches = CACHES.lock().unwrap_or_else(|p| p.into_inner());
-        caches.retain(|(ctx, _)| ctx.strong_count() > 0);
-        caches.push((Arc::downgrade(&state.ctx), cache.clone()));
-    }
+    let cache = state.cameras.clone();
     let state = state.clone();
     tokio::spawn(async move {
         if !state.config.capture.enabled {
@@ -514,7 +497,7 @@ async fn list(
     Query(p): Query<ListParams>,
 ) -> Result<Json<Page<serde_json::Value>>, ApiError> {
     let (page, limit) = parse_page(p.page, p.limit)?;
-    let cache = cache_of(&state);
+    let cache = Some(state.cameras.clone());
     let cams = &state.config.capture.cameras;
     let items: Vec<serde_json::Value> = cams
         .iter()
@@ -533,7 +516,7 @@ async fn one(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let c = find(&state, &id)?;
-    let cache = cache_of(&state);
+    let cache = Some(state.cameras.clone());
     Ok(Json(camera_json(&state, cache.as_deref(), c)))
 }
 
@@ -564,7 +547,7 @@ async fn ask(
     timeout: Duration,
 ) -> Result<serde_json::Value, ApiError> {
     let topic = state.bus.topic(&["capture", "camera", id, command, "set"]);
-    let cache = cache_of(state).ok_or_else(|| {
+    let cache = Some(state.cameras.clone()).ok_or_else(|| {
         ApiError::unavailable("CAPTURE_UNAVAILABLE", "the camera service is not running")
     })?;
     let answer = cache

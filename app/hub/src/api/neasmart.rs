@@ -16,7 +16,7 @@
 //! `-Last-Register-Write`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -31,7 +31,6 @@ use watchpost_neasmart::views::{
     DehumidifierView, MixedGroupView, NotificationsView, OutsideView, PumpView, ZoneView,
 };
 use watchpost_neasmart::{Entity, ZoneId};
-use watchpost_runtime::WorkerCtx;
 
 use crate::error::ApiError;
 use crate::state::HubState;
@@ -87,27 +86,9 @@ impl RetainedCache {
     }
 }
 
-type CacheEntry = (Weak<WorkerCtx>, Arc<RetainedCache>);
-static CACHES: Mutex<Vec<CacheEntry>> = Mutex::new(Vec::new());
-
-/// The cache of the hub that owns `state` (one per hub; tests may run several in a process).
-pub fn cache_of(state: &HubState) -> Arc<RetainedCache> {
-    let mut caches = CACHES.lock().unwrap_or_else(|p| p.into_inner());
-    caches.retain(|(ctx, _)| ctx.strong_count() > 0);
-    if let Some((_, c)) = caches
-        .iter()
-        .find(|(ctx, _)| std::ptr::eq(ctx.as_ptr(), Arc::as_ptr(&state.ctx)))
-    {
-        return c.clone();
-    }
-    let c = Arc::new(RetainedCache::default());
-    caches.push((Arc::downgrade(&state.ctx), c.clone()));
-    c
-}
-
 /// Subscribes to the fieldbus worker's retained state and keeps the cache current.
 pub fn start_cache(state: &HubState) -> tokio::task::JoinHandle<()> {
-    let cache = cache_of(state);
+    let cache = state.neasmart.clone();
     let bus = state.bus.clone();
     let shutdown = state.ctx.shutdown().clone();
     tokio::spawn(async move {
@@ -181,7 +162,7 @@ pub async fn request(
     body: Value,
     timeout: Duration,
 ) -> Result<Value, RequestError> {
-    let cache = cache_of(state);
+    let cache = state.neasmart.clone();
     let id = cache
         .next_request
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -336,7 +317,7 @@ fn answer<T: serde::de::DeserializeOwned + serde::Serialize>(
     entity: Entity,
     shape: impl FnOnce(T) -> Value,
 ) -> Response {
-    let cache = cache_of(state);
+    let cache = state.neasmart.clone();
     let f = freshness(state, &cache);
     let resp = match cache
         .get(&topic_of(state, &topics::entity(entity)))
@@ -414,7 +395,7 @@ async fn forward(
     body: Value,
     shape: impl FnOnce(&Value) -> Value,
 ) -> Response {
-    let cache = cache_of(state);
+    let cache = state.neasmart.clone();
     let timeout = Duration::from_millis(state.config.fieldbus.neasmart.api_command_timeout_ms);
     let topic = topic_of(state, &levels);
     let resp = match request(state, &topic, body, timeout).await {
@@ -548,7 +529,7 @@ async fn state_post(flavor: Flavor, state: HubState, bytes: axum::body::Bytes) -
 
 /// `GET /api/v1/neasmart/zones`: the zones the base has reported, with their state.
 async fn zones_list(State(state): State<HubState>) -> Response {
-    let cache = cache_of(&state);
+    let cache = state.neasmart.clone();
     let f = freshness(&state, &cache);
     let mut items: Vec<Value> = Vec::new();
     for z in ZoneId::all() {
@@ -568,7 +549,7 @@ async fn zones_list(State(state): State<HubState>) -> Response {
 
 /// The status in the shape of the original's `/health`, with live age and staleness.
 fn health_body(state: &HubState) -> (Value, Freshness) {
-    let cache = cache_of(state);
+    let cache = state.neasmart.clone();
     let f = freshness(state, &cache);
     let status = cache
         .get(&topic_of(state, &topics::status()))

@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::api::neasmart::{cache_of, request};
+use crate::api::neasmart::request;
 use crate::error::ApiError;
 use crate::state::HubState;
 
@@ -43,7 +43,9 @@ fn configured(state: &HubState, module: &str) -> Result<(), ApiError> {
 }
 
 fn status_of(state: &HubState, module: &str) -> Option<Value> {
-    cache_of(state).get(&state.bus.topic(&["relay", module, "status"]))
+    state
+        .neasmart
+        .get(&state.bus.topic(&["relay", module, "status"]))
 }
 
 async fn list(State(state): State<HubState>) -> Json<Value> {
