@@ -168,6 +168,7 @@ pub async fn run(
         .local_addr()
         .map_err(|source| HubError::Bind { addr, source })?;
     let bus = watchpost_bus::Bus::connect(&config, ctx.name(), ctx.shutdown().clone());
+    let stop_grace_ms = config.supervisor.stop_grace_ms;
     let state = HubState {
         config: Arc::new(config),
         bus,
@@ -205,10 +206,20 @@ pub async fn run(
             _ = tick.tick() => ctx.heartbeat(),
         }
     };
+    // Everything below shares one grace period, inside the supervisor's own before it kills.
+    let grace = Duration::from_millis(stop_grace_ms * 3 / 4);
+    let deadline = tokio::time::Instant::now() + grace;
     server_stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(2), &mut server).await;
-    for s in services {
-        s.abort();
+    if tokio::time::timeout_at(deadline, &mut server)
+        .await
+        .is_err()
+    {
+        server.abort();
+        tracing::warn!(
+            "HTTP requests still running at the end of the shutdown grace period; aborted"
+        );
     }
+    services::drain(services, deadline).await;
+    tracing::info!("hub stopped");
     result
 }

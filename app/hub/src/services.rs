@@ -10,21 +10,61 @@ use watchpost_store::{JsonBody, NewEvent, RetentionPolicy, Severity};
 
 use crate::state::HubState;
 
-/// Starts every service. Returns their join handles so `run` can wait for them on shutdown.
-pub fn start(state: &HubState) -> Vec<tokio::task::JoinHandle<()>> {
+/// A running service: its name (for the shutdown log) and its task.
+pub type Service = (&'static str, tokio::task::JoinHandle<()>);
+
+/// Starts every service. Each stops on the shutdown token by itself; `run` waits for them
+/// within the grace period ([`drain`]).
+pub fn start(state: &HubState) -> Vec<Service> {
     vec![
-        tokio::spawn(record_worker_events(state.clone())),
-        tokio::spawn(enforce_retention(state.clone())),
-        tokio::spawn(watchpost_alarm::serve(
-            state.config.clone(),
-            state.bus.clone(),
-            state.store.clone(),
-            state.ctx.clone(),
-        )),
-        crate::api::neasmart::start_cache(state),
-        crate::api::neasmart::start_compat_listener(state),
-        crate::api::cameras::start_status_cache(state),
+        (
+            "worker-events",
+            tokio::spawn(record_worker_events(state.clone())),
+        ),
+        (
+            "event-retention",
+            tokio::spawn(enforce_retention(state.clone())),
+        ),
+        (
+            "alarm",
+            tokio::spawn(watchpost_alarm::serve(
+                state.config.clone(),
+                state.bus.clone(),
+                state.store.clone(),
+                state.ctx.clone(),
+            )),
+        ),
+        ("neasmart-cache", crate::api::neasmart::start_cache(state)),
+        (
+            "neasmart-compat",
+            crate::api::neasmart::start_compat_listener(state),
+        ),
+        (
+            "camera-status",
+            crate::api::cameras::start_status_cache(state),
+        ),
     ]
+}
+
+/// Waits for every service to finish until `deadline` (the shutdown token is cancelled
+/// already). A service still running then is aborted, and says so in the log: the alarm
+/// service finishes its in-flight deliveries or leaves them queued well before that.
+pub async fn drain(services: Vec<Service>, deadline: tokio::time::Instant) {
+    for (name, mut task) in services {
+        match tokio::time::timeout_at(deadline, &mut task).await {
+            Ok(Ok(())) => tracing::info!(service = name, "hub service finished"),
+            Ok(Err(e)) => {
+                tracing::error!(service = name, error = %e, "hub service ended abnormally")
+            }
+            Err(_) => {
+                task.abort();
+                tracing::warn!(
+                    service = name,
+                    "hub service did not finish within the shutdown grace period; aborted"
+                );
+            }
+        }
+    }
 }
 
 /// Turns changes in the supervisor's view (restarts, failures) into events in the store, so
