@@ -22,6 +22,7 @@ import conftest  # noqa: E402  (fixtures double as a harness here)
 from conftest import Appliance, base_sections, children_of, wait_for  # noqa: E402
 
 MQTT_BENCH = ROOT / "target" / "release" / "examples" / "mqtt_bench"
+BUS_RTT = ROOT / "target" / "release" / "examples" / "bus_rtt"
 
 
 def rss_kb(pid: int) -> int:
@@ -142,15 +143,76 @@ def broker_bench(count: int = 100_000) -> None:
                     a = results[("watchpost broker (rumqttd)", qos)]["msgs_per_s"]
                     b = results[("mosquitto", qos)]["msgs_per_s"]
                     print(f"QoS{qos} ratio watchpost/mosquitto: {a / b:.2f}x")
+            bus_rtt_bench(procs)
         finally:
             for _, (p, _) in procs.items():
                 p.terminate()
                 p.wait(5)
 
 
+def bus_rtt_bench(procs: dict, count: int = 2000) -> None:
+    """The bus crate's typed request/reply beside a plain publish/subscribe echo, both between
+    two bus clients, on each broker in the same run."""
+    if not BUS_RTT.exists():
+        print("bus round trip: SKIP (target/release/examples/bus_rtt not built)")
+        return
+    for name, (_, addr) in procs.items():
+        out = subprocess.run([str(BUS_RTT), addr, str(count)], capture_output=True, text=True, timeout=300)
+        if out.returncode != 0:
+            print(f"bus round trip on {name}: FAILED {out.stderr.strip()[-300:]}")
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        rr, ps = r["request_reply"], r["publish_subscribe"]
+        print(f"bus round trip on {name:28s} request/reply p50 {rr['p50_us']} us p99 {rr['p99_us']} us;"
+              f" publish/subscribe echo p50 {ps['p50_us']} us p99 {ps['p99_us']} us;"
+              f" ratio p50 {rr['p50_us'] / max(ps['p50_us'], 1):.2f}x (n={rr['n']})")
+
+
+def demo_memory_bench() -> None:
+    """Sum of PSS (not RSS: shared pages are counted once) of the demo's supervisor and every
+    worker at idle, the demo's simulated peripherals excluded."""
+    with tempfile.TemporaryDirectory() as d:
+        bin_dir = Path(os.environ["WATCHPOST_BIN"]).parent
+        env = dict(os.environ, WATCHPOST_DEMO_DATA=f"{d}/data", WATCHPOST_DEMO_BIN=str(bin_dir / "watchpost"),
+                   WATCHPOST_DEMO_SIM=str(bin_dir / "watchpost-sim"))
+        proc = subprocess.Popen(["bash", str(ROOT / "scripts" / "demo.sh")], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            import requests
+            def healthy():
+                try:
+                    return requests.get("http://127.0.0.1:8080/health", timeout=1).json()["status"] == "healthy"
+                except Exception:
+                    return False
+            wait_for(healthy, 120, interval=0.2, what="demo healthy")
+            time.sleep(10.0)  # idle
+            sup = next((p for p in [proc.pid] + children_of(proc.pid)
+                        if Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[1:2] == [b"run"]), None)
+            if sup is None:
+                print("demo memory: supervisor not found")
+                return
+            pids = [sup] + children_of(sup)
+            names = {}
+            for p in pids:
+                args = Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")
+                names[p] = args[2].decode() if len(args) > 2 and args[1] == b"worker" else "supervisor"
+            per = {names[p]: pss_kb(p) for p in pids}
+            total = sum(per.values())
+            detail = ", ".join(f"{n} {kb / 1024:.1f}" for n, kb in sorted(per.items(), key=lambda x: -x[1]))
+            print(f"demo at idle, sum of PSS of the supervisor and every worker: {total / 1024:.1f} MiB ({detail} MiB)")
+        finally:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["supervisor", "broker"]
+    which = sys.argv[1:] or ["supervisor", "broker", "demo"]
     if "supervisor" in which:
         supervisor_bench()
     if "broker" in which:
         broker_bench()
+    if "demo" in which:
+        demo_memory_bench()

@@ -4,5 +4,5 @@ BENCH_STEPS += bench-foundation
 
 .PHONY: bench-foundation
 bench-foundation:
-	$(CARGO) build -j$(CARGO_JOBS) --release -p watchpost-bus --example mqtt_bench
+	$(CARGO) build -j$(CARGO_JOBS) --release -p watchpost-bus --example mqtt_bench --example bus_rtt
 	WATCHPOST_BIN=$(CURDIR)/target/release/watchpost $(VENV)/bin/python bench/foundation.py
