@@ -331,6 +331,18 @@ pub struct Pagination {
     pub total_pages: u64,
 }
 
+impl Pagination {
+    /// Page `page` of `limit` items out of `total`.
+    pub fn new(page: NonZeroU32, limit: NonZeroU32, total: u64) -> Self {
+        Self {
+            page: page.get(),
+            limit: limit.get(),
+            total,
+            total_pages: total.div_ceil(u64::from(limit.get())),
+        }
+    }
+}
+
 /// Totals of the whole log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct EventStats {
@@ -590,12 +602,7 @@ impl EventLog {
         };
         Ok(Page {
             items,
-            pagination: Pagination {
-                page: query.page.get(),
-                limit: query.limit.get(),
-                total,
-                total_pages: total.div_ceil(limit),
-            },
+            pagination: Pagination::new(query.page, query.limit, total),
         })
     }
 

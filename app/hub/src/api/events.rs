@@ -1,13 +1,12 @@
 //! `/api/v1/events`: the event store, filtered and paginated.
 
-use std::num::NonZeroU32;
-
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use watchpost_store::{Event, EventFilter, EventQuery, Order, Page, Severity};
+use watchpost_store::{Event, EventFilter, EventQuery, Order, Severity};
 
+use crate::api::list::{Page, PageRequest};
 use crate::error::ApiError;
 use crate::state::HubState;
 
@@ -29,20 +28,11 @@ pub struct ListParams {
     order: Option<String>,
 }
 
-pub const MAX_LIMIT: u32 = 500;
-
 async fn list(
     State(state): State<HubState>,
     Query(p): Query<ListParams>,
 ) -> Result<Json<Page<Event>>, ApiError> {
-    let page = NonZeroU32::new(p.page.unwrap_or(1))
-        .ok_or_else(|| ApiError::bad_request("INVALID_PAGE", "page counts from 1"))?;
-    let limit = p.limit.unwrap_or(50);
-    let limit = NonZeroU32::new(limit)
-        .filter(|l| l.get() <= MAX_LIMIT)
-        .ok_or_else(|| {
-            ApiError::bad_request("INVALID_LIMIT", format!("limit must be 1..={MAX_LIMIT}"))
-        })?;
+    let PageRequest { page, limit } = PageRequest::new(p.page, p.limit)?;
     let order = match p.order.as_deref() {
         None | Some("newest") => Order::NewestFirst,
         Some("oldest") => Order::OldestFirst,

@@ -9,6 +9,7 @@ use crate::state::HubState;
 pub mod alarms;
 pub mod cameras;
 pub mod events;
+pub mod list;
 pub mod neasmart;
 pub mod relays;
 pub mod sensors;
