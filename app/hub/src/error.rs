@@ -2,6 +2,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::json;
 
 /// An error answered by the REST API. `code` is a stable SCREAMING_SNAKE identifier clients
@@ -47,10 +48,33 @@ impl ApiError {
     }
 }
 
+/// The body of every error answer: `{"error": {"code", "message", "details"}}`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable SCREAMING_SNAKE identifier, e.g. `ZONE_NOT_FOUND`.
+    pub code: String,
+    /// For people.
+    pub message: String,
+    /// More about the error; `{}` when there is nothing more.
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                details: self.details,
+            },
+        };
         (self.status, axum::Json(body)).into_response()
     }
 }

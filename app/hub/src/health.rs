@@ -9,7 +9,7 @@ use watchpost_runtime::proto::{Snapshot, WorkerState};
 use crate::state::HubState;
 
 /// Overall status of the appliance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Overall {
     Healthy,
@@ -17,8 +17,9 @@ pub enum Overall {
     Unhealthy,
 }
 
-#[derive(Debug, Serialize)]
-struct WorkerHealth {
+/// One worker in `/health`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WorkerHealth {
     name: String,
     state: WorkerState,
     essential: bool,
@@ -29,9 +30,11 @@ struct WorkerHealth {
     status: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct HealthBody {
+/// `GET /health`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HealthBody {
     status: Overall,
+    #[schema(value_type = String)]
     version: &'static str,
     uptime_s: u64,
     supervisor_pid: Option<u32>,
@@ -58,6 +61,18 @@ pub fn overall(snapshot: &Snapshot, heartbeat_timeout_ms: u64) -> Overall {
     }
 }
 
+/// Whether the appliance is healthy: every worker's state as the supervisor sees it. No
+/// authentication; `503` when an essential worker is not running.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "system",
+    security(()),
+    responses(
+        (status = 200, description = "Healthy or degraded", body = HealthBody),
+        (status = 503, description = "Unhealthy, or the supervisor did not answer", body = HealthBody),
+    ),
+)]
 pub async fn health(State(state): State<HubState>) -> Response {
     match state.snapshot().await {
         Ok(s) => {
@@ -106,6 +121,17 @@ pub async fn health(State(state): State<HubState>) -> Response {
     }
 }
 
+/// Prometheus metrics of the supervisor and every worker. No authentication.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "system",
+    security(()),
+    responses(
+        (status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"),
+        (status = 503, description = "The supervisor did not answer", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn metrics(State(state): State<HubState>) -> Response {
     let snapshot = match state.snapshot().await {
         Ok(s) => s,

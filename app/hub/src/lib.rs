@@ -25,6 +25,7 @@ pub mod error;
 pub mod health;
 pub mod services;
 pub mod state;
+pub mod system_bus;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,7 +36,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use watchpost_config::Config;
 use watchpost_runtime::{ExitCode, WorkerCtx};
 
@@ -119,16 +119,81 @@ async fn api_not_found() -> ApiError {
     ApiError::not_found("NOT_FOUND", "no such API endpoint")
 }
 
+/// The OpenAPI document's frame: title, the HTTP Basic scheme every `/api/v1/` route requires.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Watchpost",
+        description = "The REST API of the Watchpost edge gateway. Every route under /api/v1/ requires authentication (HTTP Basic against the appliance's users). docs/api.md lists each route with its minimum role."
+    ),
+    modifiers(&BasicAuth),
+    security(("basic" = [])),
+)]
+struct ApiDoc;
+
+struct BasicAuth;
+
+impl utoipa::Modify for BasicAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
+    }
+}
+
+/// `GET /api/v1/openapi.json`: this document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "system",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json", body = Object)),
+)]
+async fn openapi_json(axum::Extension(doc): axum::Extension<OpenApiJson>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        doc.0,
+    )
+        .into_response()
+}
+
+/// The serialized document, built once with the router.
+#[derive(Debug, Clone)]
+struct OpenApiJson(axum::body::Bytes);
+
+type DocRouter = utoipa_axum::router::OpenApiRouter<HubState>;
+
+/// The routes with their OpenAPI description, before the state is attached; `guard` wraps the
+/// `/api/v1` part (authentication, its fallback).
+fn documented_routes(
+    guard: impl FnOnce(DocRouter) -> DocRouter,
+) -> (Router<HubState>, utoipa::openapi::OpenApi) {
+    let api = guard(api::router().routes(utoipa_axum::routes!(openapi_json)));
+    DocRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
+        .routes(utoipa_axum::routes!(health::health))
+        .routes(utoipa_axum::routes!(health::metrics))
+        .nest("/api/v1", api)
+        .split_for_parts()
+}
+
+/// The OpenAPI 3.1 document of the hub's HTTP surface.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented_routes(|api| api).1
+}
+
 /// The hub's whole HTTP surface.
 pub fn router(state: HubState) -> Router {
-    let api = api::router()
-        .fallback(api_not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), require_auth));
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/metrics", get(health::metrics))
-        .nest("/api/v1", api)
-        .with_state(state)
+    // Everything under /api/v1 needs credentials and answers unknown paths in the API's shape;
+    // /health and /metrics are open.
+    let auth = middleware::from_fn_with_state(state.clone(), require_auth);
+    let (routes, doc) = documented_routes(|api| api.fallback(api_not_found).layer(auth));
+    let doc = OpenApiJson(doc.to_json().unwrap_or_default().into());
+    routes.layer(axum::Extension(doc)).with_state(state)
 }
 
 /// Runs the hub until shutdown.

@@ -80,7 +80,7 @@ pub struct Snapshot {
 }
 
 /// The board as the supervisor drives it (part of `/health`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BoardView {
     /// Description name (`rpi4`) and title.
     pub name: String,
@@ -100,7 +100,7 @@ pub struct BoardView {
 }
 
 /// One worker as the supervisor sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkerStatus {
     pub name: String,
     pub state: WorkerState,
@@ -113,7 +113,7 @@ pub struct WorkerStatus {
 }
 
 /// Lifecycle state of a worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WorkerState {
     /// Spawned, not ready yet.

@@ -37,7 +37,19 @@ pub(crate) fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreErr
 }
 
 /// How serious an event is. Ordered: `Info < Notice < Warning < Alarm < Critical`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -206,7 +218,7 @@ pub struct EventId {
 }
 
 /// A stored event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Event {
     pub ts_us: u64,
     /// Store-wide sequence, increasing in append order, never reused (also across restarts).
@@ -214,6 +226,8 @@ pub struct Event {
     pub kind: String,
     pub source: String,
     pub severity: Severity,
+    /// The event's details, as its producer recorded them.
+    #[schema(value_type = serde_json::Value)]
     pub body: JsonBody,
 }
 
@@ -314,14 +328,14 @@ impl Default for EventQuery {
 }
 
 /// The list shape of the REST API: `{"items": [...], "pagination": {...}}`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub pagination: Pagination,
 }
 
 /// Where a page sits in the whole listing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Pagination {
     pub page: u32,
     pub limit: u32,

@@ -1,14 +1,18 @@
 //! The REST API under `/api/v1/`. Every route here requires authentication (the layer is
 //! applied in [`crate::router`]). Each area adds a module with `pub fn router() ->
-//! Router<HubState>` and one `.merge(...)` line below.
+//! OpenApiRouter<HubState>` registering its handlers with `routes!` (each handler carries its
+//! `#[utoipa::path]`, so the OpenAPI document at `/api/v1/openapi.json` lists it with its
+//! types), and one `.merge(...)` line below. Handlers take [`extract`]'s `Query`, `Path` and
+//! `Json`, which answer malformed input in the API's error shape.
 
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::HubState;
 
 pub mod alarms;
 pub mod cameras;
 pub mod events;
+pub mod extract;
 pub mod list;
 pub mod neasmart;
 pub mod relays;
@@ -16,13 +20,13 @@ pub mod sensors;
 pub mod system;
 
 /// All `/api/v1/` routes (paths here are relative to that prefix).
-pub fn router() -> Router<HubState> {
-    Router::new()
+pub fn router() -> OpenApiRouter<HubState> {
+    OpenApiRouter::new()
         .merge(system::router())
         .merge(events::router())
-        .merge(neasmart::router())
-        .merge(relays::router())
-        .merge(cameras::router())
-        .merge(alarms::router())
-        .merge(sensors::router())
+        .merge(neasmart::router().into())
+        .merge(relays::router().into())
+        .merge(cameras::router().into())
+        .merge(alarms::router().into())
+        .merge(sensors::router().into())
 }
