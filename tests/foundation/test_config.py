@@ -51,6 +51,66 @@ def test_bad_files_are_rejected_with_key_and_line(tmp_path, text, must_contain):
     assert str(p) in r.stderr
 
 
+# A thermal camera recording on a schedule: the two closed-set values of the acceptance cases
+# are spliced in by `test_closed_sets_fail_with_key_and_line`.
+CAMERA = """\
+[capture]
+enabled = true
+
+[[capture.cameras]]
+id = "boiler"
+kind = "thermal"
+source = { type = "thermal_tcp", address = "127.0.0.1:9100" }
+
+[capture.cameras.record]
+mode = "schedule"
+
+[[capture.cameras.record.schedule]]
+days = {days}
+start = "07:30"
+stop = "18:00"
+
+[capture.cameras.thermal]
+format = "centikelvin16"
+
+[[capture.cameras.thermal.rules]]
+id = "overheat"
+statistic = {statistic}
+threshold_c = 50.0
+"""
+
+
+def camera_config(days: str = '["Mon", "Tue"]', statistic: str = '"max"') -> str:
+    return CAMERA.replace("{days}", days).replace("{statistic}", statistic)
+
+
+def test_closed_sets_accept_what_users_write(tmp_path):
+    p = tmp_path / "camera.toml"
+    p.write_text(camera_config(days='["Mon", "tue", "weekends"]', statistic='"mean"'))
+    r = check(p)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize(
+    "kwargs, line, key, value",
+    [
+        ({"statistic": '"maximum"'}, 22, "capture.cameras[0].thermal.rules[0].statistic", "maximum"),
+        ({"days": '["Mon", "Funday"]'}, 13, "capture.cameras[0].record.schedule[0].days[1]", "Funday"),
+    ],
+    ids=["statistic-typo", "unknown-day"],
+)
+def test_closed_sets_fail_with_key_and_line(tmp_path, kwargs, line, key, value):
+    p = tmp_path / "bad.toml"
+    p.write_text(camera_config(**kwargs))
+    r = check(p)
+    assert r.returncode == 78, (r.returncode, r.stdout, r.stderr)
+    out = r.stderr + r.stdout
+    assert f"line {line}," in out, out
+    assert f"`{key}`" in out, out
+    assert f"`{value}`" in out, out
+    assert str(p) in out
+
+
 def test_missing_file(tmp_path):
     p = tmp_path / "nope.toml"
     r = check(p)

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use watchpost_config::alarms::{EventCodes, SiaReceiver, ZonePlacement};
+use watchpost_config::alarms::{AlarmEvent, EventCodes, SiaReceiver, ZonePlacement};
 use watchpost_dc09::{ContactId, Payload, Qualifier, SiaCode, SiaEvent};
 
 use crate::event::{EventKind, Phase};
@@ -66,26 +66,23 @@ pub fn default_codes(kind: EventKind) -> Codes {
 pub struct CodeTable(BTreeMap<EventKind, Codes>);
 
 impl CodeTable {
-    /// Builds the table; overrides for unknown events or with invalid codes are ignored (the
-    /// configuration check rejects them before this runs).
-    pub fn new(overrides: &BTreeMap<String, EventCodes>) -> Self {
+    /// Builds the table: the defaults with the receiver's overrides applied.
+    pub fn new(overrides: &BTreeMap<AlarmEvent, EventCodes>) -> Self {
         let mut map: BTreeMap<EventKind, Codes> = EventKind::ALL
             .into_iter()
             .map(|k| (k, default_codes(k)))
             .collect();
-        for (name, o) in overrides {
-            let Some(kind) = EventKind::parse(name) else {
-                continue;
-            };
+        for (&event, o) in overrides {
+            let kind = EventKind::from(event);
             let entry = map.entry(kind).or_insert_with(|| default_codes(kind));
-            if let Some(cid) = o.cid.filter(|c| *c <= 999) {
-                entry.cid = cid;
+            if let Some(cid) = o.cid {
+                entry.cid = cid.get();
             }
-            if let Some(c) = o.sia.as_deref().and_then(|c| SiaCode::new(c).ok()) {
-                entry.sia = c;
+            if let Some(c) = o.sia {
+                entry.sia = SiaCode::of(c.bytes());
             }
-            if let Some(c) = o.sia_restore.as_deref().and_then(|c| SiaCode::new(c).ok()) {
-                entry.sia_restore = c;
+            if let Some(c) = o.sia_restore {
+                entry.sia_restore = SiaCode::of(c.bytes());
             }
         }
         Self(map)
@@ -158,15 +155,16 @@ impl SiaLayout {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use watchpost_config::alarms::ContactIdCode;
 
     #[test]
     fn defaults_and_overrides() {
         let t = CodeTable::new(&BTreeMap::from([(
-            "water".to_string(),
+            AlarmEvent::Water,
             EventCodes {
-                cid: Some(113),
+                cid: ContactIdCode::new(113),
                 sia: None,
-                sia_restore: Some("WR".into()),
+                sia_restore: Some("WR".parse().unwrap()),
             },
         )]));
         assert_eq!(t.get(EventKind::Water).cid, 113);

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use watchpost_config::alarms::{AlarmsConfig, MappingConfig};
 use watchpost_yolink::{Condition, Sensor, SensorKind, SensorState};
 
-use crate::event::{EventKind, Phase};
+use crate::event::{EventKind, Phase, sensor_condition};
 
 /// The rule of one sensor.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,7 +37,7 @@ impl Rule {
             conditions: m
                 .conditions
                 .as_ref()
-                .map(|cs| cs.iter().filter_map(|c| Condition::parse(c)).collect()),
+                .map(|cs| cs.iter().copied().map(sensor_condition).collect()),
             restore: m.restore,
             door_prop_ms: m
                 .door_prop_s

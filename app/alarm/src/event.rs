@@ -1,10 +1,11 @@
 //! The alarm vocabulary shared by the rules engine, the queues and the senders.
 
 use serde::{Deserialize, Serialize};
+use watchpost_config::alarms::{AlarmCondition, AlarmEvent};
 use watchpost_yolink::Condition;
 
 /// What an alarm is about. The names are the keys of the per-receiver code tables
-/// (`watchpost_config::alarms::EVENTS`).
+/// ([`AlarmEvent`] in the configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
@@ -66,10 +67,6 @@ impl EventKind {
         EventKind::DoorProp,
         EventKind::Test,
     ];
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
 
     /// Troubles (battery, fault, supervision) as opposed to alarms.
     pub fn is_trouble(self) -> bool {
@@ -137,6 +134,47 @@ impl From<Condition> for EventKind {
     }
 }
 
+impl From<AlarmEvent> for EventKind {
+    fn from(e: AlarmEvent) -> Self {
+        match e {
+            AlarmEvent::Intrusion => EventKind::Intrusion,
+            AlarmEvent::Water => EventKind::Water,
+            AlarmEvent::Smoke => EventKind::Smoke,
+            AlarmEvent::CarbonMonoxide => EventKind::CarbonMonoxide,
+            AlarmEvent::Heat => EventKind::Heat,
+            AlarmEvent::HighTemperature => EventKind::HighTemperature,
+            AlarmEvent::Freeze => EventKind::Freeze,
+            AlarmEvent::HighHumidity => EventKind::HighHumidity,
+            AlarmEvent::LowHumidity => EventKind::LowHumidity,
+            AlarmEvent::LowBattery => EventKind::LowBattery,
+            AlarmEvent::Fault => EventKind::Fault,
+            AlarmEvent::Tamper => EventKind::Tamper,
+            AlarmEvent::Offline => EventKind::Offline,
+            AlarmEvent::DoorProp => EventKind::DoorProp,
+            AlarmEvent::Test => EventKind::Test,
+        }
+    }
+}
+
+/// The sensor model's condition of a configured one (`conditions = [...]` of a mapping).
+pub fn sensor_condition(c: AlarmCondition) -> Condition {
+    match c {
+        AlarmCondition::Intrusion => Condition::Intrusion,
+        AlarmCondition::Water => Condition::Water,
+        AlarmCondition::Smoke => Condition::Smoke,
+        AlarmCondition::CarbonMonoxide => Condition::CarbonMonoxide,
+        AlarmCondition::Heat => Condition::Heat,
+        AlarmCondition::HighTemperature => Condition::HighTemperature,
+        AlarmCondition::Freeze => Condition::Freeze,
+        AlarmCondition::HighHumidity => Condition::HighHumidity,
+        AlarmCondition::LowHumidity => Condition::LowHumidity,
+        AlarmCondition::LowBattery => Condition::LowBattery,
+        AlarmCondition::Fault => Condition::Fault,
+        AlarmCondition::Tamper => Condition::Tamper,
+        AlarmCondition::Offline => Condition::Offline,
+    }
+}
+
 /// New condition or its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -161,17 +199,19 @@ mod tests {
     #[test]
     fn names_match_the_config_and_the_sensor_model() {
         let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
-        assert_eq!(names, watchpost_config::alarms::EVENTS);
-        for c in Condition::ALL {
-            assert_eq!(EventKind::from(c).as_str(), c.as_str());
-            assert!(watchpost_config::alarms::CONDITIONS.contains(&c.as_str()));
+        let configured: Vec<&str> = AlarmEvent::ALL.iter().map(|e| e.as_str()).collect();
+        assert_eq!(names, configured);
+        for e in AlarmEvent::ALL {
+            assert_eq!(EventKind::from(e).as_str(), e.as_str());
         }
-        assert_eq!(
-            Condition::ALL.len(),
-            watchpost_config::alarms::CONDITIONS.len()
-        );
-        for k in EventKind::ALL {
-            assert_eq!(EventKind::parse(k.as_str()), Some(k));
+        assert_eq!(Condition::ALL.len(), AlarmCondition::ALL.len());
+        for c in AlarmCondition::ALL {
+            let sensor = sensor_condition(c);
+            assert_eq!(sensor.as_str(), c.as_str());
+            assert_eq!(
+                EventKind::from(sensor),
+                EventKind::from(AlarmEvent::from(c))
+            );
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Recording schedules: days of the week and start/stop times, evaluated against a wall clock
 //! in a fixed offset from UTC.
 
-use watchpost_config::capture::{ScheduleWindowConfig, parse_days, parse_hhmm};
+use watchpost_config::capture::ScheduleWindowConfig;
 
 use crate::time::civil;
 
@@ -22,17 +22,14 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// Builds a schedule from validated config (the config check has already rejected bad
-    /// values; a window that still fails to parse is skipped).
+    /// Builds a schedule from the camera's `record.schedule` windows.
     pub fn from_config(windows: &[ScheduleWindowConfig], offset_min: i32) -> Self {
         let windows = windows
             .iter()
-            .filter_map(|w| {
-                Some(Window {
-                    days: parse_days(&w.days).ok()?,
-                    start_min: parse_hhmm(&w.start).ok()?,
-                    stop_min: parse_hhmm(&w.stop).ok()?,
-                })
+            .map(|w| Window {
+                days: w.days.mask(),
+                start_min: w.start.minutes(),
+                stop_min: w.stop.minutes(),
             })
             .collect();
         Self {
@@ -71,9 +68,18 @@ impl Schedule {
 mod tests {
     use super::*;
     use crate::time::{ManualWallClock, WallClock};
+    use watchpost_config::types::{DayName, Days};
 
     // 2026-11-23T00:00:00Z is a Monday.
     const MONDAY_US: u64 = 1_795_392_000_000_000;
+
+    fn window(day: DayName, start: &str, stop: &str) -> ScheduleWindowConfig {
+        ScheduleWindowConfig {
+            days: Days::new(vec![day]).unwrap(),
+            start: start.parse().unwrap(),
+            stop: stop.parse().unwrap(),
+        }
+    }
 
     fn at(clock: &ManualWallClock, day: u64, h: u64, m: u64) -> u64 {
         clock.set_us(MONDAY_US + ((day * 24 + h) * 60 + m) * 60_000_000);
@@ -83,16 +89,8 @@ mod tests {
     #[test]
     fn weekday_office_hours_and_overnight_weekend() {
         let cfg = vec![
-            ScheduleWindowConfig {
-                days: vec!["weekdays".into()],
-                start: "08:00".into(),
-                stop: "18:30".into(),
-            },
-            ScheduleWindowConfig {
-                days: vec!["sat".into()],
-                start: "22:00".into(),
-                stop: "06:00".into(),
-            },
+            window(DayName::Weekdays, "08:00", "18:30"),
+            window(DayName::Sat, "22:00", "06:00"),
         ];
         let s = Schedule::from_config(&cfg, 0);
         let c = ManualWallClock::new(0);

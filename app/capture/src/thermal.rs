@@ -9,7 +9,9 @@
 //! statistics and rule events to the worker's main loop, which publishes them on the bus.
 
 use serde::Serialize;
-use watchpost_config::capture::{ThermalConfig, ThermalFormat, ThermalPalette};
+use watchpost_config::capture::{
+    RuleComparison, RuleStatistic, ThermalConfig, ThermalFormat, ThermalPalette,
+};
 use watchpost_thermal::{
     ColourRange, Comparison, Palette, RawFormat, Region, RgbImage, RuleEngine, RuleEvent, RuleSpec,
     RuleState, RuleTransition, Spot, Statistic, ThermalError, Thermogram,
@@ -113,6 +115,21 @@ fn palette(p: ThermalPalette) -> Palette {
     }
 }
 
+fn statistic(s: RuleStatistic) -> Statistic {
+    match s {
+        RuleStatistic::Max => Statistic::Max,
+        RuleStatistic::Mean => Statistic::Mean,
+        RuleStatistic::Min => Statistic::Min,
+    }
+}
+
+fn comparison(c: RuleComparison) -> Comparison {
+    match c {
+        RuleComparison::Above => Comparison::Above,
+        RuleComparison::Below => Comparison::Below,
+    }
+}
+
 impl ThermalProcessor {
     /// From a camera's `[thermal]` table (already validated by the config check).
     pub fn from_config(t: &ThermalConfig) -> Self {
@@ -127,16 +144,8 @@ impl ThermalProcessor {
                     width: g.width,
                     height: g.height,
                 }),
-                statistic: match r.statistic.as_str() {
-                    "min" => Statistic::Min,
-                    "mean" => Statistic::Mean,
-                    _ => Statistic::Max,
-                },
-                comparison: if r.comparison == "below" {
-                    Comparison::Below
-                } else {
-                    Comparison::Above
-                },
+                statistic: statistic(r.statistic),
+                comparison: comparison(r.comparison),
                 threshold_c: r.threshold_c,
                 hold_ms: r.hold_ms,
                 hysteresis_c: r.hysteresis_c,
@@ -301,8 +310,8 @@ mod tests {
                     width: scene.hot.width,
                     height: scene.hot.height,
                 }),
-                statistic: "max".into(),
-                comparison: "above".into(),
+                statistic: RuleStatistic::Max,
+                comparison: RuleComparison::Above,
                 threshold_c: 50.0,
                 hold_ms: 2000,
                 hysteresis_c: 2.0,

@@ -17,49 +17,141 @@
 //! ```
 
 use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::bridge::HttpUrl;
-use crate::types::{Endpoint, Ident, Secret};
+use crate::types::{Endpoint, Ident, Secret, string_newtype_serde};
 use crate::{Problem, problem};
 
-/// Sensor conditions alarm rules act on (the names the `watchpost-yolink` sensor model uses).
-pub const CONDITIONS: &[&str] = &[
-    "intrusion",
-    "water",
-    "smoke",
-    "carbon_monoxide",
-    "heat",
-    "high_temperature",
-    "freeze",
-    "high_humidity",
-    "low_humidity",
-    "low_battery",
-    "fault",
-    "tamper",
-    "offline",
-];
+/// A sensor condition alarm rules act on (the names the `watchpost-yolink` sensor model uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmCondition {
+    Intrusion,
+    Water,
+    Smoke,
+    CarbonMonoxide,
+    Heat,
+    HighTemperature,
+    Freeze,
+    HighHumidity,
+    LowHumidity,
+    LowBattery,
+    Fault,
+    Tamper,
+    Offline,
+}
 
-/// Alarm event names that can carry their own codes: the conditions plus the door-prop alarm
-/// and the test report.
-pub const EVENTS: &[&str] = &[
-    "intrusion",
-    "water",
-    "smoke",
-    "carbon_monoxide",
-    "heat",
-    "high_temperature",
-    "freeze",
-    "high_humidity",
-    "low_humidity",
-    "low_battery",
-    "fault",
-    "tamper",
-    "offline",
-    "door_prop",
-    "test",
-];
+impl AlarmCondition {
+    pub const ALL: [AlarmCondition; 13] = [
+        AlarmCondition::Intrusion,
+        AlarmCondition::Water,
+        AlarmCondition::Smoke,
+        AlarmCondition::CarbonMonoxide,
+        AlarmCondition::Heat,
+        AlarmCondition::HighTemperature,
+        AlarmCondition::Freeze,
+        AlarmCondition::HighHumidity,
+        AlarmCondition::LowHumidity,
+        AlarmCondition::LowBattery,
+        AlarmCondition::Fault,
+        AlarmCondition::Tamper,
+        AlarmCondition::Offline,
+    ];
+
+    /// The name written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        AlarmEvent::from(self).as_str()
+    }
+}
+
+/// An alarm event that can carry its own codes (`codes.<event>` of a SIA receiver): the
+/// conditions plus the door-prop alarm and the test report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmEvent {
+    Intrusion,
+    Water,
+    Smoke,
+    CarbonMonoxide,
+    Heat,
+    HighTemperature,
+    Freeze,
+    HighHumidity,
+    LowHumidity,
+    LowBattery,
+    Fault,
+    Tamper,
+    Offline,
+    DoorProp,
+    Test,
+}
+
+impl AlarmEvent {
+    pub const ALL: [AlarmEvent; 15] = [
+        AlarmEvent::Intrusion,
+        AlarmEvent::Water,
+        AlarmEvent::Smoke,
+        AlarmEvent::CarbonMonoxide,
+        AlarmEvent::Heat,
+        AlarmEvent::HighTemperature,
+        AlarmEvent::Freeze,
+        AlarmEvent::HighHumidity,
+        AlarmEvent::LowHumidity,
+        AlarmEvent::LowBattery,
+        AlarmEvent::Fault,
+        AlarmEvent::Tamper,
+        AlarmEvent::Offline,
+        AlarmEvent::DoorProp,
+        AlarmEvent::Test,
+    ];
+
+    /// The name written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmEvent::Intrusion => "intrusion",
+            AlarmEvent::Water => "water",
+            AlarmEvent::Smoke => "smoke",
+            AlarmEvent::CarbonMonoxide => "carbon_monoxide",
+            AlarmEvent::Heat => "heat",
+            AlarmEvent::HighTemperature => "high_temperature",
+            AlarmEvent::Freeze => "freeze",
+            AlarmEvent::HighHumidity => "high_humidity",
+            AlarmEvent::LowHumidity => "low_humidity",
+            AlarmEvent::LowBattery => "low_battery",
+            AlarmEvent::Fault => "fault",
+            AlarmEvent::Tamper => "tamper",
+            AlarmEvent::Offline => "offline",
+            AlarmEvent::DoorProp => "door_prop",
+            AlarmEvent::Test => "test",
+        }
+    }
+}
+
+impl From<AlarmCondition> for AlarmEvent {
+    fn from(c: AlarmCondition) -> Self {
+        match c {
+            AlarmCondition::Intrusion => AlarmEvent::Intrusion,
+            AlarmCondition::Water => AlarmEvent::Water,
+            AlarmCondition::Smoke => AlarmEvent::Smoke,
+            AlarmCondition::CarbonMonoxide => AlarmEvent::CarbonMonoxide,
+            AlarmCondition::Heat => AlarmEvent::Heat,
+            AlarmCondition::HighTemperature => AlarmEvent::HighTemperature,
+            AlarmCondition::Freeze => AlarmEvent::Freeze,
+            AlarmCondition::HighHumidity => AlarmEvent::HighHumidity,
+            AlarmCondition::LowHumidity => AlarmEvent::LowHumidity,
+            AlarmCondition::LowBattery => AlarmEvent::LowBattery,
+            AlarmCondition::Fault => AlarmEvent::Fault,
+            AlarmCondition::Tamper => AlarmEvent::Tamper,
+            AlarmCondition::Offline => AlarmEvent::Offline,
+        }
+    }
+}
 
 /// What happens when a receiver's delivery queue is full. Both are visible: counted in
 /// metrics and the queue status, and recorded as events.
@@ -107,8 +199,8 @@ impl Default for AlarmsConfig {
     }
 }
 
-/// One alarm receiver.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+/// One alarm receiver: a table whose `type` names the kind (see the [`Deserialize`] impl).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ReceiverConfig {
     Sia(SiaReceiver),
@@ -131,6 +223,68 @@ impl ReceiverConfig {
             ReceiverConfig::Chekt(_) => "chekt",
             ReceiverConfig::Relay(_) => "relay",
         }
+    }
+}
+
+/// The `type` of a receiver table.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ReceiverType {
+    Sia,
+    Chekt,
+    Relay,
+}
+
+impl ReceiverType {
+    fn read<'de, D: Deserializer<'de>>(self, d: D) -> Result<ReceiverConfig, D::Error> {
+        Ok(match self {
+            ReceiverType::Sia => ReceiverConfig::Sia(SiaReceiver::deserialize(d)?),
+            ReceiverType::Chekt => ReceiverConfig::Chekt(ChektReceiver::deserialize(d)?),
+            ReceiverType::Relay => ReceiverConfig::Relay(RelayReceiver::deserialize(d)?),
+        })
+    }
+}
+
+/// Reads a receiver as serde's internally tagged enums would, except that when `type` is the
+/// table's first key (as the examples write it) the rest of the table is read straight into
+/// the receiver's type. Serde's own tagged enums first copy the table, which loses where each
+/// value stands: a bad `codes.<event>` or `host` would be reported at the table's header
+/// line, without its key. Tables whose `type` comes later (JSON objects from the REST API)
+/// are still copied first.
+impl<'de> Deserialize<'de> for ReceiverConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(ReceiverVisitor)
+    }
+}
+
+struct ReceiverVisitor;
+
+impl<'de> Visitor<'de> for ReceiverVisitor {
+    type Value = ReceiverConfig;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a receiver table with type = \"sia\", \"chekt\" or \"relay\"")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ReceiverConfig, A::Error> {
+        let Some(first) = map.next_key::<String>()? else {
+            return Err(de::Error::missing_field("type"));
+        };
+        if first == "type" {
+            let kind: ReceiverType = map.next_value()?;
+            return kind.read(MapAccessDeserializer::new(map));
+        }
+        let mut table = serde_json::Map::new();
+        table.insert(first, map.next_value()?);
+        while let Some((k, v)) = map.next_entry::<String, serde_json::Value>()? {
+            table.insert(k, v);
+        }
+        let kind = table
+            .remove("type")
+            .ok_or_else(|| de::Error::missing_field("type"))?;
+        let kind = ReceiverType::deserialize(kind).map_err(de::Error::custom)?;
+        kind.read(serde_json::Value::Object(table))
+            .map_err(de::Error::custom)
     }
 }
 
@@ -181,12 +335,67 @@ pub enum ZonePlacement {
 #[serde(deny_unknown_fields)]
 pub struct EventCodes {
     /// Contact ID event code (3 digits), sent with qualifier 1 (new) or 3 (restore).
-    pub cid: Option<u16>,
+    pub cid: Option<ContactIdCode>,
     /// SIA event code for the alarm.
-    pub sia: Option<String>,
+    pub sia: Option<SiaEventCode>,
     /// SIA event code for the restore.
-    pub sia_restore: Option<String>,
+    pub sia_restore: Option<SiaEventCode>,
 }
+
+/// A Contact ID event code, `0..=999`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ContactIdCode(u16);
+
+impl ContactIdCode {
+    /// `None` above 999.
+    pub fn new(code: u16) -> Option<Self> {
+        (code <= 999).then_some(Self(code))
+    }
+
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for ContactIdCode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let code = u64::deserialize(d)?;
+        u16::try_from(code).ok().and_then(Self::new).ok_or_else(|| {
+            serde::de::Error::custom(format!("{code} is not a Contact ID event code (0..=999)"))
+        })
+    }
+}
+
+/// A SIA event code: two upper-case letters (`BA`, `WH`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SiaEventCode([u8; 2]);
+
+impl SiaEventCode {
+    /// The two letters.
+    pub fn bytes(self) -> [u8; 2] {
+        self.0
+    }
+}
+
+impl FromStr for SiaEventCode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.as_bytes() {
+            [a, b] if a.is_ascii_uppercase() && b.is_ascii_uppercase() => Ok(Self([*a, *b])),
+            _ => Err(format!(
+                "`{s}` is not a SIA event code (two upper-case letters)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for SiaEventCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", char::from(self.0[0]), char::from(self.0[1]))
+    }
+}
+string_newtype_serde!(SiaEventCode);
 
 /// A SIA DC-09 receiver (central station or pysiaalarm / Home Assistant).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -230,9 +439,9 @@ pub struct SiaReceiver {
     /// Partition (Contact ID group; SIA `ri` when the zone is not placed there).
     #[serde(default = "default_partition")]
     pub partition: u8,
-    /// Per-event code overrides, keyed by event name ([`EVENTS`]).
+    /// Per-event code overrides, keyed by event name.
     #[serde(default)]
-    pub codes: BTreeMap<String, EventCodes>,
+    pub codes: BTreeMap<AlarmEvent, EventCodes>,
 }
 
 /// How a CHEKT bridge is authenticated.
@@ -318,10 +527,10 @@ pub struct MappingConfig {
     pub sensor: String,
     #[serde(default)]
     pub name: Option<String>,
-    /// Conditions that raise an alarm ([`CONDITIONS`]); absent: every condition the sensor
-    /// kind can have, including low battery, fault and offline.
+    /// Conditions that raise an alarm; absent: every condition the sensor kind can have,
+    /// including low battery, fault and offline.
     #[serde(default)]
-    pub conditions: Option<Vec<String>>,
+    pub conditions: Option<Vec<AlarmCondition>>,
     /// Send restores when a condition clears.
     #[serde(default = "default_true")]
     pub restore: bool,
@@ -407,10 +616,6 @@ fn is_hex(s: &str, min: usize, max: usize) -> bool {
     (min..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn is_sia_code(s: &str) -> bool {
-    s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase())
-}
-
 /// Checks one receiver; `key` is its dotted key.
 pub fn validate_receiver(r: &ReceiverConfig, key: &str, p: &mut Vec<Problem>) {
     match r {
@@ -473,26 +678,6 @@ pub fn validate_receiver(r: &ReceiverConfig, key: &str, p: &mut Vec<Problem>) {
             if s.partition > 99 {
                 p.push(problem(&format!("{key}.partition"), "must be 0..=99"));
             }
-            for (event, codes) in &s.codes {
-                let ck = format!("{key}.codes.{event}");
-                if !EVENTS.contains(&event.as_str()) {
-                    p.push(problem(
-                        &ck,
-                        format!("unknown event (known: {})", EVENTS.join(", ")),
-                    ));
-                }
-                if codes.cid.is_some_and(|c| c > 999) {
-                    p.push(problem(&format!("{ck}.cid"), "must be 0..=999"));
-                }
-                for (name, code) in [("sia", &codes.sia), ("sia_restore", &codes.sia_restore)] {
-                    if code.as_deref().is_some_and(|c| !is_sia_code(c)) {
-                        p.push(problem(
-                            &format!("{ck}.{name}"),
-                            "must be two upper-case letters",
-                        ));
-                    }
-                }
-            }
         }
         ReceiverConfig::Chekt(c) => {
             if c.auth != ChektAuth::None && c.token.is_none() {
@@ -552,14 +737,6 @@ pub fn validate_mapping(
             &format!("{key}.sensor"),
             "must be a YoLink deviceId (1–128 characters, no / + #)",
         ));
-    }
-    for c in m.conditions.iter().flatten() {
-        if !CONDITIONS.contains(&c.as_str()) {
-            p.push(problem(
-                &format!("{key}.conditions"),
-                format!("unknown condition `{c}` (known: {})", CONDITIONS.join(", ")),
-            ));
-        }
     }
     if m.routes.is_empty() {
         p.push(problem(
@@ -671,7 +848,7 @@ mod tests {
         account = "AAA"
         key = "0123456789ABCDEF"
         key_format = "ascii"
-        codes = { water = { cid = 113 } }
+        codes = { water = { cid = 113 }, door_prop = { sia = "BA", sia_restore = "BH" } }
         [[receivers]]
         type = "chekt"
         id = "chekt"
@@ -684,6 +861,7 @@ mod tests {
         module = "board"
         [[mappings]]
         sensor = "d1"
+        conditions = ["intrusion", "low_battery"]
         routes = [{ receiver = "central", zone = 15 }, { receiver = "chekt", channel = 3 },
                   { receiver = "relays", output = "siren", mode = "pulse" }]
     "#;
@@ -699,13 +877,103 @@ mod tests {
         };
         assert_eq!(c.body["target_channel"], "{channel}");
         assert_eq!(a.receivers[2].kind(), "relay");
+        let ReceiverConfig::Sia(sia) = &a.receivers[0] else {
+            panic!()
+        };
+        assert_eq!(
+            sia.codes[&AlarmEvent::Water].cid.map(ContactIdCode::get),
+            Some(113)
+        );
+        let prop = &sia.codes[&AlarmEvent::DoorProp];
+        assert_eq!(prop.sia.map(SiaEventCode::bytes), Some(*b"BA"));
+        assert_eq!(
+            prop.sia_restore.map(|c| c.to_string()).as_deref(),
+            Some("BH")
+        );
+        assert_eq!(
+            a.mappings[0].conditions,
+            Some(vec![AlarmCondition::Intrusion, AlarmCondition::LowBattery])
+        );
+        // The same model through the REST API's JSON: names unchanged both ways.
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(json["receivers"][0]["codes"]["door_prop"]["sia"], "BA");
+        assert_eq!(json["receivers"][0]["codes"]["water"]["cid"], 113);
+        assert_eq!(json["mappings"][0]["conditions"][1], "low_battery");
+        assert_eq!(serde_json::from_value::<AlarmsConfig>(json).unwrap(), a);
+        // And back through TOML (print-default-config and the settings store).
+        let text = toml::to_string(&a).unwrap();
+        assert_eq!(toml::from_str::<AlarmsConfig>(&text).unwrap(), a);
+    }
+
+    fn parse_err(text: &str) -> String {
+        toml::from_str::<AlarmsConfig>(text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn receivers_read_in_any_key_order() {
+        let sia =
+            "id = \"x\"\nhost = \"h:1\"\naccount = \"123\"\ncodes = { water = { cid = 113 } }\n";
+        let first: AlarmsConfig =
+            toml::from_str(&format!("[[receivers]]\ntype = \"sia\"\n{sia}")).unwrap();
+        let later: AlarmsConfig =
+            toml::from_str(&format!("[[receivers]]\n{sia}type = \"sia\"\n")).unwrap();
+        assert_eq!(first, later);
+        assert_eq!(first.receivers[0].kind(), "sia");
+        // JSON objects (the REST API) are read whatever their key order.
+        let json = serde_json::to_value(&first.receivers[0]).unwrap();
+        assert_eq!(json["type"], "sia");
+        let back: ReceiverConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(back, first.receivers[0]);
+
+        let e = parse_err("[[receivers]]\ntype = \"pager\"\nid = \"x\"\n");
+        assert!(e.contains("line 2") && e.contains("`pager`"), "{e}");
+        let e = parse_err("[[receivers]]\nid = \"x\"\n");
+        assert!(e.contains("missing field `type`"), "{e}");
+        let e = parse_err(&format!("[[receivers]]\ntype = \"relay\"\n{sia}"));
+        assert!(
+            e.contains("line 4") && e.contains("unknown field `host`"),
+            "{e}"
+        );
+        let e = parse_err(&format!("[[receivers]]\n{sia}type = \"relay\"\n"));
+        assert!(e.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn conditions_events_and_codes_are_closed_sets() {
+        let e = parse_err(&GOOD.replace("\"low_battery\"]", "\"lowbattery\"]"));
+        assert!(e.contains("line 23") && e.contains("`lowbattery`"), "{e}");
+        let e = parse_err(&GOOD.replace("water = { cid", "flood = { cid"));
+        assert!(e.contains("line 10") && e.contains("`flood`"), "{e}");
+        let e = parse_err(&GOOD.replace("cid = 113", "cid = 1130"));
+        assert!(
+            e.contains("line 10") && e.contains("1130 is not a Contact ID event code"),
+            "{e}"
+        );
+        let e = parse_err(&GOOD.replace("sia = \"BA\"", "sia = \"ba\""));
+        assert!(
+            e.contains("line 10") && e.contains("`ba` is not a SIA event code"),
+            "{e}"
+        );
+        for c in AlarmCondition::ALL {
+            let json = serde_json::to_value(c).unwrap();
+            assert_eq!(json, c.as_str());
+            assert_eq!(serde_json::from_value::<AlarmCondition>(json).unwrap(), c);
+        }
+        for k in AlarmEvent::ALL {
+            let json = serde_json::to_value(k).unwrap();
+            assert_eq!(json, k.as_str());
+            assert_eq!(serde_json::from_value::<AlarmEvent>(json).unwrap(), k);
+        }
+        assert!("BAA".parse::<SiaEventCode>().is_err());
+        assert_eq!(ContactIdCode::new(1000), None);
     }
 
     #[test]
     fn reports_each_problem_with_its_key() {
         let bad = GOOD
             .replace("account = \"AAA\"", "account = \"XY\"")
-            .replace("cid = 113", "cid = 1130")
             .replace("zone = 15", "zone = 1500")
             .replace("channel = 3", "channel = 0")
             .replace("fallback_relay = \"relays\"", "fallback_relay = \"nope\"");
@@ -715,7 +983,6 @@ mod tests {
         let keys: Vec<&str> = p.iter().map(|x| x.key.as_str()).collect();
         for k in [
             "alarms.receivers[0].account",
-            "alarms.receivers[0].codes.water.cid",
             "alarms.receivers[1].fallback_relay",
             "alarms.mappings[0].routes[0].zone",
             "alarms.mappings[0].routes[1].channel",

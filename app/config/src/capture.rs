@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Ident, Secret};
+use crate::types::{Days, Ident, Secret, TimeOfDay};
 use crate::{Problem, problem};
 
 fn default_true() -> bool {
@@ -300,12 +300,10 @@ pub struct ThermalRuleConfig {
     pub id: Ident,
     #[serde(default)]
     pub region: Option<RegionConfig>,
-    /// `max`, `mean` or `min` of the region.
-    #[serde(default = "default_statistic")]
-    pub statistic: String,
-    /// `above` or `below`.
-    #[serde(default = "default_comparison")]
-    pub comparison: String,
+    #[serde(default)]
+    pub statistic: RuleStatistic,
+    #[serde(default)]
+    pub comparison: RuleComparison,
     pub threshold_c: f32,
     #[serde(default)]
     pub hold_ms: u64,
@@ -315,12 +313,26 @@ pub struct ThermalRuleConfig {
     pub clear_hold_ms: u64,
 }
 
-fn default_statistic() -> String {
-    "max".into()
+/// Which number of a rule's region is compared with its threshold: `max` (default), `mean`
+/// or `min`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleStatistic {
+    #[default]
+    Max,
+    Mean,
+    Min,
 }
-fn default_comparison() -> String {
-    "above".into()
+
+/// The direction of a rule: it fires `above` (default) or `below` its threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleComparison {
+    #[default]
+    Above,
+    Below,
 }
+
 fn default_hysteresis_c() -> f32 {
     1.0
 }
@@ -375,10 +387,10 @@ impl Default for RecordConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleWindowConfig {
-    /// `mon`..`sun`, or `daily` / `weekdays` / `weekends`.
-    pub days: Vec<String>,
-    pub start: String,
-    pub stop: String,
+    /// `mon`..`sun`, or `daily` / `weekdays` / `weekends` (any case: `Mon` is `mon`).
+    pub days: Days,
+    pub start: TimeOfDay,
+    pub stop: TimeOfDay,
 }
 
 /// `[capture.cameras.detect]`: the decoded, scaled branch for the detection worker.
@@ -423,51 +435,6 @@ impl Default for ReconnectConfig {
             stall_timeout_ms: 5000,
         }
     }
-}
-
-/// Parses `HH:MM` into minutes after midnight.
-pub fn parse_hhmm(s: &str) -> Result<u32, String> {
-    let (h, m) = s
-        .split_once(':')
-        .ok_or_else(|| format!("`{s}` is not a time of the form HH:MM"))?;
-    let h: u32 = h
-        .parse()
-        .map_err(|_| format!("`{s}`: hour is not a number"))?;
-    let m: u32 = m
-        .parse()
-        .map_err(|_| format!("`{s}`: minute is not a number"))?;
-    if h > 24 || m > 59 || (h == 24 && m != 0) {
-        return Err(format!("`{s}` is not a time between 00:00 and 24:00"));
-    }
-    Ok(h * 60 + m)
-}
-
-/// Parses a day list into a bit set (bit 0 = Monday).
-pub fn parse_days(days: &[String]) -> Result<u8, String> {
-    let mut set = 0u8;
-    for d in days {
-        set |= match d.to_ascii_lowercase().as_str() {
-            "mon" => 1,
-            "tue" => 2,
-            "wed" => 4,
-            "thu" => 8,
-            "fri" => 16,
-            "sat" => 32,
-            "sun" => 64,
-            "daily" => 127,
-            "weekdays" => 31,
-            "weekends" => 96,
-            other => {
-                return Err(format!(
-                    "`{other}` is not a day (mon..sun, daily, weekdays, weekends)"
-                ));
-            }
-        };
-    }
-    if set == 0 {
-        return Err("needs at least one day".into());
-    }
-    Ok(set)
 }
 
 fn check_url(p: &mut Vec<Problem>, key: &str, url: &str, schemes: &[&str]) {
@@ -654,18 +621,6 @@ impl CameraConfig {
             }
             for (j, r) in t.rules.iter().enumerate() {
                 let rk = format!("{key}.thermal.rules[{j}]");
-                if !["max", "mean", "min"].contains(&r.statistic.as_str()) {
-                    p.push(problem(
-                        &format!("{rk}.statistic"),
-                        format!("`{}` is not max, mean or min", r.statistic),
-                    ));
-                }
-                if !["above", "below"].contains(&r.comparison.as_str()) {
-                    p.push(problem(
-                        &format!("{rk}.comparison"),
-                        format!("`{}` is not above or below", r.comparison),
-                    ));
-                }
                 if r.hysteresis_c.is_nan() || r.hysteresis_c < 0.0 || !r.threshold_c.is_finite() {
                     p.push(problem(
                         &format!("{rk}.hysteresis_c"),
@@ -703,18 +658,6 @@ impl CameraConfig {
                 &format!("{key}.record.schedule"),
                 "mode `schedule` needs at least one window",
             ));
-        }
-        for (j, w) in rec.schedule.iter().enumerate() {
-            let wk = format!("{key}.record.schedule[{j}]");
-            if let Err(e) = parse_days(&w.days) {
-                p.push(problem(&format!("{wk}.days"), e));
-            }
-            if let Err(e) = parse_hhmm(&w.start) {
-                p.push(problem(&format!("{wk}.start"), e));
-            }
-            if let Err(e) = parse_hhmm(&w.stop) {
-                p.push(problem(&format!("{wk}.stop"), e));
-            }
         }
         let d = &self.detect;
         if d.enabled {
@@ -851,14 +794,86 @@ mod tests {
         assert_eq!(split_host_port("h:0"), None);
     }
 
+    fn thermal_rule(extra: &str) -> Result<CaptureConfig, String> {
+        parse(&format!(
+            "[[cameras]]\nid = \"heat\"\nkind = \"thermal\"\n\
+             source = {{ type = \"v4l2\", device = \"/dev/video0\" }}\n\
+             [cameras.thermal]\nformat = \"centikelvin16\"\n\
+             [[cameras.thermal.rules]]\nid = \"r\"\nthreshold_c = 1.0\n{extra}"
+        ))
+    }
+
+    fn rule_of(c: &CaptureConfig) -> &ThermalRuleConfig {
+        &c.cameras[0].thermal.as_ref().unwrap().rules[0]
+    }
+
     #[test]
-    fn times_and_days() {
-        assert_eq!(parse_hhmm("07:30"), Ok(450));
-        assert_eq!(parse_hhmm("24:00"), Ok(1440));
-        assert!(parse_hhmm("25:00").is_err());
-        assert!(parse_hhmm("7").is_err());
-        assert_eq!(parse_days(&["mon".into(), "sun".into()]), Ok(65));
-        assert!(parse_days(&["someday".into()]).is_err());
-        assert!(parse_days(&[]).is_err());
+    fn rule_statistic_and_comparison_are_closed_sets() {
+        let c = thermal_rule("").unwrap();
+        let r = rule_of(&c);
+        assert_eq!(
+            (r.statistic, r.comparison),
+            (RuleStatistic::Max, RuleComparison::Above)
+        );
+        let c = thermal_rule("statistic = \"mean\"\ncomparison = \"below\"\n").unwrap();
+        let r = rule_of(&c);
+        assert_eq!(
+            (r.statistic, r.comparison),
+            (RuleStatistic::Mean, RuleComparison::Below)
+        );
+        let c = thermal_rule("statistic = \"min\"\n").unwrap();
+        assert_eq!(rule_of(&c).statistic, RuleStatistic::Min);
+
+        let e = thermal_rule("statistic = \"maximum\"\n").unwrap_err();
+        assert!(e.contains("line 10") && e.contains("`maximum`"), "{e}");
+        let e = thermal_rule("comparison = \"over\"\n").unwrap_err();
+        assert!(e.contains("line 10") && e.contains("`over`"), "{e}");
+        assert!(thermal_rule("statistic = \"Max\"\n").is_err());
+    }
+
+    fn schedule_window(w: &str) -> Result<CaptureConfig, String> {
+        parse(&format!(
+            "[[cameras]]\nid = \"c\"\nsource = {{ type = \"rtsp\", url = \"rtsp://h/\" }}\n\
+             [cameras.record]\nmode = \"schedule\"\n[[cameras.record.schedule]]\n{w}"
+        ))
+    }
+
+    #[test]
+    fn schedule_windows_are_typed() {
+        let c = schedule_window("days = [\"Mon\", \"tue\"]\nstart = \"07:30\"\nstop = \"24:00\"\n")
+            .unwrap();
+        assert_eq!(problems(&c), Vec::<String>::new());
+        let w = &c.cameras[0].record.schedule[0];
+        assert_eq!(
+            (w.days.mask(), w.start.minutes(), w.stop.minutes()),
+            (3, 450, 1440)
+        );
+
+        let bad = [
+            (
+                "days = [\"Mon\", \"Funday\"]\nstart = \"07:30\"\nstop = \"08:00\"\n",
+                "line 7",
+                "`Funday` is not a day",
+            ),
+            (
+                "days = []\nstart = \"07:30\"\nstop = \"08:00\"\n",
+                "line 7",
+                "at least one day",
+            ),
+            (
+                "days = [\"daily\"]\nstart = \"7.30\"\nstop = \"08:00\"\n",
+                "line 8",
+                "HH:MM",
+            ),
+            (
+                "days = [\"daily\"]\nstart = \"07:30\"\nstop = \"25:00\"\n",
+                "line 9",
+                "between 00:00 and 24:00",
+            ),
+        ];
+        for (text, line, reason) in bad {
+            let e = schedule_window(text).unwrap_err();
+            assert!(e.contains(line) && e.contains(reason), "{e}");
+        }
     }
 }

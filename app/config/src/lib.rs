@@ -130,27 +130,23 @@ pub fn from_str_with_env(
         .iter()
         .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k[ENV_PREFIX.len()..].contains("__"))
         .collect();
-    let parse_err = |e: toml::de::Error| ConfigError::Parse {
+    let parse_err = |message: String| ConfigError::Parse {
         path: path.to_path_buf(),
-        message: e.to_string().trim_end().to_string(),
+        message,
     };
     let config: Config = if overrides.is_empty() {
         // Straight from the text: errors keep their line and column.
-        toml::from_str(text).map_err(parse_err)?
+        parse_document(text).map_err(parse_err)?
     } else {
-        let mut table: toml::Table = toml::from_str(text).map_err(parse_err)?;
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| parse_err(e.to_string().trim_end().to_string()))?;
         for (var, value) in overrides {
             apply_override(&mut table, var, value)?;
         }
         // Re-serialise so errors still point at a line (of the merged document).
-        let merged = toml::to_string(&table).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        toml::from_str(&merged).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: format!("after environment overrides: {}", e.to_string().trim_end()),
-        })?
+        let merged = toml::to_string(&table).map_err(|e| parse_err(e.to_string()))?;
+        parse_document(&merged)
+            .map_err(|e| parse_err(format!("after environment overrides: {e}")))?
     };
     let problems = config.validate();
     if problems.is_empty() {
@@ -161,6 +157,23 @@ pub fn from_str_with_env(
             problems,
         })
     }
+}
+
+/// Deserializes a whole document. A rejected value is reported with its dotted key path
+/// (`in `capture.cameras[0].record.schedule[0].days[1]``) before toml's line, column and
+/// excerpt, so a key that appears many times in the file is named exactly.
+fn parse_document(text: &str) -> Result<Config, String> {
+    let de =
+        toml::de::Deserializer::parse(text).map_err(|e| e.to_string().trim_end().to_string())?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let message = e.into_inner().to_string().trim_end().to_string();
+        if key == "." {
+            message
+        } else {
+            format!("in `{key}`: {message}")
+        }
+    })
 }
 
 fn apply_override(table: &mut toml::Table, var: &str, value: &str) -> Result<(), ConfigError> {

@@ -95,3 +95,64 @@ fn enabled_workers_follow_start_order() {
     assert_eq!(cfg.enabled_workers(), vec!["fieldbus", "hub"]);
     assert_eq!(cfg.bus_endpoint().host(), "mqtt.example");
 }
+
+#[test]
+fn closed_sets_name_key_path_and_line() {
+    let camera = "[capture]\n[[capture.cameras]]\nid = \"heat\"\nkind = \"thermal\"\n\
+                  source = { type = \"v4l2\", device = \"/dev/video0\" }\n";
+    let err = parse(&format!(
+        "{camera}[capture.cameras.thermal]\nformat = \"centikelvin16\"\n\
+         [[capture.cameras.thermal.rules]]\nid = \"hot\"\nthreshold_c = 60.0\n\
+         statistic = \"maximum\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("capture.cameras[0].thermal.rules[0].statistic"),
+        "{err}"
+    );
+    assert!(
+        err.contains("line 11") && err.contains("`maximum`"),
+        "{err}"
+    );
+
+    let err = parse(&format!(
+        "{camera}[capture.cameras.thermal]\nformat = \"centikelvin16\"\n\
+         [capture.cameras.record]\nmode = \"schedule\"\n\
+         [[capture.cameras.record.schedule]]\ndays = [\"Mon\", \"Funday\"]\n\
+         start = \"07:30\"\nstop = \"18:00\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("capture.cameras[0].record.schedule[0].days[1]"),
+        "{err}"
+    );
+    assert!(err.contains("line 11") && err.contains("`Funday`"), "{err}");
+
+    let err = parse(
+        "[alarms]\n[[alarms.receivers]]\ntype = \"relay\"\nid = \"r\"\nmodule = \"m\"\n\
+         [[alarms.mappings]]\nsensor = \"d1\"\nconditions = [\"intrusion\", \"burglary\"]\n\
+         routes = [{ receiver = \"r\", output = \"o\" }]\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("alarms.mappings[0].conditions[1]"), "{err}");
+    assert!(
+        err.contains("line 8") && err.contains("`burglary`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn env_override_errors_name_the_key() {
+    let env = vec![(
+        "WATCHPOST_SUPERVISOR__RESTART_BUDGET".to_string(),
+        "\"ten\"".to_string(),
+    )];
+    let err = from_str_with_env("", Path::new("t.toml"), &env)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("after environment overrides"), "{err}");
+    assert!(err.contains("supervisor.restart_budget"), "{err}");
+}

@@ -5,25 +5,26 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Declares `Deserialize` through `FromStr` (so errors keep the TOML span) and `Serialize`
 /// through `Display`.
 macro_rules! string_newtype_serde {
     ($t:ty) => {
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <String as serde::Deserialize>::deserialize(d)?;
                 s.parse().map_err(serde::de::Error::custom)
             }
         }
-        impl Serialize for $t {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.collect_str(self)
             }
         }
     };
 }
+pub(crate) use string_newtype_serde;
 
 /// A TCP/UDP listen address `IP:PORT`. Port 0 asks the system for a free port (the supervisor
 /// resolves it once at start and reports the real address in `run/listeners.json`).
@@ -213,6 +214,155 @@ impl fmt::Display for Ident {
 }
 string_newtype_serde!(Ident);
 
+/// A time of day written `HH:MM` (24-hour clock), from `00:00` to `24:00`; `24:00` is the end
+/// of the day, for a window that runs to midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TimeOfDay(u16);
+
+impl TimeOfDay {
+    /// `hour:minute`; `None` outside `00:00..=24:00`.
+    pub fn new(hour: u8, minute: u8) -> Option<Self> {
+        ((hour < 24 && minute < 60) || (hour == 24 && minute == 0))
+            .then(|| Self(u16::from(hour) * 60 + u16::from(minute)))
+    }
+
+    /// Minutes after midnight, `0..=1440`.
+    pub fn minutes(self) -> u32 {
+        u32::from(self.0)
+    }
+}
+
+impl FromStr for TimeOfDay {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let not_hhmm = || format!("`{s}` is not a time of the form HH:MM");
+        let (h, m) = s.split_once(':').ok_or_else(not_hhmm)?;
+        let digits = |x: &str| (1..=2).contains(&x.len()) && x.bytes().all(|b| b.is_ascii_digit());
+        if !digits(h) || m.len() != 2 || !digits(m) {
+            return Err(not_hhmm());
+        }
+        let (h, m) = (
+            h.parse().map_err(|_| not_hhmm())?,
+            m.parse().map_err(|_| not_hhmm())?,
+        );
+        Self::new(h, m).ok_or_else(|| format!("`{s}` is not a time between 00:00 and 24:00"))
+    }
+}
+
+impl fmt::Display for TimeOfDay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:02}:{:02}", self.0 / 60, self.0 % 60)
+    }
+}
+string_newtype_serde!(TimeOfDay);
+
+/// One entry of a day list: a day of the week (`mon`..`sun`) or a group of them (`daily`,
+/// `weekdays`, `weekends`). Read without regard to case (`Mon` is `mon`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DayName {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+    Daily,
+    Weekdays,
+    Weekends,
+}
+
+impl DayName {
+    pub const ALL: [DayName; 10] = [
+        DayName::Mon,
+        DayName::Tue,
+        DayName::Wed,
+        DayName::Thu,
+        DayName::Fri,
+        DayName::Sat,
+        DayName::Sun,
+        DayName::Daily,
+        DayName::Weekdays,
+        DayName::Weekends,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DayName::Mon => "mon",
+            DayName::Tue => "tue",
+            DayName::Wed => "wed",
+            DayName::Thu => "thu",
+            DayName::Fri => "fri",
+            DayName::Sat => "sat",
+            DayName::Sun => "sun",
+            DayName::Daily => "daily",
+            DayName::Weekdays => "weekdays",
+            DayName::Weekends => "weekends",
+        }
+    }
+
+    /// The days meant, as a bit set (bit 0 = Monday … bit 6 = Sunday).
+    pub fn mask(self) -> u8 {
+        match self {
+            DayName::Mon => 1,
+            DayName::Tue => 1 << 1,
+            DayName::Wed => 1 << 2,
+            DayName::Thu => 1 << 3,
+            DayName::Fri => 1 << 4,
+            DayName::Sat => 1 << 5,
+            DayName::Sun => 1 << 6,
+            DayName::Daily => 0x7f,
+            DayName::Weekdays => 0x1f,
+            DayName::Weekends => 0x60,
+        }
+    }
+}
+
+impl FromStr for DayName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|d| d.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("`{s}` is not a day (mon..sun, daily, weekdays, weekends)"))
+    }
+}
+
+impl fmt::Display for DayName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+string_newtype_serde!(DayName);
+
+/// A non-empty list of [`DayName`]s, written `["mon", "tue"]` or `["weekdays"]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Days(Vec<DayName>);
+
+impl Days {
+    /// `None` for an empty list.
+    pub fn new(days: Vec<DayName>) -> Option<Self> {
+        (!days.is_empty()).then_some(Self(days))
+    }
+
+    /// The days meant, as a bit set (bit 0 = Monday … bit 6 = Sunday); never 0.
+    pub fn mask(&self) -> u8 {
+        self.0.iter().fold(0, |m, d| m | d.mask())
+    }
+
+    pub fn names(&self) -> &[DayName] {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Days {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let days = Vec::<DayName>::deserialize(d)?;
+        Self::new(days).ok_or_else(|| serde::de::Error::custom("needs at least one day"))
+    }
+}
+
 /// A secret from the configuration: never printed by `Debug` or `Display`.
 #[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(transparent)]
@@ -258,5 +408,38 @@ mod tests {
         assert!("watchpost/x".parse::<MqttTopic>().is_ok());
         assert!("cam 1".parse::<Ident>().is_err());
         assert_eq!(format!("{:?}", Secret::new("pw")), "Secret(***)");
+    }
+
+    #[test]
+    fn times_of_day() {
+        let t: TimeOfDay = "07:30".parse().unwrap();
+        assert_eq!((t.minutes(), t.to_string()), (450, "07:30".to_string()));
+        assert_eq!("24:00".parse::<TimeOfDay>().unwrap().minutes(), 1440);
+        assert_eq!("7:05".parse::<TimeOfDay>().unwrap().to_string(), "07:05");
+        for bad in [
+            "25:00", "24:01", "12:60", "7", "07:5", "07:30:00", "-1:00", "ab:cd", "",
+        ] {
+            assert!(bad.parse::<TimeOfDay>().is_err(), "{bad}");
+        }
+        let e = "25:00".parse::<TimeOfDay>().unwrap_err();
+        assert!(e.contains("between 00:00 and 24:00"), "{e}");
+    }
+
+    #[test]
+    fn day_lists() {
+        let d: Days = serde_json::from_str(r#"["Mon", "sun"]"#).unwrap();
+        assert_eq!(d.mask(), 0b100_0001);
+        assert_eq!(serde_json::to_string(&d).unwrap(), r#"["mon","sun"]"#);
+        let d: Days = serde_json::from_str(r#"["weekdays", "SAT"]"#).unwrap();
+        assert_eq!(d.mask(), 0b011_1111);
+        let all: Days = serde_json::from_str(r#"["daily"]"#).unwrap();
+        assert_eq!(all.mask(), 0x7f);
+        let e = serde_json::from_str::<Days>(r#"["Mon", "Funday"]"#).unwrap_err();
+        assert!(e.to_string().contains("`Funday` is not a day"), "{e}");
+        let e = serde_json::from_str::<Days>("[]").unwrap_err();
+        assert!(e.to_string().contains("at least one day"), "{e}");
+        for d in DayName::ALL {
+            assert_eq!(d.as_str().parse::<DayName>(), Ok(d));
+        }
     }
 }
