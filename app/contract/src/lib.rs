@@ -15,6 +15,7 @@
 pub mod capture;
 pub mod relay;
 pub mod rpc;
+pub mod system;
 
 pub use rpc::{ErrorCode, Incoming, Outcome, ReplyError, Request};
 

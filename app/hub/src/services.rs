@@ -43,6 +43,7 @@ pub fn start(state: &HubState) -> Vec<Service> {
             "camera-status",
             crate::api::cameras::start_status_cache(state),
         ),
+        ("system-bus", crate::system_bus::start(state)),
     ]
 }
 

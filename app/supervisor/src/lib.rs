@@ -12,6 +12,9 @@
 //! the pure [`slot::Slot`]; this module only does the I/O. Port 0 in a listen address is
 //! resolved to a free port once at start and handed to every worker as an environment
 //! override, so restarts keep the same addresses; `<data_dir>/run/listeners.json` records them.
+//! The board's status LED and user button are opened in [`board`] and driven from the loop by
+//! `panel` (the LED's state, the button's gestures); the factory reset a gesture asks for,
+//! and the question to the hub that must come first, are in [`reset`].
 //!
 //! Failure: a crashing, exiting or silent worker is killed (SIGKILL) and restarted with
 //! exponential backoff; an exit with the configuration code (78) is reported as failed and not
@@ -26,6 +29,8 @@
 #![forbid(unsafe_code)]
 
 pub mod board;
+mod panel;
+pub mod reset;
 pub mod slot;
 
 use std::collections::{BTreeMap, HashMap};
@@ -125,6 +130,11 @@ struct Supervisor {
     panel: board::Panel,
     /// The latest `Indicators` of each worker: (alarm, updating).
     indicators: HashMap<String, (bool, bool)>,
+    shutdown: CancellationToken,
+    /// Verdicts on confirmed factory resets, from the task that asks the hub.
+    reset_verdicts: mpsc::UnboundedSender<reset::Verdict>,
+    /// A confirmed factory reset waits for its verdict.
+    reset_checking: bool,
 }
 
 fn policy_from(config: &Config) -> Policy {
@@ -207,6 +217,7 @@ pub async fn run(
         })
         .collect();
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+    let (reset_verdicts, mut reset_verdicts_rx) = mpsc::unbounded_channel();
 
     // The board: status LED, user button, and its watchdog unless one is given by hand.
     let (mut panel, board_watchdog) = board::Panel::open(&config);
@@ -264,6 +275,9 @@ pub async fn run(
         watchdog_pets: 0,
         panel,
         indicators: HashMap::new(),
+        shutdown: shutdown.clone(),
+        reset_verdicts,
+        reset_checking: false,
     };
     sup.write_listeners();
     let watchdog_interval = systemd_watchdog_interval();
@@ -276,8 +290,9 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.cancelled() => break,
             Some(ev) = events_rx.recv() => sup.handle(ev),
-            Some(action) = recv_or_pending(&mut button_actions) => {
-                sup.on_button(action, &mut events_rx).await;
+            Some(action) = recv_or_pending(&mut button_actions) => sup.on_button(action),
+            Some(verdict) = reset_verdicts_rx.recv() => {
+                sup.on_reset_verdict(verdict, &mut events_rx).await;
             }
             Some(()) = signal_or_pending(&mut sim_button_signal) => {
                 sup.panel.toggle_simulated_button();
@@ -604,177 +619,6 @@ impl Supervisor {
             worker_metrics,
             listeners: self.listeners.clone(),
             board: Some(self.panel.view()),
-        }
-    }
-
-    /// What the status LED shows now.
-    fn appliance_state(&self) -> watchpost_board::ApplianceState {
-        let now = Instant::now();
-        let alarm = self.indicators.values().any(|(a, _)| *a);
-        let updating = self.indicators.values().any(|(_, u)| *u);
-        let all_healthy = self.slots.values().all(|s| s.healthy(now, &self.policy));
-        board::appliance_state(
-            self.panel.confirm_pending,
-            updating,
-            alarm,
-            self.notified_ready,
-            all_healthy,
-        )
-    }
-
-    /// Carries out a button gesture.
-    async fn on_button(
-        &mut self,
-        action: watchpost_board::ButtonAction,
-        events_rx: &mut mpsc::UnboundedReceiver<Event>,
-    ) {
-        use watchpost_board::ButtonAction;
-        match action {
-            ButtonAction::PublishAddress => {
-                let urls = board::announce_urls(self.config.hub.listen.port());
-                tracing::warn!(setup = ?urls, "button: the appliance's setup page");
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&format!(
-                    "setup page: {}",
-                    urls.join(" ")
-                ))]);
-                self.panel
-                    .note(&format!("publish_address {}", urls.join(" ")));
-            }
-            ButtonAction::FactoryResetArmed => {
-                tracing::warn!("button: factory reset armed; press again to confirm");
-                self.panel.confirm_pending = true;
-                self.panel.note("factory_reset_armed");
-            }
-            ButtonAction::FactoryResetCancelled => {
-                tracing::warn!("button: factory reset cancelled (no confirming press)");
-                self.panel.confirm_pending = false;
-                self.panel.note("factory_reset_cancelled");
-            }
-            ButtonAction::FactoryReset { wipe_recordings } => {
-                self.panel.confirm_pending = false;
-                let outcome = match self.undelivered_alarms() {
-                    0 => {
-                        self.panel.show(watchpost_board::ApplianceState::Updating);
-                        match self.factory_reset(wipe_recordings, events_rx).await {
-                            Ok(()) if wipe_recordings => "factory_reset wiped recordings".into(),
-                            Ok(()) => "factory_reset kept recordings".into(),
-                            Err(why) => format!("factory_reset failed: {why}"),
-                        }
-                    }
-                    n => {
-                        tracing::error!(
-                            undelivered = n,
-                            "factory reset refused: alarms are waiting for delivery; try again once the receivers have them"
-                        );
-                        format!("factory_reset refused: {n} alarms not yet delivered")
-                    }
-                };
-                self.panel.note(&outcome);
-            }
-        }
-        let state = self.appliance_state();
-        self.panel.show(state);
-    }
-
-    /// Alarms the hub has queued and not yet delivered (from its last metrics): a factory
-    /// reset would delete them with its store, so it waits until they are out.
-    fn undelivered_alarms(&self) -> u64 {
-        let Some(hub) = self.slots.get("hub") else {
-            return 0;
-        };
-        hub.metrics_text
-            .lines()
-            .filter(|l| l.starts_with("watchpost_hub_alarm_queue_length"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .map(|v| v.max(0.0) as u64)
-            .sum()
-    }
-
-    /// Stops every worker, resets the data directory to factory state and starts them again.
-    /// Nothing is deleted unless every worker has stopped (none may hold its store open).
-    async fn factory_reset(
-        &mut self,
-        wipe_recordings: bool,
-        events_rx: &mut mpsc::UnboundedReceiver<Event>,
-    ) -> Result<(), String> {
-        tracing::warn!(wipe_recordings, "factory reset: stopping every worker");
-        // systemd's watchdog is fed around the stop, which can take a few grace periods.
-        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
-        self.stop_all(events_rx).await;
-        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
-        let alive: Vec<&str> = self
-            .order
-            .iter()
-            .filter(|n| self.slots.get(**n).is_some_and(|s| s.pid.is_some()))
-            .copied()
-            .collect();
-        let outcome = if alive.is_empty() {
-            self.reset_data(wipe_recordings).await
-        } else {
-            let why = format!("workers still running: {}", alive.join(", "));
-            tracing::error!(%why, "factory reset not done");
-            Err(why)
-        };
-        self.restart_all();
-        outcome
-    }
-
-    async fn reset_data(&mut self, wipe_recordings: bool) -> Result<(), String> {
-        let data_dir = self.config.system.data_dir.clone();
-        let recordings = self.config.capture.recordings_dir(&data_dir);
-        let snapshots = self.config.capture.snapshots_dir(&data_dir);
-        let keep = (!wipe_recordings).then(|| watchpost_store::reset::KeepRecordings {
-            recordings_dir: recordings.clone(),
-            index_store: data_dir.join("capture.redb"),
-        });
-        let result = tokio::task::spawn_blocking(move || {
-            watchpost_store::reset::factory_reset(
-                &data_dir,
-                keep.as_ref(),
-                &[recordings, snapshots],
-            )
-        })
-        .await;
-        let outcome = match result {
-            Ok(Ok(report)) => {
-                tracing::warn!(
-                    removed = report.removed.len(),
-                    settings_removed = report.settings_removed,
-                    "factory reset done; starting the workers on factory settings"
-                );
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "factory reset incomplete");
-                Err(e.to_string())
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "factory reset task failed");
-                Err(e.to_string())
-            }
-        };
-        if let Err(e) = std::fs::create_dir_all(&self.run_dir) {
-            tracing::error!(error = %e, "cannot recreate the run directory");
-        }
-        self.write_listeners();
-        outcome
-    }
-
-    /// Fresh slots for every worker, started at the next tick.
-    fn restart_all(&mut self) {
-        self.indicators.clear();
-        let now = Instant::now();
-        let essential = self.config.supervisor.essential.clone();
-        for name in self.order.clone() {
-            // A worker that did not stop keeps its slot (and its process is still watched).
-            if self.slots.get(name).is_some_and(|s| s.pid.is_some()) {
-                continue;
-            }
-            let generation = self.slots.get(name).map_or(0, |s| s.generation);
-            let mut slot = Slot::new(name, essential.iter().any(|e| e == name), &self.policy);
-            slot.generation = generation;
-            slot.next_start = Some(now);
-            self.slots.insert(name.to_string(), slot);
         }
     }
 
