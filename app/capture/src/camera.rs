@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::{
@@ -23,16 +22,9 @@ use watchpost_frame_ring::RingWriter;
 use watchpost_frame_ring::{PixelFormat, RingLayout};
 use watchpost_thermal::Clock as _;
 
-/// Where a camera stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CameraState {
-    Starting,
-    Online,
-    Offline,
-    Error,
-    Disabled,
-}
+/// The status document of a camera and its state are the capture contract's: the worker
+/// publishes them as they are.
+pub use watchpost_contract::capture::{CameraState, CameraStatus};
 
 /// A camera's source, resolved from config (credentials included, never logged).
 #[derive(Clone)]
@@ -105,29 +97,6 @@ pub struct CameraShared {
 
 /// How many recent arrivals are remembered (a few seconds of video).
 const ARRIVALS_KEPT: usize = 256;
-
-/// The status document of one camera (bus and API).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct CameraStatus {
-    pub id: String,
-    pub name: String,
-    pub state: CameraState,
-    pub reason: Option<String>,
-    pub input_fps: f64,
-    pub bitrate_bps: f64,
-    pub frames_dropped: u64,
-    pub reconnects: u64,
-    pub recording: bool,
-    pub recording_bytes_per_s: f64,
-    pub disk_used_bytes: u64,
-    pub last_frame_at: Option<String>,
-    pub recording_error: Option<String>,
-    /// Mean delay from a frame's arrival to its decoded copy in the detection ring, since the
-    /// previous status (ms); `None` without detection frames.
-    pub detect_latency_ms: Option<f64>,
-    /// When this status was computed, ms since the Unix epoch (readers judge staleness).
-    pub updated_unix_ms: u64,
-}
 
 impl CameraShared {
     pub fn new(id: &str, name: &str, recorder: Arc<RecorderStats>) -> Self {

@@ -7,29 +7,13 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+use watchpost_contract::capture::{Recording, Recordings, RecordingsPage};
 
-/// Why a segment was recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-pub enum Trigger {
-    Continuous,
-    Schedule,
-    /// Event recording; `reason` is what started it (a bus trigger's source, a thermal rule).
-    Event {
-        reason: String,
-    },
-}
+use crate::time::rfc3339;
 
-/// State of a segment file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SegmentState {
-    /// Being written (or the writer died; repaired at the next start).
-    Open,
-    Closed,
-    /// Closed by the repair after a crash: the file was cut at its last whole fragment.
-    Recovered,
-}
+/// A segment's trigger and state are the capture contract's (the recording events and the
+/// `recordings` command carry them as stored).
+pub use watchpost_contract::capture::{RecordingTrigger, SegmentState};
 
 /// One segment file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,7 +30,7 @@ pub struct SegmentRecord {
     pub codec: String,
     pub width: u32,
     pub height: u32,
-    pub trigger: Trigger,
+    pub trigger: RecordingTrigger,
     pub state: SegmentState,
 }
 
@@ -54,52 +38,31 @@ impl SegmentRecord {
     pub fn duration_ms(&self) -> u64 {
         self.end_us.saturating_sub(self.start_us) / 1000
     }
-}
 
-/// Which page of a camera's segments the `recordings` command asks for.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct RecordingsQuery {
-    /// Counts from 1.
-    #[serde(default = "one")]
-    pub page: u32,
-    #[serde(default = "fifty")]
-    pub limit: u32,
-    /// Only segments that end after this time (µs since the epoch).
-    #[serde(default)]
-    pub since_us: Option<u64>,
-    /// Only segments that start before this time.
-    #[serde(default)]
-    pub until_us: Option<u64>,
-    /// Newest first unless `oldest_first`.
-    #[serde(default)]
-    pub oldest_first: bool,
-}
-
-fn one() -> u32 {
-    1
-}
-fn fifty() -> u32 {
-    50
-}
-
-impl Default for RecordingsQuery {
-    fn default() -> Self {
-        Self {
-            page: 1,
-            limit: 50,
-            since_us: None,
-            until_us: None,
-            oldest_first: false,
+    /// The record as the `recordings` command answers it.
+    pub fn recording(&self) -> Recording {
+        Recording {
+            camera: self.camera.clone(),
+            start: rfc3339(self.start_us),
+            end: rfc3339(self.end_us),
+            start_us: self.start_us,
+            end_us: self.end_us,
+            duration_ms: self.duration_ms(),
+            path: self.path.clone(),
+            bytes: self.bytes,
+            fragments: self.fragments,
+            codec: self.codec.clone(),
+            width: self.width,
+            height: self.height,
+            trigger: self.trigger.clone(),
+            state: self.state,
         }
     }
 }
 
-/// One page of `camera`'s segments from `records`, and how many match in all.
-pub fn page<'a>(
-    records: &'a [SegmentRecord],
-    camera: &str,
-    q: &RecordingsQuery,
-) -> (Vec<&'a SegmentRecord>, usize) {
+/// One page of `camera`'s segments from `records` (newest first unless the query says
+/// otherwise), and how many match in all: the answer to the `recordings` command.
+pub fn page(records: &[SegmentRecord], camera: &str, q: &Recordings) -> RecordingsPage {
     let mut matching: Vec<&SegmentRecord> = records
         .iter()
         .filter(|r| r.camera == camera)
@@ -110,11 +73,16 @@ pub fn page<'a>(
     if !q.oldest_first {
         matching.reverse();
     }
-    let total = matching.len();
+    let total = matching.len() as u64;
     let limit = q.limit.max(1) as usize;
     let skip = (q.page.max(1) as usize - 1).saturating_mul(limit);
-    let items = matching.into_iter().skip(skip).take(limit).collect();
-    (items, total)
+    let items = matching
+        .into_iter()
+        .skip(skip)
+        .take(limit)
+        .map(SegmentRecord::recording)
+        .collect();
+    RecordingsPage { items, total }
 }
 
 /// Index errors.
@@ -254,7 +222,7 @@ mod tests {
             codec: "h264".into(),
             width: 2,
             height: 2,
-            trigger: Trigger::Continuous,
+            trigger: RecordingTrigger::Continuous,
             state: SegmentState::Closed,
         }
     }
@@ -265,28 +233,42 @@ mod tests {
             .map(|i| rec("a", i * 10))
             .chain([rec("b", 5)])
             .collect();
-        let q = RecordingsQuery {
+        let starts = |p: &RecordingsPage| -> Vec<u64> {
+            p.items.iter().map(|r| r.start_us / 1_000_000).collect()
+        };
+        let q = Recordings {
             limit: 3,
             ..Default::default()
         };
-        let (items, total) = page(&all, "a", &q);
-        assert_eq!(total, 7);
-        let starts: Vec<u64> = items.iter().map(|r| r.start_us / 1_000_000).collect();
-        assert_eq!(starts, [60, 50, 40]);
-        let q3 = RecordingsQuery {
+        let p = page(&all, "a", &q);
+        assert_eq!(p.total, 7);
+        assert_eq!(starts(&p), [60, 50, 40]);
+        let q3 = Recordings {
             page: 3,
             ..q.clone()
         };
-        assert_eq!(page(&all, "a", &q3).0.len(), 1);
-        let old = RecordingsQuery {
+        assert_eq!(page(&all, "a", &q3).items.len(), 1);
+        let old = Recordings {
             oldest_first: true,
             since_us: Some(25_000_000),
             until_us: Some(50_000_000),
             ..q
         };
-        let (items, total) = page(&all, "a", &old);
-        let starts: Vec<u64> = items.iter().map(|r| r.start_us / 1_000_000).collect();
-        assert_eq!((starts, total), (vec![20, 30, 40], 3));
-        assert_eq!(page(&all, "zz", &RecordingsQuery::default()).1, 0);
+        let p = page(&all, "a", &old);
+        assert_eq!((starts(&p), p.total), (vec![20, 30, 40], 3));
+        assert_eq!(page(&all, "zz", &Recordings::default()).total, 0);
+    }
+
+    #[test]
+    fn a_record_is_answered_with_its_times_in_both_spellings() {
+        let r = rec("a", 1_795_341_600).recording();
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            serde_json::json!({"camera": "a", "start": "2026-11-22T10:00:00.000Z",
+                "end": "2026-11-22T10:00:10.000Z", "start_us": 1_795_341_600_000_000_u64,
+                "end_us": 1_795_341_610_000_000_u64, "duration_ms": 10_000,
+                "path": "a/1795341600.mp4", "bytes": 1, "fragments": 1, "codec": "h264",
+                "width": 2, "height": 2, "trigger": {"kind": "continuous"}, "state": "closed"})
+        );
     }
 }

@@ -18,15 +18,18 @@
 //! plain code tested without media. See `docs/capture.md`.
 //!
 //! **Failure.** Segments left open by a crash are cut at their last whole fragment and closed
-//! in the index before recording resumes ([`segment::repair`]). A configuration problem found at
-//! start is [`CaptureError::Config`] (not restarted in a loop); a missing GStreamer plugin or
-//! store is `Unavailable`.
+//! in the index before recording resumes ([`segment::repair`]). The configuration was checked
+//! before the worker started; a missing GStreamer plugin or store is `Unavailable`, every other
+//! failure at start (a start-up task that panicked included) a `Failure` that the supervisor
+//! restarts with backoff ([`CaptureError::exit_code`]). Bus commands are answered in their own
+//! tasks (`commands.rs`).
 //!
 //! **Shutdown.** On cancel the pipelines are stopped, every recorder closes its segment
 //! (flushing the last fragment and writing the duration) and the worker returns within about
 //! two seconds.
 
 pub mod camera;
+mod commands;
 pub mod index;
 pub mod mp4;
 pub mod pipeline;

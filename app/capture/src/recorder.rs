@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use watchpost_config::capture::RecordMode;
 
-use crate::index::{RecordingIndex, SegmentRecord, SegmentState, Trigger};
+use crate::index::{RecordingIndex, RecordingTrigger, SegmentRecord, SegmentState};
 use crate::mp4::{Muxer, Sample, TIMESCALE, TrackInfo};
 use crate::schedule::Schedule;
 use crate::segment::{self, SegmentFile};
@@ -196,13 +196,13 @@ impl Recorder {
         }
     }
 
-    fn trigger(&self) -> Trigger {
+    fn trigger(&self) -> RecordingTrigger {
         match self.s.mode {
-            RecordMode::Schedule => Trigger::Schedule,
-            RecordMode::Event => Trigger::Event {
+            RecordMode::Schedule => RecordingTrigger::Schedule,
+            RecordMode::Event => RecordingTrigger::Event {
                 reason: self.trigger_reason.clone(),
             },
-            RecordMode::Continuous | RecordMode::Off => Trigger::Continuous,
+            RecordMode::Continuous | RecordMode::Off => RecordingTrigger::Continuous,
         }
     }
 
@@ -638,7 +638,7 @@ mod tests {
         let seg = &recs[0];
         assert_eq!(
             (seg.state, &seg.trigger),
-            (SegmentState::Closed, &Trigger::Schedule)
+            (SegmentState::Closed, &RecordingTrigger::Schedule)
         );
         // It starts with the group of pictures running at 08:00 and ends at 08:01.
         assert!(
@@ -720,7 +720,7 @@ mod tests {
         assert_eq!(seg.state, SegmentState::Closed);
         assert_eq!(
             seg.trigger,
-            Trigger::Event {
+            RecordingTrigger::Event {
                 reason: "door".into()
             }
         );

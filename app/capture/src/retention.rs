@@ -99,7 +99,7 @@ pub fn disk_space(path: &std::path::Path) -> Option<DiskSpace> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::Trigger;
+    use crate::index::RecordingTrigger;
 
     fn rec(camera: &str, start_s: u64, bytes: u64, state: SegmentState) -> SegmentRecord {
         SegmentRecord {
@@ -112,7 +112,7 @@ mod tests {
             codec: "h264".into(),
             width: 1920,
             height: 1080,
-            trigger: Trigger::Continuous,
+            trigger: RecordingTrigger::Continuous,
             state,
         }
     }

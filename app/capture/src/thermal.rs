@@ -8,9 +8,12 @@
 //! any other) and writes it into the camera's view ring for the RTSP worker, and hands
 //! statistics and rule events to the worker's main loop, which publishes them on the bus.
 
-use serde::Serialize;
 use watchpost_config::capture::{
     RuleComparison, RuleStatistic, ThermalConfig, ThermalFormat, ThermalPalette,
+};
+use watchpost_contract::capture::{
+    ThermalEvent, ThermalRuleState, ThermalRuleStatus, ThermalSpot, ThermalStatistics,
+    ThermalTransition,
 };
 use watchpost_thermal::{
     ColourRange, Comparison, Palette, RawFormat, Region, RgbImage, RuleEngine, RuleEvent, RuleSpec,
@@ -23,26 +26,39 @@ pub const VIEW_MIN_WIDTH: u32 = 640;
 /// Largest enlargement.
 pub const VIEW_MAX_FACTOR: u32 = 8;
 
-/// What the worker publishes about a thermal camera at `stats_interval_ms`. Temperatures are
-/// rounded to 0.01 °C (the finest resolution of the raw formats).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A thermal camera's figures every `stats_interval_ms`, published as [`ThermalStatistics`]
+/// with the camera and the time ([`ThermalStats::statistics`]). Temperatures are rounded to
+/// 0.01 °C (the finest resolution of the raw formats).
+#[derive(Debug, Clone, PartialEq)]
 pub struct ThermalStats {
     pub width: u32,
     pub height: u32,
     pub min_c: f64,
     pub max_c: f64,
     pub mean_c: f64,
-    pub hottest: SpotC,
-    pub coldest: SpotC,
-    pub rules: Vec<RuleStatus>,
+    pub hottest: ThermalSpot,
+    pub coldest: ThermalSpot,
+    /// Each rule's standing, with the statistics of its region (the whole thermogram for a
+    /// rule without one).
+    pub rules: Vec<ThermalRuleStatus>,
 }
 
-/// A pixel and its temperature rounded to 0.01 °C.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct SpotC {
-    pub x: u32,
-    pub y: u32,
-    pub celsius: f64,
+impl ThermalStats {
+    /// The published document: these figures of `camera` at `at` (RFC 3339).
+    pub fn statistics(self, camera: &str, at: String) -> ThermalStatistics {
+        ThermalStatistics {
+            camera: camera.to_string(),
+            at,
+            width: self.width,
+            height: self.height,
+            min_c: self.min_c,
+            max_c: self.max_c,
+            mean_c: self.mean_c,
+            hottest: self.hottest,
+            coldest: self.coldest,
+            rules: self.rules,
+        }
+    }
 }
 
 /// `v` rounded to 0.01 °C, as published.
@@ -50,27 +66,29 @@ pub fn centi(v: f32) -> f64 {
     (f64::from(v) * 100.0).round() / 100.0
 }
 
-impl From<Spot> for SpotC {
-    fn from(s: Spot) -> Self {
-        Self {
-            x: s.x,
-            y: s.y,
-            celsius: centi(s.celsius),
-        }
+/// A spot as published: its temperature rounded to 0.01 °C.
+pub fn spot(s: Spot) -> ThermalSpot {
+    ThermalSpot {
+        x: s.x,
+        y: s.y,
+        celsius: centi(s.celsius),
     }
 }
 
-/// One rule's standing in a [`ThermalStats`], with the statistics of its region (the whole
-/// thermogram for a rule without one).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RuleStatus {
-    pub id: String,
-    /// `normal`, `pending` or `active`.
-    pub state: &'static str,
-    pub min_c: f64,
-    pub max_c: f64,
-    pub mean_c: f64,
-    pub hottest: SpotC,
+/// The published event of rule event `e` of `camera` at `at` (RFC 3339).
+pub fn event(camera: &str, e: &RuleEvent, at: String) -> ThermalEvent {
+    ThermalEvent {
+        camera: camera.to_string(),
+        rule: e.rule_id.clone(),
+        event: match e.transition {
+            RuleTransition::Fired => ThermalTransition::Fired,
+            RuleTransition::Cleared => ThermalTransition::Cleared,
+        },
+        value_c: centi(e.value_c),
+        threshold_c: centi(e.threshold_c),
+        spot: spot(e.spot),
+        at,
+    }
 }
 
 /// The outcome of one frame.
@@ -226,17 +244,17 @@ impl ThermalProcessor {
                             .region
                             .and_then(|g| t.region_stats(&g).ok())
                             .unwrap_or(s);
-                        RuleStatus {
+                        ThermalRuleStatus {
                             id: r.spec().id.clone(),
                             state: match r.state() {
-                                RuleState::Normal => "normal",
-                                RuleState::Pending { .. } => "pending",
-                                RuleState::Active { .. } => "active",
+                                RuleState::Normal => ThermalRuleState::Normal,
+                                RuleState::Pending { .. } => ThermalRuleState::Pending,
+                                RuleState::Active { .. } => ThermalRuleState::Active,
                             },
                             min_c: centi(rs.min_c),
                             max_c: centi(rs.max_c),
                             mean_c: centi(rs.mean_c),
-                            hottest: rs.hottest.into(),
+                            hottest: spot(rs.hottest),
                         }
                     })
                     .collect()
@@ -248,8 +266,8 @@ impl ThermalProcessor {
             min_c: centi(s.min_c),
             max_c: centi(s.max_c),
             mean_c: centi(s.mean_c),
-            hottest: s.hottest.into(),
-            coldest: s.coldest.into(),
+            hottest: spot(s.hottest),
+            coldest: spot(s.coldest),
             rules,
         }
     }
@@ -331,7 +349,11 @@ mod tests {
             assert_eq!((s.width, s.height), (160, 120));
             assert_eq!((s.min_c, s.max_c), (5.10, 65.35));
             assert_eq!((s.hottest.x, s.hottest.y), (scene.hot.x, scene.hot.y));
-            assert_eq!(s.rules[0].state, "pending");
+            assert_eq!(s.rules[0].state, ThermalRuleState::Pending);
+            let published = s
+                .clone()
+                .statistics("cam", "2026-11-22T10:00:00.000Z".into());
+            assert_eq!((published.camera.as_str(), published.max_c), ("cam", 65.35));
             // The rule's region is the hot block: its own statistics.
             let r = &s.rules[0];
             assert_eq!((r.min_c, r.max_c, r.mean_c), (65.35, 65.35, 65.35));
@@ -359,6 +381,15 @@ mod tests {
             if let Some(e) = out.events.first() {
                 assert!(is_fired(e));
                 assert_eq!((e.rule_id.as_str(), e.value_c), ("hot", 65.35));
+                let published = event("cam", e, "2026-11-22T10:00:00.000Z".into());
+                assert_eq!(
+                    (published.event, published.value_c, published.threshold_c),
+                    (ThermalTransition::Fired, 65.35, 50.0)
+                );
+                assert_eq!(
+                    (published.spot.x, published.spot.y),
+                    (scene.hot.x, scene.hot.y)
+                );
                 fired_at.get_or_insert(t);
             }
         }
@@ -366,6 +397,10 @@ mod tests {
         let out = p.process(3250, w, h, &cool).unwrap();
         assert_eq!(out.events.len(), 1);
         assert!(!is_fired(&out.events[0]));
+        assert_eq!(
+            event("cam", &out.events[0], String::new()).event,
+            ThermalTransition::Cleared
+        );
         assert_eq!(out.events[0].value_c, 22.10);
     }
 

@@ -1,5 +1,6 @@
-//! The worker's main loop: start cameras, publish status and metrics, run retention, answer
-//! bus commands (trigger, snapshot, credentials), stop cleanly.
+//! The worker's main loop: start cameras, publish status and metrics, run retention, hand bus
+//! commands to [`crate::commands`], stop cleanly. Everything published is a type of the
+//! capture contract (`watchpost_contract::capture`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -7,19 +8,20 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use watchpost_bus::{Bus, Retain};
 use watchpost_config::Config;
 use watchpost_config::capture::{
     CameraConfig, CameraKind, RtspTransport, SourceConfig, split_host_port,
 };
+use watchpost_contract::capture::{self, RecordingEvent};
 use watchpost_runtime::{ExitCode, WorkerCtx};
 
 use crate::camera::{
     self, CameraShared, CameraState, CameraTask, RateTracker, Source, ThermalHook, ThermalOut,
 };
-use crate::index::{RecordingIndex, RecordingsQuery, SegmentRecord, SegmentState, StoreIndex};
+use crate::commands::{self, CameraHandle, Commands};
+use crate::index::{RecordingIndex, SegmentState, StoreIndex};
 use crate::pipeline::{DetectBranch, HttpMjpegSource, RtspSource, ThermalInput, V4l2Source};
 use crate::recorder::{
     self, Recorder, RecorderEvent, RecorderMsg, RecorderSettings, RecorderStats,
@@ -28,15 +30,12 @@ use crate::retention::{self, RetentionLimits};
 use crate::schedule::Schedule;
 use crate::secrets::{self, CredentialVault};
 use crate::segment;
-use crate::snapshot;
 use crate::time::{SystemClock, WallClock, rfc3339};
 use watchpost_frame_ring::{PixelFormat, RingLayout, RingWriter};
 
 /// Why the worker stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
-    #[error("capture configuration: {reason}")]
-    Config { reason: String },
     #[error("opening the capture store {path}: {source}")]
     Store {
         path: PathBuf,
@@ -62,42 +61,31 @@ pub enum CaptureError {
         camera: String,
         source: std::io::Error,
     },
+    /// A blocking start-up task (opening the store, repairing segments) panicked or was
+    /// cancelled: a fault of this run, not of the configuration.
+    #[error("the {task} task failed: {source}")]
+    Task {
+        task: &'static str,
+        source: tokio::task::JoinError,
+    },
+    #[error("subscribing to the camera commands: {source}")]
+    Commands { source: watchpost_bus::BusError },
 }
 
 impl CaptureError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            CaptureError::Config { .. } => ExitCode::Config,
             CaptureError::Media { .. } | CaptureError::Store { .. } => ExitCode::Unavailable,
             CaptureError::Recover { .. }
             | CaptureError::Index { .. }
             | CaptureError::Secrets { .. }
             | CaptureError::Ring { .. }
-            | CaptureError::Thread { .. } => ExitCode::Failure,
+            | CaptureError::Thread { .. }
+            | CaptureError::Task { .. }
+            | CaptureError::Commands { .. } => ExitCode::Failure,
         }
     }
-}
-
-/// What a bus command needs of a running camera (cheap to clone, so commands run in tasks of
-/// their own and never hold up the main loop and its heartbeat).
-#[derive(Clone)]
-struct CameraHandle {
-    recorder_tx: SyncSender<RecorderMsg>,
-    reconnect: Arc<tokio::sync::Notify>,
-    credentials: Arc<Mutex<Option<(String, String)>>>,
-}
-
-/// Everything the command handlers share.
-struct Commands {
-    bus: Bus,
-    cameras: HashMap<String, CameraHandle>,
-    configured: std::collections::HashSet<String>,
-    vault: CredentialVault,
-    index: Arc<dyn RecordingIndex>,
-    snapshots: PathBuf,
-    /// Snapshots decode a group of pictures: at most two at a time.
-    decoders: tokio::sync::Semaphore,
 }
 
 struct Running {
@@ -183,26 +171,22 @@ async fn publish_thermal(
     let now = rfc3339(SystemClock.now_us());
     match out {
         ThermalOut::Stats(s) => {
-            let topic = bus.topic(&["capture", "camera", camera, "thermal"]);
-            let mut v = serde_json::to_value(&s).unwrap_or_default();
-            if let Some(o) = v.as_object_mut() {
-                o.insert("camera".into(), camera.into());
-                o.insert("at".into(), now.into());
+            let topic = bus.topic(&capture::thermal(camera));
+            let published = bus
+                .publish_json(&topic, &s.statistics(camera, now), Retain::Yes)
+                .await;
+            if let Err(e) = published {
+                tracing::debug!(camera, error = %e, "cannot publish thermal statistics");
             }
-            let _ = bus.publish_json(&topic, &v, Retain::Yes).await;
         }
         ThermalOut::Rule(e) => {
             let fired = crate::thermal::is_fired(&e);
             tracing::info!(camera, rule = %e.rule_id, fired, value_c = e.value_c, threshold_c = e.threshold_c, "thermal rule");
-            let topic = bus.topic(&["capture", "camera", camera, "thermal", "event"]);
-            let payload = json!({
-                "camera": camera, "rule": e.rule_id,
-                "event": if fired { "fired" } else { "cleared" },
-                "value_c": crate::thermal::centi(e.value_c),
-                "threshold_c": crate::thermal::centi(e.threshold_c),
-                "spot": crate::thermal::SpotC::from(e.spot), "at": now,
-            });
-            let _ = bus.publish_json(&topic, &payload, Retain::No).await;
+            let topic = bus.topic(&capture::thermal_event(camera));
+            let event = crate::thermal::event(camera, &e, now);
+            if let Err(err) = bus.publish_json(&topic, &event, Retain::No).await {
+                tracing::warn!(camera, rule = %e.rule_id, error = %err, "cannot publish a thermal event");
+            }
             let set = active.entry(camera.to_string()).or_default();
             let was_active = !set.is_empty();
             if fired {
@@ -223,6 +207,26 @@ async fn publish_thermal(
     }
 }
 
+/// A recorder's report as the `.../recording` event of `camera`.
+fn recording_event(camera: &str, event: RecorderEvent) -> RecordingEvent {
+    let camera = camera.to_string();
+    match event {
+        RecorderEvent::Started(r) => RecordingEvent::Started {
+            camera,
+            at: rfc3339(r.start_us),
+            path: r.path,
+            trigger: r.trigger,
+        },
+        RecorderEvent::Stopped(r) => RecordingEvent::Stopped {
+            camera,
+            at: rfc3339(r.end_us),
+            path: r.path,
+            trigger: r.trigger,
+        },
+        RecorderEvent::Failed { reason } => RecordingEvent::Error { camera, reason },
+    }
+}
+
 /// Runs the capture worker until `ctx.shutdown()` is cancelled.
 pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), CaptureError> {
     let cap = &config.capture;
@@ -236,8 +240,9 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), CaptureError
         move || watchpost_store::Store::open(&p)
     })
     .await
-    .map_err(|e| CaptureError::Config {
-        reason: format!("store task: {e}"),
+    .map_err(|source| CaptureError::Task {
+        task: "store opening",
+        source,
     })?
     .map_err(|source| CaptureError::Store {
         path: store_path.clone(),
@@ -263,8 +268,9 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), CaptureError
             Ok(())
         })
         .await
-        .map_err(|e| CaptureError::Config {
-            reason: format!("repair task: {e}"),
+        .map_err(|source| CaptureError::Task {
+            task: "segment repair",
+            source,
         })??;
     }
     let key = secrets::device_key(&data_dir).map_err(|source| CaptureError::Secrets { source })?;
@@ -458,9 +464,14 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), CaptureError
         snapshots: snapshots.clone(),
         decoders: tokio::sync::Semaphore::new(2),
     });
-    // `Bus::topic` escapes wildcards in levels; a filter is spelled out.
-    let command_filter = format!("{}/capture/camera/+/+/set", bus.prefix());
-    let mut commands = bus.subscribe(&command_filter).await.ok();
+    let subscriptions = commands::Subscriptions::new(&bus)
+        .await
+        .map_err(|source| CaptureError::Commands { source })?;
+    tokio::spawn(commands::serve(
+        commands_ctx.clone(),
+        subscriptions,
+        shutdown.clone(),
+    ));
     ctx.ready(Vec::<(String, std::net::SocketAddr)>::new());
     let metrics = ctx.metrics().clone();
     let mut heartbeat = tokio::time::interval(ctx.heartbeat_interval());
@@ -502,8 +513,10 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), CaptureError
                     if r.last_published.as_ref() != Some(&key) || r.last_publish_at.elapsed() >= Duration::from_secs(10) {
                         r.last_published = Some(key);
                         r.last_publish_at = std::time::Instant::now();
-                        let topic = bus.topic(&["capture", "camera", &st.id, "status"]);
-                        let _ = bus.publish_json(&topic, &st, Retain::Yes).await;
+                        let topic = bus.topic(&capture::status(&st.id));
+                        if let Err(e) = bus.publish_json(&topic, &st, Retain::Yes).await {
+                            tracing::debug!(camera = %st.id, error = %e, "cannot publish the camera status");
+                        }
                     }
                 }
                 ctx.status(format!("{online}/{} cameras online", running.len()));
@@ -535,26 +548,21 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), CaptureError
                 }
             }
             Some((camera, event)) = events_rx.recv() => {
-                let topic = bus.topic(&["capture", "camera", &camera, "recording"]);
-                let payload = match &event {
-                    RecorderEvent::Started(r) => json!({"event": "started", "camera": camera, "at": rfc3339(r.start_us), "path": r.path, "trigger": r.trigger}),
-                    RecorderEvent::Stopped(r) => json!({"event": "stopped", "camera": camera, "at": rfc3339(r.end_us), "path": r.path, "trigger": r.trigger}),
-                    RecorderEvent::Failed { reason } => json!({"event": "error", "camera": camera, "reason": reason}),
-                };
-                let _ = bus.publish_json(&topic, &payload, Retain::No).await;
+                let topic = bus.topic(&capture::recording(&camera));
+                let event = recording_event(&camera, event);
+                if let Err(e) = bus.publish_json(&topic, &event, Retain::No).await {
+                    tracing::warn!(%camera, error = %e, "cannot publish a recording event");
+                }
             }
             Some((camera, out)) = thermal_rx.recv() => {
                 if let ThermalOut::Rule(e) = &out
                     && crate::thermal::is_fired(e)
                 {
                     let reason = format!("thermal:{}", e.rule_id);
-                    tokio::spawn(snapshot_on_event(commands_ctx.clone(), camera.clone(), reason));
+                    tokio::spawn(commands_ctx.clone().snapshot_on_event(camera.clone(), reason));
                 }
                 let recorder = running.get(&camera).map(|r| &r.handle.recorder_tx);
                 publish_thermal(&bus, &camera, out, &mut thermal_active, recorder).await;
-            }
-            Some(msg) = async { match commands.as_mut() { Some(c) => c.recv().await, None => None } } => {
-                tokio::spawn(handle_command(commands_ctx.clone(), msg));
             }
         }
     }
@@ -712,227 +720,23 @@ fn run_retention(
     used
 }
 
-async fn handle_command(cx: Arc<Commands>, msg: watchpost_bus::Message) {
-    let levels: Vec<&str> = msg.topic.split('/').collect();
-    let n = levels.len();
-    if n < 5 {
-        return;
-    }
-    let (camera, what) = (levels[n - 3], levels[n - 2]);
-    let request: serde_json::Value = msg.json().unwrap_or(serde_json::Value::Null);
-    let answer = command_answer(&cx, camera, what, &request).await;
-    let started = request.get("active").and_then(|v| v.as_bool()) != Some(false);
-    if what == "trigger" && started && answer["ok"] == true {
-        let reason = request
-            .get("reason")
-            .and_then(|v| v.as_str())
-            .unwrap_or("bus")
-            .to_string();
-        tokio::spawn(snapshot_on_event(cx.clone(), camera.to_string(), reason));
-    }
-    // Transitional: the capture contract moves this to the bus crate's typed reply.
-    if let Some(to) = request.get("reply_to").and_then(|v| v.as_str()) {
-        let _ = cx
-            .bus
-            .publish_json(to, &answer, watchpost_bus::Retain::No)
-            .await;
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn not_found(camera: &str) -> serde_json::Value {
-    json!({"ok": false, "code": "CAMERA_NOT_FOUND", "error": format!("no running camera `{camera}`")})
-}
-
-async fn command_answer(
-    cx: &Commands,
-    camera: &str,
-    what: &str,
-    request: &serde_json::Value,
-) -> serde_json::Value {
-    if what == "recordings" {
-        // The index outlives a camera's configuration; any configured camera may be asked.
-        if !cx.configured.contains(camera) {
-            return not_found(camera);
-        }
-        let query = match serde_json::from_value::<RecordingsQuery>(request.clone()) {
-            Ok(q) => q,
-            Err(e) => {
-                return json!({"ok": false, "code": "INVALID_QUERY", "error": e.to_string()});
-            }
+    #[tokio::test]
+    async fn a_failed_start_up_task_is_restarted_not_taken_for_a_configuration_error() {
+        let task = tokio::spawn(std::future::pending::<()>());
+        task.abort();
+        let source = task.await.unwrap_err();
+        let e = CaptureError::Task {
+            task: "store opening",
+            source,
         };
-        let index = cx.index.clone();
-        let cam = camera.to_string();
-        return match tokio::task::spawn_blocking(move || index.list()).await {
-            Ok(Ok(records)) => {
-                let (items, total) = crate::index::page(&records, &cam, &query);
-                let items: Vec<serde_json::Value> = items.into_iter().map(recording_json).collect();
-                json!({"ok": true, "items": items, "total": total})
-            }
-            Ok(Err(e)) => json!({"ok": false, "code": "INDEX_UNREADABLE", "error": e.to_string()}),
-            Err(e) => json!({"ok": false, "code": "INDEX_UNREADABLE", "error": e.to_string()}),
-        };
+        assert_eq!(e.exit_code(), ExitCode::Failure);
+        assert!(
+            e.to_string().starts_with("the store opening task failed"),
+            "{e}"
+        );
     }
-    let Some(r) = cx.cameras.get(camera) else {
-        return not_found(camera);
-    };
-    match what {
-        "trigger" => {
-            let active = request
-                .get("active")
-                .and_then(|v| v.as_bool())
-                .unwrap_or(true);
-            let reason = request
-                .get("reason")
-                .and_then(|v| v.as_str())
-                .unwrap_or("bus")
-                .to_string();
-            let _ = r
-                .recorder_tx
-                .try_send(RecorderMsg::Trigger { active, reason });
-            json!({"ok": true})
-        }
-        "snapshot" => match take_snapshot(cx, camera, r).await {
-            Ok(s) => {
-                json!({"ok": true, "path": s.path, "bytes": s.bytes, "taken_at": rfc3339(s.taken_us)})
-            }
-            Err(SnapshotFailure::NoFrame) => {
-                json!({"ok": false, "code": "NO_FRAME", "error": "no frame received from the camera yet"})
-            }
-            Err(SnapshotFailure::Failed(e)) => {
-                json!({"ok": false, "code": "SNAPSHOT_FAILED", "error": e})
-            }
-        },
-        "credentials" => {
-            let user = request.get("username").and_then(|v| v.as_str());
-            let pass = request.get("password").and_then(|v| v.as_str());
-            match (user, pass) {
-                (Some(u), Some(p)) if !u.is_empty() && !u.contains(':') => {
-                    let (u, p) = (u.to_string(), p.to_string());
-                    let vault = cx.vault.clone();
-                    let cam = camera.to_string();
-                    let creds = (u.clone(), p.clone());
-                    let saved = tokio::task::spawn_blocking(move || vault.put(&cam, &u, &p)).await;
-                    match saved {
-                        Ok(Ok(())) => {
-                            *r.credentials.lock().unwrap_or_else(|p| p.into_inner()) = Some(creds);
-                            r.reconnect.notify_one();
-                            json!({"ok": true})
-                        }
-                        _ => {
-                            json!({"ok": false, "code": "CREDENTIALS_NOT_SAVED", "error": "could not store the credentials"})
-                        }
-                    }
-                }
-                _ => {
-                    json!({"ok": false, "code": "INVALID_CREDENTIALS", "error": "username (no `:`) and password are required"})
-                }
-            }
-        }
-        _ => {
-            json!({"ok": false, "code": "UNKNOWN_COMMAND", "error": format!("unknown command `{what}`")})
-        }
-    }
-}
-
-/// A snapshot taken and published.
-struct Snapshot {
-    path: PathBuf,
-    bytes: usize,
-    taken_us: u64,
-}
-
-enum SnapshotFailure {
-    NoFrame,
-    Failed(String),
-}
-
-/// Decodes the camera's current group of pictures into a JPEG, keeps it as the camera's latest
-/// snapshot file and publishes the bytes on `.../snapshot`.
-async fn take_snapshot(
-    cx: &Commands,
-    camera: &str,
-    r: &CameraHandle,
-) -> Result<Snapshot, SnapshotFailure> {
-    let Ok(_permit) = cx.decoders.acquire().await else {
-        return Err(SnapshotFailure::Failed("worker stopping".into()));
-    };
-    let (tx, rx) = std::sync::mpsc::channel();
-    let _ = r.recorder_tx.try_send(RecorderMsg::CurrentGop(tx));
-    let cam = camera.to_string();
-    let dir = cx.snapshots.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let gop = rx
-            .recv_timeout(Duration::from_secs(2))
-            .ok()
-            .flatten()
-            .ok_or_else(|| snapshot::SnapshotError::NoFrame {
-                camera: cam.clone(),
-            })?;
-        let taken_us = gop.samples.last().map_or(0, |s| s.1);
-        let jpeg = snapshot::jpeg_from_gop(&cam, &gop)?;
-        let path = snapshot::store_latest(&dir, &cam, &jpeg)?;
-        Ok::<_, snapshot::SnapshotError>((jpeg, path, taken_us))
-    })
-    .await;
-    match result {
-        Ok(Ok((jpeg, path, taken_us))) => {
-            let topic = cx.bus.topic(&["capture", "camera", camera, "snapshot"]);
-            let bytes = jpeg.len();
-            let _ = cx.bus.publish_bytes(&topic, jpeg, Retain::No).await;
-            Ok(Snapshot {
-                path,
-                bytes,
-                taken_us,
-            })
-        }
-        Ok(Err(snapshot::SnapshotError::NoFrame { .. })) => Err(SnapshotFailure::NoFrame),
-        Ok(Err(e)) => Err(SnapshotFailure::Failed(e.to_string())),
-        Err(e) => Err(SnapshotFailure::Failed(e.to_string())),
-    }
-}
-
-/// A snapshot on an event (a bus trigger, a thermal rule firing): taken like one on demand,
-/// then announced on `.../snapshot/event` with the event's reason.
-async fn snapshot_on_event(cx: Arc<Commands>, camera: String, reason: String) {
-    let Some(r) = cx.cameras.get(&camera) else {
-        return;
-    };
-    match take_snapshot(&cx, &camera, r).await {
-        Ok(s) => {
-            let topic = cx
-                .bus
-                .topic(&["capture", "camera", &camera, "snapshot", "event"]);
-            let payload = json!({
-                "camera": camera, "reason": reason, "path": s.path, "bytes": s.bytes,
-                "taken_at": rfc3339(s.taken_us),
-            });
-            let _ = cx.bus.publish_json(&topic, &payload, Retain::No).await;
-        }
-        Err(SnapshotFailure::NoFrame) => {
-            tracing::debug!(camera, reason, "no frame yet for an event snapshot");
-        }
-        Err(SnapshotFailure::Failed(e)) => {
-            tracing::warn!(camera, reason, error = %e, "event snapshot failed");
-        }
-    }
-}
-
-/// A segment record as the `recordings` command answers it.
-fn recording_json(r: &SegmentRecord) -> serde_json::Value {
-    json!({
-        "camera": r.camera,
-        "start": rfc3339(r.start_us),
-        "end": rfc3339(r.end_us),
-        "start_us": r.start_us,
-        "end_us": r.end_us,
-        "duration_ms": r.duration_ms(),
-        "path": r.path,
-        "bytes": r.bytes,
-        "fragments": r.fragments,
-        "codec": r.codec,
-        "width": r.width,
-        "height": r.height,
-        "trigger": r.trigger,
-        "state": r.state,
-    })
 }
