@@ -44,6 +44,8 @@ pub enum AlarmError {
     },
     #[error("the alarm service has stopped")]
     Stopped,
+    #[error("an alarm service already runs with this handle")]
+    AlreadyServed,
     #[error("alarms are disabled (`[alarms] enabled = false`)")]
     Disabled,
     #[error("a background task failed: {reason}")]

@@ -1,19 +1,16 @@
 //! The three kinds of receiver behind one interface: deliver one [`Delivery`], report every
 //! try. SIA DC-09 ([`crate::sia`]), CHEKT (HTTP POST to the bridge's local API, with a relay
-//! as the vendor-documented fallback) and relays (commands to the fieldbus worker over the
-//! bus, confirmed by its reply).
+//! as the vendor-documented fallback) and relays (the relay area's `Set` command to the
+//! fieldbus worker with `Bus::request`, confirmed by its reply).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
-use tokio::sync::oneshot;
+use serde_json::{Map, Value};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-use watchpost_bus::Bus;
+use watchpost_bus::{Bus, RequestError};
 use watchpost_config::alarms::{ChektAuth, ChektReceiver, ReceiverConfig, RelayReceiver};
+use watchpost_contract::relay::{self, RelayCode};
 use watchpost_dc09::{ExtendedData, Payload, Seq};
 
 use crate::AlarmError;
@@ -36,7 +33,6 @@ impl Receiver {
         cfg: &ReceiverConfig,
         all: &[ReceiverConfig],
         bus: &Bus,
-        replies: &Arc<Replies>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, AlarmError> {
         Ok(match cfg {
@@ -48,16 +44,14 @@ impl Receiver {
                 let fallback = c.fallback_relay.as_ref().and_then(|f| {
                     all.iter().find_map(|r| match r {
                         ReceiverConfig::Relay(rr) if &rr.id == f => {
-                            Some(RelayClient::new(rr, bus.clone(), replies.clone()))
+                            Some(RelayClient::new(rr, bus.clone()))
                         }
                         _ => None,
                     })
                 });
                 Receiver::Chekt(ChektClient::new(c, fallback)?)
             }
-            ReceiverConfig::Relay(r) => {
-                Receiver::Relay(RelayClient::new(r, bus.clone(), replies.clone()))
-            }
+            ReceiverConfig::Relay(r) => Receiver::Relay(RelayClient::new(r, bus.clone())),
         })
     }
 
@@ -264,99 +258,10 @@ impl ChektClient {
     }
 }
 
-/// Request/reply over the bus for relay commands: one reply subscription
-/// (`<prefix>/reply/alarm-<pid>/#`), answers routed to the waiting request by topic.
-#[derive(Debug)]
-pub struct Replies {
-    bus: Bus,
-    base: String,
-    next: AtomicU64,
-    pending: Mutex<HashMap<String, oneshot::Sender<Value>>>,
-}
-
-impl Replies {
-    /// Subscribes and starts routing; the task ends with `stop`.
-    pub async fn start(bus: &Bus, stop: CancellationToken) -> Result<Arc<Self>, AlarmError> {
-        let base = format!("{}/reply/alarm-{}", bus.prefix(), std::process::id());
-        let filter = format!("{base}/#");
-        let mut rx = bus
-            .subscribe(&filter)
-            .await
-            .map_err(|e| AlarmError::Subscribe {
-                filter: filter.clone(),
-                source: Box::new(e),
-            })?;
-        let me = Arc::new(Self {
-            bus: bus.clone(),
-            base,
-            next: AtomicU64::new(1),
-            pending: Mutex::new(HashMap::new()),
-        });
-        let router = me.clone();
-        tokio::spawn(async move {
-            loop {
-                let m = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    m = rx.recv() => match m { Some(m) => m, None => return },
-                };
-                let waiter = router
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&m.topic);
-                if let Some(tx) = waiter {
-                    let v = serde_json::from_slice(&m.payload).unwrap_or(Value::Null);
-                    let _ = tx.send(v);
-                }
-            }
-        });
-        Ok(me)
-    }
-
-    /// Publishes `body` to `topic` with `request_id` and `reply_to`, waits for the answer.
-    async fn request(
-        &self,
-        topic: &str,
-        body: Value,
-        timeout: Duration,
-    ) -> Result<Value, TryResult> {
-        let id = self.next.fetch_add(1, Ordering::Relaxed).to_string();
-        let reply_to = format!("{}/{id}", self.base);
-        let mut obj = match body {
-            Value::Object(o) => o,
-            _ => Map::new(),
-        };
-        obj.insert("request_id".into(), Value::String(id));
-        obj.insert("reply_to".into(), Value::String(reply_to.clone()));
-        let (tx, rx) = oneshot::channel();
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(reply_to.clone(), tx);
-        let sent = self
-            .bus
-            .publish_json(topic, &Value::Object(obj), watchpost_bus::Retain::No)
-            .await;
-        let result = match sent {
-            Err(e) => Err(TryResult::Io(e.to_string())),
-            Ok(()) => match tokio::time::timeout(timeout, rx).await {
-                Ok(Ok(v)) => Ok(v),
-                _ => Err(TryResult::Timeout),
-            },
-        };
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&reply_to);
-        result
-    }
-}
-
 /// Relay outputs of the fieldbus worker, commanded over the bus.
 #[derive(Debug, Clone)]
 pub struct RelayClient {
     bus: Bus,
-    replies: Arc<Replies>,
     module: String,
     pub pulse_ms: u64,
     timeout: Duration,
@@ -365,10 +270,9 @@ pub struct RelayClient {
 }
 
 impl RelayClient {
-    pub fn new(cfg: &RelayReceiver, bus: Bus, replies: Arc<Replies>) -> Self {
+    pub fn new(cfg: &RelayReceiver, bus: Bus) -> Self {
         Self {
             bus,
-            replies,
             module: cfg.module.to_string(),
             pulse_ms: cfg.pulse_ms,
             timeout: Duration::from_millis(cfg.timeout_ms.max(1)),
@@ -381,36 +285,22 @@ impl RelayClient {
 
     /// The command topic of `output`.
     pub fn topic(&self, output: &str) -> String {
-        self.bus
-            .topic(&["relay", &self.module, "channel", output, "set"])
+        let levels = relay::channel_set(&self.module, output);
+        let levels: Vec<&str> = levels.iter().map(String::as_str).collect();
+        self.bus.topic(&levels)
     }
 
     async fn deliver(&self, output: &str, action: RelayAction, tries: &mut Vec<Try>) -> Outcome {
         let started = Instant::now();
         let topic = self.topic(output);
-        let body = match action {
-            RelayAction::Pulse { ms } => json!({ "pulse_ms": ms }),
-            RelayAction::On => json!({ "on": true }),
-            RelayAction::Off => json!({ "on": false }),
+        let command = match action {
+            RelayAction::Pulse { ms } => relay::Set::Pulse { pulse_ms: ms },
+            RelayAction::On => relay::Set::Switch { on: true },
+            RelayAction::Off => relay::Set::Switch { on: false },
         };
-        let result = match self.replies.request(&topic, body, self.timeout).await {
-            Ok(reply) if reply.get("ok") == Some(&Value::Bool(true)) => TryResult::Acked,
-            Ok(reply) => {
-                let code = reply
-                    .pointer("/error/code")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                if matches!(
-                    code.as_str(),
-                    "RELAY_NOT_FOUND" | "CHANNEL_NOT_FOUND" | "INVALID_BODY"
-                ) {
-                    TryResult::NotUnderstood
-                } else {
-                    TryResult::BadReply(reply.to_string())
-                }
-            }
-            Err(r) => r,
+        let result = match self.bus.request(&topic, &command, self.timeout).await {
+            Ok(_) => TryResult::Acked,
+            Err(e) => relay_failure(e),
         };
         let endpoint = format!("relay:{}/{output}", self.module);
         tries.push(Try {
@@ -425,5 +315,27 @@ impl RelayClient {
             TryResult::NotUnderstood => Outcome::NotUnderstood { endpoint },
             _ => Outcome::Failed,
         }
+    }
+}
+
+/// What a failed relay command means for the delivery: the module or channel does not exist
+/// or the command is refused as such (not understood, not retried), or the module cannot act
+/// right now (retried).
+fn relay_failure(e: RequestError<RelayCode>) -> TryResult {
+    match e {
+        RequestError::Refused { error, .. } => match error.code {
+            RelayCode::InvalidBody | RelayCode::RelayNotFound | RelayCode::ChannelNotFound => {
+                TryResult::NotUnderstood
+            }
+            RelayCode::RelayBreakerOpen
+            | RelayCode::RelayTimeout
+            | RelayCode::RelayUnreachable
+            | RelayCode::RelayBadResponse
+            | RelayCode::RelayGpioFailed
+            | RelayCode::RelayBusy => TryResult::BadReply(error.to_string()),
+        },
+        RequestError::Timeout { .. } => TryResult::Timeout,
+        RequestError::Bus(e) => TryResult::Io(e.to_string()),
+        RequestError::BadReply { source, .. } => TryResult::BadReply(source.to_string()),
     }
 }

@@ -1,6 +1,7 @@
 //! Sensor events kept until the hub acknowledges them (sans-IO).
 //!
-//! Events are numbered from 1 within one bridge run (`epoch` = the run's start time in ms).
+//! The partner of the alarm service's intake (`watchpost_alarm::intake`). Events are numbered
+//! from 1 within one bridge run (`epoch` = the run's start time in ms).
 //! The hub acknowledges "everything through N"; unacknowledged events are offered again when
 //! the hub asks, when it comes back online, and when they have waited a resend interval. The
 //! journal is bounded: when full, the oldest event is dropped and counted, and `head` moves
@@ -8,15 +9,14 @@
 
 use std::collections::VecDeque;
 
-use watchpost_alarm::BridgeEvent;
-use watchpost_yolink::Sensor;
+use watchpost_contract::alarm::{Sensor, SensorEvent};
 
 #[derive(Debug)]
 pub struct Journal {
     epoch: u64,
     next_seq: u64,
     capacity: usize,
-    events: VecDeque<BridgeEvent>,
+    events: VecDeque<SensorEvent>,
     /// When the unacknowledged events were last (re)sent.
     last_sent_ms: i64,
     pub dropped: u64,
@@ -58,7 +58,7 @@ impl Journal {
         reminder: bool,
         sync: bool,
         now_ms: i64,
-    ) -> BridgeEvent {
+    ) -> SensorEvent {
         if self.events.len() >= self.capacity {
             self.events.pop_front();
             self.dropped += 1;
@@ -66,7 +66,7 @@ impl Journal {
         let seq = self.next_seq;
         self.next_seq += 1;
         let head = self.events.front().map_or(seq, |e| e.seq);
-        let ev = BridgeEvent {
+        let ev = SensorEvent {
             epoch: self.epoch,
             seq,
             head,
@@ -96,19 +96,19 @@ impl Journal {
 
     /// Events to send again for a request to resend from `from` in run `epoch` (another run:
     /// everything held), with `head` brought up to date.
-    pub fn resend_from(&mut self, epoch: u64, from: u64, now_ms: i64) -> Vec<BridgeEvent> {
+    pub fn resend_from(&mut self, epoch: u64, from: u64, now_ms: i64) -> Vec<SensorEvent> {
         let from = if epoch == self.epoch { from } else { 0 };
         self.last_sent_ms = now_ms;
         let head = self.head();
         self.events
             .iter()
             .filter(|e| e.seq >= from)
-            .map(|e| BridgeEvent { head, ..e.clone() })
+            .map(|e| SensorEvent { head, ..e.clone() })
             .collect()
     }
 
     /// Everything unacknowledged, if it has waited `interval_ms` since it was last sent.
-    pub fn due(&mut self, now_ms: i64, interval_ms: i64) -> Vec<BridgeEvent> {
+    pub fn due(&mut self, now_ms: i64, interval_ms: i64) -> Vec<SensorEvent> {
         if self.events.is_empty() || now_ms - self.last_sent_ms < interval_ms {
             return Vec::new();
         }

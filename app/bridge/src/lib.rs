@@ -35,11 +35,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-use serde_json::Value;
 use tokio::sync::mpsc;
-use watchpost_bus::{Bus, Retain};
+use watchpost_bus::{Bus, Message, Retain};
 use watchpost_config::Config;
+use watchpost_contract::alarm::{
+    self as contract, INTAKE_ACK, INTAKE_RESEND, IntakeAck, IntakeResend, SensorEvent, SensorView,
+};
+use watchpost_runtime::logging::LogLimiter;
 use watchpost_runtime::{ExitCode, WorkerCtx};
 use watchpost_yolink::{DeviceClass, Sensor, SensorKind, Update, parse_report, read};
 
@@ -76,17 +78,8 @@ pub fn topic_level(id: &str) -> String {
     id.replace(['/', '+', '#'], "_")
 }
 
-/// The retained state payload: the sensor model plus the fields the dashboard reads.
-#[derive(Debug, Serialize)]
-struct StateView<'a> {
-    #[serde(flatten)]
-    sensor: &'a Sensor,
-    /// Any alarm condition (not a trouble) is active.
-    alarm: bool,
-    /// Last state change (ms since the epoch).
-    changed_at: Option<i64>,
-}
-
+/// Whether any alarm condition (not a trouble) is active: the `alarm` field of the retained
+/// state, which turns the dashboard red.
 fn is_alarm(s: &Sensor) -> bool {
     use watchpost_yolink::Condition as C;
     s.conditions.iter().any(|c| {
@@ -111,6 +104,8 @@ struct Worker {
     started_ms: i64,
     metrics: Metrics,
     bad_reports_logged_ms: i64,
+    /// Acknowledgements and resend requests that do not decode (logged rate-limited).
+    bad_messages: LogLimiter,
 }
 
 struct Metrics {
@@ -177,8 +172,8 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), BridgeError>
                 .map_err(|source| BridgeError::Subscribe { filter, source })
         }
     };
-    let mut acks = subscribe(bus.topic(&["alarms", "intake", "ack"])).await?;
-    let mut resends = subscribe(bus.topic(&["alarms", "intake", "resend"])).await?;
+    let mut acks = subscribe(bus.topic(&INTAKE_ACK)).await?;
+    let mut resends = subscribe(bus.topic(&INTAKE_RESEND)).await?;
     let mut hub_status = subscribe(bus.topic(&["system", "hub", "status"])).await?;
     let (tx, mut source) = mpsc::channel::<SourceEvent>(4096);
     let session = config.bridge.yolink.clone().map(|y| {
@@ -202,6 +197,7 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), BridgeError>
         sensors: BTreeMap::new(),
         started_ms,
         bad_reports_logged_ms: 0,
+        bad_messages: LogLimiter::new(3, Duration::from_secs(60)),
     };
     ctx.ready(Vec::<(&str, std::net::SocketAddr)>::new());
     ctx.status(match &w.config.bridge.yolink {
@@ -223,16 +219,16 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), BridgeError>
                 None => source_open = false,
             },
             Some(m) = acks.recv() => {
-                let v: Value = serde_json::from_slice(&m.payload).unwrap_or(Value::Null);
-                if let (Some(e), Some(t)) = (v["epoch"].as_u64(), v["through"].as_u64()) {
-                    w.journal.ack(e, t);
+                if let Some(ack) = w.decode::<IntakeAck>(&m) {
+                    w.journal.ack(ack.epoch, ack.through);
                     w.metrics.unacked.set(w.journal.len() as f64);
                 }
             }
             Some(m) = resends.recv() => {
-                let v: Value = serde_json::from_slice(&m.payload).unwrap_or(Value::Null);
-                let events = w.journal.resend_from(v["epoch"].as_u64().unwrap_or(0), v["from"].as_u64().unwrap_or(0), now_ms());
-                w.publish_events(events).await;
+                if let Some(r) = w.decode::<IntakeResend>(&m) {
+                    let events = w.journal.resend_from(r.epoch, r.from, now_ms());
+                    w.publish_events(events).await;
+                }
             }
             Some(m) = hub_status.recv() => {
                 if m.payload.as_ref() == b"online" {
@@ -255,6 +251,20 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), BridgeError>
 }
 
 impl Worker {
+    /// A message of the hub's alarm service, or `None` (logged, rate-limited) if it does not
+    /// decode.
+    fn decode<T: serde::de::DeserializeOwned>(&self, m: &Message) -> Option<T> {
+        match m.json::<T>() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                if let Some(suppressed) = self.bad_messages.check(&m.topic) {
+                    tracing::warn!(error = %e, suppressed, "alarm intake message ignored");
+                }
+                None
+            }
+        }
+    }
+
     fn entry(&mut self, id: &str, device_type: &str) -> &mut Entry {
         self.sensors.entry(id.to_string()).or_insert_with(|| Entry {
             sensor: Sensor::new(id, id, device_type, None),
@@ -363,19 +373,21 @@ impl Worker {
         let Some(e) = self.sensors.get(id) else {
             return;
         };
-        let view = StateView {
-            sensor: &e.sensor,
+        let view = SensorView {
+            sensor: e.sensor.clone(),
             alarm: is_alarm(&e.sensor),
             changed_at: e.sensor.state_changed_ms,
         };
-        let topic = self.bus.topic(&["sensors", &topic_level(id), "state"]);
+        let levels = contract::sensor_state(&topic_level(id));
+        let levels: Vec<&str> = levels.iter().map(String::as_str).collect();
+        let topic = self.bus.topic(&levels);
         if let Err(err) = self.bus.publish_json(&topic, &view, Retain::Yes).await {
             tracing::warn!(error = %err, topic, "cannot publish sensor state");
         }
     }
 
-    async fn publish_events(&self, events: Vec<watchpost_alarm::BridgeEvent>) {
-        let topic = self.bus.topic(&["sensors", "events"]);
+    async fn publish_events(&self, events: Vec<SensorEvent>) {
+        let topic = self.bus.topic(&contract::EVENTS);
         for ev in events {
             if let Err(err) = self.bus.publish_json(&topic, &ev, Retain::No).await {
                 tracing::warn!(error = %err, "cannot publish a sensor event; it stays in the journal");

@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alarm;
 pub mod capture;
 pub mod relay;
 pub mod rpc;

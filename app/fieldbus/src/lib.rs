@@ -369,15 +369,8 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), FieldbusErro
     // Subscriptions: Neasmart commands, relay commands, followed topics.
     let mut neasmart_cmds = None;
     if neasmart.is_some() {
-        // Filters are built by hand: `Bus::topic` escapes wildcards.
-        let p = bus.prefix();
-        let filters = [
-            format!("{p}/neasmart/zone/+/+/set"),
-            format!("{p}/neasmart/mode/set"),
-            format!("{p}/neasmart/state/set"),
-        ];
         let mut rs = Vec::new();
-        for f in &filters {
+        for f in &neasmart_bus::command_filters(&bus) {
             rs.push(subscribe(&bus, f).await?);
         }
         neasmart_cmds = Some(merge(rs, &mut helpers));
@@ -531,11 +524,11 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), FieldbusErro
             }
             Some(msg) = recv_or_pending(&mut neasmart_cmds) => {
                 if let Some(n) = &neasmart {
-                    let (request, answer, entity) = neasmart_bus::apply_command(&msg, bus.prefix(), &n.gateway, &n.settings);
-                    if let Some(to) = request.get("reply_to").and_then(|v| v.as_str()) {
-                        outbox.put_json(to.to_string(), &answer, Retain::No);
+                    let handled = neasmart_bus::apply_command(&msg.topic, &msg.payload, bus.prefix(), &n.gateway, &n.settings);
+                    if let Some((topic, payload)) = handled.reply {
+                        outbox.put_bytes(topic, payload, Retain::No);
                     }
-                    if let Some(e) = entity {
+                    if let Some(e) = handled.changed {
                         n.gateway.model().take_changed();
                         neasmart_bus::publish_entities(&bus, &outbox, &n.gateway, [e]);
                         neasmart_bus::publish_status(&bus, &outbox, &n.gateway, &n.settings);

@@ -1,15 +1,19 @@
 //! The Neasmart gateway on the bus: retained state per entity, the status topic, and commands
-//! (with replies for the REST API).
+//! (answered with the contract's reply envelope).
+//!
+//! Payloads and commands are the types of the area's contract (`watchpost_neasmart::{state,
+//! views, commands}`). Commands come from the hub and from any other MQTT client, so their raw
+//! bodies are checked with the shared validators (`watchpost_neasmart::api`); a refusal carries
+//! a [`NeasmartCode`].
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-use watchpost_bus::{Bus, Message, Retain};
+use watchpost_bus::{Bus, Incoming, Outcome, ReplyError, Request, Retain};
 use watchpost_neasmart::api::{self, CommandError, SetpointRange};
-use watchpost_neasmart::map::{self, zone_offset};
+use watchpost_neasmart::commands::{GlobalReply, ModeSet, StateSet, ZoneReply, ZoneSet};
 use watchpost_neasmart::topics::{self, Parsed};
 use watchpost_neasmart::views::StatusView;
-use watchpost_neasmart::{Entity, Mode, Model, State};
+use watchpost_neasmart::{Command, Entity, Model, NeasmartCode};
 
 use crate::gateway::Gateway;
 use crate::outbox::Outbox;
@@ -29,44 +33,14 @@ fn levels_topic(bus: &Bus, levels: &[String]) -> String {
     bus.topic(&refs)
 }
 
-/// The retained payload of `entity`. Zone and global payloads carry a few fields beyond the
-/// original API's (ids, names, pending marks); readers ignore what they do not know.
-pub fn state_payload(model: &Model, entity: Entity) -> Value {
-    let to_value = |v: Result<Value, serde_json::Error>| v.unwrap_or(Value::Null);
-    match entity {
-        Entity::Zone(z) => {
-            let v = model.zone(z);
-            let n = z.address();
-            json!({
-                "base": z.base(),
-                "zone": z.zone(),
-                "active": model.zone_active(z),
-                "state": v.state,
-                "state_name": State::name(v.state),
-                "setpoint": v.setpoint,
-                "temperature": v.temperature,
-                "relative_humidity": v.relative_humidity,
-                "pending_state": model.pending(n + zone_offset::STATE).is_some(),
-                "pending_setpoint": model.pending(n + zone_offset::SETPOINT).is_some(),
-            })
-        }
-        Entity::Global => {
-            let g = model.global();
-            json!({
-                "mode": g.mode,
-                "mode_name": Mode::name(g.mode),
-                "state": g.state,
-                "state_name": State::name(g.state),
-                "pending_mode": model.pending(map::GLOBAL_MODE).is_some(),
-                "pending_state": model.pending(map::GLOBAL_STATE).is_some(),
-            })
-        }
-        Entity::Notifications => to_value(serde_json::to_value(model.notifications())),
-        Entity::Outside => to_value(serde_json::to_value(model.outside())),
-        Entity::MixedGroup(g) => to_value(serde_json::to_value(model.mixed_group(g))),
-        Entity::Dehumidifier(d) => to_value(serde_json::to_value(model.dehumidifier(d))),
-        Entity::Pump(p) => to_value(serde_json::to_value(model.pump(p))),
-    }
+/// The subscription filters of the gateway's commands.
+pub fn command_filters(bus: &Bus) -> Vec<String> {
+    let area = topics::AREA;
+    vec![
+        bus.filter(&[area, "zone", "+", "+", "set"]),
+        bus.filter(&[area, "mode", "set"]),
+        bus.filter(&[area, "state", "set"]),
+    ]
 }
 
 /// The status payload at `now`.
@@ -124,15 +98,15 @@ pub fn publish_entities(
     gateway: &Gateway,
     entities: impl IntoIterator<Item = Entity>,
 ) {
-    let payloads: Vec<(Entity, Value)> = {
+    let states: Vec<_> = {
         let model = gateway.model();
         entities
             .into_iter()
-            .map(|e| (e, state_payload(&model, e)))
+            .map(|e| (e, model.entity_state(e)))
             .collect()
     };
-    for (e, p) in payloads {
-        outbox.put_json(levels_topic(bus, &topics::entity(e)), &p, Retain::Yes);
+    for (e, state) in states {
+        outbox.put_json(levels_topic(bus, &topics::entity(e)), &state, Retain::Yes);
     }
 }
 
@@ -145,77 +119,223 @@ pub fn publish_status(bus: &Bus, outbox: &Outbox, gateway: &Gateway, settings: &
     outbox.put_json(levels_topic(bus, &topics::status()), &s, Retain::Yes);
 }
 
-fn error_reply(e: &CommandError) -> Value {
-    json!({"ok": false, "error": {"code": e.code, "message": e.message}})
+/// What a command message did.
+#[derive(Debug, Default)]
+pub struct Handled {
+    /// The answer's topic and payload, for a command that asked for one.
+    pub reply: Option<(String, Vec<u8>)>,
+    /// The entity whose state the command changed.
+    pub changed: Option<Entity>,
 }
 
-/// Applies a command message. Returns the reply (also for messages without `reply_to`, which
-/// get none) and the entity whose state changed.
-pub fn apply_command(
-    msg: &Message,
-    prefix: &str,
+/// Applies validated register commands and reads the answer from the model under the same
+/// lock; a refusal is counted and logged.
+fn execute<R>(
     gateway: &Gateway,
-    settings: &BusSettings,
-) -> (Value, Value, Option<Entity>) {
-    let body: Value = serde_json::from_slice(&msg.payload).unwrap_or(Value::Null);
-    let rest = msg
-        .topic
-        .strip_prefix(prefix)
-        .and_then(|r| r.strip_prefix('/'))
-        .unwrap_or("");
-    let levels: Vec<&str> = rest.split('/').collect();
-    let result: Result<(Vec<watchpost_neasmart::Command>, Entity), CommandError> =
-        match topics::parse(&levels) {
-            Some(Parsed::ZoneSet(z)) => {
-                api::zone_command(z, &body, settings.range).map(|c| (c.commands(), Entity::Zone(z)))
-            }
-            Some(Parsed::ModeSet) => api::mode_command(&body).map(|m| {
-                (
-                    vec![watchpost_neasmart::Command::GlobalMode(m)],
-                    Entity::Global,
-                )
-            }),
-            Some(Parsed::StateSet) => api::state_command(&body).map(|s| {
-                (
-                    vec![watchpost_neasmart::Command::GlobalState(s)],
-                    Entity::Global,
-                )
-            }),
-            _ => Err(CommandError {
-                code: "UNKNOWN_COMMAND",
-                message: format!("no command on topic {}", msg.topic),
-            }),
-        };
-    match result {
-        Ok((commands, entity)) => {
+    topic: &str,
+    commands: Result<Vec<Command>, CommandError>,
+    answer: impl FnOnce(&Model) -> R,
+) -> Result<R, ReplyError<NeasmartCode>> {
+    match commands {
+        Ok(commands) => {
             let now = Instant::now();
-            let state = {
+            let reply = {
                 let mut model = gateway.model();
                 for c in &commands {
                     model.command(*c, now);
                 }
-                let s = state_payload(&model, entity);
                 gateway
                     .metrics
                     .pending_commands
                     .set(model.pending_count() as f64);
-                s
+                answer(&model)
             };
             gateway.metrics.commands.add(commands.len() as u64);
-            tracing::info!(topic = %msg.topic, ?commands, "command applied; pending until the base reads it");
-            (body, json!({"ok": true, "state": state}), Some(entity))
+            tracing::info!(%topic, ?commands, "command applied; pending until the base reads it");
+            Ok(reply)
         }
-        Err(e) => {
-            gateway.metrics.commands_rejected.inc();
-            tracing::info!(topic = %msg.topic, code = e.code, error = %e, "command refused");
-            (body, error_reply(&e), None)
+        Err(e) => Err(refuse(gateway, topic, e)),
+    }
+}
+
+/// Counts and logs a refused command.
+fn refuse(gateway: &Gateway, topic: &str, e: CommandError) -> ReplyError<NeasmartCode> {
+    gateway.metrics.commands_rejected.inc();
+    tracing::info!(%topic, code = %e.code, error = %e, "command refused");
+    e.into()
+}
+
+/// Answers `request` with `outcome`; the entity changed when the command was applied.
+fn handled<C: Request>(request: &Incoming<C>, outcome: &Outcome<C>, entity: Entity) -> Handled {
+    Handled {
+        reply: request.reply_payload(outcome),
+        changed: outcome.is_ok().then_some(entity),
+    }
+}
+
+/// Applies a command message received on `topic` (the full topic, under `prefix`).
+pub fn apply_command(
+    topic: &str,
+    payload: &[u8],
+    prefix: &str,
+    gateway: &Gateway,
+    settings: &BusSettings,
+) -> Handled {
+    let rest = topic
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix('/'))
+        .unwrap_or("");
+    let levels: Vec<&str> = rest.split('/').collect();
+    match topics::parse(&levels) {
+        Some(Parsed::ZoneSet(z)) => {
+            let request = Incoming::<ZoneSet>::parse(topic, payload);
+            let commands =
+                api::zone_command(z, &request.body, settings.range).map(|c| c.commands());
+            let outcome = execute(gateway, topic, commands, |m| ZoneReply {
+                state: m.zone_state(z),
+            });
+            handled(&request, &outcome, Entity::Zone(z))
+        }
+        Some(Parsed::ModeSet) => {
+            let request = Incoming::<ModeSet>::parse(topic, payload);
+            let commands = api::mode_command(&request.body).map(|m| vec![Command::GlobalMode(m)]);
+            let outcome = execute(gateway, topic, commands, |m| GlobalReply {
+                state: m.global_state(),
+            });
+            handled(&request, &outcome, Entity::Global)
+        }
+        Some(Parsed::StateSet) => {
+            let request = Incoming::<StateSet>::parse(topic, payload);
+            let commands = api::state_command(&request.body).map(|s| vec![Command::GlobalState(s)]);
+            let outcome = execute(gateway, topic, commands, |m| GlobalReply {
+                state: m.global_state(),
+            });
+            handled(&request, &outcome, Entity::Global)
+        }
+        Some(Parsed::State(_) | Parsed::Status) | None => {
+            // A zone outside the map, or a topic that is no command: refused in the envelope
+            // every command shares.
+            let request = Incoming::<ZoneSet>::parse(topic, payload);
+            let e = CommandError {
+                code: NeasmartCode::UnknownCommand,
+                message: format!("no command on topic {topic}"),
+            };
+            let outcome: Outcome<ZoneSet> = Err(refuse(gateway, topic, e));
+            Handled {
+                reply: request.reply_payload(&outcome),
+                changed: None,
+            }
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use watchpost_bus::rpc::decode_reply;
+    use watchpost_neasmart::{ModelConfig, ZoneId};
+
     use super::*;
+    use crate::metrics::GatewayMetrics;
+
+    fn gateway() -> Gateway {
+        Gateway::new(
+            Model::new(ModelConfig::default()),
+            [240].into_iter().collect(),
+            GatewayMetrics::new(&watchpost_runtime::Registry::new()),
+        )
+    }
+
+    fn settings() -> BusSettings {
+        BusSettings {
+            range: SetpointRange::default(),
+            stale_after: Duration::from_secs(180),
+            command_timeout: Duration::from_secs(30),
+            startup_global_mode: 0,
+            startup_global_state: 0,
+        }
+    }
+
+    fn apply(g: &Gateway, topic: &str, payload: &str) -> Handled {
+        apply_command(topic, payload.as_bytes(), "wp", g, &settings())
+    }
+
+    fn reply<R: serde::de::DeserializeOwned>(h: &Handled) -> Result<R, ReplyError<NeasmartCode>> {
+        let (to, payload) = h.reply.as_ref().expect("a reply");
+        assert_eq!(to, "wp/reply/c/7");
+        decode_reply(payload).unwrap()
+    }
+
+    #[test]
+    fn zone_commands_are_applied_and_answered_with_the_zone_state() {
+        let g = gateway();
+        let h = apply(
+            &g,
+            "wp/neasmart/zone/1/3/set",
+            r#"{"setpoint": 21.5, "state": 2, "request_id": "7", "reply_to": "wp/reply/c/7"}"#,
+        );
+        let z = ZoneId::new(1, 3).unwrap();
+        assert_eq!(h.changed, Some(Entity::Zone(z)));
+        let state = reply::<ZoneReply>(&h).unwrap().state;
+        assert_eq!(state.id, z);
+        assert_eq!((state.state, state.setpoint), (2, Some(21.5)));
+        assert!(state.pending_state && state.pending_setpoint);
+        assert_eq!(g.model().pending_count(), 2);
+
+        // Refusals carry the validator's code and change nothing.
+        let h = apply(
+            &g,
+            "wp/neasmart/zone/1/3/set",
+            r#"{"setpoint": 60, "request_id": "7", "reply_to": "wp/reply/c/7"}"#,
+        );
+        assert_eq!(h.changed, None);
+        let e = reply::<ZoneReply>(&h).unwrap_err();
+        assert_eq!(e.code, NeasmartCode::SetpointOutOfRange);
+        assert_eq!(g.model().pending_count(), 2);
+    }
+
+    #[test]
+    fn global_commands_in_other_clients_spellings() {
+        let g = gateway();
+        // Extra fields from another MQTT client, no reply address: applied, not answered.
+        let h = apply(&g, "wp/neasmart/mode/set", r#"{"mode": 3, "source": "ha"}"#);
+        assert!(h.reply.is_none());
+        assert_eq!(h.changed, Some(Entity::Global));
+        assert_eq!(g.model().global().mode, 3);
+        let h = apply(
+            &g,
+            "wp/neasmart/state/set",
+            r#"{"state": 5, "request_id": "7", "reply_to": "wp/reply/c/7"}"#,
+        );
+        let state = reply::<GlobalReply>(&h).unwrap().state;
+        assert_eq!((state.mode, state.state), (3, 5));
+        assert_eq!(state.state_name, "party");
+        let h = apply(
+            &g,
+            "wp/neasmart/state/set",
+            r#"{"state": "party", "request_id": "7", "reply_to": "wp/reply/c/7"}"#,
+        );
+        assert_eq!(
+            reply::<GlobalReply>(&h).unwrap_err().code,
+            NeasmartCode::InvalidBody
+        );
+        let h = apply(&g, "wp/neasmart/mode/set", "auto");
+        assert!(h.reply.is_none() && h.changed.is_none());
+    }
+
+    #[test]
+    fn a_zone_outside_the_map_is_an_unknown_command() {
+        let g = gateway();
+        let h = apply(
+            &g,
+            "wp/neasmart/zone/9/1/set",
+            r#"{"state": 1, "request_id": "7", "reply_to": "wp/reply/c/7"}"#,
+        );
+        assert_eq!(h.changed, None);
+        assert_eq!(
+            reply::<ZoneReply>(&h).unwrap_err().code,
+            NeasmartCode::UnknownCommand
+        );
+    }
 
     #[test]
     fn timestamps() {

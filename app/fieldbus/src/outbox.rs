@@ -26,18 +26,22 @@ impl Outbox {
     /// Queues `value` as JSON for `topic`, replacing anything not yet sent for it.
     pub fn put_json<T: serde::Serialize + ?Sized>(&self, topic: String, value: &T, retain: Retain) {
         match serde_json::to_vec(value) {
-            Ok(bytes) => {
-                self.queue
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(topic, (bytes, retain));
-                self.notify.notify_one();
-            }
+            Ok(bytes) => self.put_bytes(topic, bytes, retain),
             Err(e) => tracing::error!(%topic, error = %e, "cannot encode bus payload"),
         }
     }
 
-    fn take(&self) -> BTreeMap<String, (Vec<u8>, Retain)> {
+    /// Queues an encoded payload for `topic`, replacing anything not yet sent for it.
+    pub fn put_bytes(&self, topic: String, payload: Vec<u8>, retain: Retain) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(topic, (payload, retain));
+        self.notify.notify_one();
+    }
+
+    /// Everything queued, emptying the queue.
+    pub(crate) fn take(&self) -> BTreeMap<String, (Vec<u8>, Retain)> {
         std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()))
     }
 

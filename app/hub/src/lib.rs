@@ -235,6 +235,7 @@ pub async fn run(
     let bus = watchpost_bus::Bus::connect(&config, ctx.name(), ctx.shutdown().clone());
     let stop_grace_ms = config.supervisor.stop_grace_ms;
     let state = HubState {
+        alarm: watchpost_alarm::AlarmHandle::new(&config.alarms),
         config: Arc::new(config),
         bus,
         store,

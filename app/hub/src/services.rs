@@ -28,6 +28,7 @@ pub fn start(state: &HubState) -> Vec<Service> {
         (
             "alarm",
             tokio::spawn(watchpost_alarm::serve(
+                state.alarm.clone(),
                 state.config.clone(),
                 state.bus.clone(),
                 state.store.clone(),

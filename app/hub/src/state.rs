@@ -21,8 +21,9 @@ pub struct HubState {
     pub ctx: Arc<WorkerCtx>,
     pub auth: Arc<Authenticator>,
     pub version: &'static str,
-    /// The Neasmart gateway's and the relays' retained state, and the fieldbus requests.
-    pub neasmart: Arc<crate::api::neasmart::RetainedCache>,
+    /// The fieldbus worker's client: the Neasmart gateway's and the relays' retained state,
+    /// and their typed commands.
+    pub neasmart: Arc<crate::api::neasmart::FieldbusClient>,
     /// The capture worker's camera status and thermal statistics, and its requests.
     pub cameras: Arc<crate::api::cameras::StatusCache>,
 }

@@ -1,10 +1,14 @@
 //! Validation of the commands the REST API and the bus accept, shared by the hub (which answers
 //! 400 at once) and the fieldbus worker (which checks again before touching a register).
 //! Bodies are JSON objects as the original add-on takes them: `{"state": 1..6}` and/or
-//! `{"setpoint": number}` for a zone, `{"mode": 1..5}`, `{"state": 1..6}`.
+//! `{"setpoint": number}` for a zone, `{"mode": 1..5}`, `{"state": 1..6}`. Other MQTT clients
+//! send these bodies as they like (extra fields, integers for setpoints), so the worker checks
+//! the raw body here rather than decoding the typed commands of [`crate::commands`].
 
 use serde_json::Value;
+use watchpost_contract::ReplyError;
 
+use crate::codes::NeasmartCode;
 use crate::map::{DehumidifierId, MixedGroupId, Mode, PumpId, State, ZoneId};
 use crate::model::{Command, Setpoint};
 
@@ -28,11 +32,17 @@ impl Default for SetpointRange {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct CommandError {
-    pub code: &'static str,
+    pub code: NeasmartCode,
     pub message: String,
 }
 
-fn err(code: &'static str, message: impl Into<String>) -> CommandError {
+impl From<CommandError> for ReplyError<NeasmartCode> {
+    fn from(e: CommandError) -> Self {
+        ReplyError::new(e.code, e.message)
+    }
+}
+
+fn err(code: NeasmartCode, message: impl Into<String>) -> CommandError {
     CommandError {
         code,
         message: message.into(),
@@ -61,7 +71,7 @@ impl ZoneCommand {
     }
 }
 
-fn small(v: i64, code: &'static str, what: &str, max: u8) -> Result<u8, CommandError> {
+fn small(v: i64, code: NeasmartCode, what: &str, max: u8) -> Result<u8, CommandError> {
     u8::try_from(v)
         .ok()
         .filter(|v| (1..=max).contains(v))
@@ -70,39 +80,48 @@ fn small(v: i64, code: &'static str, what: &str, max: u8) -> Result<u8, CommandE
 
 /// A zone from path parameters.
 pub fn zone_id(base: i64, zone: i64) -> Result<ZoneId, CommandError> {
-    let b = small(base, "INVALID_BASE", "base", 5)?;
-    let z = small(zone, "INVALID_ZONE", "zone", 12)?;
+    let b = small(base, NeasmartCode::InvalidBase, "base", 5)?;
+    let z = small(zone, NeasmartCode::InvalidZone, "zone", 12)?;
     ZoneId::new(b, z).map_err(|e| err(e.code(), e.to_string()))
 }
 
 pub fn mixed_group_id(id: i64) -> Result<MixedGroupId, CommandError> {
-    let v = small(id, "INVALID_MIXED_GROUP", "mixed group", 3)?;
+    let v = small(id, NeasmartCode::InvalidMixedGroup, "mixed group", 3)?;
     MixedGroupId::new(v).map_err(|e| err(e.code(), e.to_string()))
 }
 
 pub fn dehumidifier_id(id: i64) -> Result<DehumidifierId, CommandError> {
-    let v = small(id, "INVALID_DEHUMIDIFIER", "dehumidifier", 9)?;
+    let v = small(id, NeasmartCode::InvalidDehumidifier, "dehumidifier", 9)?;
     DehumidifierId::new(v).map_err(|e| err(e.code(), e.to_string()))
 }
 
 pub fn pump_id(id: i64) -> Result<PumpId, CommandError> {
-    let v = small(id, "INVALID_PUMP", "pump", 5)?;
+    let v = small(id, NeasmartCode::InvalidPump, "pump", 5)?;
     PumpId::new(v).map_err(|e| err(e.code(), e.to_string()))
 }
 
 fn object(body: &Value) -> Result<&serde_json::Map<String, Value>, CommandError> {
     body.as_object()
-        .ok_or_else(|| err("INVALID_BODY", "the body must be a JSON object"))
+        .ok_or_else(|| err(NeasmartCode::InvalidBody, "the body must be a JSON object"))
 }
 
 fn integer(v: &Value, key: &str) -> Result<i64, CommandError> {
-    v.as_i64()
-        .ok_or_else(|| err("INVALID_BODY", format!("`{key}` must be an integer")))
+    v.as_i64().ok_or_else(|| {
+        err(
+            NeasmartCode::InvalidBody,
+            format!("`{key}` must be an integer"),
+        )
+    })
 }
 
 fn parse_state(v: &Value) -> Result<State, CommandError> {
     let n = integer(v, "state")?;
-    State::new(n).map_err(|_| err("INVALID_STATE", format!("invalid state {n}: must be 1..=6")))
+    State::new(n).map_err(|_| {
+        err(
+            NeasmartCode::InvalidState,
+            format!("invalid state {n}: must be 1..=6"),
+        )
+    })
 }
 
 /// `{"state": 1..6}` and/or `{"setpoint": number}` for `zone`.
@@ -118,10 +137,10 @@ pub fn zone_command(
         Some(v) => {
             let c = v
                 .as_f64()
-                .ok_or_else(|| err("INVALID_BODY", "`setpoint` must be a number"))?;
+                .ok_or_else(|| err(NeasmartCode::InvalidBody, "`setpoint` must be a number"))?;
             if !(range.min_celsius..=range.max_celsius).contains(&c) {
                 return Err(err(
-                    "SETPOINT_OUT_OF_RANGE",
+                    NeasmartCode::SetpointOutOfRange,
                     format!(
                         "setpoint {c} °C is outside {}..={} °C",
                         range.min_celsius, range.max_celsius
@@ -133,7 +152,7 @@ pub fn zone_command(
     };
     if state.is_none() && setpoint.is_none() {
         return Err(err(
-            "EMPTY_COMMAND",
+            NeasmartCode::EmptyCommand,
             "give `state` (1..=6) and/or `setpoint` (°C)",
         ));
     }
@@ -149,9 +168,14 @@ pub fn mode_command(body: &Value) -> Result<Mode, CommandError> {
     let o = object(body)?;
     let v = o
         .get("mode")
-        .ok_or_else(|| err("EMPTY_COMMAND", "give `mode` (1..=5)"))?;
+        .ok_or_else(|| err(NeasmartCode::EmptyCommand, "give `mode` (1..=5)"))?;
     let n = integer(v, "mode")?;
-    Mode::new(n).map_err(|_| err("INVALID_MODE", format!("invalid mode {n}: must be 1..=5")))
+    Mode::new(n).map_err(|_| {
+        err(
+            NeasmartCode::InvalidMode,
+            format!("invalid mode {n}: must be 1..=5"),
+        )
+    })
 }
 
 /// `{"state": 1..6}` (global state).
@@ -159,7 +183,7 @@ pub fn state_command(body: &Value) -> Result<State, CommandError> {
     let o = object(body)?;
     let v = o
         .get("state")
-        .ok_or_else(|| err("EMPTY_COMMAND", "give `state` (1..=6)"))?;
+        .ok_or_else(|| err(NeasmartCode::EmptyCommand, "give `state` (1..=6)"))?;
     parse_state(v)
 }
 
@@ -180,27 +204,30 @@ mod tests {
         assert_eq!(c.commands().len(), 2);
         assert_eq!(c.commands()[1].register(), (2201, 0x0C33));
         let e = zone_command(z, &json!({}), SetpointRange::default()).unwrap_err();
-        assert_eq!(e.code, "EMPTY_COMMAND");
+        assert_eq!(e.code, NeasmartCode::EmptyCommand);
         let e = zone_command(z, &json!({"state": 7}), SetpointRange::default()).unwrap_err();
-        assert_eq!(e.code, "INVALID_STATE");
+        assert_eq!(e.code, NeasmartCode::InvalidState);
         let e = zone_command(z, &json!({"setpoint": 40}), SetpointRange::default()).unwrap_err();
-        assert_eq!(e.code, "SETPOINT_OUT_OF_RANGE");
+        assert_eq!(e.code, NeasmartCode::SetpointOutOfRange);
         let e =
             zone_command(z, &json!({"setpoint": "warm"}), SetpointRange::default()).unwrap_err();
-        assert_eq!(e.code, "INVALID_BODY");
+        assert_eq!(e.code, NeasmartCode::InvalidBody);
         let e = zone_command(z, &json!([1]), SetpointRange::default()).unwrap_err();
-        assert_eq!(e.code, "INVALID_BODY");
+        assert_eq!(e.code, NeasmartCode::InvalidBody);
     }
 
     #[test]
     fn ids() {
-        assert_eq!(zone_id(0, 1).unwrap_err().code, "INVALID_BASE");
-        assert_eq!(zone_id(6, 1).unwrap_err().code, "INVALID_BASE");
-        assert_eq!(zone_id(1, 13).unwrap_err().code, "INVALID_ZONE");
-        assert_eq!(zone_id(1, -1).unwrap_err().code, "INVALID_ZONE");
-        assert_eq!(mixed_group_id(4).unwrap_err().code, "INVALID_MIXED_GROUP");
+        assert_eq!(zone_id(0, 1).unwrap_err().code, NeasmartCode::InvalidBase);
+        assert_eq!(zone_id(6, 1).unwrap_err().code, NeasmartCode::InvalidBase);
+        assert_eq!(zone_id(1, 13).unwrap_err().code, NeasmartCode::InvalidZone);
+        assert_eq!(zone_id(1, -1).unwrap_err().code, NeasmartCode::InvalidZone);
+        assert_eq!(
+            mixed_group_id(4).unwrap_err().code,
+            NeasmartCode::InvalidMixedGroup
+        );
         assert!(dehumidifier_id(9).is_ok());
-        assert_eq!(pump_id(6).unwrap_err().code, "INVALID_PUMP");
+        assert_eq!(pump_id(6).unwrap_err().code, NeasmartCode::InvalidPump);
     }
 
     #[test]
@@ -208,13 +235,16 @@ mod tests {
         assert_eq!(mode_command(&json!({"mode": 3})).unwrap(), Mode::COOLING);
         assert_eq!(
             mode_command(&json!({"mode": 0})).unwrap_err().code,
-            "INVALID_MODE"
+            NeasmartCode::InvalidMode
         );
-        assert_eq!(mode_command(&json!({})).unwrap_err().code, "EMPTY_COMMAND");
+        assert_eq!(
+            mode_command(&json!({})).unwrap_err().code,
+            NeasmartCode::EmptyCommand
+        );
         assert_eq!(state_command(&json!({"state": 6})).unwrap(), State::HOLIDAY);
         assert_eq!(
             state_command(&json!({"state": 1.5})).unwrap_err().code,
-            "INVALID_BODY"
+            NeasmartCode::InvalidBody
         );
     }
 }

@@ -1,5 +1,7 @@
 //! Errors of the Neasmart core: each names the value that was refused.
 
+use crate::codes::NeasmartCode;
+
 /// A value that does not fit the register map or cannot be written as a command.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ModelError {
@@ -22,17 +24,17 @@ pub enum ModelError {
 }
 
 impl ModelError {
-    /// A stable machine-readable code for API errors.
-    pub fn code(&self) -> &'static str {
+    /// The area's error code for API and bus replies.
+    pub fn code(&self) -> NeasmartCode {
         match self {
-            Self::BaseOutOfRange { .. } => "INVALID_BASE",
-            Self::ZoneOutOfRange { .. } => "INVALID_ZONE",
-            Self::MixedGroupOutOfRange { .. } => "INVALID_MIXED_GROUP",
-            Self::DehumidifierOutOfRange { .. } => "INVALID_DEHUMIDIFIER",
-            Self::PumpOutOfRange { .. } => "INVALID_PUMP",
-            Self::ModeOutOfRange { .. } => "INVALID_MODE",
-            Self::StateOutOfRange { .. } => "INVALID_STATE",
-            Self::SetpointNotEncodable { .. } => "INVALID_SETPOINT",
+            Self::BaseOutOfRange { .. } => NeasmartCode::InvalidBase,
+            Self::ZoneOutOfRange { .. } => NeasmartCode::InvalidZone,
+            Self::MixedGroupOutOfRange { .. } => NeasmartCode::InvalidMixedGroup,
+            Self::DehumidifierOutOfRange { .. } => NeasmartCode::InvalidDehumidifier,
+            Self::PumpOutOfRange { .. } => NeasmartCode::InvalidPump,
+            Self::ModeOutOfRange { .. } => NeasmartCode::InvalidMode,
+            Self::StateOutOfRange { .. } => NeasmartCode::InvalidState,
+            Self::SetpointNotEncodable { .. } => NeasmartCode::InvalidSetpoint,
         }
     }
 }

@@ -4,7 +4,10 @@
 //! Modbus master, polls the gateway as slave 240/241 and writes its status into it. This crate
 //! is that slave's brain without any I/O: the register map ([`map`]), the KNX DPT 9 temperature
 //! encoding ([`dpt9`]), the register store with the pending-command protocol and freshness
-//! ([`model`]), and the JSON views the REST API and the bus expose ([`views`]). The fieldbus
+//! ([`model`]), and the area's bus contract: its topics ([`topics`]), the retained state
+//! ([`state`]) and the original add-on's JSON views the REST API serves ([`views`]), the typed
+//! commands and replies ([`commands`]), their validators ([`api`]) and error codes
+//! ([`codes`]). The fieldbus
 //! worker feeds it decoded Modbus requests through [`model::Model::bus`] (a
 //! [`watchpost_modbus::RegisterBank`]) and API commands through [`model::Model::command`].
 //!
@@ -21,13 +24,17 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod codes;
+pub mod commands;
 pub mod dpt9;
 mod error;
 pub mod map;
 pub mod model;
+pub mod state;
 pub mod topics;
 pub mod views;
 
+pub use codes::NeasmartCode;
 pub use error::ModelError;
 pub use map::{DehumidifierId, Entity, MixedGroupId, Mode, PumpId, State, ZoneId};
 pub use model::{Command, Freshness, Model, ModelConfig, Pending, PendingStats, Setpoint};

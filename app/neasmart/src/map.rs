@@ -44,11 +44,27 @@ pub mod mixed_offset {
     pub const RETURN_TEMPERATURE: u16 = 3;
 }
 
-/// A room zone: base 1..=5, zone 1..=12.
+/// A room zone: base 1..=5, zone 1..=12. On the bus it is the two fields `"base"` and
+/// `"zone"`; decoding checks the ranges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "RawZoneId")]
 pub struct ZoneId {
     base: u8,
     zone: u8,
+}
+
+/// A [`ZoneId`] as it arrives, before its ranges are checked.
+#[derive(Deserialize)]
+struct RawZoneId {
+    base: u8,
+    zone: u8,
+}
+
+impl TryFrom<RawZoneId> for ZoneId {
+    type Error = ModelError;
+    fn try_from(raw: RawZoneId) -> Result<Self, ModelError> {
+        ZoneId::new(raw.base, raw.zone)
+    }
 }
 
 impl ZoneId {
@@ -83,7 +99,21 @@ macro_rules! small_id {
         #[derive(
             Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
         )]
+        #[serde(try_from = "u8", into = "u8")]
         pub struct $name(u8);
+
+        impl TryFrom<u8> for $name {
+            type Error = ModelError;
+            fn try_from(id: u8) -> Result<Self, ModelError> {
+                Self::new(id)
+            }
+        }
+
+        impl From<$name> for u8 {
+            fn from(id: $name) -> u8 {
+                id.0
+            }
+        }
 
         impl $name {
             pub fn new(id: u8) -> Result<Self, ModelError> {
@@ -128,9 +158,23 @@ impl PumpId {
     }
 }
 
-/// Global operating mode, as written by a command (1..=5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Global operating mode, as written by a command (1..=5); a number on the bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "u8")]
 pub struct Mode(u8);
+
+impl TryFrom<i64> for Mode {
+    type Error = ModelError;
+    fn try_from(mode: i64) -> Result<Self, ModelError> {
+        Self::new(mode)
+    }
+}
+
+impl From<Mode> for u8 {
+    fn from(mode: Mode) -> u8 {
+        mode.0
+    }
+}
 
 impl Mode {
     pub const AUTO: Mode = Mode(1);
@@ -161,9 +205,24 @@ impl Mode {
     }
 }
 
-/// Operating state of the system or of a zone, as written by a command (1..=6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Operating state of the system or of a zone, as written by a command (1..=6); a number on
+/// the bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "u8")]
 pub struct State(u8);
+
+impl TryFrom<i64> for State {
+    type Error = ModelError;
+    fn try_from(state: i64) -> Result<Self, ModelError> {
+        Self::new(state)
+    }
+}
+
+impl From<State> for u8 {
+    fn from(state: State) -> u8 {
+        state.0
+    }
+}
 
 impl State {
     pub const NORMAL: State = State(1);
@@ -364,5 +423,22 @@ mod tests {
         assert!(State::new(0).is_err() && State::new(7).is_err());
         assert_eq!(State::new(6).unwrap(), State::HOLIDAY);
         assert_eq!(State::name(4), "time_program");
+    }
+
+    #[test]
+    fn decoding_checks_ranges() {
+        let z: ZoneId = serde_json::from_str(r#"{"base": 2, "zone": 10}"#).unwrap();
+        assert_eq!(z, ZoneId::new(2, 10).unwrap());
+        assert_eq!(
+            serde_json::to_value(z).unwrap(),
+            serde_json::json!({"base": 2, "zone": 10})
+        );
+        assert!(serde_json::from_str::<ZoneId>(r#"{"base": 6, "zone": 1}"#).is_err());
+        assert!(serde_json::from_str::<PumpId>("6").is_err());
+        assert_eq!(serde_json::from_str::<PumpId>("5").unwrap().get(), 5);
+        assert_eq!(serde_json::to_string(&Mode::COOLING).unwrap(), "3");
+        assert!(serde_json::from_str::<Mode>("0").is_err());
+        assert_eq!(serde_json::from_str::<State>("6").unwrap(), State::HOLIDAY);
+        assert!(serde_json::from_str::<State>("2.5").is_err());
     }
 }

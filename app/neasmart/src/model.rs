@@ -22,6 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use watchpost_modbus::{ExceptionCode, RegisterBank};
 
 use crate::dpt9;
@@ -30,6 +31,7 @@ use crate::map::{
     self, DehumidifierId, Entity, MixedGroupId, Mode, PumpId, State, ZoneId, mixed_offset,
     zone_offset,
 };
+use crate::state::{EntityState, GlobalState, ZoneState};
 use crate::views::{
     DehumidifierView, GlobalView, MixedGroupView, NotificationsView, OutsideView, PumpView,
     ZoneView,
@@ -54,10 +56,24 @@ impl Default for ModelConfig {
 }
 
 /// A zone setpoint that can be written: finite, encodable in DPT 9, and not one of the values
-/// the base uses as a sentinel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// the base uses as a sentinel. On the bus it is the number of °C the base will see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "f64", into = "f64")]
 pub struct Setpoint {
     raw: u16,
+}
+
+impl TryFrom<f64> for Setpoint {
+    type Error = ModelError;
+    fn try_from(celsius: f64) -> Result<Self, ModelError> {
+        Self::from_celsius(celsius)
+    }
+}
+
+impl From<Setpoint> for f64 {
+    fn from(sp: Setpoint) -> f64 {
+        sp.celsius()
+    }
 }
 
 impl Setpoint {
@@ -369,6 +385,49 @@ impl Model {
                 && self.temperature(n + zone_offset::TEMPERATURE).is_some())
     }
 
+    /// The zone's retained state: its view, whether it is active and its pending marks.
+    pub fn zone_state(&self, zone: ZoneId) -> ZoneState {
+        let v = self.zone(zone);
+        let n = zone.address();
+        ZoneState {
+            id: zone,
+            active: self.zone_active(zone),
+            state: v.state,
+            state_name: State::name(v.state).to_string(),
+            setpoint: v.setpoint,
+            temperature: v.temperature,
+            relative_humidity: v.relative_humidity,
+            pending_state: self.pending.contains_key(&(n + zone_offset::STATE)),
+            pending_setpoint: self.pending.contains_key(&(n + zone_offset::SETPOINT)),
+        }
+    }
+
+    /// The global mode and state with their names and pending marks.
+    pub fn global_state(&self) -> GlobalState {
+        let g = self.global();
+        GlobalState {
+            mode: g.mode,
+            mode_name: Mode::name(g.mode).to_string(),
+            state: g.state,
+            state_name: State::name(g.state).to_string(),
+            pending_mode: self.pending.contains_key(&map::GLOBAL_MODE),
+            pending_state: self.pending.contains_key(&map::GLOBAL_STATE),
+        }
+    }
+
+    /// The retained state of `entity`, as the fieldbus worker publishes it.
+    pub fn entity_state(&self, entity: Entity) -> EntityState {
+        match entity {
+            Entity::Zone(z) => EntityState::Zone(self.zone_state(z)),
+            Entity::Global => EntityState::Global(self.global_state()),
+            Entity::Outside => EntityState::Outside(self.outside()),
+            Entity::Notifications => EntityState::Notifications(self.notifications()),
+            Entity::MixedGroup(g) => EntityState::MixedGroup(self.mixed_group(g)),
+            Entity::Dehumidifier(d) => EntityState::Dehumidifier(self.dehumidifier(d)),
+            Entity::Pump(p) => EntityState::Pump(self.pump(p)),
+        }
+    }
+
     pub fn mixed_group(&self, group: MixedGroupId) -> MixedGroupView {
         let m = group.address();
         MixedGroupView {
@@ -475,6 +534,33 @@ mod tests {
         m.bus_write(100, &[3, dpt9::NOT_APPLICABLE, dpt9::INVALID], t);
         let v = m.zone(z(1, 1));
         assert_eq!((v.setpoint, v.temperature), (None, None));
+    }
+
+    #[test]
+    fn retained_state_carries_names_and_pending_marks() {
+        let mut m = model();
+        let t = Instant::now();
+        m.bus_write(1300, &[1, 0x0C65, 0x07C6], t);
+        m.command(
+            Command::ZoneSetpoint(z(2, 1), Setpoint::from_celsius(21.5).unwrap()),
+            t,
+        );
+        m.command(Command::GlobalMode(Mode::COOLING), t);
+        assert_eq!(
+            serde_json::to_value(m.entity_state(Entity::Zone(z(2, 1)))).unwrap(),
+            serde_json::json!({"base": 2, "zone": 1, "active": true, "state": 1,
+                "state_name": "normal", "setpoint": 21.5, "temperature": 19.9,
+                "relative_humidity": 0, "pending_state": false, "pending_setpoint": true})
+        );
+        assert_eq!(
+            serde_json::to_value(m.entity_state(Entity::Global)).unwrap(),
+            serde_json::json!({"mode": 3, "mode_name": "cooling", "state": 0,
+                "state_name": "unknown", "pending_mode": true, "pending_state": false})
+        );
+        assert_eq!(
+            serde_json::to_value(m.entity_state(Entity::Pump(PumpId::new(1).unwrap()))).unwrap(),
+            serde_json::json!({"pump_state": 0})
+        );
     }
 
     #[test]
@@ -629,5 +715,17 @@ mod tests {
         assert!(Setpoint::from_celsius(f64::NAN).is_err());
         assert!(Setpoint::from_celsius(200.0).is_err());
         assert_eq!(Setpoint::from_celsius(20.49).unwrap().celsius(), 20.5);
+    }
+
+    #[test]
+    fn setpoints_are_their_rounded_celsius_on_the_bus() {
+        let sp: Setpoint = serde_json::from_str("20.49").unwrap();
+        assert_eq!(serde_json::to_string(&sp).unwrap(), "20.5");
+        assert_eq!(serde_json::from_str::<Setpoint>("20.5").unwrap(), sp);
+        assert_eq!(
+            serde_json::from_str::<Setpoint>("21").unwrap().raw(),
+            0x0C1A
+        );
+        assert!(serde_json::from_str::<Setpoint>("-17.7").is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! The JSON shapes of the gateway's state, as the original add-on's REST API returns them (the
 //! Home Assistant integration for it reads exactly these keys). The fieldbus worker publishes
-//! them as retained bus messages and the hub serves them.
+//! them as retained bus messages (zone and global state with more fields, [`crate::state`])
+//! and the hub serves them.
 
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +46,18 @@ pub struct NotificationsView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GlobalView {
     pub mode: u16,
+    pub state: u16,
+}
+
+/// `GET /mode` and the answer to `POST /mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModeView {
+    pub mode: u16,
+}
+
+/// `GET /state` and the answer to `POST /state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateView {
     pub state: u16,
 }
 

@@ -22,6 +22,14 @@ impl BreakerState {
             Self::HalfOpen => "half_open",
         }
     }
+    /// The state as the relay contract publishes it.
+    pub fn contract(self) -> watchpost_contract::relay::Breaker {
+        match self {
+            Self::Closed => watchpost_contract::relay::Breaker::Closed,
+            Self::Open { .. } => watchpost_contract::relay::Breaker::Open,
+            Self::HalfOpen => watchpost_contract::relay::Breaker::HalfOpen,
+        }
+    }
     /// The value of the breaker-state gauge: 0 closed, 1 half-open, 2 open.
     pub fn gauge(self) -> f64 {
         match self {

@@ -13,6 +13,7 @@ use tokio_serial::{SerialPort, SerialStream};
 use watchpost_board::Rs485Direction;
 use watchpost_config::Endpoint;
 use watchpost_config::fieldbus::SerialConfig;
+use watchpost_contract::relay::RelayCode;
 use watchpost_modbus::{
     Direction, ExceptionCode, Request, Response, ResponseError, RtuEvent, RtuReceiver, TcpEvent,
     TcpReceiver, UnitSet, rtu, tcp,
@@ -61,18 +62,18 @@ pub enum RelayError {
 }
 
 impl RelayError {
-    /// A stable code for API replies.
-    pub fn code(&self) -> &'static str {
+    /// The relay area's error code for command replies.
+    pub fn code(&self) -> RelayCode {
         match self {
             Self::Connect { .. }
             | Self::OpenSerial { .. }
             | Self::Io { .. }
-            | Self::Closed { .. } => "RELAY_UNREACHABLE",
-            Self::Timeout { .. } => "RELAY_TIMEOUT",
-            Self::Response { .. } => "RELAY_BAD_RESPONSE",
-            Self::BreakerOpen { .. } => "RELAY_BREAKER_OPEN",
-            Self::Gpio { .. } => "RELAY_GPIO_FAILED",
-            Self::BoardUnavailable { .. } => "RELAY_UNREACHABLE",
+            | Self::Closed { .. } => RelayCode::RelayUnreachable,
+            Self::Timeout { .. } => RelayCode::RelayTimeout,
+            Self::Response { .. } => RelayCode::RelayBadResponse,
+            Self::BreakerOpen { .. } => RelayCode::RelayBreakerOpen,
+            Self::Gpio { .. } => RelayCode::RelayGpioFailed,
+            Self::BoardUnavailable { .. } => RelayCode::RelayUnreachable,
         }
     }
 }
@@ -577,7 +578,7 @@ mod tests {
             .request(1, &read, Duration::from_secs(1))
             .await
             .unwrap_err();
-        assert_eq!(err.code(), "RELAY_UNREACHABLE");
+        assert_eq!(err.code(), RelayCode::RelayUnreachable);
         assert!(err.to_string().contains("gpiochip0 is busy"), "{err}");
     }
 
@@ -609,7 +610,7 @@ mod tests {
             count: 1,
         };
         let err = link.request(1, &holding, t).await.unwrap_err();
-        assert_eq!(err.code(), "RELAY_BAD_RESPONSE");
+        assert_eq!(err.code(), RelayCode::RelayBadResponse);
         assert!(err.to_string().contains("board"), "{err}");
         let none = Request::ReadCoils {
             address: 0,

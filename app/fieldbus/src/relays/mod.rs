@@ -12,7 +12,8 @@
 //! probes an open breaker. After a start, channels without a command adopt the state the
 //! module reports (a restart does not switch outputs), pulse channels are released.
 //! State and breaker status are published retained; commands get a reply once the coil write
-//! has succeeded or failed.
+//! has succeeded or failed. The payloads, commands, replies and error codes are the relay
+//! contract's ([`watchpost_contract::relay`]).
 
 pub mod breaker;
 pub mod master;
@@ -21,11 +22,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use watchpost_bus::Retain;
+use watchpost_bus::{Incoming, ReplyError, Retain};
 use watchpost_config::fieldbus::{RelayMode, RelayModuleConfig};
+use watchpost_contract::relay::{self, ChannelReply, ModuleStatus, RelayCode};
 use watchpost_modbus::{Request, Response};
 use watchpost_runtime::Registry;
 use watchpost_runtime::metrics::{Counter, Gauge};
@@ -46,14 +48,41 @@ pub enum Action {
     Follow(bool),
 }
 
+/// What a set or test command is answered with.
+pub type ChannelOutcome = Result<ChannelReply, ReplyError<RelayCode>>;
+
+/// A set or test command received from the bus, waiting for its answer.
+#[derive(Debug)]
+pub enum Waiter {
+    Set(Incoming<relay::Set>),
+    Test(Incoming<relay::Test>),
+}
+
+impl Waiter {
+    /// Queues the answer (nothing for a command sent without a reply address).
+    pub fn answer(&self, outbox: &Outbox, outcome: &ChannelOutcome) {
+        let reply = match self {
+            Waiter::Set(r) => r.reply_payload(outcome),
+            Waiter::Test(r) => r.reply_payload(outcome),
+        };
+        if let Some((topic, payload)) = reply {
+            outbox.put_bytes(topic, payload, Retain::No);
+        }
+    }
+
+    fn refuse(&self, outbox: &Outbox, code: RelayCode, message: impl Into<String>) {
+        self.answer(outbox, &Err(ReplyError::new(code, message)));
+    }
+}
+
 /// A command routed to a port task.
 #[derive(Debug)]
 pub struct PortCommand {
     pub module: usize,
     pub channel: usize,
     pub action: Action,
-    /// The request message, for the reply (`reply_to`); `None` for follower updates.
-    pub request: Option<Value>,
+    /// The command to answer; `None` for follower updates.
+    pub request: Option<Waiter>,
 }
 
 /// Where a module and its channels live.
@@ -74,9 +103,10 @@ pub struct Relays {
     prefix: String,
 }
 
-/// Builds topics under the bus prefix.
-pub fn topic(prefix: &str, levels: &[&str]) -> String {
-    watchpost_bus::topic::build(prefix, levels)
+/// Builds a topic under the bus prefix from the contract's levels.
+fn levels_topic(prefix: &str, levels: &[String]) -> String {
+    let refs: Vec<&str> = levels.iter().map(String::as_str).collect();
+    watchpost_bus::topic::build(prefix, &refs)
 }
 
 impl Relays {
@@ -182,11 +212,15 @@ impl Relays {
         if self.routes.is_empty() {
             return Vec::new();
         }
-        // Built by hand: `topic` escapes wildcards.
-        vec![
-            format!("{}/relay/+/channel/+/set", self.prefix),
-            format!("{}/relay/+/channel/+/test", self.prefix),
-        ]
+        ["set", "test"]
+            .into_iter()
+            .map(|verb| {
+                watchpost_bus::topic::filter(
+                    &self.prefix,
+                    &[relay::AREA, "+", "channel", "+", verb],
+                )
+            })
+            .collect()
     }
 
     /// Routes a state message of a followed topic.
@@ -208,48 +242,50 @@ impl Relays {
     }
 
     /// Routes a command message (`.../set` or `.../test`); refusals are answered at once.
+    /// Set bodies come from any MQTT client and are read in every accepted spelling
+    /// ([`relay::Set::from_body`]).
     pub fn on_command(&self, topic_name: &str, payload: &[u8], outbox: &Outbox) {
-        let body: Value = serde_json::from_slice(payload)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).trim().to_string()));
         let rest = topic_name
             .strip_prefix(&self.prefix)
             .and_then(|r| r.strip_prefix('/'))
             .unwrap_or("");
         let levels: Vec<&str> = rest.split('/').collect();
-        let (module, channel, verb) = match levels.as_slice() {
-            ["relay", m, "channel", c, verb] => (*m, *c, *verb),
+        let (module, channel, waiter) = match levels.as_slice() {
+            [relay::AREA, m, "channel", c, "set"] => {
+                (*m, *c, Waiter::Set(Incoming::parse(topic_name, payload)))
+            }
+            [relay::AREA, m, "channel", c, "test"] => {
+                (*m, *c, Waiter::Test(Incoming::parse(topic_name, payload)))
+            }
             _ => return,
         };
-        let refuse = |code: &str, message: String| {
-            reply(
-                outbox,
-                &body,
-                &json!({"ok": false, "error": {"code": code, "message": message}}),
-            );
-        };
         let Some(route) = self.routes.get(module) else {
-            refuse("RELAY_NOT_FOUND", format!("no relay module `{module}`"));
+            waiter.refuse(
+                outbox,
+                RelayCode::RelayNotFound,
+                format!("no relay module `{module}`"),
+            );
             return;
         };
         let Some(&ci) = route.channels.get(channel) else {
-            refuse(
-                "CHANNEL_NOT_FOUND",
+            waiter.refuse(
+                outbox,
+                RelayCode::ChannelNotFound,
                 format!("relay module `{module}` has no channel `{channel}`"),
             );
             return;
         };
-        let action = if verb == "test" {
-            Action::Test
-        } else {
-            match parse_set(&body) {
-                Ok(a) => a,
-                Err(message) => {
-                    refuse("INVALID_BODY", message);
+        let action = match &waiter {
+            Waiter::Test(_) => Action::Test,
+            Waiter::Set(request) => match relay::Set::from_body(&request.body) {
+                Ok(set) => Action::from(set),
+                Err(e) => {
+                    waiter.answer(outbox, &Err(e));
                     return;
                 }
-            }
+            },
         };
-        self.send(route, ci, action, Some(body), outbox);
+        self.send(route, ci, action, Some(waiter), outbox);
     }
 
     fn send(
@@ -257,7 +293,7 @@ impl Relays {
         route: &Route,
         channel: usize,
         action: Action,
-        request: Option<Value>,
+        request: Option<Waiter>,
         outbox: &Outbox,
     ) {
         let cmd = PortCommand {
@@ -270,70 +306,35 @@ impl Relays {
             let cmd = match e {
                 mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c) => c,
             };
-            if let Some(req) = &cmd.request {
-                reply(
-                    outbox,
-                    req,
-                    &json!({"ok": false, "error": {"code": "RELAY_BUSY", "message": "the relay port is overloaded"}}),
-                );
+            if let Some(waiter) = &cmd.request {
+                waiter.refuse(outbox, RelayCode::RelayBusy, "the relay port is overloaded");
             }
         }
     }
 }
 
-/// Parses a set command: `{"on": bool}`, `{"pulse_ms": n}`, `{"state": "on"}`, `true`,
-/// `"ON"`/`"OFF"`.
-fn parse_set(body: &Value) -> Result<Action, String> {
-    if let Some(ms) = body.get("pulse_ms") {
-        return match ms.as_u64() {
-            Some(ms @ 1..=3_600_000) => Ok(Action::Pulse(Duration::from_millis(ms))),
-            _ => Err("`pulse_ms` must be an integer 1..=3600000".into()),
-        };
-    }
-    match truthy_value(body) {
-        Some(on) => Ok(Action::Set(on)),
-        None => Err(
-            "give {\"on\": true|false}, {\"state\": \"on\"|\"off\"} or {\"pulse_ms\": n}".into(),
-        ),
+impl From<relay::Set> for Action {
+    fn from(set: relay::Set) -> Self {
+        match set {
+            relay::Set::Switch { on } => Action::Set(on),
+            relay::Set::Pulse { pulse_ms } => Action::Pulse(Duration::from_millis(pulse_ms)),
+        }
     }
 }
 
-/// Interprets a payload as on/off: JSON booleans, numbers (non-zero = on), the strings
-/// on/off, true/false, 1/0 (any case), and objects with `on` or `state`.
+/// Interprets the payload of a followed topic as on/off ([`relay::on_off`]); a payload that
+/// is not JSON is read as a plain string.
 pub fn truthy(payload: &[u8]) -> Option<bool> {
     match serde_json::from_slice::<Value>(payload) {
-        Ok(v) => truthy_value(&v),
-        Err(_) => truthy_value(&Value::String(
+        Ok(v) => relay::on_off(&v),
+        Err(_) => relay::on_off(&Value::String(
             String::from_utf8_lossy(payload).trim().to_string(),
         )),
     }
 }
 
-fn truthy_value(v: &Value) -> Option<bool> {
-    match v {
-        Value::Bool(b) => Some(*b),
-        Value::Number(n) => n.as_f64().map(|f| f != 0.0),
-        Value::String(s) => match s.to_ascii_lowercase().as_str() {
-            "on" | "true" | "1" => Some(true),
-            "off" | "false" | "0" => Some(false),
-            _ => None,
-        },
-        Value::Object(o) => o
-            .get("on")
-            .or_else(|| o.get("state"))
-            .and_then(truthy_value),
-        _ => None,
-    }
-}
-
-fn reply(outbox: &Outbox, request: &Value, answer: &Value) {
-    if let Some(to) = request.get("reply_to").and_then(Value::as_str) {
-        outbox.put_json(to.to_string(), answer, Retain::No);
-    }
-}
-
 #[derive(Debug)]
-struct ChannelState {
+struct Channel {
     number: u16,
     name: String,
     mode: RelayMode,
@@ -345,19 +346,19 @@ struct ChannelState {
     /// A pulse waiting for its coil write (its length), or running (its end).
     pulse_pending: Option<Duration>,
     pulse_until: Option<Instant>,
-    waiters: Vec<Value>,
+    waiters: Vec<Waiter>,
 }
 
 #[derive(Debug)]
 struct ModuleState {
     cfg: RelayModuleConfig,
     breaker: Breaker,
-    channels: Vec<ChannelState>,
+    channels: Vec<Channel>,
     coil_count: u16,
     next_poll: Instant,
     last_error: Option<String>,
     last_ok_unix_ms: Option<u64>,
-    published: Option<Value>,
+    published: Option<ModuleStatus>,
     requests: Counter,
     failures: Counter,
     breaker_gauge: Gauge,
@@ -377,7 +378,7 @@ impl ModuleState {
         let channels = cfg
             .channels
             .iter()
-            .map(|c| ChannelState {
+            .map(|c| Channel {
                 number: c.channel,
                 name: c.name.to_string(),
                 mode: c.mode,
@@ -470,7 +471,7 @@ impl ModuleState {
         &mut self,
         channel: usize,
         action: Action,
-        request: Option<Value>,
+        request: Option<Waiter>,
         now: Instant,
         outbox: &Outbox,
     ) {
@@ -484,13 +485,9 @@ impl ModuleState {
             return;
         }
         if open {
-            if let Some(req) = &request {
+            if let Some(waiter) = &request {
                 let e = RelayError::BreakerOpen { module };
-                reply(
-                    outbox,
-                    req,
-                    &json!({"ok": false, "error": {"code": e.code(), "message": e.to_string()}}),
-                );
+                waiter.refuse(outbox, e.code(), e.to_string());
             }
             return;
         }
@@ -521,12 +518,11 @@ impl ModuleState {
         {
             c.pulse_until = Some(now + d);
         }
-        if let Some(req) = request {
+        if let Some(waiter) = request {
             if c.actual.is_some() && c.actual == c.desired {
-                let state = channel_json(&self.cfg.name.to_string(), c);
-                reply(outbox, &req, &json!({"ok": true, "channel": state}));
+                waiter.answer(outbox, &Ok(c.reply(&module)));
             } else {
-                c.waiters.push(req);
+                c.waiters.push(waiter);
             }
         }
     }
@@ -546,46 +542,63 @@ impl ModuleState {
             tracing::warn!(module = %self.cfg.name, error = %e, "relay module unreachable; circuit breaker open");
         }
         self.last_error = Some(e.to_string());
+        let refusal: ChannelOutcome = Err(ReplyError::new(e.code(), e.to_string()));
         for c in &mut self.channels {
-            for req in c.waiters.drain(..) {
-                reply(
-                    outbox,
-                    &req,
-                    &json!({"ok": false, "error": {"code": e.code(), "message": e.to_string()}}),
-                );
+            for waiter in c.waiters.drain(..) {
+                waiter.answer(outbox, &refusal);
             }
         }
     }
 
-    fn status_json(&self, now: Instant) -> Value {
+    /// The module's retained status at `now`.
+    fn status(&self, now: Instant) -> ModuleStatus {
         let name = self.cfg.name.to_string();
-        json!({
-            "module": name,
-            "unit_id": self.cfg.unit_id.get(),
-            "breaker": self.breaker.state(now).as_str(),
-            "consecutive_failures": self.breaker.consecutive_failures(),
-            "last_error": self.last_error,
-            "last_ok_unix_ms": self.last_ok_unix_ms,
-            "channels": self.channels.iter().map(|c| channel_json(&name, c)).collect::<Vec<_>>(),
-        })
+        ModuleStatus {
+            unit_id: self.cfg.unit_id.get(),
+            breaker: self.breaker.state(now).contract(),
+            consecutive_failures: self.breaker.consecutive_failures(),
+            last_error: self.last_error.clone(),
+            last_ok_unix_ms: self.last_ok_unix_ms,
+            channels: self.channels.iter().map(|c| c.state(&name)).collect(),
+            module: name,
+        }
     }
 }
 
-fn channel_json(module: &str, c: &ChannelState) -> Value {
-    let mode = match c.mode {
-        RelayMode::Manual => "manual",
-        RelayMode::Pulse => "pulse",
-        RelayMode::Follower => "follower",
-    };
-    json!({
-        "module": module,
-        "channel": c.number,
-        "name": c.name,
-        "mode": mode,
-        "on": c.actual,
-        "desired": c.desired,
-        "pulse_active": c.pulse_until.is_some() || c.pulse_pending.is_some(),
-    })
+impl Channel {
+    /// The channel's retained state.
+    fn state(&self, module: &str) -> relay::ChannelState {
+        relay::ChannelState {
+            module: module.to_string(),
+            channel: self.number,
+            name: self.name.clone(),
+            mode: match self.mode {
+                RelayMode::Manual => relay::Mode::Manual,
+                RelayMode::Pulse => relay::Mode::Pulse,
+                RelayMode::Follower => relay::Mode::Follower,
+            },
+            on: self.actual,
+            desired: self.desired,
+            pulse_active: self.pulse_until.is_some() || self.pulse_pending.is_some(),
+        }
+    }
+
+    /// The answer to a command that the channel now carries out.
+    fn reply(&self, module: &str) -> ChannelReply {
+        ChannelReply {
+            channel: self.state(module),
+        }
+    }
+
+    fn answer_waiters(&mut self, module: &str, outbox: &Outbox) {
+        if self.waiters.is_empty() {
+            return;
+        }
+        let done: ChannelOutcome = Ok(self.reply(module));
+        for waiter in self.waiters.drain(..) {
+            waiter.answer(outbox, &done);
+        }
+    }
 }
 
 struct PortTask {
@@ -689,10 +702,7 @@ impl PortTask {
                 if on && let Some(d) = c.pulse_pending.take() {
                     c.pulse_until = Some(now + d);
                 }
-                let state = channel_json(&name, c);
-                for req in c.waiters.drain(..) {
-                    reply(&self.outbox, &req, &json!({"ok": true, "channel": state}));
-                }
+                c.answer_waiters(&name, &self.outbox);
             }
             (Work::Poll, Ok(Response::ReadCoils(bits))) => {
                 m.on_ok();
@@ -704,11 +714,8 @@ impl PortTask {
                     if c.desired.is_none() {
                         c.desired = on;
                     }
-                    if c.actual.is_some() && c.actual == c.desired && !c.waiters.is_empty() {
-                        let state = channel_json(&name, c);
-                        for req in c.waiters.drain(..) {
-                            reply(&self.outbox, &req, &json!({"ok": true, "channel": state}));
-                        }
+                    if c.actual.is_some() && c.actual == c.desired {
+                        c.answer_waiters(&name, &self.outbox);
                     }
                 }
             }
@@ -735,28 +742,23 @@ impl PortTask {
     fn publish(&mut self, now: Instant) {
         for m in &mut self.modules {
             m.breaker_gauge.set(m.breaker.state(now).gauge());
-            let status = m.status_json(now);
+            let status = m.status(now);
             if m.published.as_ref() == Some(&status) {
                 continue;
             }
-            let name = m.cfg.name.to_string();
             let previous = m.published.take();
-            for (i, c) in m.channels.iter().enumerate() {
-                let now_json = channel_json(&name, c);
-                let before = previous
-                    .as_ref()
-                    .and_then(|p| p.get("channels"))
-                    .and_then(|v| v.get(i));
-                if before != Some(&now_json) {
+            for (i, c) in status.channels.iter().enumerate() {
+                let before = previous.as_ref().and_then(|p| p.channels.get(i));
+                if before != Some(c) {
                     self.outbox.put_json(
-                        topic(&self.prefix, &["relay", &name, "channel", &c.name]),
-                        &now_json,
+                        levels_topic(&self.prefix, &relay::channel(&status.module, &c.name)),
+                        c,
                         Retain::Yes,
                     );
                 }
             }
             self.outbox.put_json(
-                topic(&self.prefix, &["relay", &name, "status"]),
+                levels_topic(&self.prefix, &relay::status(&status.module)),
                 &status,
                 Retain::Yes,
             );
@@ -789,15 +791,69 @@ mod tests {
         assert_eq!(truthy(b"[]"), None);
     }
 
-    #[test]
-    fn set_bodies() {
-        assert_eq!(parse_set(&json!({"on": true})), Ok(Action::Set(true)));
-        assert_eq!(
-            parse_set(&json!({"pulse_ms": 250})),
-            Ok(Action::Pulse(Duration::from_millis(250)))
+    use watchpost_contract::rpc::decode_reply;
+
+    fn refusal(outbox: &Outbox, to: &str) -> ReplyError<RelayCode> {
+        let queued = outbox.take();
+        let (payload, retain) = queued.get(to).expect("an answer on the reply topic");
+        assert_eq!(*retain, Retain::No);
+        decode_reply::<ChannelReply, RelayCode>(payload)
+            .unwrap()
+            .unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn commands_that_cannot_be_routed_are_refused_with_their_code() {
+        let module: RelayModuleConfig = serde_json::from_value(serde_json::json!({
+            "name": "out", "tcp": "127.0.0.1:9",
+            "channels": [{"channel": 3, "name": "door", "mode": "manual"}],
+        }))
+        .unwrap();
+        let outbox = Arc::new(Outbox::new());
+        let shutdown = CancellationToken::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        let relays = Relays::start(
+            &[module],
+            None,
+            None,
+            "wp",
+            outbox.clone(),
+            &Registry::new(),
+            &shutdown,
+            &mut tasks,
         );
-        assert!(parse_set(&json!({"pulse_ms": 0})).is_err());
-        assert!(parse_set(&json!({"x": 1})).is_err());
-        assert_eq!(parse_set(&json!("OFF")), Ok(Action::Set(false)));
+        assert_eq!(
+            relays.command_filters(),
+            ["wp/relay/+/channel/+/set", "wp/relay/+/channel/+/test"]
+        );
+        let ask = |topic: &str, body: &str| {
+            let payload = format!(r#"{{"request_id": "1", "reply_to": "wp/reply/c/1", {body}}}"#);
+            relays.on_command(topic, payload.as_bytes(), &outbox);
+            refusal(&outbox, "wp/reply/c/1")
+        };
+        let e = ask("wp/relay/nope/channel/door/set", r#""on": true"#);
+        assert_eq!(e.code, RelayCode::RelayNotFound);
+        let e = ask("wp/relay/out/channel/nope/test", r#""x": 0"#);
+        assert_eq!(e.code, RelayCode::ChannelNotFound);
+        let e = ask("wp/relay/out/channel/door/set", r#""on": "maybe""#);
+        assert_eq!(e.code, RelayCode::InvalidBody);
+        assert_eq!(e.details, serde_json::json!({}));
+        // Without a reply address nothing is answered.
+        relays.on_command("wp/relay/nope/channel/door/set", b"ON", &outbox);
+        assert!(outbox.take().is_empty());
+        shutdown.cancel();
+        while tasks.join_next().await.is_some() {}
+    }
+
+    #[test]
+    fn set_commands_become_actions() {
+        assert_eq!(
+            Action::from(relay::Set::Switch { on: true }),
+            Action::Set(true)
+        );
+        assert_eq!(
+            Action::from(relay::Set::Pulse { pulse_ms: 250 }),
+            Action::Pulse(Duration::from_millis(250))
+        );
     }
 }

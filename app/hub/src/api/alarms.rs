@@ -20,9 +20,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
-use watchpost_alarm::service::MANAGED_KEY;
-use watchpost_alarm::{AlarmError, Managed, TestRequest};
+use watchpost_alarm::{AlarmError, AlarmHandle, MANAGED_KEY, Managed, TestRequest};
 use watchpost_config::alarms::{AlarmsConfig, MappingConfig, ReceiverConfig};
 
 use crate::error::ApiError;
@@ -47,15 +45,18 @@ pub fn router() -> Router<HubState> {
         )
 }
 
-/// One change at a time to the managed model.
-static EDIT: Mutex<()> = Mutex::const_new(());
-
 const MASK: &str = "***";
 
-fn handle() -> Result<watchpost_alarm::AlarmHandle, ApiError> {
-    watchpost_alarm::handle().ok_or_else(|| {
-        ApiError::unavailable("ALARMS_UNAVAILABLE", "the alarm service is not running")
-    })
+/// The running alarm service.
+fn service(state: &HubState) -> Result<&AlarmHandle, ApiError> {
+    if state.alarm.running() {
+        Ok(&state.alarm)
+    } else {
+        Err(ApiError::unavailable(
+            "ALARMS_UNAVAILABLE",
+            "the alarm service is not running",
+        ))
+    }
 }
 
 fn alarm_error(e: AlarmError) -> ApiError {
@@ -71,7 +72,9 @@ fn alarm_error(e: AlarmError) -> ApiError {
         AlarmError::Disabled => {
             ApiError::new(StatusCode::CONFLICT, "ALARMS_DISABLED", e.to_string())
         }
-        AlarmError::Stopped => ApiError::unavailable("ALARMS_UNAVAILABLE", e.to_string()),
+        AlarmError::Stopped | AlarmError::AlreadyServed => {
+            ApiError::unavailable("ALARMS_UNAVAILABLE", e.to_string())
+        }
         AlarmError::Receiver { .. } => ApiError::bad_request("INVALID_TEST", e.to_string()),
         AlarmError::OpenQueue { .. }
         | AlarmError::Queue { .. }
@@ -83,8 +86,8 @@ fn alarm_error(e: AlarmError) -> ApiError {
     }
 }
 
-async fn queues() -> Result<Json<Value>, ApiError> {
-    let h = handle()?;
+async fn queues(State(state): State<HubState>) -> Result<Json<Value>, ApiError> {
+    let h = service(&state)?;
     let items = h.queues();
     let total = items.len() as u64;
     Ok(Json(json!({
@@ -96,10 +99,11 @@ async fn queues() -> Result<Json<Value>, ApiError> {
 }
 
 async fn test(
+    State(state): State<HubState>,
     Path(id): Path<String>,
     body: Option<Json<TestRequest>>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let h = handle()?;
+    let h = service(&state)?;
     let req = body.map(|Json(b)| b).unwrap_or_default();
     let queued = h.test_alarm(&id, req).await.map_err(alarm_error)?;
     Ok((StatusCode::ACCEPTED, Json(json!(queued))))
@@ -173,7 +177,7 @@ async fn apply(state: &HubState, m: Managed) -> Result<(), ApiError> {
     state
         .blocking(move |store| store.settings().put(MANAGED_KEY, &m))
         .await?;
-    if let Some(h) = watchpost_alarm::handle() {
+    if let Ok(h) = service(state) {
         match h.reload().await {
             Ok(()) | Err(AlarmError::Disabled) => {}
             Err(e) => return Err(alarm_error(e)),
@@ -266,7 +270,7 @@ async fn create_receiver(
     State(state): State<HubState>,
     Json(body): Json<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let _guard = EDIT.lock().await;
+    let _guard = state.alarm.lock_edits().await;
     let r: ReceiverConfig = parse(unmask(body, None), "INVALID_RECEIVER")?;
     let mut m = managed(&state).await?;
     if file_receiver(&state, r.id().as_str()).is_some()
@@ -289,7 +293,7 @@ async fn put_receiver(
     Path(id): Path<String>,
     Json(body): Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    let _guard = EDIT.lock().await;
+    let _guard = state.alarm.lock_edits().await;
     if file_receiver(&state, &id).is_some() {
         return Err(read_only("receiver", &id));
     }
@@ -317,7 +321,7 @@ async fn delete_receiver(
     State(state): State<HubState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let _guard = EDIT.lock().await;
+    let _guard = state.alarm.lock_edits().await;
     if file_receiver(&state, &id).is_some() {
         return Err(read_only("receiver", &id));
     }
@@ -395,7 +399,7 @@ async fn create_mapping(
     State(state): State<HubState>,
     Json(body): Json<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let _guard = EDIT.lock().await;
+    let _guard = state.alarm.lock_edits().await;
     let x: MappingConfig = parse(strip_source(body), "INVALID_MAPPING")?;
     let mut m = managed(&state).await?;
     if file_mapping(&state, &x.sensor).is_some() || m.mappings.iter().any(|y| y.sensor == x.sensor)
@@ -417,7 +421,7 @@ async fn put_mapping(
     Path(sensor): Path<String>,
     Json(body): Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    let _guard = EDIT.lock().await;
+    let _guard = state.alarm.lock_edits().await;
     if file_mapping(&state, &sensor).is_some() {
         return Err(read_only("mapping", &sensor));
     }
@@ -445,7 +449,7 @@ async fn delete_mapping(
     State(state): State<HubState>,
     Path(sensor): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let _guard = EDIT.lock().await;
+    let _guard = state.alarm.lock_edits().await;
     if file_mapping(&state, &sensor).is_some() {
         return Err(read_only("mapping", &sensor));
     }

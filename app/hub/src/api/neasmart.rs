@@ -8,15 +8,18 @@
 //!   `202` for accepted commands and `{"err": "..."}` for refusals, so the existing Home
 //!   Assistant integration for the add-on works unchanged.
 //!
-//! Reads are answered from the retained state the fieldbus worker publishes (kept in a cache
-//! fed by a bus subscription, [`start_cache`]); commands are validated here (400 at once) and
-//! forwarded over the bus with request/reply; no confirmation within
-//! `api_command_timeout_ms` is a 503. Every response carries the staleness headers of the
+//! Reads are answered from the retained state the fieldbus worker publishes, kept in the typed
+//! caches of [`FieldbusClient`] (`HubState::neasmart`, fed by a bus subscription,
+//! [`start_cache`]); commands are validated here with the area's shared validators (400 at
+//! once) and sent as the contract's typed commands with `Bus::request`; the worker's refusals
+//! come back as [`NeasmartCode`]s, mapped to HTTP by one exhaustive `match`; no confirmation
+//! within `api_command_timeout_ms` is a 503. The same client serves the relay API
+//! ([`super::relays`]). Every response carries the staleness headers of the
 //! original (`X-Rehau-Registers-Stale`, `-Stale-After-Seconds`, `-Registers-Age-Seconds`,
 //! `-Last-Register-Write`).
 
-use std::collections::HashMap;
-use std::sync::{Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::sync::RwLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -25,194 +28,261 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
+use watchpost_bus::{Bus, Message, Request, RequestError};
+use watchpost_contract::relay::{self, ChannelReply, ChannelState, ModuleStatus, RelayCode};
 use watchpost_neasmart::api::{self as validate, CommandError, SetpointRange};
-use watchpost_neasmart::topics;
-use watchpost_neasmart::views::{
-    DehumidifierView, MixedGroupView, NotificationsView, OutsideView, PumpView, ZoneView,
-};
-use watchpost_neasmart::{Entity, ZoneId};
+use watchpost_neasmart::commands::{ModeSet, StateSet, ZoneSet};
+use watchpost_neasmart::state::{EntityState, GlobalState, ZoneState};
+use watchpost_neasmart::topics::{self, Parsed};
+use watchpost_neasmart::views::{ModeView, StateView, StatusView, ZoneView};
+use watchpost_neasmart::{Entity, NeasmartCode, ZoneId};
+use watchpost_runtime::logging::LogLimiter;
 
 use crate::error::ApiError;
 use crate::state::HubState;
 
-/// Latest retained payloads under `<prefix>/neasmart/` and `<prefix>/relay/`, by topic.
+/// The hub's client of the fieldbus worker: typed caches of the retained state it publishes
+/// (each Neasmart entity and the gateway's status, each relay module's status), fed by
+/// [`start_cache`], and its commands over `Bus::request`.
 #[derive(Debug, Default)]
-pub struct RetainedCache {
-    map: RwLock<HashMap<String, Value>>,
-    /// Requests waiting for the fieldbus worker's reply, by reply topic.
-    pending: Mutex<HashMap<String, tokio::sync::oneshot::Sender<Value>>>,
-    next_request: std::sync::atomic::AtomicU64,
+pub struct FieldbusClient {
+    entities: RwLock<BTreeMap<Entity, EntityState>>,
+    status: RwLock<Option<StatusView>>,
+    relays: RwLock<BTreeMap<String, ModuleStatus>>,
 }
 
-impl RetainedCache {
-    pub fn get(&self, topic: &str) -> Option<Value> {
-        self.map
+/// Why a retained message was not taken into the cache.
+#[derive(Debug, thiserror::Error)]
+#[error("the retained payload on {topic} does not decode: {source}")]
+pub struct CacheError {
+    topic: String,
+    source: serde_json::Error,
+}
+
+impl FieldbusClient {
+    /// The cached state of `entity`.
+    pub fn entity(&self, entity: Entity) -> Option<EntityState> {
+        self.entities
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(topic)
+            .get(&entity)
             .cloned()
     }
 
-    /// Every cached payload whose topic satisfies `pred`, sorted by topic.
-    pub fn matching(&self, pred: impl Fn(&str) -> bool) -> Vec<(String, Value)> {
-        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
-        let mut v: Vec<(String, Value)> = map
-            .iter()
-            .filter(|(k, _)| pred(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
+    /// The cached state of `zone`.
+    pub fn zone(&self, zone: ZoneId) -> Option<ZoneState> {
+        match self.entity(Entity::Zone(zone))? {
+            EntityState::Zone(z) => Some(z),
+            _ => None,
+        }
     }
 
-    fn reply(&self, topic: &str, payload: &[u8]) {
-        let waiter = self
-            .pending
-            .lock()
+    /// The cached global mode and state.
+    pub fn global(&self) -> Option<GlobalState> {
+        match self.entity(Entity::Global)? {
+            EntityState::Global(g) => Some(g),
+            _ => None,
+        }
+    }
+
+    /// The zones the base has reported, in address order.
+    pub fn active_zones(&self) -> Vec<ZoneState> {
+        self.entities
+            .read()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(topic);
-        if let (Some(w), Ok(v)) = (waiter, serde_json::from_slice::<Value>(payload)) {
-            let _ = w.send(v);
-        }
+            .values()
+            .filter_map(|s| match s {
+                EntityState::Zone(z) if z.active => Some(z.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
-    fn put(&self, topic: String, payload: &[u8]) {
-        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
-        if payload.is_empty() {
-            map.remove(&topic);
-        } else if let Ok(v) = serde_json::from_slice::<Value>(payload) {
-            map.insert(topic, v);
+    /// The gateway's cached status.
+    pub fn status(&self) -> Option<StatusView> {
+        self.status
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The cached status of relay module `module`.
+    pub fn relay(&self, module: &str) -> Option<ModuleStatus> {
+        self.relays
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(module)
+            .cloned()
+    }
+
+    /// Takes one retained message; `levels` is its topic under the prefix. An empty payload
+    /// removes the cached state. Topics that are not retained state are ignored.
+    pub fn take(&self, topic: &str, levels: &[&str], payload: &[u8]) -> Result<(), CacheError> {
+        let decode_error = |source| CacheError {
+            topic: topic.to_string(),
+            source,
+        };
+        match (levels, topics::parse(levels)) {
+            (_, Some(Parsed::State(entity))) => {
+                let mut map = self.entities.write().unwrap_or_else(|p| p.into_inner());
+                if payload.is_empty() {
+                    map.remove(&entity);
+                } else {
+                    let state = EntityState::from_slice(entity, payload).map_err(decode_error)?;
+                    map.insert(entity, state);
+                }
+            }
+            (_, Some(Parsed::Status)) => {
+                let status = if payload.is_empty() {
+                    None
+                } else {
+                    Some(serde_json::from_slice(payload).map_err(decode_error)?)
+                };
+                *self.status.write().unwrap_or_else(|p| p.into_inner()) = status;
+            }
+            ([relay::AREA, module, "status"], _) => {
+                let mut map = self.relays.write().unwrap_or_else(|p| p.into_inner());
+                if payload.is_empty() {
+                    map.remove(*module);
+                } else {
+                    let status: ModuleStatus =
+                        serde_json::from_slice(payload).map_err(decode_error)?;
+                    map.insert((*module).to_string(), status);
+                }
+            }
+            _ => {}
         }
+        Ok(())
+    }
+
+    /// Sets a zone's state and/or setpoint; answers the zone's state with the command
+    /// pending.
+    pub async fn set_zone(
+        &self,
+        bus: &Bus,
+        zone: ZoneId,
+        command: &ZoneSet,
+        timeout: Duration,
+    ) -> Result<ZoneState, RequestError<NeasmartCode>> {
+        let reply = request(bus, &ZoneSet::topic(zone), command, timeout).await?;
+        Ok(reply.state)
+    }
+
+    /// Sets the global mode; answers the global state.
+    pub async fn set_mode(
+        &self,
+        bus: &Bus,
+        command: &ModeSet,
+        timeout: Duration,
+    ) -> Result<GlobalState, RequestError<NeasmartCode>> {
+        let reply = request(bus, &ModeSet::topic(), command, timeout).await?;
+        Ok(reply.state)
+    }
+
+    /// Sets the global state; answers the global state.
+    pub async fn set_state(
+        &self,
+        bus: &Bus,
+        command: &StateSet,
+        timeout: Duration,
+    ) -> Result<GlobalState, RequestError<NeasmartCode>> {
+        let reply = request(bus, &StateSet::topic(), command, timeout).await?;
+        Ok(reply.state)
+    }
+
+    /// Switches or pulses a relay channel; answers once the coil write succeeded.
+    pub async fn set_relay(
+        &self,
+        bus: &Bus,
+        module: &str,
+        channel: &str,
+        command: &relay::Set,
+        timeout: Duration,
+    ) -> Result<ChannelState, RequestError<RelayCode>> {
+        let reply: ChannelReply =
+            request(bus, &relay::channel_set(module, channel), command, timeout).await?;
+        Ok(reply.channel)
+    }
+
+    /// Pulses a relay channel for its configured length, whatever its mode.
+    pub async fn test_relay(
+        &self,
+        bus: &Bus,
+        module: &str,
+        channel: &str,
+        timeout: Duration,
+    ) -> Result<ChannelState, RequestError<RelayCode>> {
+        let reply: ChannelReply = request(
+            bus,
+            &relay::channel_test(module, channel),
+            &relay::Test {},
+            timeout,
+        )
+        .await?;
+        Ok(reply.channel)
     }
 }
 
-/// Subscribes to the fieldbus worker's retained state and keeps the cache current.
+/// `Bus::request` on a topic given as levels under the prefix.
+async fn request<C: Request>(
+    bus: &Bus,
+    levels: &[String],
+    command: &C,
+    timeout: Duration,
+) -> Result<C::Reply, RequestError<C::Code>> {
+    let refs: Vec<&str> = levels.iter().map(String::as_str).collect();
+    bus.request(&bus.topic(&refs), command, timeout).await
+}
+
+/// Subscribes to the fieldbus worker's retained state (Neasmart entities and status, relay
+/// module status) and keeps the client's caches current until shutdown.
 pub fn start_cache(state: &HubState) -> tokio::task::JoinHandle<()> {
-    let cache = state.neasmart.clone();
+    let client = state.neasmart.clone();
     let bus = state.bus.clone();
     let shutdown = state.ctx.shutdown().clone();
     tokio::spawn(async move {
-        let mut subs = Vec::new();
-        // Built by hand: `Bus::topic` escapes wildcards.
-        let p = bus.prefix().to_string();
-        for f in [
-            format!("{p}/neasmart/#"),
-            format!("{p}/relay/#"),
-            format!("{}/#", reply_base(&p)),
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(1024);
+        for filter in [
+            bus.filter(&[topics::AREA, "#"]),
+            bus.filter(&[relay::AREA, "+", "status"]),
         ] {
-            match bus.subscribe(&f).await {
-                Ok(rx) => subs.push(rx),
+            match bus.subscribe(&filter).await {
+                Ok(mut sub) => {
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        while let Some(m) = sub.recv().await {
+                            if tx.send(m).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
                 Err(e) => {
-                    tracing::warn!(filter = %f, error = %e, "cannot subscribe for the fieldbus state")
+                    tracing::warn!(%filter, error = %e, "cannot subscribe for the fieldbus state")
                 }
             }
-        }
-        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-        for mut s in subs {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                while let Some(m) = s.recv().await {
-                    if tx.send(m).await.is_err() {
-                        return;
-                    }
-                }
-            });
         }
         drop(tx);
-        let replies = format!("{}/", reply_base(&p));
+        let prefix = format!("{}/", bus.prefix());
+        let limiter = LogLimiter::new(3, Duration::from_secs(60));
         loop {
-            tokio::select! {
+            let m = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 m = rx.recv() => match m {
-                    Some(m) if m.topic.starts_with(&replies) => cache.reply(&m.topic, &m.payload),
-                    // Commands (`.../set`, `.../test`) are not state.
-                    Some(m) if !m.topic.ends_with("/set") && !m.topic.ends_with("/test") => {
-                        cache.put(m.topic, &m.payload);
-                    }
-                    Some(_) => {}
+                    Some(m) => m,
                     None => return,
-                }
+                },
+            };
+            let Some(rest) = m.topic.strip_prefix(&prefix) else {
+                continue;
+            };
+            let levels: Vec<&str> = rest.split('/').collect();
+            if let Err(e) = client.take(&m.topic, &levels, &m.payload)
+                && let Some(suppressed) = limiter.check(&m.topic)
+            {
+                tracing::warn!(error = %e, suppressed, "fieldbus state ignored");
             }
         }
-    })
-}
-
-/// Where the fieldbus worker's replies to this hub process go.
-fn reply_base(prefix: &str) -> String {
-    format!("{prefix}/reply/hub-{}/fieldbus", std::process::id())
-}
-
-/// Why a command was not confirmed.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    #[error("publishing the command to {topic}: {source}")]
-    Publish {
-        topic: String,
-        source: watchpost_bus::BusError,
-    },
-    #[error("no reply to the command on {topic} within {timeout_ms} ms")]
-    Timeout { topic: String, timeout_ms: u64 },
-}
-
-/// Sends `body` (a JSON object) to `topic` with `request_id` and `reply_to` added and waits
-/// for the fieldbus worker's reply. The reply subscription is the cache's, made at start.
-pub async fn request(
-    state: &HubState,
-    topic: &str,
-    body: Value,
-    timeout: Duration,
-) -> Result<Value, RequestError> {
-    let cache = state.neasmart.clone();
-    let id = cache
-        .next_request
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        .to_string();
-    let reply_to = format!("{}/{id}", reply_base(state.bus.prefix()));
-    let mut obj = match body {
-        Value::Object(o) => o,
-        other => {
-            let mut o = serde_json::Map::new();
-            o.insert("value".into(), other);
-            o
-        }
-    };
-    obj.insert("request_id".into(), id.into());
-    obj.insert("reply_to".into(), reply_to.clone().into());
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    cache
-        .pending
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(reply_to.clone(), tx);
-    let published = state
-        .bus
-        .publish_json(topic, &Value::Object(obj), watchpost_bus::Retain::No)
-        .await;
-    let result = match published {
-        Ok(()) => tokio::time::timeout(timeout, rx)
-            .await
-            .ok()
-            .and_then(Result::ok),
-        Err(source) => {
-            cache
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&reply_to);
-            return Err(RequestError::Publish {
-                topic: topic.to_string(),
-                source,
-            });
-        }
-    };
-    cache
-        .pending
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&reply_to);
-    result.ok_or_else(|| RequestError::Timeout {
-        topic: topic.to_string(),
-        timeout_ms: timeout.as_millis() as u64,
     })
 }
 
@@ -225,11 +295,6 @@ enum Flavor {
     Compat,
 }
 
-fn topic_of(state: &HubState, levels: &[String]) -> String {
-    let refs: Vec<&str> = levels.iter().map(String::as_str).collect();
-    state.bus.topic(&refs)
-}
-
 /// Freshness derived from the cached status.
 struct Freshness {
     stale: bool,
@@ -238,17 +303,11 @@ struct Freshness {
     last_write: Option<String>,
 }
 
-fn freshness(state: &HubState, cache: &RetainedCache) -> Freshness {
-    let status = cache.get(&topic_of(state, &topics::status()));
-    let stale_after_s = status
-        .as_ref()
-        .and_then(|s| s.get("stale_after_seconds"))
-        .and_then(Value::as_u64)
-        .unwrap_or(state.config.fieldbus.neasmart.stale_after_s);
-    let last_ms = status
-        .as_ref()
-        .and_then(|s| s.get("last_register_write_unix_ms"))
-        .and_then(Value::as_u64);
+fn freshness(state: &HubState, status: Option<&StatusView>) -> Freshness {
+    let stale_after_s = status.map_or(state.config.fieldbus.neasmart.stale_after_s, |s| {
+        s.stale_after_seconds
+    });
+    let last_ms = status.and_then(|s| s.last_register_write_unix_ms);
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
@@ -257,12 +316,12 @@ fn freshness(state: &HubState, cache: &RetainedCache) -> Freshness {
         stale: age_s.is_none_or(|a| a > stale_after_s as f64),
         stale_after_s,
         age_s,
-        last_write: status
-            .as_ref()
-            .and_then(|s| s.get("last_register_write"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        last_write: status.and_then(|s| s.last_register_write.clone()),
     }
+}
+
+fn current_freshness(state: &HubState) -> Freshness {
+    freshness(state, state.neasmart.status().as_ref())
 }
 
 fn with_headers(mut resp: Response, f: &Freshness) -> Response {
@@ -284,24 +343,80 @@ fn with_headers(mut resp: Response, f: &Freshness) -> Response {
 }
 
 /// An error in the flavour's shape.
-fn error(flavor: Flavor, status: StatusCode, code: &'static str, message: String) -> Response {
+fn error(flavor: Flavor, api: ApiError) -> Response {
     match flavor {
-        Flavor::Api => ApiError::new(status, code, message).into_response(),
-        Flavor::Compat => (status, axum::Json(json!({"err": message}))).into_response(),
+        Flavor::Api => api.into_response(),
+        Flavor::Compat => (api.status, axum::Json(json!({"err": api.message}))).into_response(),
+    }
+}
+
+/// The HTTP status of a Neasmart refusal, from the hub's validators or the worker.
+fn neasmart_status(code: NeasmartCode) -> StatusCode {
+    match code {
+        NeasmartCode::InvalidBody
+        | NeasmartCode::InvalidBase
+        | NeasmartCode::InvalidZone
+        | NeasmartCode::InvalidMixedGroup
+        | NeasmartCode::InvalidDehumidifier
+        | NeasmartCode::InvalidPump
+        | NeasmartCode::InvalidMode
+        | NeasmartCode::InvalidState
+        | NeasmartCode::InvalidSetpoint
+        | NeasmartCode::SetpointOutOfRange
+        | NeasmartCode::EmptyCommand => StatusCode::BAD_REQUEST,
+        // The hub only sends commands the worker serves: this is a worker of another version.
+        NeasmartCode::UnknownCommand => StatusCode::BAD_GATEWAY,
     }
 }
 
 fn refused(flavor: Flavor, e: CommandError) -> Response {
-    error(flavor, StatusCode::BAD_REQUEST, e.code, e.message)
-}
-
-fn unavailable(flavor: Flavor) -> Response {
     error(
         flavor,
-        StatusCode::SERVICE_UNAVAILABLE,
+        ApiError::new(neasmart_status(e.code), e.code.as_str(), e.message),
+    )
+}
+
+/// Why a command has no confirmation, as the API answers it.
+fn command_failed(topic: &str, e: RequestError<NeasmartCode>, timeout: Duration) -> ApiError {
+    match e {
+        RequestError::Refused { error, .. } => ApiError::new(
+            neasmart_status(error.code),
+            error.code.as_str(),
+            error.message,
+        )
+        .with_details(error.details),
+        RequestError::Timeout { .. } => {
+            tracing::warn!(%topic, error = %e, "Neasmart command not confirmed");
+            ApiError::unavailable(
+                "FIELDBUS_UNAVAILABLE",
+                format!(
+                    "the fieldbus worker did not confirm the command within {} ms",
+                    timeout.as_millis()
+                ),
+            )
+        }
+        RequestError::Bus(_) => {
+            tracing::warn!(%topic, error = %e, "Neasmart command not sent");
+            ApiError::unavailable(
+                "FIELDBUS_UNAVAILABLE",
+                format!("the command could not be sent to the fieldbus worker: {e}"),
+            )
+        }
+        RequestError::BadReply { .. } => {
+            tracing::warn!(%topic, error = %e, "Neasmart command answered out of contract");
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "FIELDBUS_BAD_REPLY",
+                format!("the fieldbus worker's answer is not understood: {e}"),
+            )
+        }
+    }
+}
+
+fn unavailable() -> ApiError {
+    ApiError::unavailable(
         "NEASMART_UNAVAILABLE",
-        "no state from the fieldbus worker yet (is [fieldbus.neasmart] enabled and running?)"
-            .into(),
+        "no state from the fieldbus worker yet (is [fieldbus.neasmart] enabled and running?)",
     )
 }
 
@@ -310,140 +425,116 @@ fn parse_id(s: &str) -> i64 {
     s.parse().unwrap_or(-1)
 }
 
-/// Answers a GET with the cached payload of `entity`, reduced to the original's shape `T`.
-fn answer<T: serde::de::DeserializeOwned + serde::Serialize>(
-    state: &HubState,
-    flavor: Flavor,
-    entity: Entity,
-    shape: impl FnOnce(T) -> Value,
-) -> Response {
-    let cache = state.neasmart.clone();
-    let f = freshness(state, &cache);
-    let resp = match cache
-        .get(&topic_of(state, &topics::entity(entity)))
-        .and_then(|v| serde_json::from_value::<T>(v).ok())
-    {
-        Some(v) => (StatusCode::OK, axum::Json(shape(v))).into_response(),
-        None => unavailable(flavor),
-    };
-    with_headers(resp, &f)
-}
-
+/// A JSON body through `serde_json::Value`, so its keys come out in the same (sorted) order
+/// as every other body of this API.
 fn to_json<T: serde::Serialize>(v: T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
+/// Answers a GET with the cached view (in the original's shape), or 503 before the worker
+/// has published it; with the freshness headers either way.
+fn answer<T: serde::Serialize>(state: &HubState, flavor: Flavor, view: Option<T>) -> Response {
+    let resp = match view {
+        Some(v) => (StatusCode::OK, axum::Json(to_json(v))).into_response(),
+        None => error(flavor, unavailable()),
+    };
+    with_headers(resp, &current_freshness(state))
+}
+
+/// Answers a GET of an entity whose retained state is its view.
+fn answer_entity<T: serde::Serialize>(
+    state: &HubState,
+    flavor: Flavor,
+    entity: Entity,
+    view: impl FnOnce(EntityState) -> Option<T>,
+) -> Response {
+    answer(state, flavor, state.neasmart.entity(entity).and_then(view))
+}
+
 async fn zone_get(flavor: Flavor, state: HubState, base: String, zone: String) -> Response {
     match validate::zone_id(parse_id(&base), parse_id(&zone)) {
-        Ok(z) => answer::<ZoneView>(&state, flavor, Entity::Zone(z), to_json),
+        Ok(z) => {
+            let view = state.neasmart.zone(z).map(|s| ZoneView::from(&s));
+            answer(&state, flavor, view)
+        }
         Err(e) => refused(flavor, e),
     }
 }
 
 async fn mixed_group_get(flavor: Flavor, state: HubState, id: String) -> Response {
     match validate::mixed_group_id(parse_id(&id)) {
-        Ok(g) => answer::<MixedGroupView>(&state, flavor, Entity::MixedGroup(g), to_json),
+        Ok(g) => answer_entity(&state, flavor, Entity::MixedGroup(g), |s| match s {
+            EntityState::MixedGroup(v) => Some(v),
+            _ => None,
+        }),
         Err(e) => refused(flavor, e),
     }
 }
 
 async fn dehumidifier_get(flavor: Flavor, state: HubState, id: String) -> Response {
     match validate::dehumidifier_id(parse_id(&id)) {
-        Ok(d) => answer::<DehumidifierView>(&state, flavor, Entity::Dehumidifier(d), to_json),
+        Ok(d) => answer_entity(&state, flavor, Entity::Dehumidifier(d), |s| match s {
+            EntityState::Dehumidifier(v) => Some(v),
+            _ => None,
+        }),
         Err(e) => refused(flavor, e),
     }
 }
 
 async fn pump_get(flavor: Flavor, state: HubState, id: String) -> Response {
     match validate::pump_id(parse_id(&id)) {
-        Ok(p) => answer::<PumpView>(&state, flavor, Entity::Pump(p), to_json),
+        Ok(p) => answer_entity(&state, flavor, Entity::Pump(p), |s| match s {
+            EntityState::Pump(v) => Some(v),
+            _ => None,
+        }),
         Err(e) => refused(flavor, e),
     }
 }
 
 async fn outside_get(flavor: Flavor, state: HubState) -> Response {
-    answer::<OutsideView>(&state, flavor, Entity::Outside, to_json)
+    answer_entity(&state, flavor, Entity::Outside, |s| match s {
+        EntityState::Outside(v) => Some(v),
+        _ => None,
+    })
 }
 
 async fn notifications_get(flavor: Flavor, state: HubState) -> Response {
-    answer::<NotificationsView>(&state, flavor, Entity::Notifications, to_json)
+    answer_entity(&state, flavor, Entity::Notifications, |s| match s {
+        EntityState::Notifications(v) => Some(v),
+        _ => None,
+    })
 }
 
 async fn mode_get(flavor: Flavor, state: HubState) -> Response {
-    answer::<Value>(
-        &state,
-        flavor,
-        Entity::Global,
-        |v| json!({"mode": v.get("mode").cloned().unwrap_or(Value::Null)}),
-    )
+    let view = state.neasmart.global().map(|g| ModeView::from(&g));
+    answer(&state, flavor, view)
 }
 
 async fn state_get(flavor: Flavor, state: HubState) -> Response {
-    answer::<Value>(
-        &state,
-        flavor,
-        Entity::Global,
-        |v| json!({"state": v.get("state").cloned().unwrap_or(Value::Null)}),
-    )
+    let view = state.neasmart.global().map(|g| StateView::from(&g));
+    answer(&state, flavor, view)
 }
 
-/// Forwards a validated command and maps the worker's reply.
-async fn forward(
-    flavor: Flavor,
+/// Answers a command: `200` with the new state's view (`/api/v1`) or `202` (compatibility
+/// listener) once the worker confirmed it, the mapped error otherwise; with the freshness
+/// headers either way.
+fn confirmed<T: serde::Serialize>(
     state: &HubState,
-    levels: Vec<String>,
-    body: Value,
-    shape: impl FnOnce(&Value) -> Value,
+    flavor: Flavor,
+    topic: &[String],
+    timeout: Duration,
+    result: Result<T, RequestError<NeasmartCode>>,
 ) -> Response {
-    let cache = state.neasmart.clone();
-    let timeout = Duration::from_millis(state.config.fieldbus.neasmart.api_command_timeout_ms);
-    let topic = topic_of(state, &levels);
-    let resp = match request(state, &topic, body, timeout).await {
-        Ok(reply) if reply.get("ok").and_then(Value::as_bool) == Some(true) => match flavor {
-            Flavor::Compat => StatusCode::ACCEPTED.into_response(),
-            Flavor::Api => {
-                let s = reply.get("state").cloned().unwrap_or(Value::Null);
-                (StatusCode::OK, axum::Json(shape(&s))).into_response()
-            }
-        },
-        Ok(reply) => {
-            let code = reply
-                .pointer("/error/code")
-                .and_then(Value::as_str)
-                .unwrap_or("COMMAND_REFUSED");
-            let message = reply
-                .pointer("/error/message")
-                .and_then(Value::as_str)
-                .unwrap_or("the fieldbus worker refused the command")
-                .to_string();
-            // Codes are static strings on our side; map the known ones back.
-            let code: &'static str = match code {
-                "INVALID_BASE" => "INVALID_BASE",
-                "INVALID_ZONE" => "INVALID_ZONE",
-                "INVALID_STATE" => "INVALID_STATE",
-                "INVALID_MODE" => "INVALID_MODE",
-                "INVALID_SETPOINT" => "INVALID_SETPOINT",
-                "SETPOINT_OUT_OF_RANGE" => "SETPOINT_OUT_OF_RANGE",
-                "EMPTY_COMMAND" => "EMPTY_COMMAND",
-                "INVALID_BODY" => "INVALID_BODY",
-                _ => "COMMAND_REFUSED",
-            };
-            error(flavor, StatusCode::BAD_REQUEST, code, message)
-        }
-        Err(e) => {
-            tracing::warn!(%topic, error = %e, "Neasmart command not confirmed");
-            error(
-                flavor,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "FIELDBUS_UNAVAILABLE",
-                format!(
-                    "the fieldbus worker did not confirm the command within {} ms",
-                    timeout.as_millis()
-                ),
-            )
-        }
+    let resp = match (result, flavor) {
+        (Ok(_), Flavor::Compat) => StatusCode::ACCEPTED.into_response(),
+        (Ok(view), Flavor::Api) => (StatusCode::OK, axum::Json(to_json(view))).into_response(),
+        (Err(e), _) => error(flavor, command_failed(&topic.join("/"), e, timeout)),
     };
-    with_headers(resp, &freshness(state, &cache))
+    with_headers(resp, &current_freshness(state))
+}
+
+fn command_timeout(state: &HubState) -> Duration {
+    Duration::from_millis(state.config.fieldbus.neasmart.api_command_timeout_ms)
 }
 
 fn range(state: &HubState) -> SetpointRange {
@@ -469,104 +560,78 @@ async fn zone_post(
         Ok(z) => z,
         Err(e) => return refused(flavor, e),
     };
-    let body = body_of(&bytes);
-    let cmd = match validate::zone_command(z, &body, range(&state)) {
-        Ok(c) => c,
+    let command = match validate::zone_command(z, &body_of(&bytes), range(&state)) {
+        Ok(c) => ZoneSet::from(&c),
         Err(e) => return refused(flavor, e),
     };
-    let mut forwarded = serde_json::Map::new();
-    if let Some(s) = cmd.state {
-        forwarded.insert("state".into(), s.get().into());
-    }
-    if let Some(sp) = cmd.setpoint {
-        forwarded.insert("setpoint".into(), json!(sp.celsius()));
-    }
-    forward(
-        flavor,
-        &state,
-        topics::zone_set(z),
-        Value::Object(forwarded),
-        |s| {
-            serde_json::from_value::<ZoneView>(s.clone())
-                .map(to_json)
-                .unwrap_or(Value::Null)
-        },
-    )
-    .await
+    let timeout = command_timeout(&state);
+    let result = state
+        .neasmart
+        .set_zone(&state.bus, z, &command, timeout)
+        .await
+        .map(|s| ZoneView::from(&s));
+    confirmed(&state, flavor, &ZoneSet::topic(z), timeout, result)
 }
 
 async fn mode_post(flavor: Flavor, state: HubState, bytes: axum::body::Bytes) -> Response {
-    match validate::mode_command(&body_of(&bytes)) {
-        Ok(m) => {
-            forward(
-                flavor,
-                &state,
-                topics::mode_set(),
-                json!({"mode": m.get()}),
-                |s| json!({"mode": s.get("mode").cloned().unwrap_or(Value::Null)}),
-            )
-            .await
-        }
-        Err(e) => refused(flavor, e),
-    }
+    let command = match validate::mode_command(&body_of(&bytes)) {
+        Ok(mode) => ModeSet { mode },
+        Err(e) => return refused(flavor, e),
+    };
+    let timeout = command_timeout(&state);
+    let result = state
+        .neasmart
+        .set_mode(&state.bus, &command, timeout)
+        .await
+        .map(|g| ModeView::from(&g));
+    confirmed(&state, flavor, &ModeSet::topic(), timeout, result)
 }
 
 async fn state_post(flavor: Flavor, state: HubState, bytes: axum::body::Bytes) -> Response {
-    match validate::state_command(&body_of(&bytes)) {
-        Ok(s) => {
-            forward(
-                flavor,
-                &state,
-                topics::state_set(),
-                json!({"state": s.get()}),
-                |v| json!({"state": v.get("state").cloned().unwrap_or(Value::Null)}),
-            )
-            .await
-        }
-        Err(e) => refused(flavor, e),
-    }
+    let command = match validate::state_command(&body_of(&bytes)) {
+        Ok(s) => StateSet { state: s },
+        Err(e) => return refused(flavor, e),
+    };
+    let timeout = command_timeout(&state);
+    let result = state
+        .neasmart
+        .set_state(&state.bus, &command, timeout)
+        .await
+        .map(|g| StateView::from(&g));
+    confirmed(&state, flavor, &StateSet::topic(), timeout, result)
 }
 
 /// `GET /api/v1/neasmart/zones`: the zones the base has reported, with their state.
 async fn zones_list(State(state): State<HubState>) -> Response {
-    let cache = state.neasmart.clone();
-    let f = freshness(&state, &cache);
-    let mut items: Vec<Value> = Vec::new();
-    for z in ZoneId::all() {
-        if let Some(v) = cache.get(&topic_of(&state, &topics::zone(z)))
-            && v.get("active").and_then(Value::as_bool) == Some(true)
-        {
-            items.push(v);
-        }
-    }
+    let items: Vec<Value> = state.neasmart.active_zones().iter().map(to_json).collect();
     let total = items.len();
     let body = json!({
         "items": items,
         "pagination": {"page": 1, "limit": 60, "total": total, "total_pages": 1},
     });
-    with_headers((StatusCode::OK, axum::Json(body)).into_response(), &f)
+    with_headers(
+        (StatusCode::OK, axum::Json(body)).into_response(),
+        &current_freshness(&state),
+    )
 }
 
 /// The status in the shape of the original's `/health`, with live age and staleness.
 fn health_body(state: &HubState) -> (Value, Freshness) {
-    let cache = state.neasmart.clone();
-    let f = freshness(state, &cache);
-    let status = cache
-        .get(&topic_of(state, &topics::status()))
-        .unwrap_or(Value::Null);
-    let get = |k: &str| status.get(k).cloned().unwrap_or(Value::Null);
+    let status = state.neasmart.status();
+    let f = freshness(state, status.as_ref());
+    let s = status.as_ref();
     let body = json!({
-        "status": if status.is_null() { "unavailable" } else { "ok" },
+        "status": if s.is_none() { "unavailable" } else { "ok" },
         "registers_receiving_updates": !f.stale,
         "registers_stale": f.stale,
         "registers_age_seconds": f.age_s,
         "last_register_write": f.last_write,
         "stale_after_seconds": f.stale_after_s,
-        "persist_command_registers": get("persist_command_registers"),
-        "command_sync_timeout_seconds": get("command_sync_timeout_seconds"),
-        "pending_command_registers": get("pending_command_registers"),
-        "startup_global_mode": get("startup_global_mode"),
-        "startup_global_state": get("startup_global_state"),
+        "persist_command_registers": s.map(|s| s.persist_command_registers),
+        "command_sync_timeout_seconds": s.map(|s| s.command_sync_timeout_seconds),
+        "pending_command_registers": s.map(|s| s.pending_command_registers),
+        "startup_global_mode": s.map(|s| s.startup_global_mode),
+        "startup_global_state": s.map(|s| s.startup_global_state),
     });
     (body, f)
 }
@@ -692,4 +757,86 @@ pub fn start_compat_listener(state: &HubState) -> tokio::task::JoinHandle<()> {
             tracing::error!(error = %e, "Neasmart compatibility listener failed");
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn take(client: &FieldbusClient, topic: &str, payload: &str) -> Result<(), CacheError> {
+        let levels: Vec<&str> = topic.split('/').collect();
+        client.take(topic, &levels, payload.as_bytes())
+    }
+
+    #[test]
+    fn the_cache_keeps_typed_state_per_entity_and_module() {
+        let c = FieldbusClient::default();
+        let zone = r#"{"base": 2, "zone": 1, "active": true, "state": 1, "state_name": "normal",
+            "setpoint": 22.5, "temperature": 19.9, "relative_humidity": 48,
+            "pending_state": false, "pending_setpoint": false}"#;
+        take(&c, "neasmart/zone/2/1", zone).unwrap();
+        let idle = zone.replace(r#""active": true"#, r#""active": false"#);
+        take(
+            &c,
+            "neasmart/zone/1/1",
+            &idle.replace(r#""base": 2"#, r#""base": 1"#),
+        )
+        .unwrap();
+        let z = ZoneId::new(2, 1).unwrap();
+        assert_eq!(c.zone(z).unwrap().setpoint, Some(22.5));
+        assert_eq!(
+            c.active_zones().iter().map(|z| z.id).collect::<Vec<_>>(),
+            [z]
+        );
+        take(
+            &c,
+            "neasmart/global",
+            r#"{"mode": 2, "mode_name": "heating", "state": 4, "state_name": "time_program",
+                "pending_mode": false, "pending_state": false}"#,
+        )
+        .unwrap();
+        assert_eq!(c.global().unwrap().state, 4);
+        take(&c, "neasmart/pump/5", r#"{"pump_state": 1}"#).unwrap();
+        let pump = Entity::Pump(watchpost_neasmart::PumpId::new(5).unwrap());
+        assert!(matches!(c.entity(pump), Some(EntityState::Pump(p)) if p.pump_state == 1));
+        take(
+            &c,
+            "neasmart/status",
+            r#"{"registers_receiving_updates": true, "registers_stale": false,
+                "registers_age_seconds": 0.5, "last_register_write": "2026-12-07T10:00:00.000Z",
+                "last_register_write_unix_ms": 1796637600000, "stale_after_seconds": 180,
+                "command_sync_timeout_seconds": 30, "pending_command_registers": 0,
+                "persist_command_registers": false, "startup_global_mode": 0,
+                "startup_global_state": 0}"#,
+        )
+        .unwrap();
+        assert_eq!(c.status().unwrap().stale_after_seconds, 180);
+        take(
+            &c,
+            "relay/out/status",
+            r#"{"module": "out", "unit_id": 1, "breaker": "closed", "consecutive_failures": 0,
+                "last_error": null, "last_ok_unix_ms": 5, "channels": []}"#,
+        )
+        .unwrap();
+        assert_eq!(c.relay("out").unwrap().unit_id, 1);
+
+        // Commands and channel topics are not state; a payload of the wrong shape is refused
+        // and leaves the cache as it was; an empty payload removes the state.
+        take(&c, "neasmart/zone/2/1/set", r#"{"state": 2}"#).unwrap();
+        take(&c, "relay/out/channel/door", r#"{"on": true}"#).unwrap();
+        assert!(take(&c, "neasmart/zone/2/1", r#"{"pump_state": 1}"#).is_err());
+        assert_eq!(c.zone(z).unwrap().state, 1);
+        take(&c, "neasmart/zone/2/1", "").unwrap();
+        assert!(c.zone(z).is_none());
+        take(&c, "relay/out/status", "").unwrap();
+        assert!(c.relay("out").is_none());
+    }
+
+    #[test]
+    fn every_refusal_has_a_status() {
+        for code in NeasmartCode::ALL {
+            let status = neasmart_status(*code);
+            assert!(status.is_client_error() || status == StatusCode::BAD_GATEWAY);
+        }
+    }
 }

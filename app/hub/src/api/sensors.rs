@@ -12,6 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use watchpost_contract::alarm::SensorView;
 use watchpost_store::{Event, EventFilter, EventQuery, Order, Page};
 
 use crate::error::ApiError;
@@ -45,20 +46,27 @@ fn page_of(p: &PageParams) -> Result<(NonZeroU32, NonZeroU32), ApiError> {
     Ok((page, limit))
 }
 
-fn sensors() -> Result<std::collections::BTreeMap<String, Value>, ApiError> {
-    watchpost_alarm::handle()
-        .map(|h| h.sensors())
-        .ok_or_else(|| {
-            ApiError::unavailable("SENSORS_UNAVAILABLE", "the sensor service is not running")
-        })
+/// The latest state of every sensor, from the alarm service's cache.
+fn sensors(state: &HubState) -> Result<std::collections::BTreeMap<String, SensorView>, ApiError> {
+    if state.alarm.running() {
+        Ok(state.alarm.sensors())
+    } else {
+        Err(ApiError::unavailable(
+            "SENSORS_UNAVAILABLE",
+            "the sensor service is not running",
+        ))
+    }
 }
 
-async fn list(Query(p): Query<PageParams>) -> Result<Json<Value>, ApiError> {
+async fn list(
+    State(state): State<HubState>,
+    Query(p): Query<PageParams>,
+) -> Result<Json<Value>, ApiError> {
     let (page, limit) = page_of(&p)?;
-    let all = sensors()?;
+    let all = sensors(&state)?;
     let total = all.len() as u64;
     let (page, limit) = (page.get(), limit.get());
-    let items: Vec<Value> = all
+    let items: Vec<SensorView> = all
         .into_values()
         .skip(((page - 1) as usize).saturating_mul(limit as usize))
         .take(limit as usize)
@@ -70,10 +78,13 @@ async fn list(Query(p): Query<PageParams>) -> Result<Json<Value>, ApiError> {
     })))
 }
 
-async fn one(Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    sensors()?
+async fn one(
+    State(state): State<HubState>,
+    Path(id): Path<String>,
+) -> Result<Json<SensorView>, ApiError> {
+    sensors(&state)?
         .into_iter()
-        .find(|(k, v)| k == &id || v.get("id").and_then(Value::as_str) == Some(&id))
+        .find(|(k, v)| k == &id || v.sensor.id == id)
         .map(|(_, v)| Json(v))
         .ok_or_else(|| ApiError::not_found("SENSOR_NOT_FOUND", format!("no sensor `{id}`")))
 }

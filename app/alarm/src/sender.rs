@@ -1,0 +1,269 @@
+//! One receiver's delivery task: sends the head of its queue until the receiver acknowledges it
+//! (or refuses it as not understood), in order, and removes delivered items once a checkpoint
+//! covers them. Never skips an item except one that cannot be decoded (recorded as critical) or
+//! one dropped by `overflow = "drop_oldest"`.
+//!
+//! Stopping has two steps. On `drain` the task takes no new item; the item in flight is
+//! finished as long as its tries succeed (a failed round leaves it queued instead of backing
+//! off), and then what is delivered and checkpointed is removed from the queue. On `stop` the
+//! task returns at once: a try in flight is abandoned and its item stays queued, to be sent
+//! again (with the same SIA sequence number) by the next run. Either way nothing is removed
+//! from the queue that the receiver has not acknowledged.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use watchpost_store::{NewEvent, QueueItem, Severity};
+
+use crate::delivery::Batch;
+use crate::history;
+use crate::ledger::Feed;
+use crate::now_ms;
+use crate::receivers::Receiver;
+use crate::sia::Outcome;
+
+/// Removes delivered items from the queue in batches: when this many are waiting...
+const ACK_BATCH: u64 = 64;
+/// ...or when the oldest has waited this long, or the queue has nothing else to send.
+const ACK_DELAY: Duration = Duration::from_millis(100);
+
+/// How the task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Drained: remove what is delivered and checkpointed.
+    Drained,
+    /// Stopped or the service is gone: return at once.
+    Stopped,
+}
+
+/// Runs the delivery task of one receiver until `drain` (then finishes the item in flight and
+/// removes what it may) or `stop` (returns at once).
+pub async fn run(
+    receiver: Receiver,
+    feed: Feed,
+    history: mpsc::Sender<NewEvent>,
+    drain: CancellationToken,
+    stop: CancellationToken,
+) {
+    let mut task = Task {
+        receiver,
+        feed,
+        history,
+        done: 0,
+        removed: 0,
+        done_since: None,
+    };
+    if task.deliver(&drain, &stop).await == End::Drained {
+        let removable = task.removable();
+        if removable > task.removed {
+            task.remove_through(removable).await;
+        }
+    }
+}
+
+struct Task {
+    receiver: Receiver,
+    feed: Feed,
+    history: mpsc::Sender<NewEvent>,
+    /// Items below `done` are delivered...
+    done: u64,
+    /// ...below `removed` they are gone from the queue.
+    removed: u64,
+    /// When the oldest delivered item not yet removed was delivered.
+    done_since: Option<Instant>,
+}
+
+impl Task {
+    fn record(&self, e: NewEvent) {
+        if self.history.try_send(e).is_err() {
+            tracing::warn!(receiver = %self.feed.stats.id, "alarm history is full; an entry was not recorded");
+        }
+    }
+
+    /// Delivered items a saved checkpoint covers: one past the last.
+    fn removable(&self) -> u64 {
+        self.done.min(*self.feed.committed.borrow())
+    }
+
+    /// Removes the items below `removable` from the queue.
+    async fn remove_through(&mut self, removable: u64) -> bool {
+        let q = self.feed.queue.clone();
+        match tokio::task::spawn_blocking(move || q.ack_through(removable - 1)).await {
+            Ok(Ok(_)) => {
+                self.removed = removable;
+                self.done_since = (self.done > self.removed).then(Instant::now);
+                true
+            }
+            Ok(Err(e)) => {
+                self.feed
+                    .stats
+                    .set_error(Some(format!("removing delivered items: {e}")));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    async fn deliver(&mut self, drain: &CancellationToken, stop: &CancellationToken) -> End {
+        let stats = self.feed.stats.clone();
+        // What the queue holds at start; later items arrive from the intake in memory.
+        let mut pending: VecDeque<QueueItem> = {
+            let q = self.feed.queue.clone();
+            match tokio::task::spawn_blocking(move || q.peek(usize::MAX)).await {
+                Ok(Ok(items)) => items.into(),
+                Ok(Err(e)) => {
+                    stats.set_error(Some(format!("reading the queue: {e}")));
+                    VecDeque::new()
+                }
+                Err(_) => return End::Stopped,
+            }
+        };
+        'items: loop {
+            // Remove what is delivered and checkpointed, in batches.
+            let removable = self.removable();
+            if removable > self.removed {
+                let due = removable - self.removed >= ACK_BATCH
+                    || self.done_since.is_some_and(|t| t.elapsed() >= ACK_DELAY);
+                if due && !self.remove_through(removable).await {
+                    return End::Stopped;
+                }
+            }
+            if drain.is_cancelled() {
+                return End::Drained;
+            }
+            while let Ok(item) = self.feed.enqueued.try_recv() {
+                pending.push_back(item);
+            }
+            let dropped_before = stats.dropped_before.load(Ordering::Relaxed);
+            while pending
+                .front()
+                .is_some_and(|i| i.seq < self.done || i.seq < dropped_before)
+            {
+                pending.pop_front();
+            }
+            let Some(item) = pending.pop_front() else {
+                stats.set_state("idle");
+                let pending_removal = self.done > self.removed;
+                tokio::select! {
+                    _ = stop.cancelled() => return End::Stopped,
+                    _ = drain.cancelled() => return End::Drained,
+                    i = self.feed.enqueued.recv() => match i {
+                        Some(i) => pending.push_back(i),
+                        None => return End::Drained,
+                    },
+                    r = self.feed.committed.changed(), if pending_removal => if r.is_err() {
+                        return End::Stopped;
+                    },
+                    _ = tokio::time::sleep(ACK_DELAY), if pending_removal => {
+                        self.done_since = Some(Instant::now() - ACK_DELAY);
+                    }
+                }
+                continue;
+            };
+            let batch = match Batch::decode(&item.payload) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.record(history::event(
+                        "alarm.queue_corrupt",
+                        &stats.id,
+                        Severity::Critical,
+                        json!({"queue_seq": item.seq, "error": e.to_string(),
+                               "payload": String::from_utf8_lossy(&item.payload)}),
+                    ));
+                    self.done = item.seq + 1;
+                    self.done_since.get_or_insert_with(Instant::now);
+                    continue;
+                }
+            };
+            stats.set_state("delivering");
+            stats
+                .oldest_ms
+                .store((item.enqueued_us / 1000) as i64, Ordering::Relaxed);
+            for d in &batch.deliveries {
+                let mut round = 0u32;
+                loop {
+                    round += 1;
+                    let mut tries = Vec::new();
+                    let outcome = tokio::select! {
+                        _ = stop.cancelled() => return End::Stopped,
+                        o = self.receiver.deliver(d, &mut tries) => o,
+                    };
+                    let now = now_ms();
+                    stats.last_attempt_ms.store(now, Ordering::Relaxed);
+                    if let Some(off) = self.receiver.clock_offset_s() {
+                        stats.clock_offset_s.store(off, Ordering::Relaxed);
+                    }
+                    for t in &tries {
+                        stats.attempt(t.result.label());
+                        self.record(history::attempt(&stats.id, d, t));
+                    }
+                    match outcome {
+                        Outcome::Delivered { endpoint } => {
+                            stats.delivered(1);
+                            stats.last_delivered_ms.store(now, Ordering::Relaxed);
+                            stats.set_endpoint(&endpoint);
+                            stats.set_error(None);
+                            break;
+                        }
+                        Outcome::NotUnderstood { endpoint } => {
+                            stats.not_understood();
+                            stats.set_endpoint(&endpoint);
+                            stats.set_error(Some(format!(
+                                "{endpoint} did not understand alarm {} ({} {})",
+                                d.alarm_id,
+                                d.kind.as_str(),
+                                d.phase.as_str()
+                            )));
+                            self.record(history::event(
+                                "alarm.not_understood",
+                                &stats.id,
+                                Severity::Critical,
+                                json!({"alarm_id": d.alarm_id, "sensor": d.sensor, "event": d.kind,
+                                       "phase": d.phase, "endpoint": endpoint, "target": d.target}),
+                            ));
+                            break;
+                        }
+                        Outcome::Failed => {
+                            stats.failed_rounds.fetch_add(1, Ordering::Relaxed);
+                            stats.set_state("retrying");
+                            let last = tries
+                                .last()
+                                .map(|t| format!("{}: {:?}", t.endpoint, t.result));
+                            stats.set_error(last);
+                            // Draining: the item stays queued for the next run.
+                            if drain.is_cancelled() {
+                                return End::Drained;
+                            }
+                            tokio::select! {
+                                _ = stop.cancelled() => return End::Stopped,
+                                _ = drain.cancelled() => return End::Drained,
+                                _ = tokio::time::sleep(self.receiver.backoff(round)) => {}
+                            }
+                            // `overflow = "drop_oldest"` may have dropped this very item while
+                            // it was being retried (already counted and recorded as dropped):
+                            // give it up rather than deliver an alarm reported as dropped.
+                            if item.seq < stats.dropped_before.load(Ordering::Relaxed) {
+                                continue 'items;
+                            }
+                        }
+                    }
+                }
+            }
+            self.done = item.seq + 1;
+            self.done_since.get_or_insert_with(Instant::now);
+            let n = batch.deliveries.len() as u64;
+            let left = stats.queued.load(Ordering::Relaxed).saturating_sub(n);
+            let oldest = if left == 0 {
+                0
+            } else {
+                stats.oldest_ms.load(Ordering::Relaxed)
+            };
+            stats.set_queue(left, oldest, now_ms());
+        }
+    }
+}
