@@ -35,8 +35,8 @@
 //! or leaves them queued) and deletes nothing unless every worker has stopped, since none may
 //! hold its store open; the workers are started again whatever the outcome. An alarm raised in
 //! the moment between the hub's answer and its stop is queued and deleted with the store: the
-//! reset is two deliberate presses by someone standing at the appliance, and the hub stops
-//! within a tick of its answer.
+//! reset is two deliberate presses by someone standing at the appliance, and the hub gets
+//! SIGTERM right after its answer.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
