@@ -24,8 +24,8 @@ pub struct HubState {
     /// The fieldbus worker's client: the Neasmart gateway's and the relays' retained state,
     /// and their typed commands.
     pub neasmart: Arc<crate::api::neasmart::FieldbusClient>,
-    /// The capture worker's camera status and thermal statistics, and its requests.
-    pub cameras: Arc<crate::api::cameras::StatusCache>,
+    /// The capture worker's client: camera status and thermal statistics, and its commands.
+    pub cameras: Arc<crate::api::cameras::CaptureClient>,
 }
 
 impl HubState {

@@ -3,33 +3,39 @@
 //!
 //! The list comes from the configuration (`[capture]`); each camera's status comes from the
 //! capture worker's retained topic `<prefix>/capture/camera/<id>/status`, which a hub service
-//! ([`start_status_cache`]) subscribes to once and keeps in memory, together with the worker's
-//! own `<prefix>/system/capture/status`: a status whose worker is gone, or that has not been
-//! refreshed for [`STALE_AFTER_MS`], is reported `offline` with the reason. Snapshots and the
-//! recording index are asked of the worker over the bus (`.../snapshot/set`,
-//! `.../recordings/set`); when it does not answer in time the API says 503. Credentials are
-//! never part of an answer: the source is described by its type and its URL without user
-//! information.
+//! ([`start_status_cache`]) subscribes to once and keeps in the typed caches of
+//! [`CaptureClient`] (`HubState::cameras`), together with the thermal statistics and the
+//! worker's own `<prefix>/system/capture/status`: a status whose worker is gone, or that has not
+//! been refreshed for [`STALE_AFTER_MS`], is reported `offline` with the reason. Snapshots, the
+//! recording index and credentials are the capture contract's typed commands
+//! (`watchpost_contract::capture`) sent with `Bus::request`; the worker's refusals come back as
+//! [`CaptureCode`]s, mapped to HTTP by one exhaustive `match` ([`refused`]); no answer in time
+//! is a 503. Credentials are never part of an answer: the source is described by its type and
+//! its URL without user information.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::sync::{oneshot, watch};
-use watchpost_bus::Retain;
-use watchpost_config::capture::{CameraConfig, CameraKind, SourceConfig};
-use watchpost_runtime::WorkerCtx;
-use watchpost_store::{Page, Pagination};
+use watchpost_bus::{Bus, ReplyError, RequestError};
+use watchpost_config::capture::{
+    CameraConfig, CameraKind, RecordMode, RtspTransport, SourceConfig,
+};
+use watchpost_contract::capture::{
+    self, CameraCommand, CameraState, CameraStatus, CaptureCode, Credentials, Recording,
+    Recordings, Snapshot, ThermalStatistics, Topic,
+};
 
+use super::extract::{Path, Query};
+use super::list::{Page, PageRequest, Pagination, paginate};
 use crate::error::ApiError;
 use crate::state::HubState;
 
@@ -37,9 +43,8 @@ use crate::state::HubState;
 pub const STALE_AFTER_MS: u64 = 30_000;
 /// How long a snapshot may take: the worker waits up to 2 s for a frame, then decodes.
 pub const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(6);
-/// How long the worker may take to list its index.
+/// How long the worker may take to list its index, or to seal credentials.
 pub const RECORDINGS_TIMEOUT: Duration = Duration::from_secs(3);
-pub const MAX_LIMIT: u32 = 500;
 
 pub fn router() -> Router<HubState> {
     Router::new()
@@ -50,31 +55,187 @@ pub fn router() -> Router<HubState> {
         .route("/cameras/{id}/credentials", put(put_credentials))
 }
 
-/// The capture worker's status document of one camera, as far as the API uses it (unknown
-/// fields are ignored, missing ones default).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct WorkerStatus {
-    pub state: String,
-    pub reason: Option<String>,
-    pub input_fps: f64,
-    pub bitrate_bps: f64,
-    pub frames_dropped: u64,
-    pub reconnects: u64,
-    pub recording: bool,
-    pub recording_bytes_per_s: f64,
-    pub disk_used_bytes: u64,
-    pub last_frame_at: Option<String>,
-    pub recording_error: Option<String>,
-    pub detect_latency_ms: Option<f64>,
-    pub updated_unix_ms: u64,
+/// The hub's client of the capture worker: typed caches of what it publishes (each camera's
+/// retained status, each thermal camera's statistics, the worker's own presence), fed by
+/// [`start_status_cache`], and its commands over `Bus::request`.
+#[derive(Debug, Default)]
+pub struct CaptureClient {
+    cameras: Mutex<HashMap<String, CameraStatus>>,
+    thermal: Mutex<HashMap<String, ThermalStatistics>>,
+    /// The worker's own retained `system/capture/status` (`online`/`offline`), once heard.
+    worker_online: Mutex<Option<bool>>,
+}
+
+impl CaptureClient {
+    /// Applies one bus message (a camera's status or thermal statistics, or the worker's own
+    /// status). An empty or undecodable payload removes the camera's entry.
+    pub fn apply(&self, prefix: &str, topic: &str, payload: &[u8]) {
+        match Topic::parse(prefix, topic) {
+            Some(Topic::WorkerStatus) => {
+                let online = match payload {
+                    b"online" => Some(true),
+                    b"offline" => Some(false),
+                    _ => None,
+                };
+                *self.worker_online.lock().unwrap_or_else(|p| p.into_inner()) = online;
+            }
+            Some(Topic::Status(id)) => take(&self.cameras, topic, id, payload),
+            Some(Topic::Thermal(id)) => take(&self.thermal, topic, id, payload),
+            Some(
+                Topic::Recording(_)
+                | Topic::ThermalEvent(_)
+                | Topic::Snapshot(_)
+                | Topic::SnapshotEvent(_)
+                | Topic::Command(..),
+            )
+            | None => {}
+        }
+    }
+
+    /// The status the worker last published for camera `id`.
+    pub fn status(&self, id: &str) -> Option<CameraStatus> {
+        self.cameras
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// The thermal statistics the worker last published for camera `id`.
+    pub fn thermal(&self, id: &str) -> Option<ThermalStatistics> {
+        self.thermal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// Whether the worker says it is online; `None` until heard.
+    pub fn worker_online(&self) -> Option<bool> {
+        *self.worker_online.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends `command` to camera `camera` and waits up to `timeout` for the worker's answer;
+    /// a refusal or no answer is the API's error.
+    pub async fn request<C: CameraCommand>(
+        &self,
+        bus: &Bus,
+        camera: &str,
+        command: &C,
+        timeout: Duration,
+    ) -> Result<C::Reply, ApiError> {
+        let topic = bus.topic(&capture::command(camera, C::COMMAND));
+        bus.request(&topic, command, timeout)
+            .await
+            .map_err(|e| request_error(&topic, e))
+    }
+}
+
+/// Puts a decoded retained payload into `map`, or removes `id` for an empty or bad one.
+fn take<T: serde::de::DeserializeOwned>(
+    map: &Mutex<HashMap<String, T>>,
+    topic: &str,
+    id: &str,
+    payload: &[u8],
+) {
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    if payload.is_empty() {
+        map.remove(id);
+        return;
+    }
+    match serde_json::from_slice::<T>(payload) {
+        Ok(v) => {
+            map.insert(id.to_string(), v);
+        }
+        Err(e) => {
+            tracing::debug!(%topic, error = %e, "capture payload is not the contract's JSON");
+            map.remove(id);
+        }
+    }
+}
+
+/// A failed command as the API answers it.
+fn request_error(topic: &str, e: RequestError<CaptureCode>) -> ApiError {
+    match e {
+        RequestError::Refused { error, .. } => refused(error),
+        RequestError::Timeout { .. } | RequestError::Bus(_) => {
+            tracing::warn!(%topic, error = %e, "camera command not answered");
+            ApiError::unavailable(
+                "CAPTURE_UNAVAILABLE",
+                format!("the capture worker did not answer: {e}"),
+            )
+        }
+        RequestError::BadReply { .. } => {
+            tracing::warn!(%topic, error = %e, "camera command answered out of contract");
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "CAPTURE_BAD_REPLY",
+                format!("the capture worker's answer is not understood: {e}"),
+            )
+        }
+    }
+}
+
+/// The capture worker's refusal as the API answers it.
+pub fn refused(e: ReplyError<CaptureCode>) -> ApiError {
+    let (status, code) = match e.code {
+        // The hub found the camera in the configuration: the worker does not run it.
+        CaptureCode::CameraNotFound => (StatusCode::SERVICE_UNAVAILABLE, "CAMERA_NOT_RUNNING"),
+        CaptureCode::NoFrame => (StatusCode::SERVICE_UNAVAILABLE, "NO_FRAME"),
+        CaptureCode::SnapshotFailed => (StatusCode::INTERNAL_SERVER_ERROR, "SNAPSHOT_FAILED"),
+        CaptureCode::InvalidQuery => (StatusCode::BAD_REQUEST, "INVALID_QUERY"),
+        CaptureCode::IndexUnreadable => (StatusCode::INTERNAL_SERVER_ERROR, "INDEX_UNREADABLE"),
+        CaptureCode::InvalidCredentials => (StatusCode::BAD_REQUEST, "INVALID_CREDENTIALS"),
+        CaptureCode::CredentialsNotSaved => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "CREDENTIALS_NOT_SAVED")
+        }
+        // The hub's own command did not decode: the two ends disagree on the contract.
+        CaptureCode::InvalidBody => (StatusCode::BAD_GATEWAY, "CAPTURE_BAD_REQUEST"),
+    };
+    ApiError::new(status, code, e.message).with_details(e.details)
+}
+
+/// Hub service: keeps the capture client's caches filled from the bus until shutdown.
+pub fn start_status_cache(state: &HubState) -> tokio::task::JoinHandle<()> {
+    let state = state.clone();
+    tokio::spawn(async move {
+        if !state.config.capture.enabled {
+            return;
+        }
+        let bus = &state.bus;
+        let cams = bus.subscribe(&bus.filter(&capture::STATUS_FILTER)).await;
+        let worker = bus.subscribe(&bus.topic(&capture::worker_status())).await;
+        let thermal = bus.subscribe(&bus.filter(&capture::THERMAL_FILTER)).await;
+        let (Ok(mut cams), Ok(mut worker), Ok(mut thermal)) = (cams, worker, thermal) else {
+            tracing::warn!("camera status cache: cannot subscribe to the bus");
+            return;
+        };
+        let client = &state.cameras;
+        let prefix = bus.prefix().to_string();
+        let shutdown = state.ctx.shutdown().clone();
+        loop {
+            let msg = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                m = cams.recv() => m,
+                m = worker.recv() => m,
+                m = thermal.recv() => m,
+            };
+            let Some(msg) = msg else { return };
+            client.apply(&prefix, &msg.topic, &msg.payload);
+        }
+    })
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A camera's status as the API reports it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CameraStatusView {
-    /// `online`, `offline`, `error`, `starting` or `disabled`.
-    pub state: String,
+    pub state: CameraState,
     pub reason: Option<String>,
     pub input_fps: f64,
     pub bitrate_bps: f64,
@@ -91,238 +252,16 @@ pub struct CameraStatusView {
     pub updated_unix_ms: Option<u64>,
 }
 
-/// What the hub has heard from the capture worker, and its requests waiting for a reply.
-#[derive(Debug)]
-pub struct StatusCache {
-    cameras: Mutex<HashMap<String, WorkerStatus>>,
-    /// Latest `.../capture/camera/<id>/thermal` statistics of thermal cameras, as published.
-    thermal: Mutex<HashMap<String, serde_json::Value>>,
-    /// The worker's own retained `system/capture/status` (`online`/`offline`), once heard.
-    worker_online: Mutex<Option<bool>>,
-    /// `<prefix>/reply/hub-<pid>/capture`: replies to this hub's commands arrive below it.
-    reply_base: Mutex<Option<String>>,
-    pending: Mutex<HashMap<String, oneshot::Sender<serde_json::Value>>>,
-    next_request: AtomicU64,
-    /// True once the reply subscription is in place.
-    subscribed: watch::Sender<bool>,
-}
-
-impl Default for StatusCache {
-    fn default() -> Self {
-        Self {
-            cameras: Mutex::default(),
-            thermal: Mutex::default(),
-            worker_online: Mutex::default(),
-            reply_base: Mutex::default(),
-            pending: Mutex::default(),
-            next_request: AtomicU64::new(1),
-            subscribed: watch::channel(false).0,
-        }
-    }
-}
-
-impl StatusCache {
-    /// Hands a reply to the request waiting for it; false when `topic` is no reply of ours.
-    fn take_reply(&self, topic: &str, payload: &[u8]) -> bool {
-        let Some(tx) = self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(topic)
-        else {
-            return false;
-        };
-        let value = serde_json::from_slice(payload).unwrap_or(serde_json::Value::Null);
-        let _ = tx.send(value);
-        true
-    }
-
-    /// Publishes `body` (a JSON object) with `request_id`/`reply_to` to `topic` and waits for
-    /// the worker's reply, which comes through this cache's own subscription.
-    async fn request(
-        &self,
-        bus: &watchpost_bus::Bus,
-        topic: &str,
-        body: serde_json::Value,
-        timeout: Duration,
-    ) -> Result<serde_json::Value, String> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut ready = self.subscribed.subscribe();
-        let waited = tokio::time::timeout_at(deadline, ready.wait_for(|s| *s)).await;
-        let base = self
-            .reply_base
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let (Ok(Ok(_)), Some(base)) = (waited, base) else {
-            return Err("the reply subscription is not in place".into());
-        };
-        let serde_json::Value::Object(mut obj) = body else {
-            return Err("a request is a JSON object".into());
-        };
-        let id = self
-            .next_request
-            .fetch_add(1, Ordering::Relaxed)
-            .to_string();
-        let reply_to = format!("{base}/{id}");
-        obj.insert("request_id".into(), id.into());
-        obj.insert("reply_to".into(), reply_to.clone().into());
-        let (tx, rx) = oneshot::channel();
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(reply_to.clone(), tx);
-        let sent = bus
-            .publish_json(topic, &serde_json::Value::Object(obj), Retain::No)
-            .await;
-        let result = match sent {
-            Err(e) => Err(e.to_string()),
-            Ok(()) => match tokio::time::timeout_at(deadline, rx).await {
-                Ok(Ok(v)) => Ok(v),
-                _ => Err(format!(
-                    "no reply on {topic} within {} ms",
-                    timeout.as_millis()
-                )),
-            },
-        };
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&reply_to);
-        result
-    }
-
-    /// Applies one bus message (`.../capture/camera/<id>/status` or `.../system/capture/status`).
-    pub fn apply(&self, prefix: &str, topic: &str, payload: &[u8]) {
-        let Some(rest) = topic.strip_prefix(prefix).and_then(|r| r.strip_prefix('/')) else {
-            return;
-        };
-        let levels: Vec<&str> = rest.split('/').collect();
-        match levels.as_slice() {
-            ["system", "capture", "status"] => {
-                let online = match payload {
-                    b"online" => Some(true),
-                    b"offline" => Some(false),
-                    _ => None,
-                };
-                *self.worker_online.lock().unwrap_or_else(|p| p.into_inner()) = online;
-            }
-            ["capture", "camera", id, "thermal"] => {
-                let mut t = self.thermal.lock().unwrap_or_else(|p| p.into_inner());
-                match serde_json::from_slice::<serde_json::Value>(payload) {
-                    Ok(v) if v.is_object() => {
-                        t.insert((*id).to_string(), v);
-                    }
-                    _ => {
-                        t.remove(*id);
-                    }
-                }
-            }
-            ["capture", "camera", id, "status"] => {
-                let mut cams = self.cameras.lock().unwrap_or_else(|p| p.into_inner());
-                if payload.is_empty() {
-                    cams.remove(*id);
-                    return;
-                }
-                match serde_json::from_slice::<WorkerStatus>(payload) {
-                    Ok(s) => {
-                        cams.insert((*id).to_string(), s);
-                    }
-                    Err(e) => {
-                        tracing::debug!(%topic, error = %e, "camera status is not the expected JSON")
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn get(&self, id: &str) -> Option<WorkerStatus> {
-        self.cameras
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
-    }
-
-    fn thermal(&self, id: &str) -> Option<serde_json::Value> {
-        self.thermal
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
-    }
-
-    fn worker_online(&self) -> Option<bool> {
-        *self.worker_online.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Hub service: registers this hub's status cache and keeps it filled from the bus until
-/// shutdown. Registration happens before this returns, so no request finds no cache.
-pub fn start_status_cache(state: &HubState) -> tokio::task::JoinHandle<()> {
-    let cache = state.cameras.clone();
-    let state = state.clone();
-    tokio::spawn(async move {
-        if !state.config.capture.enabled {
-            return;
-        }
-        let bus = &state.bus;
-        // Replies come on a subscription of our own: `Bus::request_json` builds its reply
-        // filter with `Bus::topic`, which escapes the `#`, so its replies never arrive.
-        let reply_base = format!("{}/reply/hub-{}/capture", bus.prefix(), std::process::id());
-        let replies = bus.subscribe(&format!("{reply_base}/#")).await;
-        let cams = bus
-            .subscribe(&format!("{}/capture/camera/+/status", bus.prefix()))
-            .await;
-        let worker = bus
-            .subscribe(&bus.topic(&["system", "capture", "status"]))
-            .await;
-        let thermal = bus
-            .subscribe(&format!("{}/capture/camera/+/thermal", bus.prefix()))
-            .await;
-        let (Ok(mut cams), Ok(mut worker), Ok(mut replies), Ok(mut thermal)) =
-            (cams, worker, replies, thermal)
-        else {
-            tracing::warn!("camera status cache: cannot subscribe to the bus");
-            return;
-        };
-        *cache.reply_base.lock().unwrap_or_else(|p| p.into_inner()) = Some(reply_base);
-        cache.subscribed.send_replace(true);
-        let prefix = bus.prefix().to_string();
-        let shutdown = state.ctx.shutdown().clone();
-        loop {
-            let msg = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                m = cams.recv() => m,
-                m = worker.recv() => m,
-                m = replies.recv() => m,
-                m = thermal.recv() => m,
-            };
-            let Some(msg) = msg else { return };
-            if !cache.take_reply(&msg.topic, &msg.payload) {
-                cache.apply(&prefix, &msg.topic, &msg.payload);
-            }
-        }
-    })
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// What the API says about a camera, from its configuration and what the worker published.
 pub fn status_view(
     capture_enabled: bool,
     camera_enabled: bool,
     worker_online: Option<bool>,
-    heard: Option<WorkerStatus>,
+    heard: Option<CameraStatus>,
     now_ms: u64,
 ) -> CameraStatusView {
     let mut v = CameraStatusView {
-        state: "offline".into(),
+        state: CameraState::Offline,
         reason: None,
         input_fps: 0.0,
         bitrate_bps: 0.0,
@@ -337,7 +276,7 @@ pub fn status_view(
         updated_unix_ms: None,
     };
     if !capture_enabled || !camera_enabled {
-        v.state = "disabled".into();
+        v.state = CameraState::Disabled;
         v.reason = Some(if capture_enabled {
             "the camera is disabled in the configuration".into()
         } else {
@@ -369,11 +308,7 @@ pub fn status_view(
         ));
     } else {
         // Fresh: the worker's own view, rates included.
-        v.state = if s.state.is_empty() {
-            "offline".into()
-        } else {
-            s.state
-        };
+        v.state = s.state;
         v.reason = s.reason;
         v.input_fps = s.input_fps;
         v.bitrate_bps = s.bitrate_bps;
@@ -397,58 +332,98 @@ fn without_userinfo(url: &str) -> String {
     format!("{scheme}://{host}{path}")
 }
 
-fn source_json(c: &CameraConfig) -> serde_json::Value {
-    match &c.source {
-        SourceConfig::Rtsp {
-            url,
-            sub_url,
-            transport,
-            ..
-        } => json!({
-            "type": "rtsp",
-            "url": without_userinfo(url),
-            "sub_url": sub_url.as_deref().map(without_userinfo),
-            "transport": transport,
-        }),
-        SourceConfig::V4l2 { device, .. } => json!({"type": "v4l2", "device": device}),
-        SourceConfig::HttpMjpeg { url, fps } => {
-            json!({"type": "http_mjpeg", "url": without_userinfo(url), "fps": fps})
-        }
-        SourceConfig::ThermalTcp { address, fps } => {
-            json!({"type": "thermal_tcp", "address": address, "fps": fps})
+/// A camera's source as the API describes it: its type and where it is, never credentials.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SourceView {
+    Rtsp {
+        url: String,
+        sub_url: Option<String>,
+        transport: RtspTransport,
+    },
+    V4l2 {
+        device: PathBuf,
+    },
+    HttpMjpeg {
+        url: String,
+        fps: u32,
+    },
+    ThermalTcp {
+        address: String,
+        fps: u32,
+    },
+}
+
+impl SourceView {
+    fn of(c: &CameraConfig) -> Self {
+        match &c.source {
+            SourceConfig::Rtsp {
+                url,
+                sub_url,
+                transport,
+                ..
+            } => SourceView::Rtsp {
+                url: without_userinfo(url),
+                sub_url: sub_url.as_deref().map(without_userinfo),
+                transport: *transport,
+            },
+            SourceConfig::V4l2 { device, .. } => SourceView::V4l2 {
+                device: device.clone(),
+            },
+            SourceConfig::HttpMjpeg { url, fps } => SourceView::HttpMjpeg {
+                url: without_userinfo(url),
+                fps: *fps,
+            },
+            SourceConfig::ThermalTcp { address, fps } => SourceView::ThermalTcp {
+                address: address.clone(),
+                fps: *fps,
+            },
         }
     }
 }
 
-fn camera_json(
-    state: &HubState,
-    cache: Option<&StatusCache>,
-    c: &CameraConfig,
-) -> serde_json::Value {
-    let cap = &state.config.capture;
-    let status = status_view(
-        cap.enabled,
-        c.enabled,
-        cache.and_then(StatusCache::worker_online),
-        cache.and_then(|k| k.get(c.id.as_str())),
-        now_ms(),
-    );
-    json!({
-        "id": c.id.as_str(),
-        "name": if c.name.is_empty() { c.id.as_str() } else { c.name.as_str() },
-        "enabled": c.enabled,
-        "kind": c.kind,
-        "source": source_json(c),
-        "credentials_configured": c.credentials.is_some(),
-        "record_mode": c.record.mode,
-        "detect": c.detect.enabled,
-        "status": status,
-        "thermal": if c.kind == CameraKind::Thermal {
-            cache.and_then(|k| k.thermal(c.id.as_str()))
-        } else {
-            None
+/// One camera as `GET /api/v1/cameras` and `GET /api/v1/cameras/{id}` answer it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CameraView {
+    pub id: String,
+    /// The configured name, or the id when it has none.
+    pub name: String,
+    pub enabled: bool,
+    pub kind: CameraKind,
+    pub source: SourceView,
+    pub credentials_configured: bool,
+    pub record_mode: RecordMode,
+    pub detect: bool,
+    pub status: CameraStatusView,
+    /// A thermal camera's latest statistics as the worker published them; `null` for other
+    /// cameras and before the first.
+    pub thermal: Option<ThermalStatistics>,
+}
+
+fn camera_view(state: &HubState, c: &CameraConfig) -> CameraView {
+    let client = &state.cameras;
+    let id = c.id.as_str();
+    CameraView {
+        id: id.to_string(),
+        name: if c.name.is_empty() { id } else { &c.name }.to_string(),
+        enabled: c.enabled,
+        kind: c.kind,
+        source: SourceView::of(c),
+        credentials_configured: c.credentials.is_some(),
+        record_mode: c.record.mode,
+        detect: c.detect.enabled,
+        status: status_view(
+            state.config.capture.enabled,
+            c.enabled,
+            client.worker_online(),
+            client.status(id),
+            now_ms(),
+        ),
+        thermal: match c.kind {
+            CameraKind::Thermal => client.thermal(id),
+            _ => None,
         },
-    })
+    }
 }
 
 fn find<'a>(state: &'a HubState, id: &str) -> Result<&'a CameraConfig, ApiError> {
@@ -464,26 +439,6 @@ fn find<'a>(state: &'a HubState, id: &str) -> Result<&'a CameraConfig, ApiError>
         })
 }
 
-fn parse_page(page: Option<u32>, limit: Option<u32>) -> Result<(u32, u32), ApiError> {
-    let page = NonZeroU32::new(page.unwrap_or(1))
-        .ok_or_else(|| ApiError::bad_request("INVALID_PAGE", "page counts from 1"))?;
-    let limit = NonZeroU32::new(limit.unwrap_or(50))
-        .filter(|l| l.get() <= MAX_LIMIT)
-        .ok_or_else(|| {
-            ApiError::bad_request("INVALID_LIMIT", format!("limit must be 1..={MAX_LIMIT}"))
-        })?;
-    Ok((page.get(), limit.get()))
-}
-
-fn pagination(page: u32, limit: u32, total: u64) -> Pagination {
-    Pagination {
-        page,
-        limit,
-        total,
-        total_pages: total.div_ceil(u64::from(limit)),
-    }
-}
-
 /// Query parameters of `GET /api/v1/cameras`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -495,29 +450,21 @@ pub struct ListParams {
 async fn list(
     State(state): State<HubState>,
     Query(p): Query<ListParams>,
-) -> Result<Json<Page<serde_json::Value>>, ApiError> {
-    let (page, limit) = parse_page(p.page, p.limit)?;
-    let cache = Some(state.cameras.clone());
+) -> Result<Json<Page<CameraView>>, ApiError> {
+    let req = PageRequest::new(p.page, p.limit)?;
     let cams = &state.config.capture.cameras;
-    let items: Vec<serde_json::Value> = cams
-        .iter()
-        .skip((page as usize - 1).saturating_mul(limit as usize))
-        .take(limit as usize)
-        .map(|c| camera_json(&state, cache.as_deref(), c))
-        .collect();
-    Ok(Json(Page {
-        items,
-        pagination: pagination(page, limit, cams.len() as u64),
-    }))
+    Ok(Json(paginate(
+        cams.iter().map(|c| camera_view(&state, c)),
+        req,
+    )))
 }
 
 async fn one(
     State(state): State<HubState>,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<CameraView>, ApiError> {
     let c = find(&state, &id)?;
-    let cache = Some(state.cameras.clone());
-    Ok(Json(camera_json(&state, cache.as_deref(), c)))
+    Ok(Json(camera_view(&state, c)))
 }
 
 /// Refuses cameras the worker does not run, before asking it anything.
@@ -538,54 +485,16 @@ fn require_running(state: &HubState, c: &CameraConfig) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Sends a command to the capture worker and maps a missing or negative answer to an error.
-async fn ask(
-    state: &HubState,
-    id: &str,
-    command: &str,
-    body: serde_json::Value,
-    timeout: Duration,
-) -> Result<serde_json::Value, ApiError> {
-    let topic = state.bus.topic(&["capture", "camera", id, command, "set"]);
-    let cache = Some(state.cameras.clone()).ok_or_else(|| {
-        ApiError::unavailable("CAPTURE_UNAVAILABLE", "the camera service is not running")
-    })?;
-    let answer = cache
-        .request(&state.bus, &topic, body, timeout)
-        .await
-        .map_err(|e| {
-            ApiError::unavailable(
-                "CAPTURE_UNAVAILABLE",
-                format!("the capture worker did not answer: {e}"),
-            )
-        })?;
-    if answer.get("ok").and_then(|v| v.as_bool()) == Some(true) {
-        return Ok(answer);
-    }
-    let code = answer.get("code").and_then(|v| v.as_str()).unwrap_or("");
-    let message = answer
-        .get("error")
-        .and_then(|v| v.as_str())
-        .unwrap_or("the capture worker refused the request")
-        .to_string();
-    Err(match code {
-        "CAMERA_NOT_FOUND" => ApiError::unavailable("CAMERA_NOT_RUNNING", message),
-        "NO_FRAME" => ApiError::unavailable("NO_FRAME", message),
-        "INVALID_QUERY" => ApiError::bad_request("INVALID_QUERY", message),
-        "INVALID_CREDENTIALS" => ApiError::bad_request("INVALID_CREDENTIALS", message),
-        "CREDENTIALS_NOT_SAVED" => ApiError::internal("CREDENTIALS_NOT_SAVED", message),
-        "INDEX_UNREADABLE" => ApiError::internal("INDEX_UNREADABLE", message),
-        _ => ApiError::internal("SNAPSHOT_FAILED", message),
-    })
-}
-
 async fn snapshot(
     State(state): State<HubState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let c = find(&state, &id)?;
     require_running(&state, c)?;
-    let answer = ask(&state, &id, "snapshot", json!({}), SNAPSHOT_TIMEOUT).await?;
+    let taken = state
+        .cameras
+        .request(&state.bus, &id, &Snapshot {}, SNAPSHOT_TIMEOUT)
+        .await?;
     // The worker wrote the JPEG to the snapshots directory both processes know.
     let path = state
         .config
@@ -598,11 +507,6 @@ async fn snapshot(
             format!("reading the snapshot {}: {e}", path.display()),
         )
     })?;
-    let taken_at = answer
-        .get("taken_at")
-        .and_then(|v| v.as_str())
-        .unwrap_or("")
-        .to_string();
     let mut resp = (
         [
             (header::CONTENT_TYPE, "image/jpeg"),
@@ -611,7 +515,7 @@ async fn snapshot(
         jpeg,
     )
         .into_response();
-    if let Ok(v) = header::HeaderValue::from_str(&taken_at) {
+    if let Ok(v) = header::HeaderValue::from_str(&taken.taken_at) {
         resp.headers_mut().insert("x-snapshot-taken-at", v);
     }
     Ok(resp)
@@ -648,20 +552,15 @@ async fn put_credentials(
             "expected {\"username\": \"...\", \"password\": \"...\"}",
         )
     })?;
-    if body.username.is_empty() || body.username.contains(':') {
-        return Err(ApiError::bad_request(
-            "INVALID_CREDENTIALS",
-            "the username must be non-empty and without `:`",
-        ));
-    }
-    ask(
-        &state,
-        &id,
-        "credentials",
-        json!({"username": body.username, "password": body.password}),
-        RECORDINGS_TIMEOUT,
-    )
-    .await?;
+    let credentials = Credentials {
+        username: body.username,
+        password: body.password,
+    };
+    credentials.check().map_err(refused)?;
+    state
+        .cameras
+        .request(&state.bus, &id, &credentials, RECORDINGS_TIMEOUT)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -683,7 +582,7 @@ async fn recordings(
     State(state): State<HubState>,
     Path(id): Path<String>,
     Query(p): Query<RecordingParams>,
-) -> Result<Json<Page<serde_json::Value>>, ApiError> {
+) -> Result<Json<Page<Recording>>, ApiError> {
     let _ = find(&state, &id)?;
     if !state.config.capture.enabled {
         return Err(ApiError::unavailable(
@@ -691,7 +590,7 @@ async fn recordings(
             "the capture worker is disabled in the configuration",
         ));
     }
-    let (page, limit) = parse_page(p.page, p.limit)?;
+    let req = PageRequest::new(p.page, p.limit)?;
     let oldest_first = match p.order.as_deref() {
         None | Some("newest") => false,
         Some("oldest") => true,
@@ -702,19 +601,20 @@ async fn recordings(
             ));
         }
     };
-    let body = json!({
-        "page": page, "limit": limit, "since_us": p.since_us, "until_us": p.until_us,
-        "oldest_first": oldest_first,
-    });
-    let answer = ask(&state, &id, "recordings", body, RECORDINGS_TIMEOUT).await?;
-    let total = answer.get("total").and_then(|v| v.as_u64()).unwrap_or(0);
-    let items = match answer.get("items") {
-        Some(serde_json::Value::Array(a)) => a.clone(),
-        _ => Vec::new(),
+    let query = Recordings {
+        page: req.page.get(),
+        limit: req.limit.get(),
+        since_us: p.since_us,
+        until_us: p.until_us,
+        oldest_first,
     };
+    let page = state
+        .cameras
+        .request(&state.bus, &id, &query, RECORDINGS_TIMEOUT)
+        .await?;
     Ok(Json(Page {
-        items,
-        pagination: pagination(page, limit, total),
+        items: page.items,
+        pagination: Pagination::new(req.page, req.limit, page.total),
     }))
 }
 
@@ -723,27 +623,30 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn fresh(now: u64) -> WorkerStatus {
-        WorkerStatus {
-            state: "online".into(),
+    fn fresh(now: u64) -> CameraStatus {
+        CameraStatus {
+            id: "a".into(),
+            name: "A".into(),
+            state: CameraState::Online,
+            reason: None,
             input_fps: 15.0,
             bitrate_bps: 300_000.0,
+            frames_dropped: 0,
+            reconnects: 2,
             recording: true,
             recording_bytes_per_s: 40_000.0,
-            reconnects: 2,
             disk_used_bytes: 1234,
+            last_frame_at: None,
+            recording_error: None,
+            detect_latency_ms: None,
             updated_unix_ms: now - 1000,
-            ..Default::default()
         }
     }
 
     #[test]
     fn cache_follows_topics_and_empty_payloads() {
-        let c = StatusCache::default();
-        let body = serde_json::to_vec(
-            &json!({"id": "a", "state": "online", "input_fps": 5.0, "extra": 1}),
-        )
-        .unwrap();
+        let c = CaptureClient::default();
+        let body = serde_json::to_vec(&fresh(10_000)).unwrap();
         c.apply("watchpost", "watchpost/capture/camera/a/status", &body);
         c.apply(
             "watchpost",
@@ -751,52 +654,115 @@ mod tests {
             b"not json",
         );
         c.apply("watchpost", "watchpost/system/capture/status", b"online");
+        let thermal = json!({"camera": "a", "at": "2026-11-22T10:00:00.000Z", "width": 160,
+            "height": 120, "min_c": 5.1, "max_c": 65.35, "mean_c": 23.07,
+            "hottest": {"x": 1, "y": 2, "celsius": 65.35},
+            "coldest": {"x": 3, "y": 4, "celsius": 5.1}, "rules": []});
         c.apply(
             "watchpost",
             "watchpost/capture/camera/a/thermal",
-            br#"{"max_c": 65.35}"#,
+            thermal.to_string().as_bytes(),
         );
-        assert_eq!(c.thermal("a").unwrap()["max_c"], 65.35);
+        assert_eq!(c.thermal("a").unwrap().max_c, 65.35);
+        // The REST answer carries the statistics as published.
+        assert_eq!(serde_json::to_value(c.thermal("a")).unwrap(), thermal);
         c.apply("watchpost", "other/capture/camera/z/status", &body);
-        assert_eq!(c.get("a").unwrap().input_fps, 5.0);
-        assert!(c.get("b").is_none() && c.get("z").is_none());
+        assert_eq!(c.status("a").unwrap().input_fps, 15.0);
+        assert!(c.status("b").is_none() && c.status("z").is_none());
         assert_eq!(c.worker_online(), Some(true));
         c.apply("watchpost", "watchpost/capture/camera/a/status", b"");
-        assert!(c.get("a").is_none());
+        assert!(c.status("a").is_none());
+        c.apply("watchpost", "watchpost/capture/camera/a/thermal", b"");
+        assert!(c.thermal("a").is_none());
+        c.apply("watchpost", "watchpost/system/capture/status", b"offline");
+        assert_eq!(c.worker_online(), Some(false));
     }
 
     #[test]
     fn fresh_status_is_the_workers() {
         let now = 10_000_000;
         let v = status_view(true, true, Some(true), Some(fresh(now)), now);
-        assert_eq!(v.state, "online");
+        assert_eq!(v.state, CameraState::Online);
         assert_eq!((v.input_fps, v.recording, v.reconnects), (15.0, true, 2));
+        assert_eq!(serde_json::to_value(&v).unwrap()["state"], "online");
     }
 
     #[test]
     fn stale_or_orphaned_status_is_offline_with_counters_kept() {
         let now = 10_000_000;
         let v = status_view(true, true, Some(false), Some(fresh(now)), now);
-        assert_eq!(v.state, "offline");
+        assert_eq!(v.state, CameraState::Offline);
         assert_eq!(
             v.reason.as_deref(),
             Some("the capture worker is not running")
         );
         assert_eq!((v.input_fps, v.recording, v.reconnects), (0.0, false, 2));
         let v = status_view(true, true, Some(true), Some(fresh(now)), now + 60_000);
-        assert_eq!(v.state, "offline");
+        assert_eq!(v.state, CameraState::Offline);
         assert!(v.reason.unwrap().contains("for 61 s"));
     }
 
     #[test]
     fn disabled_and_unheard_cameras() {
-        assert_eq!(status_view(false, true, None, None, 0).state, "disabled");
-        assert_eq!(status_view(true, false, None, None, 0).state, "disabled");
+        let disabled = CameraState::Disabled;
+        assert_eq!(status_view(false, true, None, None, 0).state, disabled);
+        assert_eq!(status_view(true, false, None, None, 0).state, disabled);
         let v = status_view(true, true, None, None, 0);
-        assert_eq!(v.state, "offline");
+        assert_eq!(v.state, CameraState::Offline);
         assert_eq!(
             v.reason.as_deref(),
             Some("no status from the capture worker yet")
+        );
+    }
+
+    #[test]
+    fn every_capture_code_has_its_http_answer() {
+        for &code in CaptureCode::ALL {
+            let e = refused(ReplyError::new(code, "why"));
+            assert_eq!(e.message, "why");
+            let expected = match code {
+                CaptureCode::CameraNotFound => (503, "CAMERA_NOT_RUNNING"),
+                CaptureCode::NoFrame => (503, "NO_FRAME"),
+                CaptureCode::InvalidQuery => (400, "INVALID_QUERY"),
+                CaptureCode::InvalidCredentials => (400, "INVALID_CREDENTIALS"),
+                CaptureCode::SnapshotFailed => (500, "SNAPSHOT_FAILED"),
+                CaptureCode::IndexUnreadable => (500, "INDEX_UNREADABLE"),
+                CaptureCode::CredentialsNotSaved => (500, "CREDENTIALS_NOT_SAVED"),
+                CaptureCode::InvalidBody => (502, "CAPTURE_BAD_REQUEST"),
+            };
+            assert_eq!((e.status.as_u16(), e.code), expected, "{code}");
+        }
+        let timeout = request_error(
+            "t",
+            RequestError::Timeout {
+                topic: "t".into(),
+                timeout_ms: 5,
+            },
+        );
+        assert_eq!(
+            (timeout.status, timeout.code),
+            (StatusCode::SERVICE_UNAVAILABLE, "CAPTURE_UNAVAILABLE")
+        );
+    }
+
+    #[test]
+    fn sources_are_described_without_credentials() {
+        let rtsp = SourceView::Rtsp {
+            url: without_userinfo("rtsp://u:p@h:554/a"),
+            sub_url: None,
+            transport: RtspTransport::Tcp,
+        };
+        assert_eq!(
+            serde_json::to_value(&rtsp).unwrap(),
+            json!({"type": "rtsp", "url": "rtsp://h:554/a", "sub_url": null, "transport": "tcp"})
+        );
+        let tcp = SourceView::ThermalTcp {
+            address: "127.0.0.1:9000".into(),
+            fps: 9,
+        };
+        assert_eq!(
+            serde_json::to_value(&tcp).unwrap(),
+            json!({"type": "thermal_tcp", "address": "127.0.0.1:9000", "fps": 9})
         );
     }
 
