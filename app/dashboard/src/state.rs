@@ -4,21 +4,23 @@
 //! - `sensors/<id>/state` (retained JSON): `name`, `state`, `alarm` (bool), `battery`
 //!   (0–4 level or 5–100 percent), `changed_at` (RFC 3339 string or Unix seconds), `online`;
 //! - `neasmart/zone/<bus>/<zone>` (retained JSON): `name`, `temperature_c`, `setpoint_c`;
-//! - `capture/camera/<id>/status` (retained JSON, the capture worker's camera status, see
-//!   docs/bus.md "Capture"): `name`, `state` (`starting`/`online`/`offline`/`error`/`disabled`),
-//!   `reason`, `updated_unix_ms`;
+//! - `capture/camera/<id>/status` (retained JSON, the capture contract's
+//!   [`CameraStatus`], see docs/bus.md "Capture"), of which the dashboard shows `name`, `state`
+//!   (`starting`/`online`/`offline`/`error`/`disabled`), `reason` and `updated_unix_ms`;
 //! - `system/capture/status` (retained plain text `online`/`offline`): the capture worker itself.
 //!
 //! A camera counts as online only when its state is `online`, its status is at most
 //! [`CAMERA_STATUS_MAX_AGE_S`] old, and the capture worker has not said `offline` (the same
 //! rule as the hub's camera API). An empty payload removes the entry (MQTT's way of clearing a
-//! retained topic). Unknown fields are ignored, so publishers may add more.
+//! retained topic). Unknown fields are ignored, so publishers may add more; a camera status
+//! that is not the contract's is an error like any payload that does not decode.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use watchpost_contract::capture::{CameraState, CameraStatus};
 
 /// One sensor tile.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,8 +50,7 @@ pub const CAMERA_STATUS_MAX_AGE_S: i64 = 30;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Camera {
     pub name: String,
-    /// The capture worker's state word (`starting`, `online`, `offline`, `error`, `disabled`).
-    pub state: String,
+    pub state: CameraState,
     pub reason: Option<String>,
     /// When the status was computed (ms since the Unix epoch), if the publisher said.
     pub updated_unix_ms: Option<u64>,
@@ -126,15 +127,6 @@ struct ZoneMsg {
     setpoint_c: Option<f64>,
 }
 
-/// The fields of the capture worker's `CameraStatus` the dashboard shows.
-#[derive(Deserialize)]
-struct CameraMsg {
-    name: Option<String>,
-    state: String,
-    reason: Option<String>,
-    updated_unix_ms: Option<u64>,
-}
-
 fn parse<T: for<'de> Deserialize<'de>>(topic: &[&str], payload: &[u8]) -> Result<T, StateError> {
     serde_json::from_slice(payload).map_err(|source| StateError::Payload {
         topic: topic.join("/"),
@@ -192,15 +184,14 @@ impl DashboardState {
                 if clear {
                     return Ok(self.cameras.remove(*id).is_some());
                 }
-                let m: CameraMsg = parse(levels, payload)?;
+                let m: CameraStatus = parse(levels, payload)?;
                 let c = Camera {
-                    name: m
-                        .name
+                    name: Some(m.name)
                         .filter(|n| !n.is_empty())
                         .unwrap_or_else(|| id.to_string()),
                     state: m.state,
                     reason: m.reason.filter(|r| !r.is_empty()),
-                    updated_unix_ms: m.updated_unix_ms,
+                    updated_unix_ms: Some(m.updated_unix_ms),
                 };
                 Ok(self.cameras.insert(id.to_string(), c.clone()) != Some(c))
             }
@@ -249,8 +240,8 @@ impl DashboardState {
             }
         }
         CameraView {
-            online: c.state == "online",
-            headline: c.state.clone(),
+            online: c.state == CameraState::Online,
+            headline: c.state.as_str().into(),
             detail: reason,
         }
     }
@@ -296,15 +287,18 @@ mod tests {
             .unwrap()
         );
         assert_eq!(s.zones["1/3"].name, "Zone 1.3");
+        let unnamed = String::from_utf8(CAPTURE_STATUS.to_vec())
+            .unwrap()
+            .replace(r#""name":"Gate""#, r#""name":"""#);
         assert!(
             s.apply(
                 &["capture", "camera", "front", "status"],
-                br#"{"id":"front","name":"","state":"online"}"#
+                unnamed.as_bytes()
             )
             .unwrap()
         );
         assert_eq!(s.cameras["front"].name, "front");
-        assert!(s.camera_view(&s.cameras["front"], 0).online);
+        assert!(s.camera_view(&s.cameras["front"], NOW).online);
         assert_eq!(s.tile_count(), 3);
         assert!(s.apply(&["sensors", "door1", "state"], b"").unwrap());
         assert!(s.alarms().is_empty());
@@ -312,7 +306,7 @@ mod tests {
         assert!(s.apply(&["sensors", "x", "state"], b"not json").is_err());
     }
 
-    /// A status exactly as the capture worker serialises its `CameraStatus` (app/capture).
+    /// A status as the capture worker publishes the contract's `CameraStatus`.
     const CAPTURE_STATUS: &[u8] = br#"{"id":"gate","name":"Gate","state":"online","reason":null,"input_fps":15.0,"bitrate_bps":2000000.0,"frames_dropped":0,"reconnects":1,"recording":true,"recording_bytes_per_s":250000.0,"disk_used_bytes":1048576,"last_frame_at":"2026-11-22T10:00:00.000Z","recording_error":null,"detect_latency_ms":null,"updated_unix_ms":1795341600000}"#;
     const NOW: i64 = 1_795_341_605;
 
@@ -356,6 +350,16 @@ mod tests {
         assert_eq!(
             (v.headline.as_str(), v.detail.as_str()),
             ("error", "connection refused")
+        );
+
+        // A status that is not the contract's (an unknown state, a missing field) is refused.
+        let unknown = String::from_utf8(CAPTURE_STATUS.to_vec())
+            .unwrap()
+            .replace(r#""state":"online""#, r#""state":"sleeping""#);
+        assert!(s.apply(&topic, unknown.as_bytes()).is_err());
+        assert!(
+            s.apply(&topic, br#"{"id":"gate","name":"Gate","state":"online"}"#)
+                .is_err()
         );
 
         // The old topic is not read any more; clearing the retained status removes the tile.
