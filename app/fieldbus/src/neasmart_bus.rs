@@ -231,7 +231,7 @@ pub fn apply_command(
 
 #[cfg(test)]
 mod tests {
-    use watchpost_bus::rpc::decode_reply;
+    use watchpost_bus::rpc::{decode_reply, encode_request};
     use watchpost_neasmart::{ModelConfig, ZoneId};
 
     use super::*;
@@ -255,23 +255,33 @@ mod tests {
         }
     }
 
+    /// Where the test requests ask to be answered.
+    const ANSWER_TO: &str = "wp/reply/c/7";
+
     fn apply(g: &Gateway, topic: &str, payload: &str) -> Handled {
         apply_command(topic, payload.as_bytes(), "wp", g, &settings())
     }
 
+    /// Sends `body` (JSON) as a request that wants an answer.
+    fn ask(g: &Gateway, topic: &str, body: &str) -> Handled {
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        let payload = encode_request(&body, "7", ANSWER_TO).unwrap();
+        apply_command(topic, &payload, "wp", g, &settings())
+    }
+
     fn reply<R: serde::de::DeserializeOwned>(h: &Handled) -> Result<R, ReplyError<NeasmartCode>> {
         let (to, payload) = h.reply.as_ref().expect("a reply");
-        assert_eq!(to, "wp/reply/c/7");
+        assert_eq!(to, ANSWER_TO);
         decode_reply(payload).unwrap()
     }
 
     #[test]
     fn zone_commands_are_applied_and_answered_with_the_zone_state() {
         let g = gateway();
-        let h = apply(
+        let h = ask(
             &g,
             "wp/neasmart/zone/1/3/set",
-            r#"{"setpoint": 21.5, "state": 2, "request_id": "7", "reply_to": "wp/reply/c/7"}"#,
+            r#"{"setpoint": 21.5, "state": 2}"#,
         );
         let z = ZoneId::new(1, 3).unwrap();
         assert_eq!(h.changed, Some(Entity::Zone(z)));
@@ -282,11 +292,7 @@ mod tests {
         assert_eq!(g.model().pending_count(), 2);
 
         // Refusals carry the validator's code and change nothing.
-        let h = apply(
-            &g,
-            "wp/neasmart/zone/1/3/set",
-            r#"{"setpoint": 60, "request_id": "7", "reply_to": "wp/reply/c/7"}"#,
-        );
+        let h = ask(&g, "wp/neasmart/zone/1/3/set", r#"{"setpoint": 60}"#);
         assert_eq!(h.changed, None);
         let e = reply::<ZoneReply>(&h).unwrap_err();
         assert_eq!(e.code, NeasmartCode::SetpointOutOfRange);
@@ -301,19 +307,11 @@ mod tests {
         assert!(h.reply.is_none());
         assert_eq!(h.changed, Some(Entity::Global));
         assert_eq!(g.model().global().mode, 3);
-        let h = apply(
-            &g,
-            "wp/neasmart/state/set",
-            r#"{"state": 5, "request_id": "7", "reply_to": "wp/reply/c/7"}"#,
-        );
+        let h = ask(&g, "wp/neasmart/state/set", r#"{"state": 5}"#);
         let state = reply::<GlobalReply>(&h).unwrap().state;
         assert_eq!((state.mode, state.state), (3, 5));
         assert_eq!(state.state_name, "party");
-        let h = apply(
-            &g,
-            "wp/neasmart/state/set",
-            r#"{"state": "party", "request_id": "7", "reply_to": "wp/reply/c/7"}"#,
-        );
+        let h = ask(&g, "wp/neasmart/state/set", r#"{"state": "party"}"#);
         assert_eq!(
             reply::<GlobalReply>(&h).unwrap_err().code,
             NeasmartCode::InvalidBody
@@ -325,11 +323,7 @@ mod tests {
     #[test]
     fn a_zone_outside_the_map_is_an_unknown_command() {
         let g = gateway();
-        let h = apply(
-            &g,
-            "wp/neasmart/zone/9/1/set",
-            r#"{"state": 1, "request_id": "7", "reply_to": "wp/reply/c/7"}"#,
-        );
+        let h = ask(&g, "wp/neasmart/zone/9/1/set", r#"{"state": 1}"#);
         assert_eq!(h.changed, None);
         assert_eq!(
             reply::<ZoneReply>(&h).unwrap_err().code,

@@ -791,7 +791,7 @@ mod tests {
         assert_eq!(truthy(b"[]"), None);
     }
 
-    use watchpost_contract::rpc::decode_reply;
+    use watchpost_contract::rpc::{decode_reply, encode_request};
 
     fn refusal(outbox: &Outbox, to: &str) -> ReplyError<RelayCode> {
         let queued = outbox.take();
@@ -826,16 +826,22 @@ mod tests {
             relays.command_filters(),
             ["wp/relay/+/channel/+/set", "wp/relay/+/channel/+/test"]
         );
-        let ask = |topic: &str, body: &str| {
-            let payload = format!(r#"{{"request_id": "1", "reply_to": "wp/reply/c/1", {body}}}"#);
-            relays.on_command(topic, payload.as_bytes(), &outbox);
+        let ask = |topic: &str, body: Value| {
+            let payload = encode_request(&body, "1", "wp/reply/c/1").unwrap();
+            relays.on_command(topic, &payload, &outbox);
             refusal(&outbox, "wp/reply/c/1")
         };
-        let e = ask("wp/relay/nope/channel/door/set", r#""on": true"#);
+        let e = ask(
+            "wp/relay/nope/channel/door/set",
+            serde_json::json!({"on": true}),
+        );
         assert_eq!(e.code, RelayCode::RelayNotFound);
-        let e = ask("wp/relay/out/channel/nope/test", r#""x": 0"#);
+        let e = ask("wp/relay/out/channel/nope/test", serde_json::json!({}));
         assert_eq!(e.code, RelayCode::ChannelNotFound);
-        let e = ask("wp/relay/out/channel/door/set", r#""on": "maybe""#);
+        let e = ask(
+            "wp/relay/out/channel/door/set",
+            serde_json::json!({"on": "maybe"}),
+        );
         assert_eq!(e.code, RelayCode::InvalidBody);
         assert_eq!(e.details, serde_json::json!({}));
         // Without a reply address nothing is answered.
