@@ -239,4 +239,77 @@ mod tests {
         tokio::time::advance(Duration::from_millis(1)).await;
         assert_eq!(i.gap_request(Instant::now()), first);
     }
+
+    /// The intake and the bridge's journal talking through their messages: restarts of
+    /// either, resends, the journal's overflow.
+    #[test]
+    fn with_the_bridges_journal() {
+        use watchpost_bridge::journal::Journal;
+        let door = Sensor::new("door1", "Door", "DoorSensor", None);
+        let seqs = |evs: &[SensorEvent]| evs.iter().map(|e| e.seq).collect::<Vec<_>>();
+
+        // The hub's first start: it asks for everything; there is nothing yet.
+        let mut j = Journal::new(100, 3);
+        let mut hub = Intake::new(None);
+        let r = hub.resend_request();
+        assert!(j.resend_from(r.epoch, r.from, 0).is_empty());
+        let evs: Vec<SensorEvent> = (0..3).map(|t| j.push(&door, false, false, t)).collect();
+        for e in &evs {
+            assert!(matches!(hub.admit(e), Verdict::Take { lost: None, .. }));
+        }
+        // Its checkpoint covers event 2 when it dies: only that much is acknowledged.
+        let saved = Source { epoch: 100, seq: 2 };
+        let a = ack(saved);
+        assert_eq!(j.ack(a.epoch, a.through), 2);
+
+        // The hub restarts from its checkpoint and gets event 3 again.
+        let mut hub = Intake::new(Some(saved));
+        let r = hub.resend_request();
+        let again = j.resend_from(r.epoch, r.from, 10);
+        assert_eq!(seqs(&again), vec![3]);
+        assert_eq!(hub.admit(&again[0]), take(100, 3));
+        // The bridge's periodic resend of what is not acknowledged yet is a duplicate.
+        let due = j.due(10_000, 1_000);
+        assert_eq!(hub.admit(&due[0]), Verdict::Duplicate);
+        let a = ack(hub.cursor().unwrap());
+        j.ack(a.epoch, a.through);
+        assert!(j.is_empty());
+
+        // The bridge restarts: a new run numbers from 1, and the hub follows it.
+        let mut j = Journal::new(200, 3);
+        let first = j.push(&door, false, true, 20);
+        assert_eq!(hub.admit(&first), take(200, 1));
+        // The hub is away while five more events come: the journal keeps the last three.
+        let live: Vec<SensorEvent> = (0..5)
+            .map(|t| j.push(&door, false, false, 30 + t))
+            .collect();
+        assert_eq!(seqs(&live), vec![2, 3, 4, 5, 6]);
+        assert_eq!(j.dropped, 3);
+        // Back, the hub asks for what follows its cursor; 2 and 3 are gone, and recorded so.
+        let r = hub.resend_request();
+        assert_eq!(
+            r,
+            IntakeResend {
+                epoch: 200,
+                from: 2
+            }
+        );
+        let again = j.resend_from(r.epoch, r.from, 40);
+        assert_eq!(seqs(&again), vec![4, 5, 6]);
+        assert_eq!(
+            hub.admit(&again[0]),
+            Verdict::Take {
+                source: Source { epoch: 200, seq: 4 },
+                lost: Some(Lost {
+                    epoch: 200,
+                    from: 2,
+                    to: 3
+                }),
+            }
+        );
+        assert_eq!(hub.admit(&again[1]), take(200, 5));
+        assert_eq!(hub.admit(&again[2]), take(200, 6));
+        // Events of the old run resent late change nothing.
+        assert_eq!(hub.admit(&evs[2]), Verdict::Duplicate);
+    }
 }

@@ -267,3 +267,182 @@ impl Task {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use watchpost_bus::Bus;
+    use watchpost_config::alarms::{OverflowPolicy, ReceiverConfig};
+    use watchpost_runtime::Registry;
+    use watchpost_runtime::testing::HeldPort;
+    use watchpost_store::{Queue, Store};
+
+    use super::*;
+    use crate::delivery::{Delivery, RelayAction, Source, Target};
+    use crate::event::{EventKind, Phase};
+    use crate::ledger::{Checkpoint, Ledger};
+    use crate::sia::SystemClock;
+
+    /// A relay receiver behind a bus client whose broker refuses every connection (commands go
+    /// into the void and time out after `timeout_ms`), and one alarm queued for it.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        _port: HeldPort,
+        shutdown: CancellationToken,
+        _ledger: Ledger,
+        queue: Queue,
+        stats: Arc<crate::status::ReceiverStats>,
+        history: mpsc::Receiver<NewEvent>,
+        drain: CancellationToken,
+        stop: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Fixture {
+        /// Starts the delivery task.
+        async fn start(timeout_ms: u64) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let port = HeldPort::new().unwrap();
+            let config = watchpost_config::from_str_with_env(
+                &format!(
+                    "[system]\ndata_dir = \"/tmp\"\n[bus]\nexternal = \"127.0.0.1:{}\"\n",
+                    port.port()
+                ),
+                std::path::Path::new("t.toml"),
+                &[],
+            )
+            .unwrap();
+            let shutdown = CancellationToken::new();
+            let bus = Bus::connect(&config, "hub", shutdown.clone());
+            let cfg: ReceiverConfig = toml::from_str(&format!(
+                "type = \"relay\"\nid = \"outputs\"\nmodule = \"m1\"\ntimeout_ms = {timeout_ms}\n\
+                 backoff_initial_ms = 5000\nbackoff_max_ms = 5000"
+            ))
+            .unwrap();
+            let store = Store::open(dir.path().join("hub.redb")).unwrap();
+            let (mut ledger, mut feeds) = Ledger::open(
+                std::slice::from_ref(&cfg),
+                &store,
+                &Checkpoint::default(),
+                10,
+                OverflowPolicy::RejectNew,
+                &Registry::new(),
+            )
+            .await
+            .unwrap();
+            let receiver = Receiver::new(
+                &cfg,
+                std::slice::from_ref(&cfg),
+                &bus,
+                Arc::new(SystemClock),
+            )
+            .unwrap();
+            let d = Delivery {
+                alarm_id: 1,
+                sensor: "door1".into(),
+                sensor_name: "Door".into(),
+                kind: EventKind::Intrusion,
+                phase: Phase::Alarm,
+                at_ms: 1,
+                target: Target::Relay {
+                    output: "siren".into(),
+                    action: RelayAction::Pulse { ms: 100 },
+                },
+            };
+            let source = Some(Source { epoch: 1, seq: 1 });
+            ledger
+                .enqueue(0, vec![d], source, &mut Vec::new())
+                .await
+                .unwrap();
+            let feed = feeds.pop().unwrap();
+            let (queue, stats) = (feed.queue.clone(), feed.stats.clone());
+            let (history_tx, history) = mpsc::channel(100);
+            let (drain, stop) = (CancellationToken::new(), CancellationToken::new());
+            let task = tokio::spawn(run(receiver, feed, history_tx, drain.clone(), stop.clone()));
+            Self {
+                _dir: dir,
+                _port: port,
+                shutdown,
+                _ledger: ledger,
+                queue,
+                stats,
+                history,
+                drain,
+                stop,
+                task,
+            }
+        }
+
+        async fn queue_len(&self) -> u64 {
+            let q = self.queue.clone();
+            tokio::task::spawn_blocking(move || q.len())
+                .await
+                .unwrap()
+                .unwrap()
+        }
+
+        /// Waits for the task to end (a deadline in the test's paused time).
+        async fn ended(&mut self) {
+            tokio::time::timeout(Duration::from_secs(600), &mut self.task)
+                .await
+                .expect("the delivery task ends")
+                .unwrap();
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            self.stop.cancel();
+            self.shutdown.cancel();
+        }
+    }
+
+    /// Waits (in the test's paused time) until `cond` holds.
+    async fn wait_until(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn draining_leaves_a_failing_delivery_queued_instead_of_backing_off() {
+        let mut f = Fixture::start(200).await;
+        // The command times out: a failed round, then a back-off of 5 s.
+        let stats = f.stats.clone();
+        wait_until("a failed round", || {
+            stats.failed_rounds.load(Ordering::Relaxed) >= 1
+        })
+        .await;
+        f.drain.cancel();
+        f.ended().await;
+        assert_eq!(f.queue_len().await, 1);
+        assert_eq!(f.stats.delivered.load(Ordering::Relaxed), 0);
+        let attempt = f.history.recv().await.unwrap();
+        assert_eq!(attempt.kind, "alarm.attempt");
+        assert_eq!(attempt.severity, Severity::Warning);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn draining_waits_for_the_try_in_flight_and_stopping_abandons_it() {
+        let mut f = Fixture::start(60_000).await;
+        let stats = f.stats.clone();
+        wait_until("the delivery", || {
+            *stats.state.lock().unwrap() == "delivering"
+        })
+        .await;
+        f.drain.cancel();
+        // The try runs on (its answer could still come) until the task is stopped.
+        for _ in 0..30 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            assert!(!f.task.is_finished());
+        }
+        f.stop.cancel();
+        f.ended().await;
+        // Abandoned, not failed: no attempt counted, and the alarm stays queued.
+        assert_eq!(f.stats.attempts.load(Ordering::Relaxed), 0);
+        assert_eq!(f.queue_len().await, 1);
+    }
+}

@@ -73,7 +73,9 @@ type ReloadReply = oneshot::Sender<Result<(), AlarmError>>;
 
 /// Runs the alarm service of `handle` until `ctx`'s shutdown (with alarms disabled, only the
 /// sensor state cache the API reads). Errors are logged and end the service; the hub keeps
-/// serving the rest. Returns within [`DRAIN_GRACE`] and a few store writes after shutdown.
+/// serving the rest. After shutdown it returns once the last state is saved, the deliveries in
+/// flight are finished or abandoned (within [`DRAIN_GRACE`]) and the last acknowledgement is
+/// handed to the bus (within another [`DRAIN_GRACE`]), and logs that it finished.
 pub async fn serve(
     handle: AlarmHandle,
     config: Arc<watchpost_config::Config>,
@@ -375,7 +377,7 @@ impl Run {
             stop,
             snapshot,
             saver,
-            acks,
+            mut acks,
             ..
         } = self;
         // The saver writes the last snapshot, then ends when its channel closes.
@@ -383,19 +385,25 @@ impl Run {
         let _ = saver.await;
         drain.cancel();
         let deadline = tokio::time::Instant::now() + DRAIN_GRACE;
-        let mut senders = senders;
-        let mut abandoned = false;
-        for s in &mut senders {
-            if tokio::time::timeout_at(deadline, s).await.is_err() {
-                abandoned = true;
+        let mut senders = senders.into_iter();
+        let mut running = Vec::new();
+        for mut s in senders.by_ref() {
+            if tokio::time::timeout_at(deadline, &mut s).await.is_err() {
+                running.push(s);
                 break;
             }
         }
+        running.extend(senders);
+        let abandoned = !running.is_empty();
         stop.cancel();
-        for s in senders {
+        for s in running {
             let _ = s.await;
         }
-        let _ = acks.await;
+        // The last acknowledgement; a bus client that no longer takes it (the hub is stopping)
+        // costs no more than the grace period (the bridge resends, the intake skips repeats).
+        if tokio::time::timeout(DRAIN_GRACE, &mut acks).await.is_err() {
+            acks.abort();
+        }
         let queued: u64 = ledger
             .all_stats()
             .iter()
@@ -659,5 +667,178 @@ impl Run {
             self.record(e);
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU64;
+
+    use watchpost_runtime::testing::HeldPort;
+    use watchpost_store::{Overflow, QueueConfig};
+
+    use super::*;
+
+    /// The hub's parts the service needs, with a bus client whose broker refuses every
+    /// connection (relay commands are sent into the void and never answered).
+    struct Hub {
+        _dir: tempfile::TempDir,
+        _port: HeldPort,
+        config: Arc<watchpost_config::Config>,
+        bus: Bus,
+        store: Store,
+        shutdown: CancellationToken,
+        ctx: Arc<WorkerCtx>,
+    }
+
+    impl Hub {
+        fn new(alarms: &str) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let port = HeldPort::new().unwrap();
+            let config = watchpost_config::from_str_with_env(
+                &format!(
+                    "[system]\ndata_dir = \"/tmp\"\n[bus]\nexternal = \"127.0.0.1:{}\"\n{alarms}",
+                    port.port()
+                ),
+                std::path::Path::new("t.toml"),
+                &[],
+            )
+            .unwrap();
+            let shutdown = CancellationToken::new();
+            let bus = Bus::connect(&config, "hub", shutdown.clone());
+            let store = Store::open(dir.path().join("hub.redb")).unwrap();
+            Self {
+                _dir: dir,
+                _port: port,
+                config: Arc::new(config),
+                bus,
+                store,
+                ctx: Arc::new(WorkerCtx::standalone("hub", shutdown.clone())),
+                shutdown,
+            }
+        }
+
+        fn serve(&self, handle: &AlarmHandle) -> JoinHandle<()> {
+            tokio::spawn(serve(
+                handle.clone(),
+                self.config.clone(),
+                self.bus.clone(),
+                self.store.clone(),
+                self.ctx.clone(),
+            ))
+        }
+
+        /// Cancels the hub's shutdown token and waits for `service` to return (a deadline in
+        /// the test's paused time: the hub's own grace period is longer).
+        async fn stop(&self, service: JoinHandle<()>) {
+            self.shutdown.cancel();
+            tokio::time::timeout(Duration::from_secs(5), service)
+                .await
+                .expect("the alarm service returns within 5 s of the shutdown")
+                .unwrap();
+        }
+    }
+
+    impl Drop for Hub {
+        fn drop(&mut self) {
+            self.shutdown.cancel();
+        }
+    }
+
+    /// Waits (in the test's paused time) until `cond` holds.
+    async fn wait_until(what: &str, cond: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+        while !cond() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    const RELAY: &str = "[alarms]\nenabled = true\n[[alarms.receivers]]\ntype = \"relay\"\n\
+                         id = \"outputs\"\nmodule = \"m1\"\ntimeout_ms = 60000\n";
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_returns_promptly_and_leaves_the_delivery_in_flight_queued() {
+        let hub = Hub::new(RELAY);
+        let handle = AlarmHandle::new(&hub.config.alarms);
+        assert!(!handle.running());
+        let service = hub.serve(&handle);
+        let request = TestRequest {
+            output: Some("siren".into()),
+            ..TestRequest::default()
+        };
+        let queued = handle.test_alarm("outputs", request).await.unwrap();
+        assert!(handle.running());
+        // The relay command is sent and never answered (it would time out after 60 s).
+        wait_until("the delivery", || {
+            handle
+                .queues()
+                .first()
+                .is_some_and(|q| q.state == "delivering")
+        })
+        .await;
+        hub.stop(service).await;
+        assert!(!handle.running());
+        assert!(matches!(
+            handle.test_alarm("outputs", TestRequest::default()).await,
+            Err(AlarmError::Stopped)
+        ));
+        // The alarm waits in its queue for the next start, with the state that covers it.
+        let queue = hub
+            .store
+            .queue(
+                &ledger::queue_name("outputs"),
+                QueueConfig {
+                    capacity: NonZeroU64::MIN.saturating_add(99),
+                    overflow: Overflow::RejectNew,
+                },
+            )
+            .unwrap();
+        let items = queue.peek(usize::MAX).unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].seq, queued.queue_seq);
+        let saved = Checkpoint::load(&hub.store).await.unwrap();
+        assert!(saved.receivers.contains_key("outputs"));
+        assert_eq!(saved.cursor, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_handle_runs_one_service() {
+        let hub = Hub::new(RELAY);
+        let handle = AlarmHandle::new(&hub.config.alarms);
+        let service = hub.serve(&handle);
+        wait_until("the service", || handle.running()).await;
+        let second = run(
+            handle.clone(),
+            hub.config.clone(),
+            hub.bus.clone(),
+            hub.store.clone(),
+            hub.ctx.clone(),
+            Arc::new(SystemClock),
+        )
+        .await;
+        assert!(matches!(second, Err(AlarmError::AlreadyServed)));
+        assert!(handle.running());
+        hub.stop(service).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_alarms_disabled_commands_are_refused_until_shutdown() {
+        let hub = Hub::new("[alarms]\nenabled = false\n");
+        let handle = AlarmHandle::new(&hub.config.alarms);
+        assert!(!handle.enabled());
+        let service = hub.serve(&handle);
+        assert!(matches!(
+            handle.test_alarm("cms", TestRequest::default()).await,
+            Err(AlarmError::Disabled)
+        ));
+        assert!(matches!(handle.reload().await, Err(AlarmError::Disabled)));
+        assert!(handle.running());
+        assert!(handle.queues().is_empty());
+        hub.stop(service).await;
+        assert!(!handle.running());
     }
 }
