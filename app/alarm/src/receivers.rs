@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 use watchpost_bus::{Bus, RequestError};
-use watchpost_config::alarms::{ChektAuth, ChektReceiver, ReceiverConfig, RelayReceiver};
+use watchpost_config::alarms::{
+    BodyField, ChektAuth, ChektReceiver, ReceiverConfig, RelayReceiver, TemplatePart,
+};
 use watchpost_contract::relay::{self, RelayCode};
 use watchpost_dc09::{ExtendedData, Payload, Seq};
 
@@ -187,14 +189,19 @@ impl ChektClient {
         let description = format!("{}: {}", d.sensor_name, d.kind.describe(d.phase));
         let mut obj = Map::new();
         for (key, template) in &cfg.body {
-            let v = template
-                .replace("{channel}", &channel.to_string())
-                .replace("{description}", &description)
-                .replace("{sensor_name}", &d.sensor_name)
-                .replace("{sensor}", &d.sensor)
-                .replace("{event}", d.kind.as_str())
-                .replace("{kind}", kind)
-                .replace("{time}", &d.at_ms.to_string());
+            let mut v = String::new();
+            for part in template.parts() {
+                match part {
+                    TemplatePart::Text(t) => v.push_str(t),
+                    TemplatePart::Field(BodyField::Channel) => v.push_str(&channel.to_string()),
+                    TemplatePart::Field(BodyField::Description) => v.push_str(&description),
+                    TemplatePart::Field(BodyField::Sensor) => v.push_str(&d.sensor),
+                    TemplatePart::Field(BodyField::SensorName) => v.push_str(&d.sensor_name),
+                    TemplatePart::Field(BodyField::Event) => v.push_str(d.kind.as_str()),
+                    TemplatePart::Field(BodyField::Kind) => v.push_str(kind),
+                    TemplatePart::Field(BodyField::Time) => v.push_str(&d.at_ms.to_string()),
+                }
+            }
             obj.insert(key.clone(), Value::String(v));
         }
         Value::Object(obj)

@@ -470,7 +470,7 @@ pub struct ChektReceiver {
     /// `{sensor_name}`, `{event}`, `{kind}` (alarm/restore/test) and `{time}`. Numbers stay
     /// strings.
     #[serde(default = "default_chekt_body")]
-    pub body: BTreeMap<String, String>,
+    pub body: BTreeMap<String, BodyTemplate>,
     #[serde(default = "default_http_timeout")]
     pub timeout_ms: u64,
     #[serde(default = "default_backoff_initial")]
@@ -487,6 +487,130 @@ pub struct ChektReceiver {
     #[serde(default = "default_fallback_after")]
     pub fallback_after_failures: u32,
 }
+
+/// A value a CHEKT body template can insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BodyField {
+    /// The route's CHEKT channel.
+    Channel,
+    /// `<sensor name>: <event text>`.
+    Description,
+    /// The YoLink deviceId.
+    Sensor,
+    SensorName,
+    /// The event name (`intrusion`, `door_prop`, …).
+    Event,
+    /// `alarm`, `restore` or `test`.
+    Kind,
+    /// Milliseconds since the Unix epoch.
+    Time,
+}
+
+impl BodyField {
+    pub const ALL: [BodyField; 7] = [
+        BodyField::Channel,
+        BodyField::Description,
+        BodyField::Sensor,
+        BodyField::SensorName,
+        BodyField::Event,
+        BodyField::Kind,
+        BodyField::Time,
+    ];
+
+    /// The name written between braces.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BodyField::Channel => "channel",
+            BodyField::Description => "description",
+            BodyField::Sensor => "sensor",
+            BodyField::SensorName => "sensor_name",
+            BodyField::Event => "event",
+            BodyField::Kind => "kind",
+            BodyField::Time => "time",
+        }
+    }
+}
+
+/// One piece of a [`BodyTemplate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplatePart {
+    Text(String),
+    Field(BodyField),
+}
+
+/// The value of one CHEKT body field: text with `{name}` placeholders ([`BodyField`]). A
+/// `{name}` (lower-case letters and `_`) that names no placeholder is rejected, so a typo such
+/// as `{chanel}` is not sent as it is; other braces are text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyTemplate(Vec<TemplatePart>);
+
+impl BodyTemplate {
+    /// A template that is just `field`.
+    pub fn field(field: BodyField) -> Self {
+        Self(vec![TemplatePart::Field(field)])
+    }
+
+    pub fn parts(&self) -> &[TemplatePart] {
+        &self.0
+    }
+}
+
+impl FromStr for BodyTemplate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut parts = Vec::new();
+        let mut text = String::new();
+        let mut rest = s;
+        while let Some(open) = rest.find('{') {
+            let after = &rest[open + 1..];
+            let name = after.find('}').map(|close| &after[..close]).filter(|n| {
+                !n.is_empty() && n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            });
+            let Some(name) = name else {
+                text.push_str(&rest[..=open]);
+                rest = after;
+                continue;
+            };
+            let field = BodyField::ALL
+                .into_iter()
+                .find(|f| f.as_str() == name)
+                .ok_or_else(|| {
+                    let known: Vec<String> = BodyField::ALL
+                        .iter()
+                        .map(|f| format!("{{{}}}", f.as_str()))
+                        .collect();
+                    format!(
+                        "`{{{name}}}` is not a placeholder (known: {})",
+                        known.join(", ")
+                    )
+                })?;
+            text.push_str(&rest[..open]);
+            if !text.is_empty() {
+                parts.push(TemplatePart::Text(std::mem::take(&mut text)));
+            }
+            parts.push(TemplatePart::Field(field));
+            rest = &after[name.len() + 1..];
+        }
+        text.push_str(rest);
+        if !text.is_empty() {
+            parts.push(TemplatePart::Text(text));
+        }
+        Ok(Self(parts))
+    }
+}
+
+impl fmt::Display for BodyTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for p in &self.0 {
+            match p {
+                TemplatePart::Text(t) => f.write_str(t)?,
+                TemplatePart::Field(x) => write!(f, "{{{}}}", x.as_str())?,
+            }
+        }
+        Ok(())
+    }
+}
+string_newtype_serde!(BodyTemplate);
 
 /// Relay outputs of the fieldbus worker (commands on
 /// `<prefix>/relay/<module>/channel/<output>/set`).
@@ -605,10 +729,16 @@ fn default_relay_timeout() -> u64 {
 fn default_true() -> bool {
     true
 }
-fn default_chekt_body() -> BTreeMap<String, String> {
+fn default_chekt_body() -> BTreeMap<String, BodyTemplate> {
     BTreeMap::from([
-        ("target_channel".to_string(), "{channel}".to_string()),
-        ("event_description".to_string(), "{description}".to_string()),
+        (
+            "target_channel".to_string(),
+            BodyTemplate::field(BodyField::Channel),
+        ),
+        (
+            "event_description".to_string(),
+            BodyTemplate::field(BodyField::Description),
+        ),
     ])
 }
 
@@ -875,7 +1005,7 @@ mod tests {
         let ReceiverConfig::Chekt(c) = &a.receivers[1] else {
             panic!()
         };
-        assert_eq!(c.body["target_channel"], "{channel}");
+        assert_eq!(c.body["target_channel"].to_string(), "{channel}");
         assert_eq!(a.receivers[2].kind(), "relay");
         let ReceiverConfig::Sia(sia) = &a.receivers[0] else {
             panic!()
@@ -909,6 +1039,45 @@ mod tests {
         toml::from_str::<AlarmsConfig>(text)
             .unwrap_err()
             .to_string()
+    }
+
+    #[test]
+    fn chekt_body_templates() {
+        let t: BodyTemplate = "zone {channel}: {sensor_name} at {time} {X} {} {"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            t.parts(),
+            &[
+                TemplatePart::Text("zone ".into()),
+                TemplatePart::Field(BodyField::Channel),
+                TemplatePart::Text(": ".into()),
+                TemplatePart::Field(BodyField::SensorName),
+                TemplatePart::Text(" at ".into()),
+                TemplatePart::Field(BodyField::Time),
+                TemplatePart::Text(" {X} {} {".into()),
+            ]
+        );
+        assert!(matches!(
+            "{x}".parse::<BodyTemplate>().unwrap_err().as_str(),
+            e if e.contains("`{x}` is not a placeholder")
+        ));
+        assert_eq!(
+            t.to_string(),
+            "zone {channel}: {sensor_name} at {time} {X} {} {"
+        );
+        assert_eq!(
+            "{\"a\": 1} {1}"
+                .parse::<BodyTemplate>()
+                .unwrap()
+                .to_string(),
+            "{\"a\": 1} {1}"
+        );
+        for f in BodyField::ALL {
+            let t: BodyTemplate = format!("{{{}}}", f.as_str()).parse().unwrap();
+            assert_eq!(t, BodyTemplate::field(f));
+        }
+        assert_eq!("".parse::<BodyTemplate>().unwrap().parts(), &[]);
     }
 
     #[test]
@@ -967,6 +1136,14 @@ mod tests {
             assert_eq!(serde_json::from_value::<AlarmEvent>(json).unwrap(), k);
         }
         assert!("BAA".parse::<SiaEventCode>().is_err());
+        let e = parse_err(&GOOD.replace(
+            "token = \"t\"",
+            "token = \"t\"\nbody = { ch = \"{chanel}\" }",
+        ));
+        assert!(
+            e.contains("line 16") && e.contains("`{chanel}` is not a placeholder"),
+            "{e}"
+        );
         assert_eq!(ContactIdCode::new(1000), None);
     }
 
