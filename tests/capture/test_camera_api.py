@@ -3,8 +3,10 @@ status from the capture worker's retained topics, a snapshot that decodes at the
 resolution, the recording index, the error shapes, and no credentials in any answer."""
 from __future__ import annotations
 
+import json
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -95,6 +97,65 @@ def test_status_snapshot_recordings_and_errors(recording):
     # No credentials anywhere.
     for path in ("/api/v1/cameras", "/api/v1/cameras/gate", "/api/v1/cameras/gate/recordings"):
         assert PASSWORD not in a.get(path).text
+
+
+def test_commands_on_the_bus_are_answered_in_the_one_envelope(recording):
+    """The camera commands as any MQTT client sends them (docs/bus.md, section Capture): every
+    answer is `{"ok": true, <fields>}` or `{"ok": false, "error": {"code", "message", "details"}}`."""
+    mqtt = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed (make venv)")
+    a = recording
+    wait_online(a, "gate")
+    host, port = a.addr("broker.listen")
+    replies: dict[str, dict] = {}
+    lock = threading.Lock()
+    subscribed = threading.Event()
+
+    def on_message(_c, _u, msg):
+        with lock:
+            replies[msg.topic] = json.loads(msg.payload)
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    c.on_message = on_message
+    c.on_connect = lambda client, *_: client.subscribe("watchpost/reply/pytest/#", 1)
+    c.on_subscribe = lambda *_: subscribed.set()
+    c.connect(host, port)
+    c.loop_start()
+    sent = iter(range(1, 100))
+
+    def ask(cam: str, command: str, body: dict) -> dict:
+        n = next(sent)
+        reply_to = f"watchpost/reply/pytest/{n}"
+        c.publish(f"watchpost/capture/camera/{cam}/{command}/set",
+                  json.dumps({**body, "request_id": str(n), "reply_to": reply_to}), qos=1)
+
+        def answer():
+            with lock:
+                return replies.get(reply_to)
+        return wait_for(answer, 15, interval=0.05, what=f"the answer to {command} of {cam}")
+
+    def refused(answer: dict) -> str:
+        assert answer["ok"] is False and set(answer) == {"ok", "error"}, answer
+        assert set(answer["error"]) == {"code", "message", "details"} and answer["error"]["message"], answer
+        return answer["error"]["code"]
+
+    try:
+        assert subscribed.wait(10), "no subscription to the reply topics"
+        taken = ask("gate", "snapshot", {})
+        assert taken["ok"] is True and set(taken) == {"ok", "path", "bytes", "taken_at"}, taken
+        assert taken["path"].endswith("gate.jpg") and taken["bytes"] > 0
+        assert refused(ask("nope", "snapshot", {})) == "CAMERA_NOT_FOUND"
+        assert refused(ask("spare", "snapshot", {})) == "CAMERA_NOT_FOUND"
+        assert refused(ask("gate", "recordings", {"limit": 0})) == "INVALID_QUERY"
+        assert refused(ask("nope", "recordings", {})) == "CAMERA_NOT_FOUND"
+        # A configured camera that does not run still has its (empty) index.
+        assert ask("spare", "recordings", {}) == {"ok": True, "items": [], "total": 0}
+        assert refused(ask("gate", "credentials", {"username": "a:b", "password": "x"})) == "INVALID_CREDENTIALS"
+        assert refused(ask("gate", "credentials", {"username": "u"})) == "INVALID_BODY"
+        assert refused(ask("gate", "trigger", {"active": "yes"})) == "INVALID_BODY"
+        assert ask("gate", "trigger", {"active": False, "reason": "pytest"}) == {"ok": True}
+    finally:
+        c.loop_stop()
+        c.disconnect()
 
 
 def test_snapshot_is_503_when_the_capture_worker_does_not_answer(recording):
