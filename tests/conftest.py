@@ -4,13 +4,20 @@ Tests start the built binaries (``WATCHPOST_BIN``, ``WATCHPOST_SIM_BIN``; ``make
 talk to them only through public protocols. Every appliance gets its own temporary data
 directory and listens on 127.0.0.1 with port 0: the supervisor picks free ports and writes them
 to ``<data_dir>/run/listeners.json``, which the fixture reads.
+
+Ports: a server under test binds port 0 and reports its address (the appliance through
+``listeners.json``, ``watchpost-sim`` and the peer scripts on stdout). A peer that must be told
+its port before it listens, or that goes away and comes back on the same port, gets a
+``HeldPort``. No test binds port 0, closes the socket and starts a server on that port.
 """
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -37,6 +44,79 @@ def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.0
             last_exc = exc
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+
+
+class HeldPort:
+    """A loopback TCP port held for a peer that must be told its port before it listens
+    (mosquitto, ffmpeg, QEMU's port forwards, a receiver that is down when the test starts), or
+    that goes away and comes back on the same port (an outage), or for an address where nothing
+    may listen.
+
+    The port is bound here with SO_REUSEADDR and never listened on, so a connection to it is
+    refused, as with no peer at all. Linux lets another socket with SO_REUSEADDR bind and
+    listen on it while no socket listens there (tokio, GLib and so gst-rtsp-server, asyncio and
+    pymodbus, socketserver with ``allow_reuse_address`` as in pysiaalarm, mosquitto, ffmpeg and
+    QEMU set it), and never hands a held port to a port-0 bind or to an outgoing connection:
+    between the peer's runs the port stays ours, where a port found by binding port 0 and
+    closing the socket could be taken by anyone. TCP only (for UDP the option shares the port).
+    ``watchpost_runtime::testing::HeldPort`` is the same for the Rust crate tests.
+    """
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def held_port():
+    """``held_port()`` holds a port (``HeldPort``) until the test ends and returns its number."""
+    held: list[HeldPort] = []
+
+    def hold() -> int:
+        held.append(HeldPort())
+        return held[-1].port
+
+    yield hold
+    for h in held:
+        h.close()
+
+
+class NotifyListener:
+    """A systemd stand-in on ``NOTIFY_SOCKET``: collects the supervisor's sd_notify lines
+    (READY=1, STATUS=..., WATCHDOG=1) with the time they arrived."""
+
+    def __init__(self, path: str):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.2)
+        self.messages: list[tuple[float, str]] = []
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self._stop:
+            try:
+                data = self.sock.recv(4096).decode()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            for line in data.splitlines():
+                self.messages.append((time.monotonic(), line))
+
+    def lines(self, prefix: str) -> list[tuple[float, str]]:
+        return [(t, m) for t, m in list(self.messages) if m.startswith(prefix)]
+
+    def close(self):
+        self._stop = True
+        self.thread.join(2)
+        self.sock.close()
 
 
 def toml_value(v: Any) -> str:

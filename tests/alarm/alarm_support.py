@@ -1,6 +1,9 @@
 """Peers for the alarm-path system tests (imported by the test modules): mosquitto (the YoLink
 broker), the YoLink simulator (`watchpost-sim yolink`), pysiaalarm (SIA DC-09 receiver), a CHEKT bridge stand-in (HTTP) and
-a pymodbus relay module. Each is a real process or server on 127.0.0.1 with its own port.
+a pymodbus relay module. Each is a real process or server on 127.0.0.1 with its own port: the
+ones that can bind port 0 and report it do (the YoLink simulator, the relay module, the CHEKT
+stand-in); mosquitto and the SIA receiver, which is told its port before it first listens, get
+a ``HeldPort``.
 """
 from __future__ import annotations
 
@@ -22,15 +25,9 @@ import requests
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from conftest import ROOT, SIM_BIN, wait_for  # noqa: E402
+from conftest import ROOT, SIM_BIN, HeldPort, wait_for  # noqa: E402
 
 PYTHON = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LineProcess:
@@ -81,20 +78,29 @@ class LineProcess:
 
 
 class SiaReceiver:
-    """pysiaalarm on a fixed port; can be stopped and started again on the same port."""
+    """pysiaalarm on a fixed port; can be stopped and started again on the same port.
+
+    Over TCP the port is held (``HeldPort``) from the start, so a test can configure the
+    appliance before the receiver first listens (connections are refused until then, as with a
+    receiver that is down) and nobody else can take the port between runs; pysiaalarm binds it
+    with SO_REUSEADDR. Over UDP the receiver binds port 0 when it first starts and comes back on
+    the port it reported.
+    """
 
     def __init__(self, protocol: str = "tcp", accounts: tuple[str, ...] = ("AAA",), ack_delay_ms: int = 0):
         self.protocol, self.accounts, self.ack_delay_ms = protocol, accounts, ack_delay_ms
-        self.port = free_port()
+        self.held = HeldPort() if protocol == "tcp" else None
+        self.port: int | None = self.held.port if self.held else None
         self.events: list[dict] = []
         self.proc: LineProcess | None = None
 
     def start(self) -> "SiaReceiver":
-        args = [PYTHON, str(HERE / "sia_receiver.py"), "--protocol", self.protocol, "--port", str(self.port),
+        args = [PYTHON, str(HERE / "sia_receiver.py"), "--protocol", self.protocol, "--port", str(self.port or 0),
                 "--ack-delay-ms", str(self.ack_delay_ms)]
         for a in self.accounts:
             args += ["--account", a]
         self.proc = LineProcess(args, "listening")
+        self.port = self.proc.first["listening"]
         return self
 
     def stop(self) -> None:
@@ -102,6 +108,12 @@ class SiaReceiver:
             self.events.extend(self.received(current_only=True))
             self.proc.stop()
             self.proc = None
+
+    def close(self) -> None:
+        """Stops the receiver and gives its port up."""
+        self.stop()
+        if self.held:
+            self.held.close()
 
     def received(self, current_only: bool = False) -> list[dict]:
         cur = [l for l in self.proc.lines if "code" in l] if self.proc else []
@@ -125,7 +137,7 @@ def sia_factory():
 
     yield make
     for r in made:
-        r.stop()
+        r.close()
 
 
 class MqttPort(int):
@@ -151,7 +163,9 @@ def mosquitto(tmp_path: Path):
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(exe).exists():
         pytest.skip("mosquitto is not installed (make deps)")
-    port = free_port()
+    # mosquitto cannot report a port it picked: it listens on a held one.
+    held = HeldPort()
+    port = held.port
     conf = tmp_path / "mosquitto.conf"
     log = tmp_path / "mosquitto.log"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
@@ -170,6 +184,7 @@ def mosquitto(tmp_path: Path):
     proc.terminate()
     proc.wait(5)
     log_file.close()
+    held.close()
 
 
 class YolinkSim:
@@ -254,9 +269,8 @@ def chekt():
 @pytest.fixture
 def relay_slave():
     pytest.importorskip("pymodbus", reason="pymodbus is not installed (make venv)")
-    port = free_port()
-    p = LineProcess([PYTHON, str(HERE / "relay_slave.py"), "127.0.0.1", str(port), "1"], "ready")
-    p.port = port  # type: ignore[attr-defined]
+    p = LineProcess([PYTHON, str(HERE / "relay_slave.py"), "127.0.0.1", "0", "1"], "ready")
+    p.port = p.first["port"]  # type: ignore[attr-defined]
     yield p
     p.stop()
 

@@ -28,8 +28,8 @@ sys.path.insert(0, str(HERE))
 import paho.mqtt.client as mqtt  # noqa: E402
 import requests  # noqa: E402
 
-from alarm_support import SiaReceiver, YolinkSim, free_port, sia_receiver_toml, yolink_toml  # noqa: E402
-from conftest import Appliance, base_sections, wait_for  # noqa: E402
+from alarm_support import SiaReceiver, YolinkSim, sia_receiver_toml, yolink_toml  # noqa: E402
+from conftest import Appliance, HeldPort, base_sections, wait_for  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:
@@ -44,7 +44,9 @@ def start_mosquitto(tmp: Path):
     import socket
     import subprocess
 
-    port = free_port()
+    # mosquitto cannot report a port it picked: it listens on a held one.
+    held = HeldPort()
+    port = held.port
     conf = tmp / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n")
     proc = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
@@ -55,7 +57,7 @@ def start_mosquitto(tmp: Path):
             return True
 
     wait_for(up, 10, what="mosquitto")
-    return proc, port
+    return proc, held
 
 
 def main() -> int:
@@ -66,7 +68,8 @@ def main() -> int:
     ap.add_argument("--log-level", default="warn", help="the appliance's log filter (its log is kept)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-alarm-"))
-    mosq, mport = start_mosquitto(tmp)
+    mosq, mheld = start_mosquitto(tmp)
+    mport = mheld.port
     sia = SiaReceiver().start()
     doors = [f"d{i}" for i in range(args.doors)]
     sim = YolinkSim(mport, [f"{d}:DoorSensor:Door {d}" for d in doors])
@@ -191,9 +194,10 @@ def main() -> int:
     finally:
         print(f"appliance log: {app.log_path}", file=sys.stderr)
         app.stop()
-        sia.stop()
+        sia.close()
         sim.proc.stop()
         mosq.terminate()
+        mheld.close()
     return 0
 
 

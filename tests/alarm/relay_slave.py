@@ -2,8 +2,9 @@
 """A Modbus TCP relay module (pymodbus) that reports every coil change.
 
 usage: relay_slave.py HOST PORT [UNIT]
-Prints {"ready": true} once listening, then one JSON line per change of coils 0–7, as seen by
-reading them back every 10 ms: {"coil": <0-based address>, "on": bool, "t_ns": ...}.
+Prints {"ready": true, "port": <port>} once listening (PORT 0 picks a free port, reported here),
+then one JSON line per change of coils 0–7, as seen by reading them back every 10 ms:
+{"coil": <0-based address>, "on": bool, "t_ns": ...}.
 """
 import asyncio
 import json
@@ -47,17 +48,12 @@ async def main() -> None:
     device = ModbusDeviceContext(co=ModbusSequentialDataBlock(1, [False] * 32))
     context = ModbusServerContext(devices={unit: device}, single=False)
     server = ModbusTcpServer(context, address=(host, port))
-    task = asyncio.create_task(server.serve_forever())
-    for _ in range(200):
-        try:
-            _, w = await asyncio.open_connection(host, port)
-            w.close()
-            break
-        except OSError:
-            await asyncio.sleep(0.02)
+    # Returns once the socket listens; the server then serves until `serving` is done.
+    await server.serve_forever(background=True)
+    port = server.transport.sockets[0].getsockname()[1]
     asyncio.create_task(watch(host, port, unit))
-    print(json.dumps({"ready": True}), flush=True)
-    await task
+    print(json.dumps({"ready": True, "port": port}), flush=True)
+    await server.serving
 
 
 asyncio.run(main())

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import SIM_BIN, wait_for
+from conftest import SIM_BIN, HeldPort, wait_for
 
 
 def have(tool: str) -> bool:
@@ -17,7 +16,8 @@ def have(tool: str) -> bool:
 
 
 class SimCamera:
-    """``watchpost-sim camera`` on free ports; ``.rtsp`` and ``.thermal`` are its addresses."""
+    """``watchpost-sim camera`` on port 0 (or the ``--port`` given); ``.rtsp`` and ``.thermal`` are
+    the addresses it reports."""
 
     def __init__(self, workdir: Path, *args: str):
         if not SIM_BIN.exists():
@@ -88,16 +88,12 @@ def wait_online(appliance, cam_id: str, timeout: float = 30.0) -> dict:
     return wait_for(online, timeout, interval=0.2, what=f"camera {cam_id} online")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def mjpeg_server(tmp_path):
     """ffmpeg as an MJPEG-over-HTTP camera: 320x240 at 10 fps on one client connection."""
-    port = free_port()
+    # ffmpeg cannot report a port it picked: it listens on a held one.
+    held = HeldPort()
+    port = held.port
     log = open(tmp_path / "ffmpeg-mjpeg.log", "wb")
     proc = subprocess.Popen(
         ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10",
@@ -114,8 +110,10 @@ def mjpeg_server(tmp_path):
         time.sleep(0.1)
     else:
         proc.kill()
+        held.close()
         pytest.fail(f"ffmpeg did not listen on {port}")
     yield f"http://127.0.0.1:{port}/video.mjpg"
     proc.kill()
     proc.wait()
     log.close()
+    held.close()

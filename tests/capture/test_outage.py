@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from capture_support import SimCamera, camera, capture_toml, free_port, have, wait_online
+from capture_support import SimCamera, camera, capture_toml, have, wait_online
 from conftest import wait_for
 
 pytestmark = pytest.mark.skipif(not have("ffprobe"), reason="ffprobe is not installed")
@@ -26,8 +26,9 @@ def metric(a, name: str, cam: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def test_camera_outage_shows_offline_then_online_with_the_gap_in_the_index(appliance_factory, tmp_path):
-    port = free_port()
+def test_camera_outage_shows_offline_then_online_with_the_gap_in_the_index(appliance_factory, tmp_path, held_port):
+    # The camera comes back on the same address: its port is held through the outage.
+    port = held_port()
     sim_args = ("--port", str(port), "--width", "320", "--height", "240", "--fps", "15", "--key-int", "15",
                 "--bitrate-kbps", "300")
     sim = SimCamera(tmp_path, *sim_args)

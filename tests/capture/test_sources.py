@@ -9,14 +9,15 @@ import subprocess
 
 import pytest
 
-from capture_support import SimCamera, capture_toml, ffprobe_image, free_port, have, mjpeg_server, wait_online  # noqa: F401
+from capture_support import SimCamera, capture_toml, ffprobe_image, have, mjpeg_server, wait_online  # noqa: F401
 from conftest import wait_for
 
 pytestmark = pytest.mark.skipif(not have("ffmpeg") or not have("ffprobe"), reason="ffmpeg/ffprobe are not installed")
 
 
-def test_mjpeg_camera_records_beside_failing_cameras(appliance_factory, tmp_path, mjpeg_server):
-    dead_port, gone_port = free_port(), free_port()
+def test_mjpeg_camera_records_beside_failing_cameras(appliance_factory, tmp_path, mjpeg_server, held_port):
+    # Cameras nobody serves: held ports, where connections are refused for the whole test.
+    dead_port, gone_port = held_port(), held_port()
     sim = SimCamera(tmp_path, "--width", "320", "--height", "240", "--fps", "10", "--key-int", "10",
                     "--bitrate-kbps", "200")
     cams = f"""

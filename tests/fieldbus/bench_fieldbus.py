@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,39 +35,30 @@ CONNECTIONS = int(os.environ.get("FIELDBUS_BENCH_CONNECTIONS", "4"))
 RTU_COUNT = int(os.environ.get("FIELDBUS_BENCH_RTU_COUNT", "500"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise TimeoutError(f"nothing listens on {port}")
-
-
-def ours(workdir: Path, neasmart: str) -> subprocess.Popen:
+def ours(workdir: Path, neasmart: str) -> tuple[subprocess.Popen, dict[str, str]]:
+    """The fieldbus worker and the listeners it reports once ready (`tcp_listen` may use port 0).
+    No broker runs: the bus client retries in the background, as in the crate test."""
     cfg = workdir / "fieldbus.toml"
     cfg.write_text(
         f'[system]\ndata_dir = "{workdir / "data"}"\nlog_format = "text"\nlog_level = "warn"\n'
-        f'[broker]\nlisten = "127.0.0.1:{free_port()}"\n'
+        '[broker]\nlisten = "127.0.0.1:1"\n'
         f"[fieldbus]\nenabled = true\n[fieldbus.neasmart]\n{neasmart}\n"
     )
-    return subprocess.Popen([str(WORKER), str(cfg)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    p = subprocess.Popen([str(WORKER), str(cfg)],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    line = p.stdout.readline()
+    if not line:
+        raise RuntimeError(f"the fieldbus worker exited with {p.wait()} before it was ready")
+    return p, json.loads(line)
 
 
-def peer(*args: str) -> subprocess.Popen:
+def peer(*args: str) -> tuple[subprocess.Popen, str]:
+    """The pymodbus gateway and what it printed after READY (over TCP, its port)."""
     p = subprocess.Popen([sys.executable, str(HERE / "pymodbus_gateway.py"), *args],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
-    assert p.stdout.readline().strip() == "READY"
-    return p
+    word, _, rest = p.stdout.readline().strip().partition(" ")
+    assert word == "READY"
+    return p, rest
 
 
 def stop(p: subprocess.Popen) -> None:
@@ -107,17 +97,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         # --- Modbus TCP ---------------------------------------------------------------------
-        port = free_port()
-        p = ours(work, f'tcp_listen = "127.0.0.1:{port}"\ntcp_max_connections = 64')
+        p, listeners = ours(work, 'tcp_listen = "127.0.0.1:0"\ntcp_max_connections = 64')
         try:
-            wait_port(port)
-            results["tcp_ours"] = load("tcp", f"127.0.0.1:{port}", str(CONNECTIONS), str(SECONDS), "1", server=p)
-            results["tcp_ours_pipelined"] = load("tcp", f"127.0.0.1:{port}", str(CONNECTIONS), str(SECONDS),
-                                                 str(DEPTH), server=p)
+            addr = listeners["modbus_tcp"]
+            results["tcp_ours"] = load("tcp", addr, str(CONNECTIONS), str(SECONDS), "1", server=p)
+            results["tcp_ours_pipelined"] = load("tcp", addr, str(CONNECTIONS), str(SECONDS), str(DEPTH), server=p)
         finally:
             stop(p)
-        port = free_port()
-        p = peer("tcp", "127.0.0.1", str(port))
+        p, port = peer("tcp", "127.0.0.1", "0")
         try:
             results["tcp_pymodbus"] = load("tcp", f"127.0.0.1:{port}", str(CONNECTIONS), str(SECONDS), "1", server=p)
         finally:
@@ -137,9 +124,9 @@ def main() -> int:
                         time.sleep(0.02)
                     if name == "ours":
                         (work / "rtu").mkdir()
-                        srv = ours(work / "rtu", f'serial = {{ port = "{a}", baud = 38400 }}')
+                        srv, _ = ours(work / "rtu", f'serial = {{ port = "{a}", baud = 38400 }}')
                     else:
-                        srv = peer("rtu", str(a))
+                        srv, _ = peer("rtu", str(a))
                     try:
                         results[f"rtu_{name}"] = load("rtu", str(b), str(RTU_COUNT))
                     finally:

@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,12 +23,6 @@ pymodbus = pytest.importorskip("pymodbus", reason="pymodbus is not installed (ma
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient  # noqa: E402
 
 UNIT = 240
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fieldbus_sections(neasmart: dict[str, Any] | None = None, **fieldbus: Any) -> dict[str, dict[str, Any]]:
@@ -167,6 +160,6 @@ def wait_restarted(appliance, name: str, old_pid: int, timeout: float = 15.0) ->
 
 __all__ = [
     "gateway", "pty_pair", "socat",
-    "UNIT", "api_json", "compat_url", "fieldbus_sections", "free_port", "kill9", "metric", "metrics",
+    "UNIT", "api_json", "compat_url", "fieldbus_sections", "kill9", "metric", "metrics",
     "rtu_master", "rtu_sections", "tcp_master", "wait_api", "wait_restarted", "worker_pid", "wait_for",
 ]

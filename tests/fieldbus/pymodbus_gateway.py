@@ -3,7 +3,7 @@
 so each unit has its own, which costs the same per request).
 
 usage: pymodbus_gateway.py tcp HOST PORT | rtu TTY
-Prints ``READY`` once it serves.
+Prints ``READY`` once it serves, over TCP followed by the port it listens on (PORT 0 picks one).
 """
 import asyncio
 import logging
@@ -27,20 +27,16 @@ async def main() -> None:
     if sys.argv[1] == "tcp":
         host, port = sys.argv[2], int(sys.argv[3])
         server = ModbusTcpServer(context, address=(host, port))
-        task = asyncio.create_task(server.serve_forever())
-        for _ in range(200):
-            try:
-                _, w = await asyncio.open_connection(host, port)
-                w.close()
-                break
-            except OSError:
-                await asyncio.sleep(0.02)
+        # Returns once the socket listens; the server then serves until `serving` is done.
+        await server.serve_forever(background=True)
+        print(f"READY {server.transport.sockets[0].getsockname()[1]}", flush=True)
+        await server.serving
     else:
         server = ModbusSerialServer(context, framer=FramerType.RTU, port=sys.argv[2], baudrate=38400)
         task = asyncio.create_task(server.serve_forever())
         await asyncio.sleep(0.5)
-    print("READY", flush=True)
-    await task
+        print("READY", flush=True)
+        await task
 
 
 asyncio.run(main())

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from pymodbus.client import ModbusTcpClient
 
-from conftest import wait_for
-from fieldbus_support import fieldbus_sections, free_port, metric, pty_pair, socat  # noqa: F401
+from conftest import HeldPort, wait_for
+from fieldbus_support import fieldbus_sections, metric, pty_pair, socat  # noqa: F401
 
 paho_publish = pytest.importorskip("paho.mqtt.publish", reason="paho-mqtt is not installed (make venv)")
 
@@ -19,11 +19,14 @@ HERE = Path(__file__).resolve().parent
 
 
 class RelayModule:
-    """The pymodbus relay module process (unit 1, coils from address 0)."""
+    """The pymodbus relay module process (unit 1, coils from address 0). Over TCP it goes away
+    and comes back on the same port (an outage), so the port is held (``HeldPort``) for the
+    module's life; pymodbus binds it with SO_REUSEADDR."""
 
-    def __init__(self, port: int, rtu: Path | None = None):
-        self.port = port
+    def __init__(self, rtu: Path | None = None):
         self.rtu = rtu
+        self.held = HeldPort() if rtu is None else None
+        self.port = self.held.port if self.held else 0
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "RelayModule":
@@ -39,6 +42,12 @@ class RelayModule:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
+
+    def close(self) -> None:
+        """Stops the module and gives its port up."""
+        self.stop()
+        if self.held:
+            self.held.close()
 
     def coils(self) -> list[bool]:
         if self.rtu is not None:
@@ -56,9 +65,9 @@ class RelayModule:
 
 @pytest.fixture
 def relay_module():
-    m = RelayModule(free_port()).start()
+    m = RelayModule().start()
     yield m
-    m.stop()
+    m.close()
 
 
 def test_pulse_follower_manual_and_breaker(appliance_factory, relay_module):
@@ -131,7 +140,7 @@ def test_relay_modules_on_a_serial_line_and_a_dead_neighbour(appliance_factory, 
     module, unit 2 never answers. The port's arbiter keeps serving unit 1 while unit 2's breaker
     is open."""
     line = pty_pair("relays")
-    module = RelayModule(free_port(), rtu=line.b).start()
+    module = RelayModule(rtu=line.b).start()
     try:
         serial = {"port": str(line.a), "baud": 38400}
         common = {"serial": serial, "timeout_ms": 200, "poll_interval_ms": 200,

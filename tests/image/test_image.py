@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from conftest import HeldPort
+
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_DIR = REPO / "build/image"
 IMAGE = IMAGE_DIR / "watchpost-qemu-arm64.img"
@@ -36,12 +38,6 @@ pytestmark = pytest.mark.skipif(
     os.environ.get("WATCHPOST_IMAGE_TEST") != "1",
     reason="boots the QEMU image for several minutes: run `make image-test`",
 )
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(what, deadline_s, probe, interval_s=1.0):
@@ -69,7 +65,9 @@ class Vm:
         overlay = tmp / "overlay.qcow2"
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(IMAGE), "-F", "raw",
                         str(overlay)], check=True, timeout=60)
-        self.http_port, self.hook_port = _free_port(), _free_port()
+        # QEMU's port forwards cannot report a port they picked: they listen on held ones.
+        self.held = (HeldPort(), HeldPort())
+        self.http_port, self.hook_port = (h.port for h in self.held)
         cmd = [
             "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1024",
             "-nographic", "-no-reboot",
@@ -131,6 +129,8 @@ class Vm:
             except (OSError, subprocess.TimeoutExpired):
                 self.proc.kill()
                 self.proc.wait(timeout=30)
+        for h in self.held:
+            h.close()
 
 
 @pytest.fixture(scope="module")

@@ -438,10 +438,10 @@ async fn duh_is_not_retried_and_backup_takes_over() {
     assert_eq!(tries, vec![TryResult::NotUnderstood]);
     peer.no_event();
 
-    // Primary: a port nobody listens on; backup: pysiaalarm.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_port = closed.local_addr().unwrap().port();
-    drop(closed);
+    // Primary: a port nobody listens on (held for the test, so it stays that way); backup:
+    // pysiaalarm.
+    let dead = watchpost_runtime::testing::HeldPort::new().unwrap();
+    let dead_port = dead.port();
     let c = receiver(&format!(
         "id = \"cms\"\nhost = \"127.0.0.1:{dead_port}\"\nbackup = \"127.0.0.1:{}\"\naccount = \"AAA\"\nack_timeout_ms = 2000\nattempts = 1\nbackoff_initial_ms = 10",
         peer.port

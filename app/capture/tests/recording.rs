@@ -21,14 +21,6 @@ fn have(tool: &str) -> bool {
         .is_ok()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Proc(Child);
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -219,7 +211,9 @@ fn records_survives_sigkill_and_reconnects_after_an_outage() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    // The source comes back on the same address after the outage: its port is held throughout.
+    let held = watchpost_runtime::testing::HeldPort::new().unwrap();
+    let port = held.port();
     let mut src = Some(testsrc(port));
     let url = format!("rtsp://127.0.0.1:{port}/cam");
     let config = write_config(dir.path(), &url, "");

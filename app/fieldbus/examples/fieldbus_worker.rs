@@ -2,8 +2,9 @@
 //!
 //! The benchmark (`make bench-fieldbus`) uses it so that it measures exactly
 //! `watchpost_fieldbus::run` on the same runtime shape as `watchpost worker fieldbus` (two
-//! worker threads), without building every other worker of the appliance. Stops on SIGTERM or
-//! SIGINT.
+//! worker threads), without building every other worker of the appliance. Once ready it prints
+//! the listeners it bound as one JSON line (`{"modbus_tcp": "127.0.0.1:40123"}`), so a config
+//! can ask for port 0. Stops on SIGTERM or SIGINT.
 #![allow(clippy::print_stdout)]
 
 use std::path::PathBuf;
@@ -35,6 +36,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         };
         let ctx = Arc::new(WorkerCtx::standalone("fieldbus", shutdown));
+        let report = ctx.clone();
+        tokio::spawn(async move {
+            let listeners = report.ready_listeners().await;
+            println!("{}", serde_json::to_string(&listeners).unwrap_or_default());
+        });
         match watchpost_fieldbus::run(config, ctx).await {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {

@@ -1,6 +1,7 @@
 //! The worker's `run` with a standalone context (no supervisor, no broker): Modbus TCP in and
 //! out, a clean stop on the shutdown token that writes the last measurements, and a second run
-//! on the same data directory that restores them without the command registers.
+//! on the same data directory that restores them without the command registers. The server
+//! binds port 0; the test connects to the address the worker reports when it is ready.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -8,11 +9,13 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 use watchpost_config::Config;
+use watchpost_fieldbus::FieldbusError;
 use watchpost_modbus::{Request, tcp};
 use watchpost_runtime::{CancellationToken, WorkerCtx};
 
-fn config(data_dir: &std::path::Path, port: u16) -> Config {
+fn config(data_dir: &std::path::Path) -> Config {
     let text = format!(
         r#"
         [system]
@@ -22,20 +25,12 @@ fn config(data_dir: &std::path::Path, port: u16) -> Config {
         [fieldbus]
         enabled = true
         [fieldbus.neasmart]
-        tcp_listen = "127.0.0.1:{port}"
+        tcp_listen = "127.0.0.1:0"
         persist_interval_ms = 100000
         "#,
         data_dir.display()
     );
     watchpost_config::from_str_with_env(&text, std::path::Path::new("test.toml"), &[]).unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn call(s: &mut TcpStream, tid: u16, req: &Request) -> Vec<u8> {
@@ -51,25 +46,41 @@ async fn call(s: &mut TcpStream, tid: u16, req: &Request) -> Vec<u8> {
     pdu
 }
 
-async fn connect(port: u16) -> TcpStream {
-    for _ in 0..200 {
-        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)).await {
-            return s;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+/// The worker running with a standalone context, and a connection to the Modbus TCP address
+/// it reported at readiness.
+struct Running {
+    token: CancellationToken,
+    worker: JoinHandle<Result<(), FieldbusError>>,
+    conn: TcpStream,
+}
+
+async fn start(data_dir: &std::path::Path) -> Running {
+    let token = CancellationToken::new();
+    let ctx = Arc::new(WorkerCtx::standalone("fieldbus", token.clone()));
+    let mut worker = tokio::spawn(watchpost_fieldbus::run(config(data_dir), ctx.clone()));
+    let listeners = tokio::select! {
+        l = ctx.ready_listeners() => l,
+        end = &mut worker => panic!("the worker ended before it was ready: {end:?}"),
+    };
+    let addr = listeners["modbus_tcp"];
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+    let conn = TcpStream::connect(addr).await.unwrap();
+    Running {
+        token,
+        worker,
+        conn,
     }
-    panic!("the worker does not listen on {port}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_stops_cleanly_and_restores_measurements() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
 
-    let token = CancellationToken::new();
-    let ctx = Arc::new(WorkerCtx::standalone("fieldbus", token.clone()));
-    let worker = tokio::spawn(watchpost_fieldbus::run(config(dir.path(), port), ctx));
-    let mut s = connect(port).await;
+    let Running {
+        token,
+        worker,
+        conn: mut s,
+    } = start(dir.path()).await;
     // Status from the base: zone 1 state, setpoint, temperature; an outside temperature.
     let w = Request::WriteMultipleRegisters {
         address: 100,
@@ -98,10 +109,11 @@ async fn runs_stops_cleanly_and_restores_measurements() {
         .unwrap()
         .unwrap();
 
-    let token = CancellationToken::new();
-    let ctx = Arc::new(WorkerCtx::standalone("fieldbus", token.clone()));
-    let worker = tokio::spawn(watchpost_fieldbus::run(config(dir.path(), port), ctx));
-    let mut s = connect(port).await;
+    let Running {
+        token,
+        worker,
+        conn: mut s,
+    } = start(dir.path()).await;
     // Temperature back, state and setpoint (command registers) not.
     assert_eq!(
         call(&mut s, 4, &r).await,

@@ -10,7 +10,7 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Registry;
@@ -64,6 +64,8 @@ pub struct WorkerCtx {
     heartbeat_interval: Duration,
     link: Option<Link>,
     last_metrics_push: Mutex<Option<Instant>>,
+    /// The listeners of the last [`WorkerCtx::ready`]; `None` before it.
+    ready: watch::Sender<Option<BTreeMap<String, SocketAddr>>>,
 }
 
 impl std::fmt::Debug for WorkerCtx {
@@ -113,6 +115,7 @@ impl WorkerCtx {
             heartbeat_interval,
             link: Some(link),
             last_metrics_push: Mutex::new(None),
+            ready: watch::channel(None).0,
         })
     }
 
@@ -125,6 +128,7 @@ impl WorkerCtx {
             heartbeat_interval: DEFAULT_HEARTBEAT,
             link: None,
             last_metrics_push: Mutex::new(None),
+            ready: watch::channel(None).0,
         }
     }
 
@@ -169,13 +173,29 @@ impl WorkerCtx {
         I: IntoIterator<Item = (S, SocketAddr)>,
         S: Into<String>,
     {
-        let listeners: BTreeMap<String, String> = listeners
-            .into_iter()
-            .map(|(k, a)| (k.into(), a.to_string()))
+        let bound: BTreeMap<String, SocketAddr> =
+            listeners.into_iter().map(|(k, a)| (k.into(), a)).collect();
+        let listeners: BTreeMap<String, String> = bound
+            .iter()
+            .map(|(k, a)| (k.clone(), a.to_string()))
             .collect();
         tracing::info!(worker = %self.name, ?listeners, "ready");
         self.send(WorkerMsg::Ready { listeners });
+        self.ready.send_replace(Some(bound));
         self.push_metrics();
+    }
+
+    /// Waits for [`WorkerCtx::ready`] and returns the addresses it named. A worker run with a
+    /// standalone context on port 0 (a crate test, a benchmark) learns its bound addresses
+    /// here, as the supervisor learns them from the readiness report. Pending forever if the
+    /// worker never gets ready: select on the worker's end too.
+    pub async fn ready_listeners(&self) -> BTreeMap<String, SocketAddr> {
+        let mut rx = self.ready.subscribe();
+        let Ok(seen) = rx.wait_for(Option::is_some).await else {
+            // The sender lives in `self`, so the channel cannot close while we wait.
+            return std::future::pending().await;
+        };
+        seen.clone().unwrap_or_default()
     }
 
     /// Tells the supervisor the main loop is alive. Call it from the main loop, at
@@ -347,14 +367,36 @@ mod tests {
     #[tokio::test]
     async fn standalone_context_is_inert() {
         let ctx = WorkerCtx::standalone("t", CancellationToken::new());
-        ctx.ready([("http", "127.0.0.1:1".parse::<SocketAddr>().unwrap())]);
+        let http: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        ctx.ready([("http", http)]);
         ctx.heartbeat();
         ctx.status("fine");
         assert!(!ctx.is_supervised());
+        assert_eq!(
+            ctx.ready_listeners().await,
+            BTreeMap::from([("http".to_string(), http)])
+        );
         assert!(matches!(
             ctx.query_snapshot(Duration::from_millis(10)).await,
             Err(StatusQueryError::Standalone)
         ));
+    }
+
+    #[tokio::test]
+    async fn ready_listeners_waits_for_readiness() {
+        let ctx = Arc::new(WorkerCtx::standalone("t", CancellationToken::new()));
+        let waiter = {
+            let ctx = ctx.clone();
+            tokio::spawn(async move { ctx.ready_listeners().await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        let modbus: SocketAddr = "127.0.0.1:5020".parse().unwrap();
+        ctx.ready([("modbus_tcp", modbus)]);
+        assert_eq!(
+            waiter.await.unwrap(),
+            BTreeMap::from([("modbus_tcp".to_string(), modbus)])
+        );
     }
 
     #[tokio::test]
@@ -368,6 +410,7 @@ mod tests {
             heartbeat_interval: DEFAULT_HEARTBEAT,
             link: Some(link),
             last_metrics_push: Mutex::new(None),
+            ready: watch::channel(None).0,
         };
         ctx.metrics().counter("watchpost_t_x_total", "x", &[]).inc();
         ctx.heartbeat();
