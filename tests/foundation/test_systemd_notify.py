@@ -4,41 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import threading
 import time
 
-from conftest import wait_for
-
-
-class NotifyListener:
-    def __init__(self, path: str):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(path)
-        self.sock.settimeout(0.2)
-        self.messages: list[tuple[float, str]] = []
-        self._stop = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self._stop:
-            try:
-                data = self.sock.recv(4096).decode()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            for line in data.splitlines():
-                self.messages.append((time.monotonic(), line))
-
-    def lines(self, prefix: str) -> list[tuple[float, str]]:
-        return [(t, m) for t, m in list(self.messages) if m.startswith(prefix)]
-
-    def close(self):
-        self._stop = True
-        self.thread.join(2)
-        self.sock.close()
+from conftest import NotifyListener, wait_for
 
 
 def test_ready_status_and_watchdog_gated_on_health(appliance_factory, tmp_path):
