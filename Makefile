@@ -30,7 +30,7 @@ FUZZ_ENV := CARGO_TARGET_DIR=$(CURDIR)/target/fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
 .PHONY: help deps venv build build-release demo test test-unit test-system lint fmt bench fuzz soak tools
 help:
 	@echo "make demo   - install what is missing, build, run the whole appliance on examples/demo.toml"
-	@echo "make test   - install what is missing, build once, run every test layer"
+	@echo "make test   - install what is missing, build once, lint, run every test layer"
 	@echo "make bench  - benchmarks (prints figures; real peers measured in the same run)"
 	@echo "make lint   - cargo fmt --check and clippy -D warnings"
 
@@ -52,11 +52,11 @@ build-release: deps
 demo: build-release
 	bash scripts/demo.sh
 
+# Style is enforced first: `lint` (rustfmt check, then one clippy run with -D warnings over the
+# workspace's targets) fails the run before any test step.
 test: build venv tools
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory test-unit || exit 1; \
-	echo "== test-unit: $$(( $$(date +%s) - start )) s"; \
-	for t in test-system $(TEST_STEPS); do s=$$(date +%s); echo "== $$t"; \
+	for t in lint test-unit test-system $(TEST_STEPS); do s=$$(date +%s); echo "== $$t"; \
 	  $(MAKE) --no-print-directory $$t || exit 1; echo "== $$t: $$(( $$(date +%s) - s )) s"; done; \
 	for t in $(FUZZ_STEPS); do s=$$(date +%s); echo "== $$t"; \
 	  $(FUZZ_ENV) $(MAKE) --no-print-directory $$t || exit 1; echo "== $$t: $$(( $$(date +%s) - s )) s"; done; \
