@@ -140,6 +140,42 @@ def test_hub_killed_during_delivery_loses_nothing(appliance_factory, mosquitto, 
     assert int(new[0]["sequence"]) == max(used) + 1
 
 
+def test_stopping_the_appliance_with_alarms_queued_lets_the_alarm_service_finish_and_loses_none(
+    appliance_factory, mosquitto, sia_factory, yolink_factory
+):
+    sia = sia_factory()  # port reserved, receiver not started: connections are refused
+    sim = yolink_factory(mosquitto, [f"door{i}:DoorSensor:Door {i}" for i in range(DOORS)])
+    sections, extra = door_config(mosquitto, sim, sia.port)
+    app = appliance_factory(sections, extra).start(timeout=30)
+    wait_bridge_connected(app)
+    expected = fire(sim)
+
+    def cms():
+        return next(r for r in queues(app)["items"] if r["receiver"] == "cms")
+
+    wait_for(lambda: cms()["queued"] == 100, 20, interval=0.1, what="100 alarms queued")
+    app.stop(timeout=20)
+    # The hub's alarm service stopped by itself within the grace period: not aborted.
+    log = app.log_path.read_text(errors="replace")
+    assert "alarm service finished" in log, log[-3000:]
+    finished = [line for line in log.splitlines() if "hub service finished" in line]
+    assert any("alarm" in line for line in finished), log[-3000:]
+    assert not [line for line in log.splitlines() if "aborted" in line and "alarm" in line], log[-3000:]
+    # Started again on the same data with the receiver back: every alarm arrives, in order.
+    sia.start()
+    app.start(timeout=30)
+
+    def complete():
+        order, _ = distinct_in_order(sia.received())
+        return len(order) >= 100
+
+    wait_for(complete, 60, interval=0.2, what="every queued alarm delivered after the restart")
+    order, carried = distinct_in_order(sia.received())
+    assert order == expected, "missing or reordered alarms"
+    assert all(len(v) == 1 for v in carried.values()), "a repeated sequence number carried another alarm"
+    wait_for(lambda: cms()["queued"] == 0, 10, what="queue empty")
+
+
 @pytest.mark.parametrize("policy", ["reject_new", "drop_oldest"])
 def test_full_queue_overflow_is_counted_recorded_and_never_silent(
     appliance_factory, mosquitto, sia_factory, yolink_factory, policy
