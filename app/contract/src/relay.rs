@@ -39,7 +39,7 @@ pub fn channel_test(module: &str, ch: &str) -> Vec<String> {
 }
 
 /// The circuit breaker of a module's link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Breaker {
     Closed,
@@ -58,7 +58,7 @@ impl Breaker {
 }
 
 /// How a channel is driven.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     Manual,
@@ -67,7 +67,7 @@ pub enum Mode {
 }
 
 /// `relay/<module>/channel/<channel>`, retained.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChannelState {
     pub module: String,
     /// 1-based channel number on the module.
@@ -82,7 +82,7 @@ pub struct ChannelState {
 }
 
 /// `relay/<module>/status`, retained.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModuleStatus {
     pub module: String,
     pub unit_id: u8,
@@ -96,7 +96,7 @@ pub struct ModuleStatus {
 /// `relay/<module>/channel/<channel>/set`. On the wire the worker also takes `{"state":
 /// "on"|"off"}` and plain `ON`/`OFF` from other MQTT clients; Watchpost's own callers send
 /// one of these two.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Set {
     /// `{"on": bool}` (a pulse channel pulses on every "on").
@@ -166,7 +166,7 @@ impl Request for Test {
 }
 
 /// The answer to [`Set`] and [`Test`] once the coil write succeeded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChannelReply {
     pub channel: ChannelState,
 }

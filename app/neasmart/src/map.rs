@@ -46,10 +46,24 @@ pub mod mixed_offset {
 
 /// A room zone: base 1..=5, zone 1..=12. On the bus it is the two fields `"base"` and
 /// `"zone"`; decoding checks the ranges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(try_from = "RawZoneId")]
 pub struct ZoneId {
+    #[schema(minimum = 1, maximum = 5)]
     base: u8,
+    #[schema(minimum = 1, maximum = 12)]
     zone: u8,
 }
 

@@ -12,7 +12,7 @@ use crate::views::{
 };
 
 /// `neasmart/zone/<base>/<zone>`, retained.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ZoneState {
     /// `"base"` and `"zone"`.
     #[serde(flatten)]
@@ -47,7 +47,7 @@ impl From<&ZoneState> for ZoneView {
 }
 
 /// `neasmart/global`, retained.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GlobalState {
     /// Operating mode 1..=5, 0 = unknown.
     pub mode: u16,

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// `GET /zones/{base}/{zone}`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ZoneView {
     /// Operating state 1..=6, 0 = unknown.
     pub state: u16,
@@ -19,7 +19,7 @@ pub struct ZoneView {
 }
 
 /// `GET /mixedgroups/{id}`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MixedGroupView {
     pub pump_state: u16,
     pub mixing_valve_opening_percentage: u16,
@@ -28,14 +28,14 @@ pub struct MixedGroupView {
 }
 
 /// `GET /outsidetemperature`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OutsideView {
     pub outside_temperature: Option<f64>,
     pub filtered_outside_temperature: Option<f64>,
 }
 
 /// `GET /notifications`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NotificationsView {
     pub hints_present: bool,
     pub warnings_present: bool,
@@ -50,32 +50,32 @@ pub struct GlobalView {
 }
 
 /// `GET /mode` and the answer to `POST /mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModeView {
     pub mode: u16,
 }
 
 /// `GET /state` and the answer to `POST /state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StateView {
     pub state: u16,
 }
 
 /// `GET /dehumidifiers/{id}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DehumidifierView {
     pub dehumidifier_state: u16,
 }
 
 /// `GET /pumps/{id}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PumpView {
     pub pump_state: u16,
 }
 
 /// Freshness of the data and the gateway's counters, published on the status topic and used
 /// for the staleness headers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusView {
     /// Whether any bus write arrived within `stale_after_seconds`.
     pub registers_receiving_updates: bool,

@@ -27,18 +27,26 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use watchpost_bus::{Bus, Message, Request, RequestError};
 use watchpost_contract::relay::{self, ChannelReply, ChannelState, ModuleStatus, RelayCode};
 use watchpost_neasmart::api::{self as validate, CommandError, SetpointRange};
 use watchpost_neasmart::commands::{ModeSet, StateSet, ZoneSet};
 use watchpost_neasmart::state::{EntityState, GlobalState, ZoneState};
 use watchpost_neasmart::topics::{self, Parsed};
-use watchpost_neasmart::views::{ModeView, StateView, StatusView, ZoneView};
+use watchpost_neasmart::views::{
+    DehumidifierView, MixedGroupView, ModeView, NotificationsView, OutsideView, PumpView,
+    StateView, StatusView, ZoneView,
+};
 use watchpost_neasmart::{Entity, NeasmartCode, ZoneId};
 use watchpost_runtime::logging::LogLimiter;
 
-use crate::error::ApiError;
+use crate::api::extract::Query;
+use crate::api::list::{Page, PageRequest, paginate};
+use crate::error::{ApiError, ErrorBody};
 use crate::state::HubState;
 
 /// The hub's client of the fieldbus worker: typed caches of the retained state it publishes
@@ -601,57 +609,349 @@ async fn state_post(flavor: Flavor, state: HubState, bytes: axum::body::Bytes) -
     confirmed(&state, flavor, &StateSet::topic(), timeout, result)
 }
 
-/// `GET /api/v1/neasmart/zones`: the zones the base has reported, with their state.
-async fn zones_list(State(state): State<HubState>) -> Response {
-    let items: Vec<Value> = state.neasmart.active_zones().iter().map(to_json).collect();
-    let total = items.len();
-    let body = json!({
-        "items": items,
-        "pagination": {"page": 1, "limit": 60, "total": total, "total_pages": 1},
-    });
-    with_headers(
-        (StatusCode::OK, axum::Json(body)).into_response(),
+/// Query parameters of `GET /api/v1/neasmart/zones`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ZonesParams {
+    /// Page number, from 1.
+    #[param(minimum = 1)]
+    page: Option<u32>,
+    /// Zones per page, 1..=500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+}
+
+/// The zones the base station has reported, with their state (in base, zone order).
+#[utoipa::path(
+    get,
+    path = "/neasmart/zones",
+    tag = "neasmart",
+    params(ZonesParams),
+    responses(
+        (status = 200, description = "One page of the active zones", body = Page<ZoneState>, headers(
+            ("x-rehau-registers-stale" = bool, description = "No register write from the base within `stale_after_seconds`"),
+            ("x-rehau-stale-after-seconds" = u64, description = "The staleness limit"),
+        )),
+        (status = 400, description = "`INVALID_PAGE`, `INVALID_LIMIT`, `INVALID_QUERY`", body = ErrorBody),
+    ),
+)]
+async fn zones_list(
+    State(state): State<HubState>,
+    Query(p): Query<ZonesParams>,
+) -> Result<Response, ApiError> {
+    let req = PageRequest::new(p.page, p.limit)?;
+    let page = paginate(state.neasmart.active_zones(), req);
+    Ok(with_headers(
+        (StatusCode::OK, axum::Json(to_json(page))).into_response(),
         &current_freshness(&state),
-    )
+    ))
+}
+
+/// The gateway's status in the shape of the original add-on's `/health`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GatewayHealth {
+    /// `ok` once the fieldbus worker has published its status, `unavailable` before.
+    status: GatewayStatus,
+    registers_receiving_updates: bool,
+    registers_stale: bool,
+    /// Seconds since the base's last register write, `null` before the first.
+    registers_age_seconds: Option<f64>,
+    /// RFC 3339 time of the base's last register write, `null` before the first.
+    last_register_write: Option<String>,
+    stale_after_seconds: u64,
+    persist_command_registers: Option<bool>,
+    command_sync_timeout_seconds: Option<u64>,
+    pending_command_registers: Option<usize>,
+    startup_global_mode: Option<u8>,
+    startup_global_state: Option<u8>,
+}
+
+/// Whether the fieldbus worker has published the gateway's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayStatus {
+    Ok,
+    Unavailable,
 }
 
 /// The status in the shape of the original's `/health`, with live age and staleness.
-fn health_body(state: &HubState) -> (Value, Freshness) {
+fn health_body(state: &HubState) -> (GatewayHealth, Freshness) {
     let status = state.neasmart.status();
     let f = freshness(state, status.as_ref());
     let s = status.as_ref();
-    let body = json!({
-        "status": if s.is_none() { "unavailable" } else { "ok" },
-        "registers_receiving_updates": !f.stale,
-        "registers_stale": f.stale,
-        "registers_age_seconds": f.age_s,
-        "last_register_write": f.last_write,
-        "stale_after_seconds": f.stale_after_s,
-        "persist_command_registers": s.map(|s| s.persist_command_registers),
-        "command_sync_timeout_seconds": s.map(|s| s.command_sync_timeout_seconds),
-        "pending_command_registers": s.map(|s| s.pending_command_registers),
-        "startup_global_mode": s.map(|s| s.startup_global_mode),
-        "startup_global_state": s.map(|s| s.startup_global_state),
-    });
+    let body = GatewayHealth {
+        status: if s.is_none() {
+            GatewayStatus::Unavailable
+        } else {
+            GatewayStatus::Ok
+        },
+        registers_receiving_updates: !f.stale,
+        registers_stale: f.stale,
+        registers_age_seconds: f.age_s,
+        last_register_write: f.last_write.clone(),
+        stale_after_seconds: f.stale_after_s,
+        persist_command_registers: s.map(|s| s.persist_command_registers),
+        command_sync_timeout_seconds: s.map(|s| s.command_sync_timeout_seconds),
+        pending_command_registers: s.map(|s| s.pending_command_registers),
+        startup_global_mode: s.map(|s| s.startup_global_mode),
+        startup_global_state: s.map(|s| s.startup_global_state),
+    };
     (body, f)
 }
 
+/// Freshness of the gateway's data and its counters.
+#[utoipa::path(
+    get,
+    path = "/neasmart/status",
+    tag = "neasmart",
+    responses(
+        (status = 200, description = "The fieldbus worker has published its status", body = GatewayHealth),
+        (status = 503, description = "No status from the fieldbus worker yet", body = GatewayHealth),
+    ),
+)]
 async fn status_get(State(state): State<HubState>) -> Response {
     let (body, f) = health_body(&state);
-    let code = if body["status"] == "ok" {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    let code = match body.status {
+        GatewayStatus::Ok => StatusCode::OK,
+        GatewayStatus::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     };
-    with_headers((code, axum::Json(body)).into_response(), &f)
+    with_headers((code, axum::Json(to_json(body))).into_response(), &f)
 }
 
-/// The routes of one flavour, with paths relative to `base` (`/neasmart` or ``).
-fn routes(flavor: Flavor, base: &str) -> Router<HubState> {
-    let p = |s: &str| format!("{base}{s}");
+/// A zone command's body: a state, a setpoint, or both.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct ZoneCommandBody {
+    /// Operating state 1..=6.
+    #[schema(minimum = 1, maximum = 6)]
+    pub state: Option<u16>,
+    /// °C, within the installation's `setpoint_min_celsius..=setpoint_max_celsius`.
+    pub setpoint: Option<f64>,
+}
+
+/// `{"mode": 1..5}`.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct ModeCommandBody {
+    #[schema(minimum = 1, maximum = 5)]
+    pub mode: u16,
+}
+
+/// `{"state": 1..6}`.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct StateCommandBody {
+    #[schema(minimum = 1, maximum = 6)]
+    pub state: u16,
+}
+
+// The `/api/v1` flavour's handlers. The compatibility listener serves the same functions with
+// the original add-on's answers (`compat_routes`).
+
+/// A zone's state.
+#[utoipa::path(
+    get,
+    path = "/neasmart/zones/{base}/{zone}",
+    tag = "neasmart",
+    params(
+        ("base" = u8, Path, minimum = 1, maximum = 5, description = "Base station 1..=5"),
+        ("zone" = u8, Path, minimum = 1, maximum = 12, description = "Zone 1..=12"),
+    ),
+    responses(
+        (status = 200, description = "The zone", body = ZoneView),
+        (status = 400, description = "`INVALID_BASE`, `INVALID_ZONE`", body = ErrorBody),
+        (status = 503, description = "`NEASMART_UNAVAILABLE`: no state from the fieldbus worker yet", body = ErrorBody),
+    ),
+)]
+async fn api_zone_get(
+    State(s): State<HubState>,
+    Path((base, zone)): Path<(String, String)>,
+) -> Response {
+    zone_get(Flavor::Api, s, base, zone).await
+}
+
+/// Sets a zone's state and/or setpoint; answered once the fieldbus worker applied it.
+#[utoipa::path(
+    post,
+    path = "/neasmart/zones/{base}/{zone}",
+    tag = "neasmart",
+    params(
+        ("base" = u8, Path, minimum = 1, maximum = 5, description = "Base station 1..=5"),
+        ("zone" = u8, Path, minimum = 1, maximum = 12, description = "Zone 1..=12"),
+    ),
+    request_body = ZoneCommandBody,
+    responses(
+        (status = 200, description = "Applied; the zone as it is now (the base reads the command on its next poll)", body = ZoneView),
+        (status = 400, description = "`INVALID_BASE`, `INVALID_ZONE`, `INVALID_STATE`, `INVALID_SETPOINT`, `SETPOINT_OUT_OF_RANGE`, `EMPTY_COMMAND`, `INVALID_BODY`", body = ErrorBody),
+        (status = 502, description = "`FIELDBUS_BAD_REPLY`, `UNKNOWN_COMMAND`: the fieldbus worker's answer is not understood", body = ErrorBody),
+        (status = 503, description = "`FIELDBUS_UNAVAILABLE`: the fieldbus worker did not confirm in time", body = ErrorBody),
+    ),
+)]
+async fn api_zone_post(
+    State(s): State<HubState>,
+    Path((base, zone)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    zone_post(Flavor::Api, s, base, zone, body).await
+}
+
+/// A mixed group (pump, mixing valve, flow and return temperatures).
+#[utoipa::path(
+    get,
+    path = "/neasmart/mixedgroups/{id}",
+    tag = "neasmart",
+    params(("id" = u8, Path, minimum = 1, maximum = 3, description = "Mixed group 1..=3")),
+    responses(
+        (status = 200, description = "The mixed group", body = MixedGroupView),
+        (status = 400, description = "`INVALID_MIXED_GROUP`", body = ErrorBody),
+        (status = 503, description = "`NEASMART_UNAVAILABLE`", body = ErrorBody),
+    ),
+)]
+async fn api_mixed_group_get(State(s): State<HubState>, Path(id): Path<String>) -> Response {
+    mixed_group_get(Flavor::Api, s, id).await
+}
+
+/// A dehumidifier.
+#[utoipa::path(
+    get,
+    path = "/neasmart/dehumidifiers/{id}",
+    tag = "neasmart",
+    params(("id" = u8, Path, minimum = 1, maximum = 9, description = "Dehumidifier 1..=9")),
+    responses(
+        (status = 200, description = "The dehumidifier", body = DehumidifierView),
+        (status = 400, description = "`INVALID_DEHUMIDIFIER`", body = ErrorBody),
+        (status = 503, description = "`NEASMART_UNAVAILABLE`", body = ErrorBody),
+    ),
+)]
+async fn api_dehumidifier_get(State(s): State<HubState>, Path(id): Path<String>) -> Response {
+    dehumidifier_get(Flavor::Api, s, id).await
+}
+
+/// An extra pump.
+#[utoipa::path(
+    get,
+    path = "/neasmart/pumps/{id}",
+    tag = "neasmart",
+    params(("id" = u8, Path, minimum = 1, maximum = 5, description = "Pump 1..=5")),
+    responses(
+        (status = 200, description = "The pump", body = PumpView),
+        (status = 400, description = "`INVALID_PUMP`", body = ErrorBody),
+        (status = 503, description = "`NEASMART_UNAVAILABLE`", body = ErrorBody),
+    ),
+)]
+async fn api_pump_get(State(s): State<HubState>, Path(id): Path<String>) -> Response {
+    pump_get(Flavor::Api, s, id).await
+}
+
+/// The outside temperature, as measured and as filtered by the base.
+#[utoipa::path(
+    get,
+    path = "/neasmart/outsidetemperature",
+    tag = "neasmart",
+    responses(
+        (status = 200, description = "Outside temperatures", body = OutsideView),
+        (status = 503, description = "`NEASMART_UNAVAILABLE`", body = ErrorBody),
+    ),
+)]
+async fn api_outside_get(State(s): State<HubState>) -> Response {
+    outside_get(Flavor::Api, s).await
+}
+
+/// Whether the base reports hints, warnings or an error.
+#[utoipa::path(
+    get,
+    path = "/neasmart/notifications",
+    tag = "neasmart",
+    responses(
+        (status = 200, description = "The notification flags", body = NotificationsView),
+        (status = 503, description = "`NEASMART_UNAVAILABLE`", body = ErrorBody),
+    ),
+)]
+async fn api_notifications_get(State(s): State<HubState>) -> Response {
+    notifications_get(Flavor::Api, s).await
+}
+
+/// The installation's operating mode.
+#[utoipa::path(
+    get,
+    path = "/neasmart/mode",
+    tag = "neasmart",
+    responses(
+        (status = 200, description = "The mode (1..=5, 0 unknown)", body = ModeView),
+        (status = 503, description = "`NEASMART_UNAVAILABLE`", body = ErrorBody),
+    ),
+)]
+async fn api_mode_get(State(s): State<HubState>) -> Response {
+    mode_get(Flavor::Api, s).await
+}
+
+/// Sets the installation's operating mode; answered once the fieldbus worker applied it.
+#[utoipa::path(
+    post,
+    path = "/neasmart/mode",
+    tag = "neasmart",
+    request_body = ModeCommandBody,
+    responses(
+        (status = 200, description = "Applied; the mode as it is now", body = ModeView),
+        (status = 400, description = "`INVALID_MODE`, `EMPTY_COMMAND`, `INVALID_BODY`", body = ErrorBody),
+        (status = 502, description = "`FIELDBUS_BAD_REPLY`, `UNKNOWN_COMMAND`", body = ErrorBody),
+        (status = 503, description = "`FIELDBUS_UNAVAILABLE`", body = ErrorBody),
+    ),
+)]
+async fn api_mode_post(State(s): State<HubState>, body: axum::body::Bytes) -> Response {
+    mode_post(Flavor::Api, s, body).await
+}
+
+/// The installation's operating state.
+#[utoipa::path(
+    get,
+    path = "/neasmart/state",
+    tag = "neasmart",
+    responses(
+        (status = 200, description = "The state (1..=6, 0 unknown)", body = StateView),
+        (status = 503, description = "`NEASMART_UNAVAILABLE`", body = ErrorBody),
+    ),
+)]
+async fn api_state_get(State(s): State<HubState>) -> Response {
+    state_get(Flavor::Api, s).await
+}
+
+/// Sets the installation's operating state; answered once the fieldbus worker applied it.
+#[utoipa::path(
+    post,
+    path = "/neasmart/state",
+    tag = "neasmart",
+    request_body = StateCommandBody,
+    responses(
+        (status = 200, description = "Applied; the state as it is now", body = StateView),
+        (status = 400, description = "`INVALID_STATE`, `EMPTY_COMMAND`, `INVALID_BODY`", body = ErrorBody),
+        (status = 502, description = "`FIELDBUS_BAD_REPLY`, `UNKNOWN_COMMAND`", body = ErrorBody),
+        (status = 503, description = "`FIELDBUS_UNAVAILABLE`", body = ErrorBody),
+    ),
+)]
+async fn api_state_post(State(s): State<HubState>, body: axum::body::Bytes) -> Response {
+    state_post(Flavor::Api, s, body).await
+}
+
+/// `/api/v1/neasmart/...` (paths relative to `/api/v1`).
+pub fn router() -> OpenApiRouter<HubState> {
+    OpenApiRouter::new()
+        .routes(routes!(zones_list))
+        .routes(routes!(status_get))
+        .routes(routes!(api_zone_get, api_zone_post))
+        .routes(routes!(api_mixed_group_get))
+        .routes(routes!(api_dehumidifier_get))
+        .routes(routes!(api_pump_get))
+        .routes(routes!(api_outside_get))
+        .routes(routes!(api_notifications_get))
+        .routes(routes!(api_mode_get, api_mode_post))
+        .routes(routes!(api_state_get, api_state_post))
+}
+
+/// The original add-on's un-prefixed routes, answered in its shapes.
+fn compat_routes() -> Router<HubState> {
+    let flavor = Flavor::Compat;
     Router::new()
         .route(
-            &p("/zones/{base}/{zone}"),
+            "/zones/{base}/{zone}",
             get(
                 move |State(s): State<HubState>, Path((b, z)): Path<(String, String)>| {
                     zone_get(flavor, s, b, z)
@@ -664,21 +964,21 @@ fn routes(flavor: Flavor, base: &str) -> Router<HubState> {
             ),
         )
         .route(
-            &p("/mixedgroups/{id}"),
+            "/mixedgroups/{id}",
             get(move |State(s): State<HubState>, Path(id): Path<String>| {
                 mixed_group_get(flavor, s, id)
             }),
         )
         .route(
-            &p("/outsidetemperature"),
+            "/outsidetemperature",
             get(move |State(s): State<HubState>| outside_get(flavor, s)),
         )
         .route(
-            &p("/notifications"),
+            "/notifications",
             get(move |State(s): State<HubState>| notifications_get(flavor, s)),
         )
         .route(
-            &p("/mode"),
+            "/mode",
             get(move |State(s): State<HubState>| mode_get(flavor, s)).post(
                 move |State(s): State<HubState>, body: axum::body::Bytes| {
                     mode_post(flavor, s, body)
@@ -686,7 +986,7 @@ fn routes(flavor: Flavor, base: &str) -> Router<HubState> {
             ),
         )
         .route(
-            &p("/state"),
+            "/state",
             get(move |State(s): State<HubState>| state_get(flavor, s)).post(
                 move |State(s): State<HubState>, body: axum::body::Bytes| {
                     state_post(flavor, s, body)
@@ -694,27 +994,23 @@ fn routes(flavor: Flavor, base: &str) -> Router<HubState> {
             ),
         )
         .route(
-            &p("/dehumidifiers/{id}"),
+            "/dehumidifiers/{id}",
             get(move |State(s): State<HubState>, Path(id): Path<String>| {
                 dehumidifier_get(flavor, s, id)
             }),
         )
         .route(
-            &p("/pumps/{id}"),
+            "/pumps/{id}",
             get(move |State(s): State<HubState>, Path(id): Path<String>| pump_get(flavor, s, id)),
         )
 }
 
-/// `/api/v1/neasmart/...` (paths relative to `/api/v1`).
-pub fn router() -> Router<HubState> {
-    routes(Flavor::Api, "/neasmart")
-        .route("/neasmart/zones", get(zones_list))
-        .route("/neasmart/status", get(status_get))
-}
-
 async fn compat_health(State(state): State<HubState>) -> Response {
     let (body, f) = health_body(&state);
-    with_headers((StatusCode::OK, axum::Json(body)).into_response(), &f)
+    with_headers(
+        (StatusCode::OK, axum::Json(to_json(body))).into_response(),
+        &f,
+    )
 }
 
 async fn compat_not_found() -> Response {
@@ -727,7 +1023,7 @@ async fn compat_not_found() -> Response {
 
 /// The compatibility router: the original's paths, no authentication (as the original).
 pub fn compat_router(state: HubState) -> Router {
-    routes(Flavor::Compat, "")
+    compat_routes()
         .route("/health", get(compat_health))
         .fallback(compat_not_found)
         .with_state(state)

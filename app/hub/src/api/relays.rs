@@ -11,24 +11,30 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use watchpost_bus::RequestError;
 use watchpost_config::fieldbus::RelayModuleConfig;
-use watchpost_contract::relay::{self, ChannelState, RelayCode};
+use watchpost_contract::relay::{
+    self, Breaker, ChannelReply, ChannelState, ModuleStatus, RelayCode,
+};
 
-use crate::error::ApiError;
+use crate::api::extract::{Path, Query};
+use crate::api::list::{Page, PageRequest, paginate};
+use crate::error::{ApiError, ErrorBody};
 use crate::state::HubState;
 
-pub fn router() -> Router<HubState> {
-    Router::new()
-        .route("/relays", get(list))
-        .route("/relays/{module}", get(module))
-        .route("/relays/{module}/channels/{channel}", post(set))
-        .route("/relays/{module}/channels/{channel}/test", post(test))
+pub fn router() -> OpenApiRouter<HubState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(module))
+        .routes(routes!(set))
+        .routes(routes!(test))
 }
 
 fn configured<'a>(state: &'a HubState, module: &str) -> Result<&'a RelayModuleConfig, ApiError> {
@@ -97,26 +103,99 @@ fn to_json<T: serde::Serialize>(v: T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-async fn list(State(state): State<HubState>) -> Json<Value> {
-    let items: Vec<Value> = state
-        .config
-        .fieldbus
-        .relays
-        .iter()
-        .map(|m| match state.neasmart.relay(m.name.as_str()) {
-            Some(status) => to_json(status),
-            None => {
-                json!({"module": m.name.as_str(), "unit_id": m.unit_id.get(), "breaker": null, "channels": []})
-            }
-        })
-        .collect();
-    let total = items.len();
-    Json(json!({
-        "items": items,
-        "pagination": {"page": 1, "limit": total.max(1), "total": total, "total_pages": 1},
-    }))
+/// A configured relay module in the list: its status once the worker has published it, its
+/// name and unit with `breaker: null` and no channels before.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ModuleItem {
+    pub module: String,
+    pub unit_id: u8,
+    /// `null` until the worker has published the module's status.
+    pub breaker: Option<Breaker>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consecutive_failures: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_ok_unix_ms: Option<Option<u64>>,
+    pub channels: Vec<ChannelState>,
 }
 
+impl From<ModuleStatus> for ModuleItem {
+    fn from(s: ModuleStatus) -> Self {
+        Self {
+            module: s.module,
+            unit_id: s.unit_id,
+            breaker: Some(s.breaker),
+            consecutive_failures: Some(s.consecutive_failures),
+            last_error: Some(s.last_error),
+            last_ok_unix_ms: Some(s.last_ok_unix_ms),
+            channels: s.channels,
+        }
+    }
+}
+
+/// Query parameters of `GET /api/v1/relays`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Page number, from 1.
+    #[param(minimum = 1)]
+    page: Option<u32>,
+    /// Modules per page, 1..=500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+}
+
+/// The configured relay modules, in configuration order, with their state.
+#[utoipa::path(
+    get,
+    path = "/relays",
+    tag = "relays",
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page of relay modules", body = Page<ModuleItem>),
+        (status = 400, description = "`INVALID_PAGE`, `INVALID_LIMIT`, `INVALID_QUERY`", body = ErrorBody),
+    ),
+)]
+async fn list(
+    State(state): State<HubState>,
+    Query(p): Query<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let req = PageRequest::new(p.page, p.limit)?;
+    let items =
+        state
+            .config
+            .fieldbus
+            .relays
+            .iter()
+            .map(|m| match state.neasmart.relay(m.name.as_str()) {
+                Some(status) => ModuleItem::from(status),
+                None => ModuleItem {
+                    module: m.name.as_str().to_string(),
+                    unit_id: m.unit_id.get(),
+                    breaker: None,
+                    consecutive_failures: None,
+                    last_error: None,
+                    last_ok_unix_ms: None,
+                    channels: Vec::new(),
+                },
+            });
+    Ok(Json(to_json(paginate(items, req))))
+}
+
+/// One relay module: its link's circuit breaker, last error and channels.
+#[utoipa::path(
+    get,
+    path = "/relays/{module}",
+    tag = "relays",
+    params(("module" = String, Path, description = "The module's configured name")),
+    responses(
+        (status = 200, description = "The module", body = ModuleStatus),
+        (status = 404, description = "`RELAY_NOT_FOUND`", body = ErrorBody),
+        (status = 503, description = "`RELAY_STATE_UNAVAILABLE`: no state from the fieldbus worker yet", body = ErrorBody),
+    ),
+)]
 async fn module(
     State(state): State<HubState>,
     Path(module): Path<String>,
@@ -142,9 +221,27 @@ fn command_timeout(state: &HubState) -> Duration {
 
 /// The body of a confirmed command: `{"channel": <channel state>}`.
 fn channel_body(channel: ChannelState) -> Json<Value> {
-    Json(json!({"channel": to_json(channel)}))
+    Json(to_json(ChannelReply { channel }))
 }
 
+/// Switches or pulses a channel; answered once the coil write succeeded.
+#[utoipa::path(
+    post,
+    path = "/relays/{module}/channels/{channel}",
+    tag = "relays",
+    params(
+        ("module" = String, Path, description = "The module's configured name"),
+        ("channel" = String, Path, description = "The channel's configured name"),
+    ),
+    request_body(content = relay::Set, description = "`{\"on\": true|false}` (a pulse channel pulses on every on) or `{\"pulse_ms\": n}`"),
+    responses(
+        (status = 200, description = "The coil was written; the channel as it is now", body = ChannelReply),
+        (status = 400, description = "`INVALID_BODY`", body = ErrorBody),
+        (status = 404, description = "`RELAY_NOT_FOUND`, `CHANNEL_NOT_FOUND`", body = ErrorBody),
+        (status = 502, description = "`RELAY_BAD_RESPONSE`, `FIELDBUS_BAD_REPLY`", body = ErrorBody),
+        (status = 503, description = "`RELAY_BREAKER_OPEN`, `RELAY_TIMEOUT`, `RELAY_UNREACHABLE`, `RELAY_GPIO_FAILED`, `RELAY_BUSY`, `FIELDBUS_UNAVAILABLE`", body = ErrorBody),
+    ),
+)]
 async fn set(
     State(state): State<HubState>,
     Path((module, channel)): Path<(String, String)>,
@@ -171,6 +268,22 @@ async fn set(
         .map_err(|e| command_failed(e, timeout))
 }
 
+/// Pulses a channel for its configured length, whatever its mode (a wiring test).
+#[utoipa::path(
+    post,
+    path = "/relays/{module}/channels/{channel}/test",
+    tag = "relays",
+    params(
+        ("module" = String, Path, description = "The module's configured name"),
+        ("channel" = String, Path, description = "The channel's configured name"),
+    ),
+    responses(
+        (status = 200, description = "The pulse started; the channel as it is now", body = ChannelReply),
+        (status = 404, description = "`RELAY_NOT_FOUND`, `CHANNEL_NOT_FOUND`", body = ErrorBody),
+        (status = 502, description = "`RELAY_BAD_RESPONSE`, `FIELDBUS_BAD_REPLY`", body = ErrorBody),
+        (status = 503, description = "`RELAY_BREAKER_OPEN`, `RELAY_TIMEOUT`, `RELAY_UNREACHABLE`, `RELAY_GPIO_FAILED`, `RELAY_BUSY`, `FIELDBUS_UNAVAILABLE`", body = ErrorBody),
+    ),
+)]
 async fn test(
     State(state): State<HubState>,
     Path((module, channel)): Path<(String, String)>,
