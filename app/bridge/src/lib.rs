@@ -78,6 +78,15 @@ pub fn topic_level(id: &str) -> String {
     id.replace(['/', '+', '#'], "_")
 }
 
+/// The retained state of `sensor` (`sensors/<id>/state`).
+fn state_view(sensor: &Sensor) -> SensorView {
+    SensorView {
+        sensor: sensor.clone(),
+        alarm: is_alarm(sensor),
+        changed_at: sensor.state_changed_ms,
+    }
+}
+
 /// Whether any alarm condition (not a trouble) is active: the `alarm` field of the retained
 /// state, which turns the dashboard red.
 fn is_alarm(s: &Sensor) -> bool {
@@ -373,11 +382,7 @@ impl Worker {
         let Some(e) = self.sensors.get(id) else {
             return;
         };
-        let view = SensorView {
-            sensor: e.sensor.clone(),
-            alarm: is_alarm(&e.sensor),
-            changed_at: e.sensor.state_changed_ms,
-        };
+        let view = state_view(&e.sensor);
         let levels = contract::sensor_state(&topic_level(id));
         let levels: Vec<&str> = levels.iter().map(String::as_str).collect();
         let topic = self.bus.topic(&levels);
@@ -416,5 +421,45 @@ impl Worker {
                 self.publish_change(&id, &update, false, false).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use watchpost_dashboard::state::DashboardState;
+    use watchpost_yolink::{Condition, SensorState};
+
+    use super::*;
+
+    #[test]
+    fn the_dashboard_reads_the_retained_state() {
+        let mut door = Sensor::new("door1", "Front door", "DoorSensor", None);
+        door.state = SensorState::Open;
+        door.conditions.insert(Condition::Intrusion);
+        door.battery = Some(3);
+        door.state_changed_ms = Some(1_700_000_000_000);
+        let mut th = Sensor::new("th1", "Cellar", "THSensor", None);
+        th.state = SensorState::Normal;
+        th.conditions.insert(Condition::LowBattery);
+        th.online = false;
+        let mut dash = DashboardState::default();
+        for s in [&door, &th] {
+            let payload = serde_json::to_vec(&state_view(s)).unwrap();
+            let levels = contract::sensor_state(&s.id);
+            let levels: Vec<&str> = levels.iter().map(String::as_str).collect();
+            assert!(dash.apply(&levels, &payload).unwrap());
+        }
+        let tile = &dash.sensors["door1"];
+        assert_eq!(tile.name, "Front door");
+        assert_eq!(tile.state, "open");
+        assert!(tile.alarm);
+        assert_eq!(tile.battery_pct, Some(75));
+        assert_eq!(tile.changed_at_unix, Some(1_700_000_000));
+        assert!(tile.online);
+        // A trouble does not turn the dashboard red.
+        let tile = &dash.sensors["th1"];
+        assert_eq!(tile.state, "normal");
+        assert!(!tile.alarm);
+        assert!(!tile.online);
     }
 }
