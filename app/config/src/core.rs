@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use watchpost_runtime::logging::LogFormat;
 
-use crate::types::{Endpoint, ListenAddr, Secret};
+use crate::WORKERS;
+use crate::types::{Endpoint, ListenAddr, Secret, string_newtype_serde};
 
 fn default_true() -> bool {
     true
@@ -72,13 +73,57 @@ pub struct SupervisorConfig {
     /// On shutdown, each worker gets this long after SIGTERM before SIGKILL.
     pub stop_grace_ms: u64,
     /// Workers whose health gates the systemd watchdog, readiness and the OTA mark-good.
-    pub essential: Vec<String>,
+    pub essential: Vec<WorkerName>,
     /// A hardware watchdog given by hand; it replaces the board description's.
     pub hardware_watchdog: Option<HardwareWatchdogConfig>,
     /// Arm the watchdog of the board description (when `hardware_watchdog` is not set).
     pub board_watchdog: bool,
     /// The user button's gestures.
     pub button: ButtonSettings,
+}
+
+/// The name of one of the appliance's workers ([`WORKERS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkerName(&'static str);
+
+impl WorkerName {
+    pub const BROKER: WorkerName = WorkerName("broker");
+    pub const FIELDBUS: WorkerName = WorkerName("fieldbus");
+    pub const HUB: WorkerName = WorkerName("hub");
+
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl std::str::FromStr for WorkerName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        WORKERS
+            .iter()
+            .find(|w| **w == s)
+            .map(|w| Self(w))
+            .ok_or_else(|| format!("unknown worker `{s}` (known: {})", WORKERS.join(", ")))
+    }
+}
+
+impl std::fmt::Display for WorkerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+string_newtype_serde!(WorkerName);
+
+impl PartialEq<str> for WorkerName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for WorkerName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
 }
 
 /// `[supervisor.button]`: short press announces the address; a long press followed by a
@@ -115,7 +160,7 @@ impl Default for SupervisorConfig {
             restart_window_s: 300,
             failed_retry_s: 600,
             stop_grace_ms: 5000,
-            essential: vec!["broker".into(), "fieldbus".into(), "hub".into()],
+            essential: vec![WorkerName::BROKER, WorkerName::FIELDBUS, WorkerName::HUB],
             hardware_watchdog: None,
             board_watchdog: true,
             button: ButtonSettings::default(),

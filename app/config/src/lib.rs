@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::core::{
     AuthConfig, BoardIo, BrokerConfig, BusConfig, ButtonSettings, HardwareWatchdogConfig,
-    HubConfig, Role, SupervisorConfig, SystemConfig, UserConfig,
+    HubConfig, Role, SupervisorConfig, SystemConfig, UserConfig, WorkerName,
 };
 pub use types::{Endpoint, Ident, ListenAddr, MqttTopic, Secret};
 
@@ -318,14 +318,6 @@ impl Config {
         }
         if s.restart_budget == 0 {
             p.push(problem("supervisor.restart_budget", "must be at least 1"));
-        }
-        for name in &s.essential {
-            if !WORKERS.contains(&name.as_str()) {
-                p.push(problem(
-                    "supervisor.essential",
-                    format!("unknown worker `{name}` (known: {})", WORKERS.join(", ")),
-                ));
-            }
         }
         if let Some(wd) = &s.hardware_watchdog
             && !(1..=3600).contains(&wd.timeout_s)

@@ -41,13 +41,30 @@ fn port_out_of_range_is_explained() {
 fn cross_key_problems_name_keys() {
     let err = parse(
         "[supervisor]\nheartbeat_interval_ms = 500\nheartbeat_timeout_ms = 600\n\
-         essential = [\"nope\"]\n[[auth.users]]\nname = \"admin\"\n",
+         [[auth.users]]\nname = \"admin\"\n",
     )
     .unwrap_err()
     .to_string();
     assert!(err.contains("supervisor.heartbeat_timeout_ms"), "{err}");
-    assert!(err.contains("unknown worker `nope`"), "{err}");
     assert!(err.contains("auth.users[0]: needs password"), "{err}");
+}
+
+#[test]
+fn essential_workers_are_known_workers() {
+    let err = parse("[supervisor]\nessential = [\"hub\", \"nope\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`supervisor.essential[1]`"), "{err}");
+    assert!(
+        err.contains("line 2") && err.contains("unknown worker `nope`"),
+        "{err}"
+    );
+    let cfg = parse("[supervisor]\nessential = [\"capture\"]\n").unwrap();
+    assert_eq!(cfg.supervisor.essential.len(), 1);
+    assert!(cfg.supervisor.essential[0] == "capture");
+    for w in WORKERS {
+        assert_eq!(w.parse::<WorkerName>().map(WorkerName::as_str), Ok(*w));
+    }
 }
 
 #[test]

@@ -14,9 +14,7 @@
 //! - `system/capture/status`, the worker's own `online`/`offline` (plain text, retained).
 //!
 //! The topic helpers return levels for `Bus::topic` / `Bus::filter`; [`Topic::parse`] reads a
-//! received topic back. The types the hub's REST API answers with (camera state, thermal
-//! statistics, the recording index's segments) derive `utoipa::ToSchema` for its OpenAPI
-//! document.
+//! received topic back.
 
 use std::fmt;
 
@@ -155,7 +153,7 @@ impl<'a> Topic<'a> {
 }
 
 /// Where a camera stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CameraState {
     Starting,
@@ -211,7 +209,7 @@ pub struct CameraStatus {
 }
 
 /// Why a segment was recorded (also the recording index's, and a recording event's).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum RecordingTrigger {
     Continuous,
@@ -223,7 +221,7 @@ pub enum RecordingTrigger {
 }
 
 /// State of a segment file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SegmentState {
     /// Being written (or the writer died; repaired at the next start).
@@ -260,7 +258,7 @@ pub enum RecordingEvent {
 }
 
 /// A pixel of a thermogram and its temperature (°C rounded to 0.01).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ThermalSpot {
     pub x: u32,
     pub y: u32,
@@ -268,7 +266,7 @@ pub struct ThermalSpot {
 }
 
 /// Where a temperature rule stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ThermalRuleState {
     Normal,
@@ -279,7 +277,7 @@ pub enum ThermalRuleState {
 
 /// One rule in [`ThermalStatistics`], with the statistics of its region (the whole
 /// thermogram for a rule without one).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThermalRuleStatus {
     pub id: String,
     pub state: ThermalRuleState,
@@ -291,7 +289,7 @@ pub struct ThermalRuleStatus {
 
 /// `capture/camera/<camera>/thermal`, retained, every `stats_interval_ms` of a thermal
 /// camera. Temperatures in °C rounded to 0.01.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThermalStatistics {
     pub camera: String,
     /// RFC 3339.
@@ -467,7 +465,7 @@ impl CameraCommand for Recordings {
 }
 
 /// One segment in a [`RecordingsPage`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recording {
     pub camera: String,
     /// RFC 3339.

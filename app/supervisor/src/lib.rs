@@ -207,7 +207,7 @@ pub async fn run(
     })?;
     let (listener_env, listeners) = resolve_listeners(&mut config)?;
     let policy = policy_from(&config);
-    let essential: Vec<String> = config.supervisor.essential.clone();
+    let essential = config.supervisor.essential.clone();
     let slots = order
         .iter()
         .map(|n| {

@@ -12,25 +12,19 @@
 //! [`CaptureCode`]s, mapped to HTTP by one exhaustive `match` ([`refused`]); no answer in time
 //! is a 503. Credentials are never part of an answer: the source is described by its type and
 //! its URL without user information.
-//!
-//! Every handler carries its `#[utoipa::path]` with each status it can answer. The answers are
-//! the hub's own view types; the configuration's enums are mirrored by [`CameraKindView`],
-//! [`RecordModeView`] and [`RtspTransportView`] (converted by exhaustive `match`es), so the
-//! OpenAPI schema is derived from the very types that are serialized.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use watchpost_bus::{Bus, ReplyError, RequestError};
 use watchpost_config::capture::{
     CameraConfig, CameraKind, RecordMode, RtspTransport, SourceConfig,
@@ -40,10 +34,9 @@ use watchpost_contract::capture::{
     Recordings, Snapshot, ThermalStatistics, Topic,
 };
 
-use super::events::ListOrder;
 use super::extract::{Path, Query};
 use super::list::{Page, PageRequest, Pagination, paginate};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 use crate::state::HubState;
 
 /// A status not refreshed for this long is stale (the worker republishes at least every 10 s).
@@ -53,13 +46,13 @@ pub const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(6);
 /// How long the worker may take to list its index, or to seal credentials.
 pub const RECORDINGS_TIMEOUT: Duration = Duration::from_secs(3);
 
-pub fn router() -> OpenApiRouter<HubState> {
-    OpenApiRouter::new()
-        .routes(routes!(list))
-        .routes(routes!(one))
-        .routes(routes!(snapshot))
-        .routes(routes!(recordings))
-        .routes(routes!(put_credentials))
+pub fn router() -> Router<HubState> {
+    Router::new()
+        .route("/cameras", get(list))
+        .route("/cameras/{id}", get(one))
+        .route("/cameras/{id}/snapshot", get(snapshot))
+        .route("/cameras/{id}/recordings", get(recordings))
+        .route("/cameras/{id}/credentials", put(put_credentials))
 }
 
 /// The hub's client of the capture worker: typed caches of what it publishes (each camera's
@@ -239,12 +232,10 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// A camera's status as the API reports it: the capture worker's, or `offline` with the
-/// reason when that is stale or missing, `disabled` when the configuration says so.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+/// A camera's status as the API reports it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CameraStatusView {
     pub state: CameraState,
-    /// Why the camera is not online, when it is not.
     pub reason: Option<String>,
     pub input_fps: f64,
     pub bitrate_bps: f64,
@@ -253,7 +244,6 @@ pub struct CameraStatusView {
     pub recording: bool,
     pub recording_bytes_per_s: f64,
     pub disk_used_bytes: u64,
-    /// RFC 3339, `null` before the first frame.
     pub last_frame_at: Option<String>,
     pub recording_error: Option<String>,
     /// Mean delay from a frame's arrival to the detection ring (ms), when detection runs.
@@ -343,18 +333,15 @@ fn without_userinfo(url: &str) -> String {
 }
 
 /// A camera's source as the API describes it: its type and where it is, never credentials.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SourceView {
     Rtsp {
-        /// The main stream, without user information.
         url: String,
-        /// The sub-stream, without user information.
         sub_url: Option<String>,
-        transport: RtspTransportView,
+        transport: RtspTransport,
     },
     V4l2 {
-        #[schema(value_type = String)]
         device: PathBuf,
     },
     HttpMjpeg {
@@ -378,7 +365,7 @@ impl SourceView {
             } => SourceView::Rtsp {
                 url: without_userinfo(url),
                 sub_url: sub_url.as_deref().map(without_userinfo),
-                transport: (*transport).into(),
+                transport: *transport,
             },
             SourceConfig::V4l2 { device, .. } => SourceView::V4l2 {
                 device: device.clone(),
@@ -395,73 +382,17 @@ impl SourceView {
     }
 }
 
-/// RTSP lower transport (the configuration's `transport`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RtspTransportView {
-    Tcp,
-    Udp,
-}
-
-impl From<RtspTransport> for RtspTransportView {
-    fn from(t: RtspTransport) -> Self {
-        match t {
-            RtspTransport::Tcp => Self::Tcp,
-            RtspTransport::Udp => Self::Udp,
-        }
-    }
-}
-
-/// What the camera sees (the configuration's `kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CameraKindView {
-    Visible,
-    Thermal,
-}
-
-impl From<CameraKind> for CameraKindView {
-    fn from(k: CameraKind) -> Self {
-        match k {
-            CameraKind::Visible => Self::Visible,
-            CameraKind::Thermal => Self::Thermal,
-        }
-    }
-}
-
-/// When the camera records (the configuration's `record.mode`): always, around events, inside
-/// the schedule's windows, or never.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RecordModeView {
-    Continuous,
-    Event,
-    Schedule,
-    Off,
-}
-
-impl From<RecordMode> for RecordModeView {
-    fn from(m: RecordMode) -> Self {
-        match m {
-            RecordMode::Continuous => Self::Continuous,
-            RecordMode::Event => Self::Event,
-            RecordMode::Schedule => Self::Schedule,
-            RecordMode::Off => Self::Off,
-        }
-    }
-}
-
 /// One camera as `GET /api/v1/cameras` and `GET /api/v1/cameras/{id}` answer it.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CameraView {
     pub id: String,
     /// The configured name, or the id when it has none.
     pub name: String,
     pub enabled: bool,
-    pub kind: CameraKindView,
+    pub kind: CameraKind,
     pub source: SourceView,
     pub credentials_configured: bool,
-    pub record_mode: RecordModeView,
+    pub record_mode: RecordMode,
     pub detect: bool,
     pub status: CameraStatusView,
     /// A thermal camera's latest statistics as the worker published them; `null` for other
@@ -476,10 +407,10 @@ fn camera_view(state: &HubState, c: &CameraConfig) -> CameraView {
         id: id.to_string(),
         name: if c.name.is_empty() { id } else { &c.name }.to_string(),
         enabled: c.enabled,
-        kind: c.kind.into(),
+        kind: c.kind,
         source: SourceView::of(c),
         credentials_configured: c.credentials.is_some(),
-        record_mode: c.record.mode.into(),
+        record_mode: c.record.mode,
         detect: c.detect.enabled,
         status: status_view(
             state.config.capture.enabled,
@@ -508,40 +439,14 @@ fn find<'a>(state: &'a HubState, id: &str) -> Result<&'a CameraConfig, ApiError>
         })
 }
 
-/// The `{id}` path parameter of `/api/v1/cameras/{id}/...`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct CameraId {
-    /// The camera's configured id.
-    #[param(example = "yard")]
-    id: String,
-}
-
 /// Query parameters of `GET /api/v1/cameras`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Page number, from 1.
-    #[param(minimum = 1)]
     page: Option<u32>,
-    /// Cameras per page, 1..=500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
-/// The configured cameras, in configuration order, each with its live status.
-#[utoipa::path(
-    get,
-    path = "/cameras",
-    tag = "cameras",
-    operation_id = "list_cameras",
-    params(ListParams),
-    responses(
-        (status = 200, description = "One page of cameras", body = Page<CameraView>),
-        (status = 400, description = "A parameter is out of range (`INVALID_PAGE`, `INVALID_LIMIT`), not a number or unknown (`INVALID_QUERY`)", body = ErrorBody),
-    ),
-)]
 async fn list(
     State(state): State<HubState>,
     Query(p): Query<ListParams>,
@@ -554,22 +459,9 @@ async fn list(
     )))
 }
 
-/// One camera with its live status.
-#[utoipa::path(
-    get,
-    path = "/cameras/{id}",
-    tag = "cameras",
-    operation_id = "get_camera",
-    params(CameraId),
-    responses(
-        (status = 200, description = "The camera", body = CameraView),
-        (status = 400, description = "The id is not valid UTF-8 once decoded (`INVALID_PATH`)", body = ErrorBody),
-        (status = 404, description = "No camera of that id is configured (`CAMERA_NOT_FOUND`)", body = ErrorBody),
-    ),
-)]
 async fn one(
     State(state): State<HubState>,
-    Path(CameraId { id }): Path<CameraId>,
+    Path(id): Path<String>,
 ) -> Result<Json<CameraView>, ApiError> {
     let c = find(&state, &id)?;
     Ok(Json(camera_view(&state, c)))
@@ -593,35 +485,9 @@ fn require_running(state: &HubState, c: &CameraConfig) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A JPEG picture's bytes (the snapshot answer's body, named here for the OpenAPI document).
-#[derive(Debug, utoipa::ToSchema)]
-#[schema(value_type = String, format = Binary)]
-pub struct Jpeg(pub Vec<u8>);
-
-/// The camera's newest frame as a JPEG, taken now by the capture worker.
-#[utoipa::path(
-    get,
-    path = "/cameras/{id}/snapshot",
-    tag = "cameras",
-    operation_id = "get_camera_snapshot",
-    params(CameraId),
-    responses(
-        (status = 200, description = "The picture", content_type = "image/jpeg", body = Jpeg,
-            headers(
-                ("x-snapshot-taken-at" = String, description = "RFC 3339: when the newest frame in the picture arrived"),
-                ("cache-control" = String, description = "`no-store`"),
-            )),
-        (status = 400, description = "The id is not valid UTF-8 once decoded (`INVALID_PATH`)", body = ErrorBody),
-        (status = 404, description = "No camera of that id is configured (`CAMERA_NOT_FOUND`)", body = ErrorBody),
-        (status = 409, description = "The camera is disabled in the configuration (`CAMERA_DISABLED`)", body = ErrorBody),
-        (status = 500, description = "The frame could not be decoded, written or read back (`SNAPSHOT_FAILED`)", body = ErrorBody),
-        (status = 502, description = "The capture worker's answer is out of contract (`CAPTURE_BAD_REPLY`), or it did not understand the hub's command (`CAPTURE_BAD_REQUEST`)", body = ErrorBody),
-        (status = 503, description = "The capture worker is disabled (`CAPTURE_DISABLED`), did not answer (`CAPTURE_UNAVAILABLE`), does not run the camera (`CAMERA_NOT_RUNNING`), or has no frame from it yet (`NO_FRAME`)", body = ErrorBody),
-    ),
-)]
 async fn snapshot(
     State(state): State<HubState>,
-    Path(CameraId { id }): Path<CameraId>,
+    Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let c = find(&state, &id)?;
     require_running(&state, c)?;
@@ -656,14 +522,10 @@ async fn snapshot(
 }
 
 /// Body of `PUT /api/v1/cameras/{id}/credentials`.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialsBody {
-    /// Not empty, without `:`.
-    #[schema(min_length = 1, pattern = "^[^:]+$", example = "viewer")]
     username: String,
-    /// Never echoed, logged or published.
-    #[schema(example = "s3cret")]
     password: String,
 }
 
@@ -677,26 +539,9 @@ impl std::fmt::Debug for CredentialsBody {
 
 /// Replaces a camera's credentials: the capture worker seals them with the device key, stores
 /// them and reconnects the camera with them. Answers 204; the password is never echoed.
-#[utoipa::path(
-    put,
-    path = "/cameras/{id}/credentials",
-    tag = "cameras",
-    operation_id = "put_camera_credentials",
-    params(CameraId),
-    request_body(content = CredentialsBody, content_type = "application/json"),
-    responses(
-        (status = 204, description = "Stored; the camera reconnects with them"),
-        (status = 400, description = "The body is not `{\"username\", \"password\"}` or the username is empty or has a `:` (`INVALID_CREDENTIALS`), or the id is not valid UTF-8 once decoded (`INVALID_PATH`)", body = ErrorBody),
-        (status = 404, description = "No camera of that id is configured (`CAMERA_NOT_FOUND`)", body = ErrorBody),
-        (status = 409, description = "The camera is disabled in the configuration (`CAMERA_DISABLED`)", body = ErrorBody),
-        (status = 500, description = "The capture worker could not store them (`CREDENTIALS_NOT_SAVED`)", body = ErrorBody),
-        (status = 502, description = "The capture worker's answer is out of contract (`CAPTURE_BAD_REPLY`), or it did not understand the hub's command (`CAPTURE_BAD_REQUEST`)", body = ErrorBody),
-        (status = 503, description = "The capture worker is disabled (`CAPTURE_DISABLED`), did not answer (`CAPTURE_UNAVAILABLE`) or does not run the camera (`CAMERA_NOT_RUNNING`)", body = ErrorBody),
-    ),
-)]
 async fn put_credentials(
     State(state): State<HubState>,
-    Path(CameraId { id }): Path<CameraId>,
+    Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<StatusCode, ApiError> {
     let c = find(&state, &id)?;
@@ -720,44 +565,22 @@ async fn put_credentials(
 }
 
 /// Query parameters of `GET /api/v1/cameras/{id}/recordings`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
 pub struct RecordingParams {
-    /// Page number, from 1.
-    #[param(minimum = 1)]
     page: Option<u32>,
-    /// Segments per page, 1..=500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
-    /// Only segments that end at or after this time (µs since the Unix epoch).
+    /// Segments ending after this time (µs since the epoch).
     since_us: Option<u64>,
-    /// Only segments that start before this time (µs since the Unix epoch).
+    /// Segments starting before this time.
     until_us: Option<u64>,
-    /// `newest` first (default) or `oldest` first, by start time.
-    #[param(value_type = Option<ListOrder>)]
+    /// `newest` (default) or `oldest` first.
     order: Option<String>,
 }
 
-/// One page of the camera's recording index: its segments, newest first unless asked.
-#[utoipa::path(
-    get,
-    path = "/cameras/{id}/recordings",
-    tag = "cameras",
-    operation_id = "list_camera_recordings",
-    params(CameraId, RecordingParams),
-    responses(
-        (status = 200, description = "One page of segments", body = Page<Recording>),
-        (status = 400, description = "A parameter is out of range (`INVALID_PAGE`, `INVALID_LIMIT`, `INVALID_ORDER`), not a number or unknown (`INVALID_QUERY`), or the id is not valid UTF-8 once decoded (`INVALID_PATH`)", body = ErrorBody),
-        (status = 404, description = "No camera of that id is configured (`CAMERA_NOT_FOUND`)", body = ErrorBody),
-        (status = 500, description = "The recording index cannot be read (`INDEX_UNREADABLE`)", body = ErrorBody),
-        (status = 502, description = "The capture worker's answer is out of contract (`CAPTURE_BAD_REPLY`), or it did not understand the hub's command (`CAPTURE_BAD_REQUEST`)", body = ErrorBody),
-        (status = 503, description = "The capture worker is disabled (`CAPTURE_DISABLED`), did not answer (`CAPTURE_UNAVAILABLE`) or does not know the camera (`CAMERA_NOT_RUNNING`)", body = ErrorBody),
-    ),
-)]
 async fn recordings(
     State(state): State<HubState>,
-    Path(CameraId { id }): Path<CameraId>,
+    Path(id): Path<String>,
     Query(p): Query<RecordingParams>,
 ) -> Result<Json<Page<Recording>>, ApiError> {
     let _ = find(&state, &id)?;
@@ -927,7 +750,7 @@ mod tests {
         let rtsp = SourceView::Rtsp {
             url: without_userinfo("rtsp://u:p@h:554/a"),
             sub_url: None,
-            transport: RtspTransportView::Tcp,
+            transport: RtspTransport::Tcp,
         };
         assert_eq!(
             serde_json::to_value(&rtsp).unwrap(),
@@ -941,70 +764,6 @@ mod tests {
             serde_json::to_value(&tcp).unwrap(),
             json!({"type": "thermal_tcp", "address": "127.0.0.1:9000", "fps": 9})
         );
-    }
-
-    #[test]
-    fn view_enums_spell_the_configurations_values() {
-        fn same<C: Serialize + Copy, V: Serialize + From<C>>(values: &[C]) {
-            for &c in values {
-                assert_eq!(
-                    serde_json::to_value(c).unwrap(),
-                    serde_json::to_value(V::from(c)).unwrap()
-                );
-            }
-        }
-        same::<_, CameraKindView>(&[CameraKind::Visible, CameraKind::Thermal]);
-        same::<_, RtspTransportView>(&[RtspTransport::Tcp, RtspTransport::Udp]);
-        same::<_, RecordModeView>(&[
-            RecordMode::Continuous,
-            RecordMode::Event,
-            RecordMode::Schedule,
-            RecordMode::Off,
-        ]);
-    }
-
-    #[test]
-    fn the_document_describes_every_camera_route_and_answer() {
-        let doc = serde_json::to_value(crate::openapi()).unwrap();
-        let statuses = |path: &str, method: &str| -> Vec<String> {
-            let op = &doc["paths"][format!("/api/v1{path}")][method];
-            op["responses"]
-                .as_object()
-                .unwrap_or_else(|| panic!("{method} {path} is not in the document"))
-                .keys()
-                .cloned()
-                .collect()
-        };
-        let errors = ["400", "404", "409", "500", "502", "503"];
-        assert_eq!(statuses("/cameras", "get"), ["200", "400"]);
-        assert_eq!(statuses("/cameras/{id}", "get"), ["200", "400", "404"]);
-        assert_eq!(
-            statuses("/cameras/{id}/snapshot", "get"),
-            [&["200"][..], &errors].concat()
-        );
-        assert_eq!(
-            statuses("/cameras/{id}/credentials", "put"),
-            [&["204"][..], &errors].concat()
-        );
-        assert_eq!(
-            statuses("/cameras/{id}/recordings", "get"),
-            ["200", "400", "404", "500", "502", "503"]
-        );
-        let jpeg = &doc["paths"]["/api/v1/cameras/{id}/snapshot"]["get"]["responses"]["200"];
-        assert_eq!(
-            jpeg["content"]["image/jpeg"]["schema"]["$ref"],
-            "#/components/schemas/Jpeg"
-        );
-        let schemas = &doc["components"]["schemas"];
-        assert_eq!(schemas["Jpeg"]["format"], "binary");
-        for name in [
-            "CameraView",
-            "Recording",
-            "ThermalStatistics",
-            "CredentialsBody",
-        ] {
-            assert!(schemas[name].is_object(), "{name} is not in the document");
-        }
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub fn router() -> OpenApiRouter<HubState> {
         .merge(events::router())
         .merge(neasmart::router().into())
         .merge(relays::router().into())
-        .merge(cameras::router())
+        .merge(cameras::router().into())
         .merge(alarms::router().into())
         .merge(sensors::router().into())
 }
