@@ -2,7 +2,9 @@
 //! starts, any device is opened or any port is bound.
 //!
 //! Design: every section is a `#[serde(deny_unknown_fields)]` struct built from validating
-//! newtypes ([`types`]), so a bad value is rejected with the key and line where it stands.
+//! newtypes ([`types`]) and enums for every closed set (thermal rule statistics, days, alarm
+//! conditions…), so a bad value is rejected while the file is read, with its key path and
+//! line; consumers get the typed value and never re-parse a string.
 //! Environment variables `WATCHPOST_<SECTION>__<KEY>[__<SUBKEY>...]=<TOML value>` override
 //! single keys (the value is parsed as TOML, and taken as a string when it does not parse).
 //! Checks that span several keys run in [`Config::validate`] and name the keys.
@@ -159,9 +161,9 @@ pub fn from_str_with_env(
     }
 }
 
-/// Deserializes a whole document. A rejected value is reported with its dotted key path
-/// (`in `capture.cameras[0].record.schedule[0].days[1]``) before toml's line, column and
-/// excerpt, so a key that appears many times in the file is named exactly.
+/// Deserializes a whole document. A rejected value is reported with its dotted key path, such
+/// as `capture.cameras[0].record.schedule[0].days[1]`, before toml's line, column and excerpt,
+/// so a key that appears many times in the file is named exactly.
 fn parse_document(text: &str) -> Result<Config, String> {
     let de =
         toml::de::Deserializer::parse(text).map_err(|e| e.to_string().trim_end().to_string())?;
