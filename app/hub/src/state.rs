@@ -26,6 +26,9 @@ pub struct HubState {
     pub neasmart: Arc<crate::api::neasmart::FieldbusClient>,
     /// The capture worker's client: camera status and thermal statistics, and its commands.
     pub cameras: Arc<crate::api::cameras::CaptureClient>,
+    /// The alarm service's handle (run by `services`): queue status, the sensor state cache,
+    /// test alarms and reloads.
+    pub alarm: watchpost_alarm::AlarmHandle,
 }
 
 impl HubState {

@@ -24,9 +24,9 @@ pub fn router() -> OpenApiRouter<HubState> {
     OpenApiRouter::new()
         .merge(system::router())
         .merge(events::router())
-        .merge(neasmart::router().into())
-        .merge(relays::router().into())
-        .merge(cameras::router().into())
+        .merge(neasmart::router())
+        .merge(relays::router())
+        .merge(cameras::router())
         .merge(alarms::router().into())
         .merge(sensors::router().into())
 }
