@@ -52,14 +52,12 @@ use crate::handle::{AlarmHandle, Command, Shared, TestQueued, TestRequest};
 use crate::history::{self, event};
 use crate::intake::{self, Intake, Verdict};
 use crate::ledger::{self, Checkpoint, Ledger, Snapshot};
+use crate::managed::load_managed;
 use crate::receivers::Receiver;
 use crate::routing::Routes;
 use crate::sia::{Clock, SystemClock};
 use crate::supervision::{self, Indicator};
 use crate::{AlarmError, blocking, now_ms};
-
-// Where these lived before the split (the hub's system requests read them here).
-pub use crate::managed::{MANAGED_KEY, Managed, load_managed};
 
 /// How long delivery tasks may take to finish the delivery in flight when the service stops;
 /// after that it is abandoned and stays queued.
