@@ -330,14 +330,16 @@ impl Bus {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(reply_to.clone(), tx);
+        // However this call ends (answer, timeout, error, or the future dropped by a caller
+        // that gave up), the pending entry goes with it.
+        let _pending = Pending {
+            inner: &self.inner,
+            reply_to: &reply_to,
+        };
         let result = match self.publish_bytes(topic, payload, Retain::No).await {
             Ok(()) => tokio::time::timeout(timeout, rx).await,
-            Err(e) => {
-                self.forget(&reply_to);
-                return Err(e.into());
-            }
+            Err(e) => return Err(e.into()),
         };
-        self.forget(&reply_to);
         match result {
             Ok(Ok(bytes)) => match rpc::decode_reply::<C::Reply, C::Code>(&bytes) {
                 Ok(Ok(reply)) => Ok(reply),
@@ -355,14 +357,6 @@ impl Bus {
                 timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
             }),
         }
-    }
-
-    fn forget(&self, reply_to: &str) {
-        self.inner
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(reply_to);
     }
 
     /// `<prefix>/reply/<client id>/#`: where this client's replies arrive.
@@ -395,6 +389,33 @@ impl Bus {
     /// wildcards, every other level is sanitised as in [`Bus::topic`].
     pub fn filter(&self, levels: &[&str]) -> String {
         topic::filter(&self.inner.prefix, levels)
+    }
+}
+
+/// Removes a request's pending entry when the request ends.
+struct Pending<'a> {
+    inner: &'a Inner,
+    reply_to: &'a str,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.inner
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(self.reply_to);
+    }
+}
+
+impl Bus {
+    /// Requests waiting for their reply (for tests and metrics).
+    pub fn pending_requests(&self) -> usize {
+        self.inner
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 }
 

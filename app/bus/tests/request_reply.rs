@@ -176,6 +176,20 @@ async fn round_trip_refusal_timeout_and_concurrency() {
     for t in tasks {
         t.await.expect("request task");
     }
+    assert_eq!(caller.pending_requests(), 0);
+
+    // A caller that gives up (drops the future) leaves no pending entry behind.
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(50),
+        caller.request(
+            &caller.topic(&["nobody", "set"]),
+            &LampSet { on: true },
+            Duration::from_secs(60),
+        ),
+    )
+    .await;
+    assert!(abandoned.is_err(), "nobody answers");
+    assert_eq!(caller.pending_requests(), 0);
     shutdown.cancel();
 }
 
