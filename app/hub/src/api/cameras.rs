@@ -10,49 +10,64 @@
 //! recording index and credentials are the capture contract's typed commands
 //! (`watchpost_contract::capture`) sent with `Bus::request`; the worker's refusals come back as
 //! [`CaptureCode`]s, mapped to HTTP by one exhaustive `match` ([`refused`]); no answer in time
-//! is a 503. Credentials are never part of an answer: the source is described by its type and
-//! its URL without user information.
+//! is a 503. A snapshot of a camera that is (re)connecting waits a few seconds for its first
+//! frame ([`FIRST_FRAME_WAIT`]) before answering `NO_FRAME`. Credentials are never part of an
+//! answer: the source is described by its type and its URL without user information.
+//!
+//! Every handler carries its `#[utoipa::path]` with each status it can answer. The answers are
+//! the hub's own view types; the configuration's enums are mirrored by [`CameraKindView`],
+//! [`RecordModeView`] and [`RtspTransportView`] (converted by exhaustive `match`es), so the
+//! OpenAPI schema is derived from the very types that are serialized.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use watchpost_bus::{Bus, ReplyError, RequestError};
 use watchpost_config::capture::{
     CameraConfig, CameraKind, RecordMode, RtspTransport, SourceConfig,
 };
 use watchpost_contract::capture::{
     self, CameraCommand, CameraState, CameraStatus, CaptureCode, Credentials, Recording,
-    Recordings, Snapshot, ThermalStatistics, Topic,
+    Recordings, Snapshot, SnapshotTaken, ThermalStatistics, Topic,
 };
 
+use super::events::ListOrder;
 use super::extract::{Path, Query};
 use super::list::{Page, PageRequest, Pagination, paginate};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::HubState;
 
 /// A status not refreshed for this long is stale (the worker republishes at least every 10 s).
 pub const STALE_AFTER_MS: u64 = 30_000;
-/// How long a snapshot may take: the worker waits up to 2 s for a frame, then decodes.
+/// How long one snapshot command may take: the worker waits up to 2 s for its recorder's
+/// newest group of pictures, then decodes it.
 pub const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(6);
+/// How long a snapshot waits for a camera's first frame: right after the camera (re)connects,
+/// a credentials change included, the worker has none and answers `NO_FRAME`; the hub asks
+/// again every [`FIRST_FRAME_POLL`] until this has passed, then answers 503 `NO_FRAME`.
+pub const FIRST_FRAME_WAIT: Duration = Duration::from_secs(5);
+/// How often a snapshot asks again while it waits for the first frame.
+pub const FIRST_FRAME_POLL: Duration = Duration::from_millis(250);
 /// How long the worker may take to list its index, or to seal credentials.
 pub const RECORDINGS_TIMEOUT: Duration = Duration::from_secs(3);
 
-pub fn router() -> Router<HubState> {
-    Router::new()
-        .route("/cameras", get(list))
-        .route("/cameras/{id}", get(one))
-        .route("/cameras/{id}/snapshot", get(snapshot))
-        .route("/cameras/{id}/recordings", get(recordings))
-        .route("/cameras/{id}/credentials", put(put_credentials))
+pub fn router() -> OpenApiRouter<HubState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(one))
+        .routes(routes!(snapshot))
+        .routes(routes!(recordings))
+        .routes(routes!(put_credentials))
 }
 
 /// The hub's client of the capture worker: typed caches of what it publishes (each camera's
@@ -128,6 +143,24 @@ impl CaptureClient {
         bus.request(&topic, command, timeout)
             .await
             .map_err(|e| request_error(&topic, e))
+    }
+
+    /// Takes a snapshot of camera `camera`, waiting up to [`FIRST_FRAME_WAIT`] for its first
+    /// frame when the worker has none yet (the camera is starting or reconnecting).
+    pub async fn snapshot(&self, bus: &Bus, camera: &str) -> Result<SnapshotTaken, ApiError> {
+        let topic = bus.topic(&capture::command(camera, Snapshot::COMMAND));
+        let deadline = tokio::time::Instant::now() + FIRST_FRAME_WAIT;
+        loop {
+            match bus.request(&topic, &Snapshot {}, SNAPSHOT_TIMEOUT).await {
+                Err(RequestError::Refused { error, .. })
+                    if error.code == CaptureCode::NoFrame
+                        && tokio::time::Instant::now() + FIRST_FRAME_POLL < deadline =>
+                {
+                    tokio::time::sleep(FIRST_FRAME_POLL).await;
+                }
+                r => return r.map_err(|e| request_error(&topic, e)),
+            }
+        }
     }
 }
 
@@ -232,10 +265,12 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// A camera's status as the API reports it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A camera's status as the API reports it: the capture worker's, or `offline` with the
+/// reason when that is stale or missing, `disabled` when the configuration says so.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CameraStatusView {
     pub state: CameraState,
+    /// Why the camera is not online, when it is not.
     pub reason: Option<String>,
     pub input_fps: f64,
     pub bitrate_bps: f64,
@@ -244,6 +279,7 @@ pub struct CameraStatusView {
     pub recording: bool,
     pub recording_bytes_per_s: f64,
     pub disk_used_bytes: u64,
+    /// RFC 3339, `null` before the first frame.
     pub last_frame_at: Option<String>,
     pub recording_error: Option<String>,
     /// Mean delay from a frame's arrival to the detection ring (ms), when detection runs.
@@ -333,15 +369,18 @@ fn without_userinfo(url: &str) -> String {
 }
 
 /// A camera's source as the API describes it: its type and where it is, never credentials.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SourceView {
     Rtsp {
+        /// The main stream, without user information.
         url: String,
+        /// The sub-stream, without user information.
         sub_url: Option<String>,
-        transport: RtspTransport,
+        transport: RtspTransportView,
     },
     V4l2 {
+        #[schema(value_type = String)]
         device: PathBuf,
     },
     HttpMjpeg {
@@ -365,7 +404,7 @@ impl SourceView {
             } => SourceView::Rtsp {
                 url: without_userinfo(url),
                 sub_url: sub_url.as_deref().map(without_userinfo),
-                transport: *transport,
+                transport: (*transport).into(),
             },
             SourceConfig::V4l2 { device, .. } => SourceView::V4l2 {
                 device: device.clone(),
@@ -382,17 +421,73 @@ impl SourceView {
     }
 }
 
+/// RTSP lower transport (the configuration's `transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RtspTransportView {
+    Tcp,
+    Udp,
+}
+
+impl From<RtspTransport> for RtspTransportView {
+    fn from(t: RtspTransport) -> Self {
+        match t {
+            RtspTransport::Tcp => Self::Tcp,
+            RtspTransport::Udp => Self::Udp,
+        }
+    }
+}
+
+/// What the camera sees (the configuration's `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CameraKindView {
+    Visible,
+    Thermal,
+}
+
+impl From<CameraKind> for CameraKindView {
+    fn from(k: CameraKind) -> Self {
+        match k {
+            CameraKind::Visible => Self::Visible,
+            CameraKind::Thermal => Self::Thermal,
+        }
+    }
+}
+
+/// When the camera records (the configuration's `record.mode`): always, around events, inside
+/// the schedule's windows, or never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordModeView {
+    Continuous,
+    Event,
+    Schedule,
+    Off,
+}
+
+impl From<RecordMode> for RecordModeView {
+    fn from(m: RecordMode) -> Self {
+        match m {
+            RecordMode::Continuous => Self::Continuous,
+            RecordMode::Event => Self::Event,
+            RecordMode::Schedule => Self::Schedule,
+            RecordMode::Off => Self::Off,
+        }
+    }
+}
+
 /// One camera as `GET /api/v1/cameras` and `GET /api/v1/cameras/{id}` answer it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CameraView {
     pub id: String,
     /// The configured name, or the id when it has none.
     pub name: String,
     pub enabled: bool,
-    pub kind: CameraKind,
+    pub kind: CameraKindView,
     pub source: SourceView,
     pub credentials_configured: bool,
-    pub record_mode: RecordMode,
+    pub record_mode: RecordModeView,
     pub detect: bool,
     pub status: CameraStatusView,
     /// A thermal camera's latest statistics as the worker published them; `null` for other
@@ -407,10 +502,10 @@ fn camera_view(state: &HubState, c: &CameraConfig) -> CameraView {
         id: id.to_string(),
         name: if c.name.is_empty() { id } else { &c.name }.to_string(),
         enabled: c.enabled,
-        kind: c.kind,
+        kind: c.kind.into(),
         source: SourceView::of(c),
         credentials_configured: c.credentials.is_some(),
-        record_mode: c.record.mode,
+        record_mode: c.record.mode.into(),
         detect: c.detect.enabled,
         status: status_view(
             state.config.capture.enabled,
@@ -439,14 +534,42 @@ fn find<'a>(state: &'a HubState, id: &str) -> Result<&'a CameraConfig, ApiError>
         })
 }
 
+/// The `{id}` path parameter of `/api/v1/cameras/{id}/...`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct CameraId {
+    /// The camera's configured id.
+    #[param(example = "yard")]
+    id: String,
+}
+
 /// Query parameters of `GET /api/v1/cameras`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Page number, from 1.
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 4294967295_u64)]
     page: Option<u32>,
+    /// Cameras per page, 1..=500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
+/// The configured cameras, in configuration order, each with its live status.
+#[utoipa::path(
+    get,
+    path = "/cameras",
+    tag = "cameras",
+    operation_id = "list_cameras",
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page of cameras", body = Page<CameraView>),
+        (status = 401, description = "No valid credentials (`UNAUTHORIZED`)", body = ErrorBody,
+            headers(("www-authenticate" = String, description = "`Basic realm=\"watchpost\"`"))),
+        (status = 400, description = "A parameter is out of range (`INVALID_PAGE`, `INVALID_LIMIT`), not a number or unknown (`INVALID_QUERY`)", body = ErrorBody),
+    ),
+)]
 async fn list(
     State(state): State<HubState>,
     Query(p): Query<ListParams>,
@@ -459,9 +582,24 @@ async fn list(
     )))
 }
 
+/// One camera with its live status.
+#[utoipa::path(
+    get,
+    path = "/cameras/{id}",
+    tag = "cameras",
+    operation_id = "get_camera",
+    params(CameraId),
+    responses(
+        (status = 200, description = "The camera", body = CameraView),
+        (status = 401, description = "No valid credentials (`UNAUTHORIZED`)", body = ErrorBody,
+            headers(("www-authenticate" = String, description = "`Basic realm=\"watchpost\"`"))),
+        (status = 400, description = "The id is not valid UTF-8 once decoded (`INVALID_PATH`)", body = ErrorBody),
+        (status = 404, description = "No camera of that id is configured (`CAMERA_NOT_FOUND`)", body = ErrorBody),
+    ),
+)]
 async fn one(
     State(state): State<HubState>,
-    Path(id): Path<String>,
+    Path(CameraId { id }): Path<CameraId>,
 ) -> Result<Json<CameraView>, ApiError> {
     let c = find(&state, &id)?;
     Ok(Json(camera_view(&state, c)))
@@ -485,16 +623,41 @@ fn require_running(state: &HubState, c: &CameraConfig) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A JPEG picture's bytes (the snapshot answer's body, named here for the OpenAPI document).
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct Jpeg(pub Vec<u8>);
+
+/// The camera's newest frame as a JPEG, taken now by the capture worker.
+#[utoipa::path(
+    get,
+    path = "/cameras/{id}/snapshot",
+    tag = "cameras",
+    operation_id = "get_camera_snapshot",
+    params(CameraId),
+    responses(
+        (status = 200, description = "The picture", content_type = "image/jpeg", body = Jpeg,
+            headers(
+                ("x-snapshot-taken-at" = String, description = "RFC 3339: when the newest frame in the picture arrived"),
+                ("cache-control" = String, description = "`no-store`"),
+            )),
+        (status = 401, description = "No valid credentials (`UNAUTHORIZED`)", body = ErrorBody,
+            headers(("www-authenticate" = String, description = "`Basic realm=\"watchpost\"`"))),
+        (status = 400, description = "The id is not valid UTF-8 once decoded (`INVALID_PATH`)", body = ErrorBody),
+        (status = 404, description = "No camera of that id is configured (`CAMERA_NOT_FOUND`)", body = ErrorBody),
+        (status = 409, description = "The camera is disabled in the configuration (`CAMERA_DISABLED`)", body = ErrorBody),
+        (status = 500, description = "The frame could not be decoded, written or read back (`SNAPSHOT_FAILED`)", body = ErrorBody),
+        (status = 502, description = "The capture worker's answer is out of contract (`CAPTURE_BAD_REPLY`), or it did not understand the hub's command (`CAPTURE_BAD_REQUEST`)", body = ErrorBody),
+        (status = 503, description = "The capture worker is disabled (`CAPTURE_DISABLED`), did not answer (`CAPTURE_UNAVAILABLE`), does not run the camera (`CAMERA_NOT_RUNNING`), or still has no frame from the camera after waiting 5 s for its first (`NO_FRAME`)", body = ErrorBody),
+    ),
+)]
 async fn snapshot(
     State(state): State<HubState>,
-    Path(id): Path<String>,
+    Path(CameraId { id }): Path<CameraId>,
 ) -> Result<Response, ApiError> {
     let c = find(&state, &id)?;
     require_running(&state, c)?;
-    let taken = state
-        .cameras
-        .request(&state.bus, &id, &Snapshot {}, SNAPSHOT_TIMEOUT)
-        .await?;
+    let taken = state.cameras.snapshot(&state.bus, &id).await?;
     // The worker wrote the JPEG to the snapshots directory both processes know.
     let path = state
         .config
@@ -522,10 +685,14 @@ async fn snapshot(
 }
 
 /// Body of `PUT /api/v1/cameras/{id}/credentials`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialsBody {
+    /// Not empty, without `:`.
+    #[schema(min_length = 1, pattern = "^[^:]+$", example = "viewer")]
     username: String,
+    /// Never echoed, logged or published.
+    #[schema(example = "s3cret")]
     password: String,
 }
 
@@ -539,9 +706,28 @@ impl std::fmt::Debug for CredentialsBody {
 
 /// Replaces a camera's credentials: the capture worker seals them with the device key, stores
 /// them and reconnects the camera with them. Answers 204; the password is never echoed.
+#[utoipa::path(
+    put,
+    path = "/cameras/{id}/credentials",
+    tag = "cameras",
+    operation_id = "put_camera_credentials",
+    params(CameraId),
+    request_body(content = CredentialsBody, content_type = "application/json"),
+    responses(
+        (status = 204, description = "Stored; the camera reconnects with them"),
+        (status = 401, description = "No valid credentials (`UNAUTHORIZED`)", body = ErrorBody,
+            headers(("www-authenticate" = String, description = "`Basic realm=\"watchpost\"`"))),
+        (status = 400, description = "The body is not `{\"username\", \"password\"}` or the username is empty or has a `:` (`INVALID_CREDENTIALS`), or the id is not valid UTF-8 once decoded (`INVALID_PATH`)", body = ErrorBody),
+        (status = 404, description = "No camera of that id is configured (`CAMERA_NOT_FOUND`)", body = ErrorBody),
+        (status = 409, description = "The camera is disabled in the configuration (`CAMERA_DISABLED`)", body = ErrorBody),
+        (status = 500, description = "The capture worker could not store them (`CREDENTIALS_NOT_SAVED`)", body = ErrorBody),
+        (status = 502, description = "The capture worker's answer is out of contract (`CAPTURE_BAD_REPLY`), or it did not understand the hub's command (`CAPTURE_BAD_REQUEST`)", body = ErrorBody),
+        (status = 503, description = "The capture worker is disabled (`CAPTURE_DISABLED`), did not answer (`CAPTURE_UNAVAILABLE`) or does not run the camera (`CAMERA_NOT_RUNNING`)", body = ErrorBody),
+    ),
+)]
 async fn put_credentials(
     State(state): State<HubState>,
-    Path(id): Path<String>,
+    Path(CameraId { id }): Path<CameraId>,
     body: axum::body::Bytes,
 ) -> Result<StatusCode, ApiError> {
     let c = find(&state, &id)?;
@@ -565,22 +751,48 @@ async fn put_credentials(
 }
 
 /// Query parameters of `GET /api/v1/cameras/{id}/recordings`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RecordingParams {
+    /// Page number, from 1.
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 4294967295_u64)]
     page: Option<u32>,
+    /// Segments per page, 1..=500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
-    /// Segments ending after this time (µs since the epoch).
+    /// Only segments that end at or after this time (µs since the Unix epoch).
+    #[param(maximum = 9223372036854775807_u64)]
     since_us: Option<u64>,
-    /// Segments starting before this time.
+    /// Only segments that start before this time (µs since the Unix epoch).
+    #[param(maximum = 9223372036854775807_u64)]
     until_us: Option<u64>,
-    /// `newest` (default) or `oldest` first.
+    /// `newest` first (default) or `oldest` first, by start time.
+    #[param(inline, value_type = Option<ListOrder>)]
     order: Option<String>,
 }
 
+/// One page of the camera's recording index: its segments, newest first unless asked.
+#[utoipa::path(
+    get,
+    path = "/cameras/{id}/recordings",
+    tag = "cameras",
+    operation_id = "list_camera_recordings",
+    params(CameraId, RecordingParams),
+    responses(
+        (status = 200, description = "One page of segments", body = Page<Recording>),
+        (status = 401, description = "No valid credentials (`UNAUTHORIZED`)", body = ErrorBody,
+            headers(("www-authenticate" = String, description = "`Basic realm=\"watchpost\"`"))),
+        (status = 400, description = "A parameter is out of range (`INVALID_PAGE`, `INVALID_LIMIT`, `INVALID_ORDER`), not a number or unknown (`INVALID_QUERY`), or the id is not valid UTF-8 once decoded (`INVALID_PATH`)", body = ErrorBody),
+        (status = 404, description = "No camera of that id is configured (`CAMERA_NOT_FOUND`)", body = ErrorBody),
+        (status = 500, description = "The recording index cannot be read (`INDEX_UNREADABLE`)", body = ErrorBody),
+        (status = 502, description = "The capture worker's answer is out of contract (`CAPTURE_BAD_REPLY`), or it did not understand the hub's command (`CAPTURE_BAD_REQUEST`)", body = ErrorBody),
+        (status = 503, description = "The capture worker is disabled (`CAPTURE_DISABLED`), did not answer (`CAPTURE_UNAVAILABLE`) or does not know the camera (`CAMERA_NOT_RUNNING`)", body = ErrorBody),
+    ),
+)]
 async fn recordings(
     State(state): State<HubState>,
-    Path(id): Path<String>,
+    Path(CameraId { id }): Path<CameraId>,
     Query(p): Query<RecordingParams>,
 ) -> Result<Json<Page<Recording>>, ApiError> {
     let _ = find(&state, &id)?;
@@ -591,6 +803,15 @@ async fn recordings(
         ));
     }
     let req = PageRequest::new(p.page, p.limit)?;
+    // Times are documented as int64; a larger number is not a time.
+    for (name, t) in [("since_us", p.since_us), ("until_us", p.until_us)] {
+        if t.is_some_and(|t| i64::try_from(t).is_err()) {
+            return Err(ApiError::bad_request(
+                "INVALID_QUERY",
+                format!("{name} must be at most {}", i64::MAX),
+            ));
+        }
+    }
     let oldest_first = match p.order.as_deref() {
         None | Some("newest") => false,
         Some("oldest") => true,
@@ -750,7 +971,7 @@ mod tests {
         let rtsp = SourceView::Rtsp {
             url: without_userinfo("rtsp://u:p@h:554/a"),
             sub_url: None,
-            transport: RtspTransport::Tcp,
+            transport: RtspTransportView::Tcp,
         };
         assert_eq!(
             serde_json::to_value(&rtsp).unwrap(),
@@ -764,6 +985,73 @@ mod tests {
             serde_json::to_value(&tcp).unwrap(),
             json!({"type": "thermal_tcp", "address": "127.0.0.1:9000", "fps": 9})
         );
+    }
+
+    #[test]
+    fn view_enums_spell_the_configurations_values() {
+        fn same<C: Serialize + Copy, V: Serialize + From<C>>(values: &[C]) {
+            for &c in values {
+                assert_eq!(
+                    serde_json::to_value(c).unwrap(),
+                    serde_json::to_value(V::from(c)).unwrap()
+                );
+            }
+        }
+        same::<_, CameraKindView>(&[CameraKind::Visible, CameraKind::Thermal]);
+        same::<_, RtspTransportView>(&[RtspTransport::Tcp, RtspTransport::Udp]);
+        same::<_, RecordModeView>(&[
+            RecordMode::Continuous,
+            RecordMode::Event,
+            RecordMode::Schedule,
+            RecordMode::Off,
+        ]);
+    }
+
+    #[test]
+    fn the_document_describes_every_camera_route_and_answer() {
+        let doc = serde_json::to_value(crate::openapi()).unwrap();
+        let statuses = |path: &str, method: &str| -> Vec<String> {
+            let op = &doc["paths"][format!("/api/v1{path}")][method];
+            op["responses"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{method} {path} is not in the document"))
+                .keys()
+                .cloned()
+                .collect()
+        };
+        let errors = ["400", "401", "404", "409", "500", "502", "503"];
+        assert_eq!(statuses("/cameras", "get"), ["200", "400", "401"]);
+        assert_eq!(
+            statuses("/cameras/{id}", "get"),
+            ["200", "400", "401", "404"]
+        );
+        assert_eq!(
+            statuses("/cameras/{id}/snapshot", "get"),
+            [&["200"][..], &errors].concat()
+        );
+        assert_eq!(
+            statuses("/cameras/{id}/credentials", "put"),
+            [&["204"][..], &errors].concat()
+        );
+        assert_eq!(
+            statuses("/cameras/{id}/recordings", "get"),
+            ["200", "400", "401", "404", "500", "502", "503"]
+        );
+        let jpeg = &doc["paths"]["/api/v1/cameras/{id}/snapshot"]["get"]["responses"]["200"];
+        assert_eq!(
+            jpeg["content"]["image/jpeg"]["schema"]["$ref"],
+            "#/components/schemas/Jpeg"
+        );
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(schemas["Jpeg"]["format"], "binary");
+        for name in [
+            "CameraView",
+            "Recording",
+            "ThermalStatistics",
+            "CredentialsBody",
+        ] {
+            assert!(schemas[name].is_object(), "{name} is not in the document");
+        }
     }
 
     #[test]
