@@ -14,7 +14,9 @@
 //! - `system/capture/status`, the worker's own `online`/`offline` (plain text, retained).
 //!
 //! The topic helpers return levels for `Bus::topic` / `Bus::filter`; [`Topic::parse`] reads a
-//! received topic back.
+//! received topic back. The types the hub's REST API answers with (camera state, thermal
+//! statistics, the recording index's segments) derive `utoipa::ToSchema` for its OpenAPI
+//! document.
 
 use std::fmt;
 
@@ -153,7 +155,7 @@ impl<'a> Topic<'a> {
 }
 
 /// Where a camera stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CameraState {
     Starting,
@@ -209,7 +211,7 @@ pub struct CameraStatus {
 }
 
 /// Why a segment was recorded (also the recording index's, and a recording event's).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum RecordingTrigger {
     Continuous,
@@ -221,7 +223,7 @@ pub enum RecordingTrigger {
 }
 
 /// State of a segment file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SegmentState {
     /// Being written (or the writer died; repaired at the next start).
@@ -258,7 +260,7 @@ pub enum RecordingEvent {
 }
 
 /// A pixel of a thermogram and its temperature (°C rounded to 0.01).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ThermalSpot {
     pub x: u32,
     pub y: u32,
@@ -266,7 +268,7 @@ pub struct ThermalSpot {
 }
 
 /// Where a temperature rule stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ThermalRuleState {
     Normal,
@@ -277,7 +279,7 @@ pub enum ThermalRuleState {
 
 /// One rule in [`ThermalStatistics`], with the statistics of its region (the whole
 /// thermogram for a rule without one).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ThermalRuleStatus {
     pub id: String,
     pub state: ThermalRuleState,
@@ -289,7 +291,7 @@ pub struct ThermalRuleStatus {
 
 /// `capture/camera/<camera>/thermal`, retained, every `stats_interval_ms` of a thermal
 /// camera. Temperatures in °C rounded to 0.01.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ThermalStatistics {
     pub camera: String,
     /// RFC 3339.
@@ -465,7 +467,7 @@ impl CameraCommand for Recordings {
 }
 
 /// One segment in a [`RecordingsPage`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Recording {
     pub camera: String,
     /// RFC 3339.
