@@ -90,3 +90,14 @@ def test_every_route_is_in_the_document_and_schemathesis_finds_no_violation(demo
     print(out.stdout[-6000:])
     print(out.stderr[-3000:])
     assert out.returncode == 0, "schemathesis found responses that break the document (see the output above)"
+
+
+def test_docs_api_md_is_generated_from_the_document_and_every_route_names_its_role():
+    from conftest import BIN
+    doc = json.loads(subprocess.run([str(BIN), "print-openapi"], check=True, capture_output=True, text=True).stdout)
+    missing = [f"{m.upper()} {p}" for p, item in doc["paths"].items() for m, op in item.items()
+               if op.get("security") != [{}] and op.get("x-watchpost-role") not in ("viewer", "operator", "admin")]
+    assert not missing, f"routes without x-watchpost-role: {missing}"
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "api-doc.py"), "--check"],
+                         capture_output=True, text=True, env={**__import__("os").environ, "WATCHPOST_BIN": str(BIN)})
+    assert out.returncode == 0, out.stderr

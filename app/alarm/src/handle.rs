@@ -19,7 +19,7 @@ use crate::AlarmError;
 use crate::status::{IntakeStats, IntakeView, ReceiverStats, ReceiverView};
 
 /// Parameters of a test alarm.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestRequest {
     pub zone: Option<u16>,
@@ -28,7 +28,7 @@ pub struct TestRequest {
 }
 
 /// A queued test alarm.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TestQueued {
     pub alarm_id: u64,
     pub receiver: String,

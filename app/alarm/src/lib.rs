@@ -59,6 +59,7 @@ pub use handle::{AlarmHandle, TestQueued, TestRequest};
 pub use ledger::STATE_KEY;
 pub use managed::{MANAGED_KEY, Managed, load_managed};
 pub use service::serve;
+pub use status::{IntakeView, ReceiverView};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

@@ -210,12 +210,15 @@ impl ReceiverStats {
 }
 
 /// One receiver's queue and delivery status, as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ReceiverView {
     pub receiver: String,
+    /// `sia`, `chekt` or `relay`.
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     pub kind: &'static str,
     /// `idle`, `delivering`, `retrying`, `stopped`.
+    #[schema(value_type = String)]
     pub state: &'static str,
     pub queued: u64,
     pub capacity: u64,
@@ -246,7 +249,7 @@ pub struct IntakeStats {
     pub history_dropped: AtomicU64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct IntakeView {
     pub events_total: u64,
     pub duplicates_total: u64,

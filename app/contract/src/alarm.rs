@@ -46,7 +46,7 @@ pub fn sensor_state_id<'a>(levels: &[&'a str]) -> Option<&'a str> {
 
 /// `sensors/<id>/state`, retained: the sensor model and what displays need besides it. An
 /// empty retained payload means the sensor is gone.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SensorView {
     #[serde(flatten)]
     pub sensor: Sensor,

@@ -149,6 +149,7 @@ impl utoipa::Modify for BasicAuth {
     get,
     path = "/openapi.json",
     tag = "system",
+    extensions(("x-watchpost-role" = json!("viewer"))),
     responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json", body = Object)),
 )]
 async fn openapi_json(axum::Extension(doc): axum::Extension<OpenApiJson>) -> Response {

@@ -35,6 +35,8 @@ enum Command {
     CheckConfig { file: PathBuf },
     /// Print the built-in default configuration as TOML.
     PrintDefaultConfig,
+    /// Print the OpenAPI 3.1 document of the REST API (as served at /api/v1/openapi.json).
+    PrintOpenapi,
     /// Run one worker (started by the supervisor; not for direct use).
     Worker {
         name: String,
@@ -69,6 +71,16 @@ fn main() -> ProcessExit {
             print!("{}", watchpost_config::Config::default_toml());
             Ok(())
         }
+        Command::PrintOpenapi => match watchpost_hub::openapi().to_pretty_json() {
+            Ok(doc) => {
+                println!("{doc}");
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!("watchpost: cannot print the OpenAPI document: {e}");
+                Err(ExitCode::Failure.into())
+            }
+        },
         Command::Run { config } => run_supervisor(&config),
         Command::Worker { name, config } => workers::run_worker(&name, &config),
     };

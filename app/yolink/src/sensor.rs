@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use crate::report::{as_f64, as_i64};
 
 /// What kind of sensor a YoLink device type is, as far as alarms are concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SensorKind {
     Door,
@@ -65,7 +65,9 @@ impl DeviceClass {
 }
 
 /// The sensor's primary state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SensorState {
     Open,
@@ -78,7 +80,19 @@ pub enum SensorState {
 }
 
 /// A condition a sensor can be in; alarm rules raise and restore on these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Condition {
     /// Door/window open, motion, vibration.
@@ -275,7 +289,7 @@ pub fn read(kind: SensorKind, data: &Map<String, Value>) -> Reading {
 }
 
 /// A sensor as the appliance knows it; published retained on the bus.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Sensor {
     pub id: String,

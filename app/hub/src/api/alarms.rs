@@ -15,34 +15,100 @@
 //! else (422 `INVALID_ALARM_CONFIG` with the problems in `details`) and then applied: the
 //! alarm service restarts its delivery with the new model, queues intact.
 
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use watchpost_alarm::{AlarmError, AlarmHandle, MANAGED_KEY, Managed, TestRequest};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use watchpost_alarm::{
+    AlarmError, AlarmHandle, IntakeView, MANAGED_KEY, Managed, ReceiverView, TestQueued,
+    TestRequest,
+};
 use watchpost_config::alarms::{AlarmsConfig, MappingConfig, ReceiverConfig};
 
-use crate::error::ApiError;
+use crate::api::extract::{Path, Query};
+use crate::api::list::{Page, PageRequest, Pagination, paginate};
+use crate::error::{ApiError, ErrorBody};
 use crate::state::HubState;
 
-pub fn router() -> Router<HubState> {
-    Router::new()
-        .route("/alarms/queues", get(queues))
-        .route(
-            "/alarms/receivers",
-            get(list_receivers).post(create_receiver),
-        )
-        .route(
-            "/alarms/receivers/{id}",
-            get(get_receiver).put(put_receiver).delete(delete_receiver),
-        )
-        .route("/alarms/receivers/{id}/test", post(test))
-        .route("/alarms/mappings", get(list_mappings).post(create_mapping))
-        .route(
-            "/alarms/mappings/{sensor}",
-            get(get_mapping).put(put_mapping).delete(delete_mapping),
-        )
+pub fn router() -> OpenApiRouter<HubState> {
+    OpenApiRouter::new()
+        .routes(routes!(queues))
+        .routes(routes!(list_receivers, create_receiver))
+        .routes(routes!(get_receiver, put_receiver, delete_receiver))
+        .routes(routes!(test))
+        .routes(routes!(list_mappings, create_mapping))
+        .routes(routes!(get_mapping, put_mapping, delete_mapping))
+}
+
+/// Query parameters of the alarm lists.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Page number, from 1.
+    #[param(minimum = 1)]
+    page: Option<u32>,
+    /// Entries per page, 1..=500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+}
+
+/// Where a receiver or mapping comes from: the configuration file (read-only here) or this API.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    File,
+    Api,
+}
+
+/// The kind of a receiver.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceiverType {
+    Sia,
+    Chekt,
+    Relay,
+}
+
+/// A receiver: the `[[alarms.receivers]]` table of the configuration (docs/alarms.md lists
+/// every key of each `type`), with its secrets (`key`, `token`) read as `"***"` and where it
+/// comes from. A `"***"` sent back keeps the stored secret.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReceiverDoc {
+    /// The receiver's name, used by mappings' routes.
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: ReceiverType,
+    /// Answers only; ignored in requests.
+    pub source: Option<Source>,
+}
+
+/// A mapping: the `[[alarms.mappings]]` table of the configuration (docs/alarms.md), which
+/// sensor raises alarms to which receivers, and where it comes from.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MappingDoc {
+    /// The YoLink deviceId.
+    pub sensor: String,
+    /// The receivers and their zone, channel or output.
+    pub routes: Vec<Object>,
+    /// Answers only; ignored in requests.
+    pub source: Option<Source>,
+}
+
+/// Any JSON object (documentation).
+type Object = serde_json::Map<String, Value>;
+
+/// `GET /alarms/queues`: the delivery queues as a list, and the intake.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QueuesBody {
+    pub items: Vec<ReceiverView>,
+    pub pagination: Pagination,
+    pub intake: IntakeView,
+    /// Whether `[alarms]` is enabled.
+    pub enabled: bool,
 }
 
 const MASK: &str = "***";
@@ -86,25 +152,70 @@ fn alarm_error(e: AlarmError) -> ApiError {
     }
 }
 
-async fn queues(State(state): State<HubState>) -> Result<Json<Value>, ApiError> {
+const UNAVAILABLE: &str = "`ALARMS_UNAVAILABLE`: the alarm service is not running";
+
+/// Every receiver's delivery queue and status, and the intake of sensor events.
+#[utoipa::path(
+    get,
+    path = "/alarms/queues",
+    tag = "alarms",
+    extensions(("x-watchpost-role" = json!("viewer"))),
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page of queues, the intake, whether alarms are enabled", body = QueuesBody),
+        (status = 400, description = "`INVALID_PAGE`, `INVALID_LIMIT`, `INVALID_QUERY`", body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody),
+    ),
+)]
+async fn queues(
+    State(state): State<HubState>,
+    Query(p): Query<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let req = PageRequest::new(p.page, p.limit)?;
     let h = service(&state)?;
-    let items = h.queues();
-    let total = items.len() as u64;
-    Ok(Json(json!({
-        "items": items,
-        "pagination": {"page": 1, "limit": total.max(1), "total": total, "total_pages": u64::from(total > 0)},
-        "intake": h.intake(),
-        "enabled": h.enabled(),
+    let Page { items, pagination } = paginate(h.queues(), req);
+    Ok(Json(to_json(QueuesBody {
+        items,
+        pagination,
+        intake: h.intake(),
+        enabled: h.enabled(),
     })))
 }
 
+fn to_json<T: Serialize>(v: T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// A test alarm to one receiver, queued like a real one (the body is optional).
+#[utoipa::path(
+    post,
+    path = "/alarms/receivers/{id}/test",
+    tag = "alarms",
+    extensions(("x-watchpost-role" = json!("operator"))),
+    params(("id" = String, Path, description = "The receiver's id")),
+    request_body(content = Option<TestRequest>, description = "Zone (SIA), channel (CHEKT) or output (relay) to use instead of the first mapping's"),
+    responses(
+        (status = 202, description = "Queued", body = TestQueued),
+        (status = 400, description = "`INVALID_TEST`, `INVALID_BODY`", body = ErrorBody),
+        (status = 404, description = "`RECEIVER_NOT_FOUND`", body = ErrorBody),
+        (status = 409, description = "`ALARMS_DISABLED`", body = ErrorBody),
+        (status = 500, description = "`ALARM_SERVICE_ERROR`: the queue could not be written", body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody),
+        (status = 507, description = "`QUEUE_FULL`", body = ErrorBody),
+    ),
+)]
 async fn test(
     State(state): State<HubState>,
     Path(id): Path<String>,
-    body: Option<Json<TestRequest>>,
+    body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let req: TestRequest = if body.is_empty() {
+        TestRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("INVALID_BODY", format!("the body: {e}")))?
+    };
     let h = service(&state)?;
-    let req = body.map(|Json(b)| b).unwrap_or_default();
     let queued = h.test_alarm(&id, req).await.map_err(alarm_error)?;
     Ok((StatusCode::ACCEPTED, Json(json!(queued))))
 }
@@ -138,12 +249,9 @@ fn mapping_view(m: &MappingConfig, source: &str) -> Value {
     v
 }
 
-fn list(items: Vec<Value>) -> Json<Value> {
-    let total = items.len() as u64;
-    Json(json!({
-        "items": items,
-        "pagination": {"page": 1, "limit": total.max(1), "total": total, "total_pages": u64::from(total > 0)},
-    }))
+fn list(items: Vec<Value>, p: ListParams) -> Result<Json<Value>, ApiError> {
+    let req = PageRequest::new(p.page, p.limit)?;
+    Ok(Json(to_json(paginate(items, req))))
 }
 
 async fn managed(state: &HubState) -> Result<Managed, ApiError> {
@@ -238,7 +346,23 @@ fn unmask(mut body: Value, old: Option<&ReceiverConfig>) -> Value {
     body
 }
 
-async fn list_receivers(State(state): State<HubState>) -> Result<Json<Value>, ApiError> {
+/// Every receiver: the configuration file's first, then those added here.
+#[utoipa::path(
+    get,
+    path = "/alarms/receivers",
+    tag = "alarms",
+    extensions(("x-watchpost-role" = json!("viewer"))),
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page of receivers", body = Page<ReceiverDoc>),
+        (status = 400, description = "`INVALID_PAGE`, `INVALID_LIMIT`, `INVALID_QUERY`", body = ErrorBody),
+        (status = 500, description = "`STORE_ERROR`", body = ErrorBody),
+    ),
+)]
+async fn list_receivers(
+    State(state): State<HubState>,
+    Query(p): Query<ListParams>,
+) -> Result<Json<Value>, ApiError> {
     let m = managed(&state).await?;
     let mut items: Vec<Value> = state
         .config
@@ -248,9 +372,22 @@ async fn list_receivers(State(state): State<HubState>) -> Result<Json<Value>, Ap
         .map(|r| receiver_view(r, "file"))
         .collect();
     items.extend(m.receivers.iter().map(|r| receiver_view(r, "api")));
-    Ok(list(items))
+    list(items, p)
 }
 
+/// One receiver.
+#[utoipa::path(
+    get,
+    path = "/alarms/receivers/{id}",
+    tag = "alarms",
+    extensions(("x-watchpost-role" = json!("viewer"))),
+    params(("id" = String, Path, description = "The receiver's id")),
+    responses(
+        (status = 200, description = "The receiver", body = ReceiverDoc),
+        (status = 404, description = "`RECEIVER_NOT_FOUND`", body = ErrorBody),
+        (status = 500, description = "`STORE_ERROR`", body = ErrorBody),
+    ),
+)]
 async fn get_receiver(
     State(state): State<HubState>,
     Path(id): Path<String>,
@@ -266,9 +403,25 @@ async fn get_receiver(
         .ok_or_else(|| ApiError::not_found("RECEIVER_NOT_FOUND", format!("no receiver `{id}`")))
 }
 
+/// Adds a receiver, stored in the hub's settings; the alarm service applies it at once.
+#[utoipa::path(
+    post,
+    path = "/alarms/receivers",
+    tag = "alarms",
+    extensions(("x-watchpost-role" = json!("admin"))),
+    request_body = ReceiverDoc,
+    responses(
+        (status = 201, description = "Added", body = ReceiverDoc),
+        (status = 400, description = "`INVALID_BODY`", body = ErrorBody),
+        (status = 409, description = "`READ_ONLY` (from the configuration file), `RECEIVER_EXISTS`, `MAPPING_EXISTS`, `RECEIVER_IN_USE`, `ALARMS_DISABLED`", body = ErrorBody),
+        (status = 422, description = "`INVALID_RECEIVER`, `INVALID_MAPPING`, `INVALID_ALARM_CONFIG` (the problems in `details`)", body = ErrorBody),
+        (status = 500, description = "`STORE_ERROR`, `ALARM_SERVICE_ERROR`", body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody),
+    ),
+)]
 async fn create_receiver(
     State(state): State<HubState>,
-    Json(body): Json<Value>,
+    crate::api::extract::Json(body): crate::api::extract::Json<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let _guard = state.alarm.lock_edits().await;
     let r: ReceiverConfig = parse(unmask(body, None), "INVALID_RECEIVER")?;
@@ -288,10 +441,28 @@ async fn create_receiver(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// Replaces a receiver added through this API.
+#[utoipa::path(
+    put,
+    path = "/alarms/receivers/{id}",
+    tag = "alarms",
+    extensions(("x-watchpost-role" = json!("admin"))),
+    params(("id" = String, Path, description = "The receiver's id")),
+    request_body = ReceiverDoc,
+    responses(
+        (status = 200, description = "Replaced", body = ReceiverDoc),
+        (status = 400, description = "`INVALID_BODY`, `ID_MISMATCH`", body = ErrorBody),
+        (status = 404, description = "`RECEIVER_NOT_FOUND`", body = ErrorBody),
+        (status = 409, description = "`READ_ONLY` (from the configuration file), `RECEIVER_EXISTS`, `MAPPING_EXISTS`, `RECEIVER_IN_USE`, `ALARMS_DISABLED`", body = ErrorBody),
+        (status = 422, description = "`INVALID_RECEIVER`, `INVALID_MAPPING`, `INVALID_ALARM_CONFIG` (the problems in `details`)", body = ErrorBody),
+        (status = 500, description = "`STORE_ERROR`, `ALARM_SERVICE_ERROR`", body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody),
+    ),
+)]
 async fn put_receiver(
     State(state): State<HubState>,
     Path(id): Path<String>,
-    Json(body): Json<Value>,
+    crate::api::extract::Json(body): crate::api::extract::Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let _guard = state.alarm.lock_edits().await;
     if file_receiver(&state, &id).is_some() {
@@ -317,6 +488,22 @@ async fn put_receiver(
     Ok(Json(view))
 }
 
+/// Removes a receiver added through this API (refused while a mapping routes to it).
+#[utoipa::path(
+    delete,
+    path = "/alarms/receivers/{id}",
+    tag = "alarms",
+    extensions(("x-watchpost-role" = json!("admin"))),
+    params(("id" = String, Path, description = "The receiver's id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "`RECEIVER_NOT_FOUND`", body = ErrorBody),
+        (status = 409, description = "`READ_ONLY` (from the configuration file), `RECEIVER_EXISTS`, `MAPPING_EXISTS`, `RECEIVER_IN_USE`, `ALARMS_DISABLED`", body = ErrorBody),
+        (status = 422, description = "`INVALID_RECEIVER`, `INVALID_MAPPING`, `INVALID_ALARM_CONFIG` (the problems in `details`)", body = ErrorBody),
+        (status = 500, description = "`STORE_ERROR`, `ALARM_SERVICE_ERROR`", body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody),
+    ),
+)]
 async fn delete_receiver(
     State(state): State<HubState>,
     Path(id): Path<String>,
@@ -355,7 +542,23 @@ async fn delete_receiver(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_mappings(State(state): State<HubState>) -> Result<Json<Value>, ApiError> {
+/// Every mapping: the configuration file's first, then those added here.
+#[utoipa::path(
+    get,
+    path = "/alarms/mappings",
+    tag = "alarms",
+    extensions(("x-watchpost-role" = json!("viewer"))),
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page of mappings", body = Page<MappingDoc>),
+        (status = 400, description = "`INVALID_PAGE`, `INVALID_LIMIT`, `INVALID_QUERY`", body = ErrorBody),
+        (status = 500, description = "`STORE_ERROR`", body = ErrorBody),
+    ),
+)]
+async fn list_mappings(
+    State(state): State<HubState>,
+    Query(p): Query<ListParams>,
+) -> Result<Json<Value>, ApiError> {
     let m = managed(&state).await?;
     let mut items: Vec<Value> = state
         .config
@@ -365,9 +568,22 @@ async fn list_mappings(State(state): State<HubState>) -> Result<Json<Value>, Api
         .map(|x| mapping_view(x, "file"))
         .collect();
     items.extend(m.mappings.iter().map(|x| mapping_view(x, "api")));
-    Ok(list(items))
+    list(items, p)
 }
 
+/// One sensor's mapping.
+#[utoipa::path(
+    get,
+    path = "/alarms/mappings/{sensor}",
+    tag = "alarms",
+    extensions(("x-watchpost-role" = json!("viewer"))),
+    params(("sensor" = String, Path, description = "The sensor's YoLink deviceId")),
+    responses(
+        (status = 200, description = "The mapping", body = MappingDoc),
+        (status = 404, description = "`MAPPING_NOT_FOUND`", body = ErrorBody),
+        (status = 500, description = "`STORE_ERROR`", body = ErrorBody),
+    ),
+)]
 async fn get_mapping(
     State(state): State<HubState>,
     Path(sensor): Path<String>,
@@ -395,9 +611,25 @@ fn strip_source(mut v: Value) -> Value {
     v
 }
 
+/// Maps a sensor to receivers, stored in the hub's settings; applied at once.
+#[utoipa::path(
+    post,
+    path = "/alarms/mappings",
+    tag = "alarms",
+    extensions(("x-watchpost-role" = json!("admin"))),
+    request_body = MappingDoc,
+    responses(
+        (status = 201, description = "Added", body = MappingDoc),
+        (status = 400, description = "`INVALID_BODY`", body = ErrorBody),
+        (status = 409, description = "`READ_ONLY` (from the configuration file), `RECEIVER_EXISTS`, `MAPPING_EXISTS`, `RECEIVER_IN_USE`, `ALARMS_DISABLED`", body = ErrorBody),
+        (status = 422, description = "`INVALID_RECEIVER`, `INVALID_MAPPING`, `INVALID_ALARM_CONFIG` (the problems in `details`)", body = ErrorBody),
+        (status = 500, description = "`STORE_ERROR`, `ALARM_SERVICE_ERROR`", body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody),
+    ),
+)]
 async fn create_mapping(
     State(state): State<HubState>,
-    Json(body): Json<Value>,
+    crate::api::extract::Json(body): crate::api::extract::Json<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let _guard = state.alarm.lock_edits().await;
     let x: MappingConfig = parse(strip_source(body), "INVALID_MAPPING")?;
@@ -416,10 +648,28 @@ async fn create_mapping(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// Replaces a mapping added through this API.
+#[utoipa::path(
+    put,
+    path = "/alarms/mappings/{sensor}",
+    tag = "alarms",
+    extensions(("x-watchpost-role" = json!("admin"))),
+    params(("sensor" = String, Path, description = "The sensor's YoLink deviceId")),
+    request_body = MappingDoc,
+    responses(
+        (status = 200, description = "Replaced", body = MappingDoc),
+        (status = 400, description = "`INVALID_BODY`, `ID_MISMATCH`", body = ErrorBody),
+        (status = 404, description = "`MAPPING_NOT_FOUND`", body = ErrorBody),
+        (status = 409, description = "`READ_ONLY` (from the configuration file), `RECEIVER_EXISTS`, `MAPPING_EXISTS`, `RECEIVER_IN_USE`, `ALARMS_DISABLED`", body = ErrorBody),
+        (status = 422, description = "`INVALID_RECEIVER`, `INVALID_MAPPING`, `INVALID_ALARM_CONFIG` (the problems in `details`)", body = ErrorBody),
+        (status = 500, description = "`STORE_ERROR`, `ALARM_SERVICE_ERROR`", body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody),
+    ),
+)]
 async fn put_mapping(
     State(state): State<HubState>,
     Path(sensor): Path<String>,
-    Json(body): Json<Value>,
+    crate::api::extract::Json(body): crate::api::extract::Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let _guard = state.alarm.lock_edits().await;
     if file_mapping(&state, &sensor).is_some() {
@@ -445,6 +695,22 @@ async fn put_mapping(
     Ok(Json(view))
 }
 
+/// Removes a mapping added through this API.
+#[utoipa::path(
+    delete,
+    path = "/alarms/mappings/{sensor}",
+    tag = "alarms",
+    extensions(("x-watchpost-role" = json!("admin"))),
+    params(("sensor" = String, Path, description = "The sensor's YoLink deviceId")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "`MAPPING_NOT_FOUND`", body = ErrorBody),
+        (status = 409, description = "`READ_ONLY` (from the configuration file), `RECEIVER_EXISTS`, `MAPPING_EXISTS`, `RECEIVER_IN_USE`, `ALARMS_DISABLED`", body = ErrorBody),
+        (status = 422, description = "`INVALID_RECEIVER`, `INVALID_MAPPING`, `INVALID_ALARM_CONFIG` (the problems in `details`)", body = ErrorBody),
+        (status = 500, description = "`STORE_ERROR`, `ALARM_SERVICE_ERROR`", body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody),
+    ),
+)]
 async fn delete_mapping(
     State(state): State<HubState>,
     Path(sensor): Path<String>,

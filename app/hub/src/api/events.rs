@@ -57,6 +57,7 @@ pub struct ListParams {
     get,
     path = "/events",
     tag = "events",
+    extensions(("x-watchpost-role" = json!("viewer"))),
     params(ListParams),
     responses(
         (status = 200, description = "One page of events", body = Page<Event>),

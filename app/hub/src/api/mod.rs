@@ -27,6 +27,6 @@ pub fn router() -> OpenApiRouter<HubState> {
         .merge(neasmart::router())
         .merge(relays::router())
         .merge(cameras::router())
-        .merge(alarms::router().into())
-        .merge(sensors::router().into())
+        .merge(alarms::router())
+        .merge(sensors::router())
 }

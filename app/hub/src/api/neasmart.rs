@@ -627,6 +627,7 @@ pub struct ZonesParams {
     get,
     path = "/neasmart/zones",
     tag = "neasmart",
+    extensions(("x-watchpost-role" = json!("viewer"))),
     params(ZonesParams),
     responses(
         (status = 200, description = "One page of the active zones", body = Page<ZoneState>, headers(
@@ -705,6 +706,7 @@ fn health_body(state: &HubState) -> (GatewayHealth, Freshness) {
     get,
     path = "/neasmart/status",
     tag = "neasmart",
+    extensions(("x-watchpost-role" = json!("viewer"))),
     responses(
         (status = 200, description = "The fieldbus worker has published its status", body = GatewayHealth),
         (status = 503, description = "No status from the fieldbus worker yet", body = GatewayHealth),
@@ -751,6 +753,7 @@ pub struct StateCommandBody {
     get,
     path = "/neasmart/zones/{base}/{zone}",
     tag = "neasmart",
+    extensions(("x-watchpost-role" = json!("viewer"))),
     params(
         ("base" = u8, Path, minimum = 1, maximum = 5, description = "Base station 1..=5"),
         ("zone" = u8, Path, minimum = 1, maximum = 12, description = "Zone 1..=12"),
@@ -773,6 +776,7 @@ async fn api_zone_get(
     post,
     path = "/neasmart/zones/{base}/{zone}",
     tag = "neasmart",
+    extensions(("x-watchpost-role" = json!("operator"))),
     params(
         ("base" = u8, Path, minimum = 1, maximum = 5, description = "Base station 1..=5"),
         ("zone" = u8, Path, minimum = 1, maximum = 12, description = "Zone 1..=12"),
@@ -798,6 +802,7 @@ async fn api_zone_post(
     get,
     path = "/neasmart/mixedgroups/{id}",
     tag = "neasmart",
+    extensions(("x-watchpost-role" = json!("viewer"))),
     params(("id" = u8, Path, minimum = 1, maximum = 3, description = "Mixed group 1..=3")),
     responses(
         (status = 200, description = "The mixed group", body = MixedGroupView),
@@ -814,6 +819,7 @@ async fn api_mixed_group_get(State(s): State<HubState>, Path(id): Path<String>) 
     get,
     path = "/neasmart/dehumidifiers/{id}",
     tag = "neasmart",
+    extensions(("x-watchpost-role" = json!("viewer"))),
     params(("id" = u8, Path, minimum = 1, maximum = 9, description = "Dehumidifier 1..=9")),
     responses(
         (status = 200, description = "The dehumidifier", body = DehumidifierView),
@@ -830,6 +836,7 @@ async fn api_dehumidifier_get(State(s): State<HubState>, Path(id): Path<String>)
     get,
     path = "/neasmart/pumps/{id}",
     tag = "neasmart",
+    extensions(("x-watchpost-role" = json!("viewer"))),
     params(("id" = u8, Path, minimum = 1, maximum = 5, description = "Pump 1..=5")),
     responses(
         (status = 200, description = "The pump", body = PumpView),
@@ -846,6 +853,7 @@ async fn api_pump_get(State(s): State<HubState>, Path(id): Path<String>) -> Resp
     get,
     path = "/neasmart/outsidetemperature",
     tag = "neasmart",
+    extensions(("x-watchpost-role" = json!("viewer"))),
     responses(
         (status = 200, description = "Outside temperatures", body = OutsideView),
         (status = 503, description = "`NEASMART_UNAVAILABLE`", body = ErrorBody),
@@ -860,6 +868,7 @@ async fn api_outside_get(State(s): State<HubState>) -> Response {
     get,
     path = "/neasmart/notifications",
     tag = "neasmart",
+    extensions(("x-watchpost-role" = json!("viewer"))),
     responses(
         (status = 200, description = "The notification flags", body = NotificationsView),
         (status = 503, description = "`NEASMART_UNAVAILABLE`", body = ErrorBody),
@@ -874,6 +883,7 @@ async fn api_notifications_get(State(s): State<HubState>) -> Response {
     get,
     path = "/neasmart/mode",
     tag = "neasmart",
+    extensions(("x-watchpost-role" = json!("viewer"))),
     responses(
         (status = 200, description = "The mode (1..=5, 0 unknown)", body = ModeView),
         (status = 503, description = "`NEASMART_UNAVAILABLE`", body = ErrorBody),
@@ -888,6 +898,7 @@ async fn api_mode_get(State(s): State<HubState>) -> Response {
     post,
     path = "/neasmart/mode",
     tag = "neasmart",
+    extensions(("x-watchpost-role" = json!("operator"))),
     request_body = ModeCommandBody,
     responses(
         (status = 200, description = "Applied; the mode as it is now", body = ModeView),
@@ -905,6 +916,7 @@ async fn api_mode_post(State(s): State<HubState>, body: axum::body::Bytes) -> Re
     get,
     path = "/neasmart/state",
     tag = "neasmart",
+    extensions(("x-watchpost-role" = json!("viewer"))),
     responses(
         (status = 200, description = "The state (1..=6, 0 unknown)", body = StateView),
         (status = 503, description = "`NEASMART_UNAVAILABLE`", body = ErrorBody),
@@ -919,6 +931,7 @@ async fn api_state_get(State(s): State<HubState>) -> Response {
     post,
     path = "/neasmart/state",
     tag = "neasmart",
+    extensions(("x-watchpost-role" = json!("operator"))),
     request_body = StateCommandBody,
     responses(
         (status = 200, description = "Applied; the state as it is now", body = StateView),

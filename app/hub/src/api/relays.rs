@@ -152,6 +152,7 @@ pub struct ListParams {
     get,
     path = "/relays",
     tag = "relays",
+    extensions(("x-watchpost-role" = json!("viewer"))),
     params(ListParams),
     responses(
         (status = 200, description = "One page of relay modules", body = Page<ModuleItem>),
@@ -189,6 +190,7 @@ async fn list(
     get,
     path = "/relays/{module}",
     tag = "relays",
+    extensions(("x-watchpost-role" = json!("viewer"))),
     params(("module" = String, Path, description = "The module's configured name")),
     responses(
         (status = 200, description = "The module", body = ModuleStatus),
@@ -229,6 +231,7 @@ fn channel_body(channel: ChannelState) -> Json<Value> {
     post,
     path = "/relays/{module}/channels/{channel}",
     tag = "relays",
+    extensions(("x-watchpost-role" = json!("operator"))),
     params(
         ("module" = String, Path, description = "The module's configured name"),
         ("channel" = String, Path, description = "The channel's configured name"),
@@ -273,6 +276,7 @@ async fn set(
     post,
     path = "/relays/{module}/channels/{channel}/test",
     tag = "relays",
+    extensions(("x-watchpost-role" = json!("operator"))),
     params(
         ("module" = String, Path, description = "The module's configured name"),
         ("channel" = String, Path, description = "The channel's configured name"),

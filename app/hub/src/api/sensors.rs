@@ -5,45 +5,54 @@
 //! - `GET /sensors/{id}` — the sensor's latest state, or 404 `SENSOR_NOT_FOUND`.
 //! - `GET /sensors/{id}/history?page&limit&order` — its `sensor.*` and `alarm.*` events.
 
-use std::num::NonZeroU32;
-
-use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use axum::extract::State;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use watchpost_contract::alarm::SensorView;
-use watchpost_store::{Event, EventFilter, EventQuery, Order, Page};
+use watchpost_store::{Event, EventFilter, EventQuery, Order};
 
-use crate::error::ApiError;
+use crate::api::extract::{Path, Query};
+use crate::api::list::{Page, PageRequest, paginate};
+use crate::error::{ApiError, ErrorBody};
 use crate::state::HubState;
 
-pub fn router() -> Router<HubState> {
-    Router::new()
-        .route("/sensors", get(list))
-        .route("/sensors/{id}", get(one))
-        .route("/sensors/{id}/history", get(history))
+pub fn router() -> OpenApiRouter<HubState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(one))
+        .routes(routes!(history))
 }
 
-const MAX_LIMIT: u32 = 500;
-
-#[derive(Debug, Deserialize)]
+/// Query parameters of the sensor list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct PageParams {
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Page number, from 1.
+    #[param(minimum = 1)]
     page: Option<u32>,
+    /// Sensors per page, 1..=500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
-    order: Option<String>,
 }
 
-fn page_of(p: &PageParams) -> Result<(NonZeroU32, NonZeroU32), ApiError> {
-    let page = NonZeroU32::new(p.page.unwrap_or(1))
-        .ok_or_else(|| ApiError::bad_request("INVALID_PAGE", "page counts from 1"))?;
-    let limit = NonZeroU32::new(p.limit.unwrap_or(50))
-        .filter(|l| l.get() <= MAX_LIMIT)
-        .ok_or_else(|| {
-            ApiError::bad_request("INVALID_LIMIT", format!("limit must be 1..={MAX_LIMIT}"))
-        })?;
-    Ok((page, limit))
+/// Query parameters of a sensor's history.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    /// Page number, from 1.
+    #[param(minimum = 1)]
+    page: Option<u32>,
+    /// Events per page, 1..=500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+    /// `newest` first (default) or `oldest` first.
+    #[param(value_type = Option<crate::api::events::ListOrder>)]
+    order: Option<String>,
 }
 
 /// The latest state of every sensor, from the alarm service's cache.
@@ -58,26 +67,41 @@ fn sensors(state: &HubState) -> Result<std::collections::BTreeMap<String, Sensor
     }
 }
 
+/// Every sensor the bridge has reported, with its latest state, sorted by id.
+#[utoipa::path(
+    get,
+    path = "/sensors",
+    tag = "sensors",
+    extensions(("x-watchpost-role" = json!("viewer"))),
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page of sensors", body = Page<SensorView>),
+        (status = 400, description = "`INVALID_PAGE`, `INVALID_LIMIT`, `INVALID_QUERY`", body = ErrorBody),
+        (status = 503, description = "`SENSORS_UNAVAILABLE`: the alarm service is not running", body = ErrorBody),
+    ),
+)]
 async fn list(
     State(state): State<HubState>,
-    Query(p): Query<PageParams>,
+    Query(p): Query<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let (page, limit) = page_of(&p)?;
-    let all = sensors(&state)?;
-    let total = all.len() as u64;
-    let (page, limit) = (page.get(), limit.get());
-    let items: Vec<SensorView> = all
-        .into_values()
-        .skip(((page - 1) as usize).saturating_mul(limit as usize))
-        .take(limit as usize)
-        .collect();
-    Ok(Json(json!({
-        "items": items,
-        "pagination": {"page": page, "limit": limit, "total": total,
-                       "total_pages": total.div_ceil(u64::from(limit))},
-    })))
+    let req = PageRequest::new(p.page, p.limit)?;
+    let page = paginate(sensors(&state)?.into_values(), req);
+    Ok(Json(serde_json::to_value(page).unwrap_or(Value::Null)))
 }
 
+/// One sensor's latest state.
+#[utoipa::path(
+    get,
+    path = "/sensors/{id}",
+    tag = "sensors",
+    extensions(("x-watchpost-role" = json!("viewer"))),
+    params(("id" = String, Path, description = "The sensor's id (YoLink deviceId)")),
+    responses(
+        (status = 200, description = "The sensor", body = SensorView),
+        (status = 404, description = "`SENSOR_NOT_FOUND`", body = ErrorBody),
+        (status = 503, description = "`SENSORS_UNAVAILABLE`", body = ErrorBody),
+    ),
+)]
 async fn one(
     State(state): State<HubState>,
     Path(id): Path<String>,
@@ -89,12 +113,25 @@ async fn one(
         .ok_or_else(|| ApiError::not_found("SENSOR_NOT_FOUND", format!("no sensor `{id}`")))
 }
 
+/// A sensor's events from the event log (its `sensor.*` and `alarm.*` events).
+#[utoipa::path(
+    get,
+    path = "/sensors/{id}/history",
+    tag = "sensors",
+    extensions(("x-watchpost-role" = json!("viewer"))),
+    params(("id" = String, Path, description = "The sensor's id"), HistoryParams),
+    responses(
+        (status = 200, description = "One page of events", body = Page<Event>),
+        (status = 400, description = "`INVALID_PAGE`, `INVALID_LIMIT`, `INVALID_ORDER`, `INVALID_QUERY`", body = ErrorBody),
+        (status = 500, description = "`STORE_ERROR`", body = ErrorBody),
+    ),
+)]
 async fn history(
     State(state): State<HubState>,
     Path(id): Path<String>,
-    Query(p): Query<PageParams>,
+    Query(p): Query<HistoryParams>,
 ) -> Result<Json<Page<Event>>, ApiError> {
-    let (page, limit) = page_of(&p)?;
+    let PageRequest { page, limit } = PageRequest::new(p.page, p.limit)?;
     let order = match p.order.as_deref() {
         None | Some("newest") => Order::NewestFirst,
         Some("oldest") => Order::OldestFirst,

@@ -34,6 +34,7 @@ pub struct SystemView {
     get,
     path = "/system",
     tag = "system",
+    extensions(("x-watchpost-role" = json!("viewer"))),
     responses(
         (status = 200, description = "The appliance", body = SystemView),
         (status = 503, description = "The supervisor did not answer (`SUPERVISOR_UNAVAILABLE`)", body = ErrorBody),
