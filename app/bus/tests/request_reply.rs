@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use watchpost_bus::{Bus, ReplyError, Request, RequestError};
 use watchpost_runtime::WorkerCtx;
+use watchpost_runtime::net::HeldPort;
 
 watchpost_contract::error_codes! {
     /// The test area's codes.
@@ -33,14 +34,11 @@ impl Request for LampSet {
     type Code = LampCode;
 }
 
-/// The broker worker on a loopback port. The broker is the peer here (the code under test is
-/// the bus client); rumqttd binds its listener itself from the configured address, so the
-/// port is chosen by the kernel first.
-async fn broker(shutdown: &CancellationToken) -> watchpost_config::Config {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a loopback port")
-        .port();
+/// The broker worker on a loopback port held for the test (rumqttd binds its listener itself
+/// from the configured address and cannot report a port it picked), and the test's config.
+async fn broker(shutdown: &CancellationToken) -> (watchpost_config::Config, HeldPort) {
+    let held = HeldPort::new().expect("a loopback port");
+    let port = held.port();
     let toml = format!(
         "[system]\ndata_dir = \"/tmp\"\n[broker]\nlisten = \"127.0.0.1:{port}\"\n[bus]\nreconnect_initial_ms = 10\n"
     );
@@ -52,7 +50,7 @@ async fn broker(shutdown: &CancellationToken) -> watchpost_config::Config {
     let addr = format!("127.0.0.1:{port}");
     for _ in 0..500 {
         if tokio::net::TcpStream::connect(&addr).await.is_ok() {
-            return config;
+            return (config, held);
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -99,7 +97,7 @@ async fn lamp_worker(bus: Bus) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip_refusal_timeout_and_concurrency() {
     let shutdown = CancellationToken::new();
-    let config = broker(&shutdown).await;
+    let (config, _port) = broker(&shutdown).await;
     let worker = connected(&config, "lamps", &shutdown).await;
     let caller = connected(&config, "hub", &shutdown).await;
     tokio::spawn(lamp_worker(worker.clone()));
@@ -196,7 +194,7 @@ async fn round_trip_refusal_timeout_and_concurrency() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_that_does_not_decode_is_refused_with_the_invalid_body_code() {
     let shutdown = CancellationToken::new();
-    let config = broker(&shutdown).await;
+    let (config, _port) = broker(&shutdown).await;
     let worker = connected(&config, "lamps", &shutdown).await;
     let caller = connected(&config, "hub", &shutdown).await;
     tokio::spawn(lamp_worker(worker));

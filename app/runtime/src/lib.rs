@@ -25,6 +25,7 @@ pub mod ctx;
 pub mod exit;
 pub mod logging;
 pub mod metrics;
+pub mod net;
 pub mod proto;
 pub mod signals;
 pub mod testing;

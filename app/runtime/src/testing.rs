@@ -6,10 +6,6 @@
 //!
 //! [`HeldPort`] keeps a loopback port for a peer that must be told its port before it listens.
 
-use std::os::fd::{AsRawFd, OwnedFd};
-
-use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrIn, sockopt};
-
 /// Call when the test's peer `what` is missing, then return from the test. Panics under
 /// `WATCHPOST_REQUIRE_PEERS=1`; otherwise prints `SKIP: <what>`.
 pub fn missing_peer(what: &str) {
@@ -23,45 +19,7 @@ fn peers_required() -> bool {
     std::env::var("WATCHPOST_REQUIRE_PEERS").is_ok_and(|v| v == "1")
 }
 
-/// A loopback TCP port held for a peer that must be told its port before it listens, or that
-/// goes away and comes back on the same port (an outage), or for an address where nothing may
-/// listen. Servers of ours bind port 0 and report their address instead; this is for peers
-/// that cannot (a child process that takes `--port N` and is restarted on it).
-///
-/// The port is bound here with `SO_REUSEADDR` and never listened on, so a connection to it is
-/// refused, as with no peer at all. Linux lets another socket with `SO_REUSEADDR` bind and
-/// listen on it while no socket listens there (tokio, GLib and therefore gst-rtsp-server,
-/// asyncio and mosquitto set it), and it never hands a held port to a port-0 bind or to an
-/// outgoing connection: between the peer's runs the port stays ours, where a port found by
-/// binding port 0 and closing the socket could be taken by anyone. Released on drop.
-#[derive(Debug)]
-pub struct HeldPort {
-    _socket: OwnedFd,
-    port: u16,
-}
-
-impl HeldPort {
-    /// Holds a free port on 127.0.0.1.
-    pub fn new() -> std::io::Result<Self> {
-        let fd = socket::socket(
-            AddressFamily::Inet,
-            SockType::Stream,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )?;
-        socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
-        socket::bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0))?;
-        let bound: SockaddrIn = socket::getsockname(fd.as_raw_fd())?;
-        Ok(Self {
-            _socket: fd,
-            port: bound.port(),
-        })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-}
+pub use crate::net::HeldPort;
 
 #[cfg(test)]
 mod tests {

@@ -151,30 +151,35 @@ fn policy_from(config: &Config) -> Policy {
     }
 }
 
-/// Environment overrides handing resolved addresses to workers, and the address map.
-type ResolvedListeners = (Vec<(String, String)>, BTreeMap<String, String>);
+/// Environment overrides handing resolved addresses to workers, the address map, and the
+/// ports held for them.
+type ResolvedListeners = (
+    Vec<(String, String)>,
+    BTreeMap<String, String>,
+    Vec<watchpost_runtime::net::HeldPort>,
+);
 
-/// Resolves every port-0 listen address to a concrete free port. Returns the environment
-/// overrides that hand the resolved addresses to the workers, and the address map.
+/// Resolves every port-0 listen address to a concrete free port, held (bound with
+/// `SO_REUSEADDR`, never listening) for as long as the supervisor runs: the worker binds and
+/// listens on it beside the held socket, and when the worker restarts the port is still ours,
+/// where a port found by binding and closing could be taken by anything in between. Returns
+/// the environment overrides that hand the resolved addresses to the workers, the address
+/// map, and the held ports.
 fn resolve_listeners(config: &mut Config) -> Result<ResolvedListeners, SupervisorError> {
     let mut env = Vec::new();
     let mut map = BTreeMap::new();
+    let mut held = Vec::new();
     for (key, addr) in config.listeners_mut() {
         if addr.port() == 0 {
-            let l = std::net::TcpListener::bind(addr.addr()).map_err(|source| {
+            let port = watchpost_runtime::net::HeldPort::on(addr.addr()).map_err(|source| {
                 SupervisorError::ResolvePort {
                     key: key.to_string(),
                     addr: addr.addr(),
                     source,
                 }
             })?;
-            let real = l
-                .local_addr()
-                .map_err(|source| SupervisorError::ResolvePort {
-                    key: key.to_string(),
-                    addr: addr.addr(),
-                    source,
-                })?;
+            let real = port.addr();
+            held.push(port);
             *addr = watchpost_config::ListenAddr::new(real);
             let var = format!(
                 "{}{}",
@@ -185,7 +190,7 @@ fn resolve_listeners(config: &mut Config) -> Result<ResolvedListeners, Superviso
         }
         map.insert(key.to_string(), addr.to_string());
     }
-    Ok((env, map))
+    Ok((env, map, held))
 }
 
 /// Runs the supervisor until `shutdown` is cancelled. `config_path` is handed to the workers.
@@ -205,7 +210,8 @@ pub async fn run(
         path: run_dir.clone(),
         source,
     })?;
-    let (listener_env, listeners) = resolve_listeners(&mut config)?;
+    // The held ports live as long as this function, that is as long as the supervisor runs.
+    let (listener_env, listeners, _held_ports) = resolve_listeners(&mut config)?;
     let policy = policy_from(&config);
     let essential = config.supervisor.essential.clone();
     let slots = order
