@@ -562,6 +562,7 @@ pub struct ListParams {
     path = "/cameras",
     tag = "cameras",
     operation_id = "list_cameras",
+    extensions(("x-watchpost-role" = json!("viewer"))),
     params(ListParams),
     responses(
         (status = 200, description = "One page of cameras", body = Page<CameraView>),
@@ -588,6 +589,7 @@ async fn list(
     path = "/cameras/{id}",
     tag = "cameras",
     operation_id = "get_camera",
+    extensions(("x-watchpost-role" = json!("viewer"))),
     params(CameraId),
     responses(
         (status = 200, description = "The camera", body = CameraView),
@@ -634,6 +636,7 @@ pub struct Jpeg(pub Vec<u8>);
     path = "/cameras/{id}/snapshot",
     tag = "cameras",
     operation_id = "get_camera_snapshot",
+    extensions(("x-watchpost-role" = json!("viewer"))),
     params(CameraId),
     responses(
         (status = 200, description = "The picture", content_type = "image/jpeg", body = Jpeg,
@@ -711,6 +714,7 @@ impl std::fmt::Debug for CredentialsBody {
     path = "/cameras/{id}/credentials",
     tag = "cameras",
     operation_id = "put_camera_credentials",
+    extensions(("x-watchpost-role" = json!("admin"))),
     params(CameraId),
     request_body(content = CredentialsBody, content_type = "application/json"),
     responses(
@@ -778,6 +782,7 @@ pub struct RecordingParams {
     path = "/cameras/{id}/recordings",
     tag = "cameras",
     operation_id = "list_camera_recordings",
+    extensions(("x-watchpost-role" = json!("viewer"))),
     params(CameraId, RecordingParams),
     responses(
         (status = 200, description = "One page of segments", body = Page<Recording>),
@@ -1037,6 +1042,16 @@ mod tests {
             statuses("/cameras/{id}/recordings", "get"),
             ["200", "400", "401", "404", "500", "502", "503"]
         );
+        for (path, method, role) in [
+            ("/cameras", "get", "viewer"),
+            ("/cameras/{id}", "get", "viewer"),
+            ("/cameras/{id}/snapshot", "get", "viewer"),
+            ("/cameras/{id}/recordings", "get", "viewer"),
+            ("/cameras/{id}/credentials", "put", "admin"),
+        ] {
+            let op = &doc["paths"][format!("/api/v1{path}")][method];
+            assert_eq!(op["x-watchpost-role"], role, "{method} {path}");
+        }
         let jpeg = &doc["paths"]["/api/v1/cameras/{id}/snapshot"]["get"]["responses"]["200"];
         assert_eq!(
             jpeg["content"]["image/jpeg"]["schema"]["$ref"],
