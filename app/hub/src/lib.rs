@@ -144,6 +144,84 @@ impl utoipa::Modify for BasicAuth {
     }
 }
 
+/// Every operation that needs credentials answers `401 UNAUTHORIZED` without them.
+struct Unauthorized;
+
+impl utoipa::Modify for Unauthorized {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder, schema};
+        let open = |op: &utoipa::openapi::path::Operation| {
+            op.security.as_ref().is_some_and(|s| {
+                serde_json::to_value(s).is_ok_and(|v| v == serde_json::json!([{}]))
+            })
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for op in operations(item) {
+                if open(op) || op.responses.responses.contains_key("401") {
+                    continue;
+                }
+                let body = ContentBuilder::new()
+                    .schema(Some(RefOr::Ref(schema::Ref::from_schema_name("ErrorBody"))))
+                    .build();
+                op.responses.responses.insert(
+                    "401".into(),
+                    RefOr::T(
+                        ResponseBuilder::new()
+                            .description("`UNAUTHORIZED`: no valid credentials (HTTP Basic)")
+                            .content("application/json", body)
+                            .build(),
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Operation ids are unique: an id that two handlers share (`list`, `test`) gets its tag in
+/// front (`relays_list`).
+struct UniqueOperationIds;
+
+impl utoipa::Modify for UniqueOperationIds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mut seen = std::collections::HashMap::<String, usize>::new();
+        for item in openapi.paths.paths.values_mut() {
+            for op in operations(item) {
+                if let Some(id) = &op.operation_id {
+                    *seen.entry(id.clone()).or_default() += 1;
+                }
+            }
+        }
+        for item in openapi.paths.paths.values_mut() {
+            for op in operations(item) {
+                let Some(id) = op.operation_id.clone() else {
+                    continue;
+                };
+                if seen.get(&id).copied().unwrap_or(0) > 1 {
+                    let tag = op.tags.as_ref().and_then(|t| t.first()).cloned();
+                    op.operation_id = Some(match tag {
+                        Some(tag) => format!("{tag}_{id}"),
+                        None => id,
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn operations(
+    item: &mut utoipa::openapi::path::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        item.get.as_mut(),
+        item.put.as_mut(),
+        item.post.as_mut(),
+        item.delete.as_mut(),
+        item.patch.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+}
+
 /// `GET /api/v1/openapi.json`: this document.
 #[utoipa::path(
     get,
@@ -175,11 +253,15 @@ fn documented_routes(
     guard: impl FnOnce(DocRouter) -> DocRouter,
 ) -> (Router<HubState>, utoipa::openapi::OpenApi) {
     let api = guard(api::router().routes(utoipa_axum::routes!(openapi_json)));
-    DocRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
+    let (router, mut doc) = DocRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .routes(utoipa_axum::routes!(health::health))
         .routes(utoipa_axum::routes!(health::metrics))
         .nest("/api/v1", api)
-        .split_for_parts()
+        .split_for_parts();
+    // These look at every operation, so they run once all routes are in.
+    utoipa::Modify::modify(&Unauthorized, &mut doc);
+    utoipa::Modify::modify(&UniqueOperationIds, &mut doc);
+    (router, doc)
 }
 
 /// The OpenAPI 3.1 document of the hub's HTTP surface.

@@ -288,9 +288,9 @@ pub fn read(kind: SensorKind, data: &Map<String, Value>) -> Reading {
     r
 }
 
-/// A sensor as the appliance knows it; published retained on the bus.
+/// A sensor as the appliance knows it; published retained on the bus. Readers ignore fields
+/// they do not know (a newer bridge may add some), as everywhere on the bus.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Sensor {
     pub id: String,
     pub name: String,

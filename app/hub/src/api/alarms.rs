@@ -89,9 +89,19 @@ pub struct ReceiverDoc {
 /// A mapping: the `[[alarms.mappings]]` table of the configuration (docs/alarms.md), which
 /// sensor raises alarms to which receivers, and where it comes from.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MappingDoc {
     /// The YoLink deviceId.
     pub sensor: String,
+    pub name: Option<String>,
+    /// Conditions that raise an alarm (`intrusion`, `water`, `smoke`, ...); absent: every
+    /// condition the sensor kind can have.
+    pub conditions: Option<Vec<String>>,
+    /// Send restores when a condition clears (default true).
+    pub restore: Option<bool>,
+    pub door_prop_s: Option<u64>,
+    pub debounce_ms: Option<u64>,
+    pub rate_limit_per_min: Option<u32>,
     /// The receivers and their zone, channel or output.
     pub routes: Vec<Object>,
     /// Answers only; ignored in requests.
@@ -209,12 +219,14 @@ async fn test(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let req: TestRequest = if body.is_empty() {
-        TestRequest::default()
+    // No body, or `null`, is the default test.
+    let req: Option<TestRequest> = if body.iter().all(u8::is_ascii_whitespace) {
+        None
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request("INVALID_BODY", format!("the body: {e}")))?
     };
+    let req = req.unwrap_or_default();
     let h = service(&state)?;
     let queued = h.test_alarm(&id, req).await.map_err(alarm_error)?;
     Ok((StatusCode::ACCEPTED, Json(json!(queued))))

@@ -549,7 +549,7 @@ pub struct CameraId {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Page number, from 1.
-    #[param(value_type = Option<u64>, minimum = 1, maximum = 4294967295_u64)]
+    #[param(minimum = 1)]
     page: Option<u32>,
     /// Cameras per page, 1..=500 (default 50).
     #[param(minimum = 1, maximum = 500)]
@@ -760,7 +760,7 @@ async fn put_credentials(
 #[into_params(parameter_in = Query)]
 pub struct RecordingParams {
     /// Page number, from 1.
-    #[param(value_type = Option<u64>, minimum = 1, maximum = 4294967295_u64)]
+    #[param(minimum = 1)]
     page: Option<u32>,
     /// Segments per page, 1..=500 (default 50).
     #[param(minimum = 1, maximum = 500)]
@@ -808,15 +808,8 @@ async fn recordings(
         ));
     }
     let req = PageRequest::new(p.page, p.limit)?;
-    // Times are documented as int64; a larger number is not a time.
-    for (name, t) in [("since_us", p.since_us), ("until_us", p.until_us)] {
-        if t.is_some_and(|t| i64::try_from(t).is_err()) {
-            return Err(ApiError::bad_request(
-                "INVALID_QUERY",
-                format!("{name} must be at most {}", i64::MAX),
-            ));
-        }
-    }
+    crate::api::list::time_us("since_us", p.since_us)?;
+    crate::api::list::time_us("until_us", p.until_us)?;
     let oldest_first = match p.order.as_deref() {
         None | Some("newest") => false,
         Some("oldest") => true,

@@ -8,7 +8,7 @@ use utoipa_axum::routes;
 use watchpost_store::{Event, EventFilter, EventQuery, Order, Severity};
 
 use crate::api::extract::Query;
-use crate::api::list::{Page, PageRequest};
+use crate::api::list::{Page, PageRequest, time_us};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::HubState;
 
@@ -41,14 +41,14 @@ pub struct ListParams {
     /// Only events from exactly this source.
     source: Option<String>,
     /// Only events at least this severe.
-    #[param(value_type = Option<Severity>)]
+    #[param(value_type = Option<Severity>, inline)]
     min_severity: Option<String>,
     /// Only events at or after this time (µs since the Unix epoch).
     since_us: Option<u64>,
     /// Only events before this time (µs since the Unix epoch).
     until_us: Option<u64>,
     /// `newest` first (default) or `oldest` first.
-    #[param(value_type = Option<ListOrder>)]
+    #[param(value_type = Option<ListOrder>, inline)]
     order: Option<String>,
 }
 
@@ -86,8 +86,8 @@ async fn list(
         })?),
     };
     let filter = EventFilter {
-        since_us: p.since_us,
-        until_us: p.until_us,
+        since_us: time_us("since_us", p.since_us)?,
+        until_us: time_us("until_us", p.until_us)?,
         kind_prefix: p.kind,
         source: p.source,
         min_severity,

@@ -13,6 +13,8 @@ use crate::error::ApiError;
 pub const DEFAULT_LIMIT: u32 = 50;
 /// The largest `?limit`.
 pub const MAX_LIMIT: u32 = 500;
+/// The largest `?page`: documented as a 32-bit signed integer, as OpenAPI's `int32`.
+pub const MAX_PAGE: u32 = i32::MAX as u32;
 
 /// A checked `?page` and `?limit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +27,10 @@ impl PageRequest {
     /// Checks the query parameters; a missing one takes its default.
     pub fn new(page: Option<u32>, limit: Option<u32>) -> Result<Self, ApiError> {
         let page = NonZeroU32::new(page.unwrap_or(1))
-            .ok_or_else(|| ApiError::bad_request("INVALID_PAGE", "page counts from 1"))?;
+            .filter(|p| p.get() <= MAX_PAGE)
+            .ok_or_else(|| {
+                ApiError::bad_request("INVALID_PAGE", format!("page counts from 1 to {MAX_PAGE}"))
+            })?;
         let limit = NonZeroU32::new(limit.unwrap_or(DEFAULT_LIMIT))
             .filter(|l| l.get() <= MAX_LIMIT)
             .ok_or_else(|| {
@@ -37,6 +42,18 @@ impl PageRequest {
     /// How many items come before this page.
     pub fn offset(&self) -> usize {
         (self.page.get() as usize - 1).saturating_mul(self.limit.get() as usize)
+    }
+}
+
+/// A time in µs since the Unix epoch from the query (`name`), documented as OpenAPI's `int64`:
+/// a larger number is not a time.
+pub fn time_us(name: &str, value: Option<u64>) -> Result<Option<u64>, ApiError> {
+    match value {
+        Some(t) if i64::try_from(t).is_err() => Err(ApiError::bad_request(
+            "INVALID_QUERY",
+            format!("{name} must be at most {}", i64::MAX),
+        )),
+        other => Ok(other),
     }
 }
 
@@ -87,6 +104,16 @@ mod tests {
             PageRequest::new(Some(0), None).unwrap_err().code,
             "INVALID_PAGE"
         );
+        assert_eq!(
+            PageRequest::new(Some(MAX_PAGE + 1), None).unwrap_err().code,
+            "INVALID_PAGE"
+        );
+        assert!(PageRequest::new(Some(MAX_PAGE), None).is_ok());
+        assert_eq!(
+            time_us("since_us", Some(u64::MAX)).unwrap_err().code,
+            "INVALID_QUERY"
+        );
+        assert_eq!(time_us("since_us", Some(5)).unwrap(), Some(5));
         assert_eq!(
             PageRequest::new(None, Some(0)).unwrap_err().code,
             "INVALID_LIMIT"

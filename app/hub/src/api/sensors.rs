@@ -51,7 +51,7 @@ pub struct HistoryParams {
     #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// `newest` first (default) or `oldest` first.
-    #[param(value_type = Option<crate::api::events::ListOrder>)]
+    #[param(value_type = Option<crate::api::events::ListOrder>, inline)]
     order: Option<String>,
 }
 
