@@ -518,6 +518,9 @@ async fn stop(p: gst::Pipeline) {
     let _ = tokio::task::spawn_blocking(move || p.set_state(gst::State::Null)).await;
 }
 
+/// Why a session ended when a reconnect was asked for (new credentials).
+const RECONNECT_REQUESTED: &str = "reconnect requested";
+
 /// Runs one camera until `shutdown`.
 pub async fn run(task: CameraTask, shutdown: CancellationToken) {
     let shared = task.shared.clone();
@@ -594,6 +597,12 @@ pub async fn run(task: CameraTask, shutdown: CancellationToken) {
         if shared.state().0 != CameraState::Error {
             shared.set_state(CameraState::Offline, Some(reason.clone()));
         }
+        if reason == RECONNECT_REQUESTED {
+            // Asked for (new credentials): not a failure, so no wait and no longer backoff.
+            tracing::info!(camera = %shared.id, "camera reconnecting as asked");
+            backoff = task.backoff_initial;
+            continue;
+        }
         tracing::warn!(camera = %shared.id, %reason, retry_in_ms = backoff.as_millis() as u64, "camera source lost");
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -636,7 +645,7 @@ async fn watch(
         };
         tokio::select! {
             _ = shutdown.cancelled() => return "shutdown".into(),
-            _ = task.reconnect.notified() => return "reconnect requested".into(),
+            _ = task.reconnect.notified() => return RECONNECT_REQUESTED.into(),
             end = ended => {
                 return match end {
                     Ended::Failed(reason) => reason,
