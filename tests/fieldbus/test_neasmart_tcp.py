@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import socket
 import struct
+import subprocess
+import sys
+import threading
 import time
 
 import requests
 
-from conftest import wait_for
+from conftest import ADMIN, wait_for
 from fieldbus_support import (  # noqa: F401
     UNIT,
     api_json,
@@ -194,3 +197,62 @@ def test_without_the_fieldbus_worker_commands_are_503(appliance):
     assert r.status_code == 503 and r.json()["error"]["code"] == "NEASMART_UNAVAILABLE"
     assert r.headers["X-Rehau-Registers-Stale"] == "true"
     _ = time
+
+
+def test_a_read_right_after_a_command_sees_the_command(gateway):
+    """Home Assistant's Neasmart integration refreshes an entity right after each service call:
+    POST, answered 202 (compatibility listener) or 200 (/api/v1), then GET at once. 100 such
+    pairs on each API with alternating values: every read shows what was just commanded."""
+    base = tcp_master(gateway)
+    assert not base.write_registers(1300, [1, 0x0C65, 0x07C6], device_id=UNIT).isError()
+    wait_api(gateway, "/api/v1/neasmart/zones/2/1", lambda b: b["state"] == 1)
+    compat = requests.Session()
+    api = requests.Session()
+    api.auth = ADMIN
+    stale = []
+    # "Under load", as the integration meets it: the base keeps writing the zone's
+    # temperature, and two processes keep both cores busy, so the hub's tasks are late.
+    burners = [subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()+60\nwhile time.time()<t: pass"])
+               for _ in range(2)]
+    writer_stop = threading.Event()
+
+    def base_writes():
+        w = tcp_master(gateway)
+        n = 0
+        while not writer_stop.is_set():
+            w.write_register(1302, 0x07C6 + n % 20, device_id=UNIT)
+            n += 1
+
+    writer = threading.Thread(target=base_writes, daemon=True)
+    writer.start()
+    try:
+        _command_and_read(gateway, compat, api, stale)
+    finally:
+        writer_stop.set()
+        for b in burners:
+            b.kill()
+            b.wait()
+        writer.join(5)
+    assert not stale, f"{len(stale)} reads returned the previous value: {stale[:5]}"
+
+
+def _command_and_read(gateway, compat, api, stale) -> None:
+    for i in range(100):
+        setpoint = 20.0 + (i % 10) * 0.5
+        r = compat.post(compat_url(gateway, "/zones/2/1"), json={"setpoint": setpoint}, timeout=5)
+        assert r.status_code == 202, r.text
+        got = compat.get(compat_url(gateway, "/zones/2/1"), timeout=5).json()["setpoint"]
+        if got != setpoint:
+            stale.append(("compat zone", i, setpoint, got))
+        mode = 1 + i % 5
+        r = api.post(gateway.url("/api/v1/neasmart/mode"), json={"mode": mode}, timeout=5)
+        assert r.status_code == 200, r.text
+        got = api.get(gateway.url("/api/v1/neasmart/mode"), timeout=5).json()["mode"]
+        if got != mode:
+            stale.append(("api mode", i, mode, got))
+        state = 1 + i % 6
+        r = compat.post(compat_url(gateway, "/state"), json={"state": state}, timeout=5)
+        assert r.status_code == 202, r.text
+        got = compat.get(compat_url(gateway, "/state"), timeout=5).json()["state"]
+        if got != state:
+            stale.append(("compat state", i, state, got))

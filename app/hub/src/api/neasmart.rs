@@ -57,7 +57,13 @@ pub struct FieldbusClient {
     entities: RwLock<BTreeMap<Entity, EntityState>>,
     status: RwLock<Option<StatusView>>,
     relays: RwLock<BTreeMap<String, ModuleStatus>>,
+    /// Counts the retained messages taken, so a command can wait for the state it caused.
+    taken: tokio::sync::watch::Sender<u64>,
 }
+
+/// How long a confirmed command waits for its new state to reach the cache before it is
+/// answered anyway (the worker publishes it right after its reply).
+const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(1);
 
 /// Why a retained message was not taken into the cache.
 #[derive(Debug, thiserror::Error)]
@@ -160,7 +166,27 @@ impl FieldbusClient {
             }
             _ => {}
         }
+        self.taken.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
+    }
+
+    /// Waits until `done` holds for the cache, at most [`READ_YOUR_WRITES_WAIT`]. The fieldbus
+    /// worker publishes an entity's new state right after it answers a command, on the same
+    /// connection, so once the cache shows it every older message has been taken too: a read
+    /// after the command's answer sees the commanded value (Home Assistant reads right after
+    /// each service call). Answers whether it held.
+    async fn settle(&self, done: impl Fn(&Self) -> bool) -> bool {
+        let mut taken = self.taken.subscribe();
+        let deadline = tokio::time::Instant::now() + READ_YOUR_WRITES_WAIT;
+        loop {
+            if done(self) {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, taken.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return done(self),
+            }
+        }
     }
 
     /// Sets a zone's state and/or setpoint; answers the zone's state with the command
@@ -173,6 +199,21 @@ impl FieldbusClient {
         timeout: Duration,
     ) -> Result<ZoneState, RequestError<NeasmartCode>> {
         let reply = request(bus, &ZoneSet::topic(zone), command, timeout).await?;
+        let want = &reply.state;
+        let seen = self
+            .settle(|c| {
+                c.zone(zone).is_some_and(|z| {
+                    (command.state.is_none() || z.state == want.state)
+                        && (command.setpoint.is_none() || z.setpoint == want.setpoint)
+                })
+            })
+            .await;
+        if !seen {
+            tracing::debug!(
+                ?zone,
+                "the zone's new state did not reach the cache in time"
+            );
+        }
         Ok(reply.state)
     }
 
@@ -184,6 +225,9 @@ impl FieldbusClient {
         timeout: Duration,
     ) -> Result<GlobalState, RequestError<NeasmartCode>> {
         let reply = request(bus, &ModeSet::topic(), command, timeout).await?;
+        let mode = reply.state.mode;
+        self.settle(|c| c.global().is_some_and(|g| g.mode == mode))
+            .await;
         Ok(reply.state)
     }
 
@@ -195,6 +239,9 @@ impl FieldbusClient {
         timeout: Duration,
     ) -> Result<GlobalState, RequestError<NeasmartCode>> {
         let reply = request(bus, &StateSet::topic(), command, timeout).await?;
+        let state = reply.state.state;
+        self.settle(|c| c.global().is_some_and(|g| g.state == state))
+            .await;
         Ok(reply.state)
     }
 
