@@ -29,7 +29,7 @@ use watchpost_alarm::{
 use watchpost_config::alarms::{AlarmsConfig, MappingConfig, ReceiverConfig};
 
 use crate::api::extract::{Path, Query};
-use crate::api::list::{Page, PageRequest, Pagination, paginate};
+use crate::api::list::{Page, PageParams, Pagination, paginate};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::HubState;
 
@@ -41,19 +41,6 @@ pub fn router() -> OpenApiRouter<HubState> {
         .routes(routes!(test))
         .routes(routes!(list_mappings, create_mapping))
         .routes(routes!(get_mapping, put_mapping, delete_mapping))
-}
-
-/// Query parameters of the alarm lists.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// Page number, from 1.
-    #[param(minimum = 1)]
-    page: Option<u32>,
-    /// Entries per page, 1..=500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<u32>,
 }
 
 /// Where a receiver or mapping comes from: the configuration file (read-only here) or this API.
@@ -170,7 +157,7 @@ const UNAVAILABLE: &str = "`ALARMS_UNAVAILABLE`: the alarm service is not runnin
     path = "/alarms/queues",
     tag = "alarms",
     extensions(("x-watchpost-role" = json!("viewer"))),
-    params(ListParams),
+    params(PageParams),
     responses(
         (status = 200, description = "One page of queues, the intake, whether alarms are enabled", body = QueuesBody),
         (status = 400, description = "`INVALID_PAGE`, `INVALID_LIMIT`, `INVALID_QUERY`", body = ErrorBody),
@@ -179,9 +166,9 @@ const UNAVAILABLE: &str = "`ALARMS_UNAVAILABLE`: the alarm service is not runnin
 )]
 async fn queues(
     State(state): State<HubState>,
-    Query(p): Query<ListParams>,
+    Query(p): Query<PageParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let req = PageRequest::new(p.page, p.limit)?;
+    let req = p.check()?;
     let h = service(&state)?;
     let Page { items, pagination } = paginate(h.queues(), req);
     Ok(Json(to_json(QueuesBody {
@@ -261,8 +248,8 @@ fn mapping_view(m: &MappingConfig, source: &str) -> Value {
     v
 }
 
-fn list(items: Vec<Value>, p: ListParams) -> Result<Json<Value>, ApiError> {
-    let req = PageRequest::new(p.page, p.limit)?;
+fn list(items: Vec<Value>, p: PageParams) -> Result<Json<Value>, ApiError> {
+    let req = p.check()?;
     Ok(Json(to_json(paginate(items, req))))
 }
 
@@ -364,7 +351,7 @@ fn unmask(mut body: Value, old: Option<&ReceiverConfig>) -> Value {
     path = "/alarms/receivers",
     tag = "alarms",
     extensions(("x-watchpost-role" = json!("viewer"))),
-    params(ListParams),
+    params(PageParams),
     responses(
         (status = 200, description = "One page of receivers", body = Page<ReceiverDoc>),
         (status = 400, description = "`INVALID_PAGE`, `INVALID_LIMIT`, `INVALID_QUERY`", body = ErrorBody),
@@ -373,7 +360,7 @@ fn unmask(mut body: Value, old: Option<&ReceiverConfig>) -> Value {
 )]
 async fn list_receivers(
     State(state): State<HubState>,
-    Query(p): Query<ListParams>,
+    Query(p): Query<PageParams>,
 ) -> Result<Json<Value>, ApiError> {
     let m = managed(&state).await?;
     let mut items: Vec<Value> = state
@@ -560,7 +547,7 @@ async fn delete_receiver(
     path = "/alarms/mappings",
     tag = "alarms",
     extensions(("x-watchpost-role" = json!("viewer"))),
-    params(ListParams),
+    params(PageParams),
     responses(
         (status = 200, description = "One page of mappings", body = Page<MappingDoc>),
         (status = 400, description = "`INVALID_PAGE`, `INVALID_LIMIT`, `INVALID_QUERY`", body = ErrorBody),
@@ -569,7 +556,7 @@ async fn delete_receiver(
 )]
 async fn list_mappings(
     State(state): State<HubState>,
-    Query(p): Query<ListParams>,
+    Query(p): Query<PageParams>,
 ) -> Result<Json<Value>, ApiError> {
     let m = managed(&state).await?;
     let mut items: Vec<Value> = state

@@ -43,7 +43,7 @@ use watchpost_contract::capture::{
 
 use super::events::ListOrder;
 use super::extract::{Path, Query};
-use super::list::{Page, PageRequest, Pagination, paginate};
+use super::list::{Page, PageParams, PageRequest, Pagination, paginate};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::HubState;
 
@@ -543,19 +543,6 @@ pub struct CameraId {
     id: String,
 }
 
-/// Query parameters of `GET /api/v1/cameras`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// Page number, from 1.
-    #[param(minimum = 1)]
-    page: Option<u32>,
-    /// Cameras per page, 1..=500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<u32>,
-}
-
 /// The configured cameras, in configuration order, each with its live status.
 #[utoipa::path(
     get,
@@ -563,7 +550,7 @@ pub struct ListParams {
     tag = "cameras",
     operation_id = "list_cameras",
     extensions(("x-watchpost-role" = json!("viewer"))),
-    params(ListParams),
+    params(PageParams),
     responses(
         (status = 200, description = "One page of cameras", body = Page<CameraView>),
         (status = 401, description = "No valid credentials (`UNAUTHORIZED`)", body = ErrorBody,
@@ -573,9 +560,9 @@ pub struct ListParams {
 )]
 async fn list(
     State(state): State<HubState>,
-    Query(p): Query<ListParams>,
+    Query(p): Query<PageParams>,
 ) -> Result<Json<Page<CameraView>>, ApiError> {
-    let req = PageRequest::new(p.page, p.limit)?;
+    let req = p.check()?;
     let cams = &state.config.capture.cameras;
     Ok(Json(paginate(
         cams.iter().map(|c| camera_view(&state, c)),

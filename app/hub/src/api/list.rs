@@ -16,6 +16,26 @@ pub const MAX_LIMIT: u32 = 500;
 /// The largest `?page`: documented as a 32-bit signed integer, as OpenAPI's `int32`.
 pub const MAX_PAGE: u32 = i32::MAX as u32;
 
+/// `?page` and `?limit` of a list that has no other parameters.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Page number, from 1.
+    #[param(minimum = 1)]
+    pub page: Option<u32>,
+    /// Entries per page, 1..=500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+}
+
+impl PageParams {
+    /// The checked request.
+    pub fn check(self) -> Result<PageRequest, ApiError> {
+        PageRequest::new(self.page, self.limit)
+    }
+}
+
 /// A checked `?page` and `?limit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRequest {

@@ -27,7 +27,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -45,7 +45,7 @@ use watchpost_neasmart::{Entity, NeasmartCode, ZoneId};
 use watchpost_runtime::logging::LogLimiter;
 
 use crate::api::extract::Query;
-use crate::api::list::{Page, PageRequest, paginate};
+use crate::api::list::{Page, PageParams, paginate};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::HubState;
 
@@ -656,26 +656,13 @@ async fn state_post(flavor: Flavor, state: HubState, bytes: axum::body::Bytes) -
     confirmed(&state, flavor, &StateSet::topic(), timeout, result)
 }
 
-/// Query parameters of `GET /api/v1/neasmart/zones`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ZonesParams {
-    /// Page number, from 1.
-    #[param(minimum = 1)]
-    page: Option<u32>,
-    /// Zones per page, 1..=500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<u32>,
-}
-
 /// The zones the base station has reported, with their state (in base, zone order).
 #[utoipa::path(
     get,
     path = "/neasmart/zones",
     tag = "neasmart",
     extensions(("x-watchpost-role" = json!("viewer"))),
-    params(ZonesParams),
+    params(PageParams),
     responses(
         (status = 200, description = "One page of the active zones", body = Page<ZoneState>, headers(
             ("x-rehau-registers-stale" = bool, description = "No register write from the base within `stale_after_seconds`"),
@@ -686,9 +673,9 @@ pub struct ZonesParams {
 )]
 async fn zones_list(
     State(state): State<HubState>,
-    Query(p): Query<ZonesParams>,
+    Query(p): Query<PageParams>,
 ) -> Result<Response, ApiError> {
-    let req = PageRequest::new(p.page, p.limit)?;
+    let req = p.check()?;
     let page = paginate(state.neasmart.active_zones(), req);
     Ok(with_headers(
         (StatusCode::OK, axum::Json(to_json(page))).into_response(),

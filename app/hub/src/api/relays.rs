@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -25,7 +25,7 @@ use watchpost_contract::relay::{
 };
 
 use crate::api::extract::{Path, Query};
-use crate::api::list::{Page, PageRequest, paginate};
+use crate::api::list::{Page, PageParams, paginate};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::HubState;
 
@@ -134,26 +134,13 @@ impl From<ModuleStatus> for ModuleItem {
     }
 }
 
-/// Query parameters of `GET /api/v1/relays`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// Page number, from 1.
-    #[param(minimum = 1)]
-    page: Option<u32>,
-    /// Modules per page, 1..=500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<u32>,
-}
-
 /// The configured relay modules, in configuration order, with their state.
 #[utoipa::path(
     get,
     path = "/relays",
     tag = "relays",
     extensions(("x-watchpost-role" = json!("viewer"))),
-    params(ListParams),
+    params(PageParams),
     responses(
         (status = 200, description = "One page of relay modules", body = Page<ModuleItem>),
         (status = 400, description = "`INVALID_PAGE`, `INVALID_LIMIT`, `INVALID_QUERY`", body = ErrorBody),
@@ -161,9 +148,9 @@ pub struct ListParams {
 )]
 async fn list(
     State(state): State<HubState>,
-    Query(p): Query<ListParams>,
+    Query(p): Query<PageParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let req = PageRequest::new(p.page, p.limit)?;
+    let req = p.check()?;
     let items =
         state
             .config

@@ -15,7 +15,7 @@ use watchpost_contract::alarm::SensorView;
 use watchpost_store::{Event, EventFilter, EventQuery, Order};
 
 use crate::api::extract::{Path, Query};
-use crate::api::list::{Page, PageRequest, paginate};
+use crate::api::list::{Page, PageParams, PageRequest, paginate};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::HubState;
 
@@ -24,19 +24,6 @@ pub fn router() -> OpenApiRouter<HubState> {
         .routes(routes!(list))
         .routes(routes!(one))
         .routes(routes!(history))
-}
-
-/// Query parameters of the sensor list.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// Page number, from 1.
-    #[param(minimum = 1)]
-    page: Option<u32>,
-    /// Sensors per page, 1..=500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<u32>,
 }
 
 /// Query parameters of a sensor's history.
@@ -73,7 +60,7 @@ fn sensors(state: &HubState) -> Result<std::collections::BTreeMap<String, Sensor
     path = "/sensors",
     tag = "sensors",
     extensions(("x-watchpost-role" = json!("viewer"))),
-    params(ListParams),
+    params(PageParams),
     responses(
         (status = 200, description = "One page of sensors", body = Page<SensorView>),
         (status = 400, description = "`INVALID_PAGE`, `INVALID_LIMIT`, `INVALID_QUERY`", body = ErrorBody),
@@ -82,9 +69,9 @@ fn sensors(state: &HubState) -> Result<std::collections::BTreeMap<String, Sensor
 )]
 async fn list(
     State(state): State<HubState>,
-    Query(p): Query<ListParams>,
+    Query(p): Query<PageParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let req = PageRequest::new(p.page, p.limit)?;
+    let req = p.check()?;
     let page = paginate(sensors(&state)?.into_values(), req);
     Ok(Json(serde_json::to_value(page).unwrap_or(Value::Null)))
 }
