@@ -115,7 +115,7 @@ def broker_bench(count: int = 100_000) -> None:
         if mosq:
             mcfg = Path(d) / "mosquitto.conf"
             mcfg.write_text(f"listener {mosq_port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                            "max_queued_messages 0\nmax_inflight_messages 100\n")
+                            "max_queued_messages 0\nmax_inflight_messages 100\nset_tcp_nodelay true\n")
             mproc = subprocess.Popen([mosq, "-c", str(mcfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             procs["mosquitto"] = (mproc, f"127.0.0.1:{mosq_port}")
         else:
