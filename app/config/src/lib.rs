@@ -7,6 +7,11 @@
 //! line; consumers get the typed value and never re-parse a string.
 //! Environment variables `WATCHPOST_<SECTION>__<KEY>[__<SUBKEY>...]=<TOML value>` override
 //! single keys (the value is parsed as TOML, and taken as a string when it does not parse).
+//! Between the file and the environment comes the settings overlay,
+//! `<data_dir>/settings/overlay.toml`: the changes made at run time through the hub's
+//! settings API, deep-merged over the file ([`overlay`]); a rejected value that comes from it
+//! is reported as the overlay's ([`ConfigError::Overlay`]). [`apply`] says which workers read
+//! which section, so a change restarts only those.
 //! Checks that span several keys run in [`Config::validate`] and name the keys.
 //!
 //! Failure: [`load`] returns a [`ConfigError`] that names the file, and the key/line where
@@ -15,11 +20,13 @@
 #![forbid(unsafe_code)]
 
 pub mod alarms;
+pub mod apply;
 pub mod bridge;
 pub mod capture;
 pub mod core;
 pub mod detect;
 pub mod fieldbus;
+pub mod overlay;
 pub mod rtsp;
 pub mod types;
 
@@ -81,7 +88,19 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        path: PathBuf,
+        /// The dotted key path of the rejected value, when known.
+        key: Option<String>,
+        message: String,
+    },
+    /// A value of the settings overlay (`<data_dir>/settings/overlay.toml`) is rejected.
+    #[error("{path} (settings overlay): {}", keyed(.key.as_deref(), .message))]
+    Overlay {
+        path: PathBuf,
+        key: Option<String>,
+        message: String,
+    },
     #[error("environment override {var}: {message}")]
     Env { var: String, message: String },
     #[error("{path}: invalid configuration:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
@@ -89,6 +108,48 @@ pub enum ConfigError {
         path: PathBuf,
         problems: Vec<Problem>,
     },
+}
+
+fn keyed(key: Option<&str>, message: &str) -> String {
+    match key {
+        Some(k) => format!("in `{k}`: {message}"),
+        None => message.to_string(),
+    }
+}
+
+impl ConfigError {
+    /// The dotted key path the error is about, when it names one (the first problem's).
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Read { .. } | ConfigError::Env { .. } => None,
+            ConfigError::Parse { key, .. } | ConfigError::Overlay { key, .. } => key.as_deref(),
+            ConfigError::Invalid { problems, .. } => problems.first().map(|p| p.key.as_str()),
+        }
+    }
+
+    /// What is wrong, without the file's name (the first problem's message for
+    /// [`ConfigError::Invalid`]).
+    pub fn reason(&self) -> String {
+        match self {
+            ConfigError::Read { source, .. } => source.to_string(),
+            ConfigError::Env { var, message } => format!("{var}: {message}"),
+            ConfigError::Parse { message, .. } | ConfigError::Overlay { message, .. } => {
+                message.clone()
+            }
+            ConfigError::Invalid { problems, .. } => problems
+                .first()
+                .map(|p| p.message.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Every cross-key problem ([`ConfigError::Invalid`]); empty for the other kinds.
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            ConfigError::Invalid { problems, .. } => problems,
+            _ => &[],
+        }
+    }
 }
 
 /// One cross-key problem found by [`Config::validate`].
@@ -112,45 +173,159 @@ fn problem(key: &str, message: impl Into<String>) -> Problem {
     }
 }
 
-/// Loads, overrides from the environment and validates the file at `path`.
+/// Loads the file at `path`, deep-merges the settings overlay over it
+/// (`<data_dir>/settings/overlay.toml`, when it exists; see [`overlay`]), applies the
+/// environment overrides and validates the result.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
     let env: Vec<(String, String)> = std::env::vars().collect();
-    from_str_with_env(&text, path, &env)
+    load_with_env(path, &env)
 }
 
-/// Parses `text` (named `path` in errors), applies overrides from `env`, validates.
+/// [`load`] with the environment given.
+pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Config, ConfigError> {
+    let text = read_base(path)?;
+    let overlay_path = overlay::overlay_path(&data_dir_of(&text, path, env)?);
+    match overlay::read_overlay(&overlay_path)? {
+        Some(table) => from_parts(&text, path, Some((&table, &overlay_path)), env),
+        None => from_parts(&text, path, None, env),
+    }
+}
+
+/// Reads the configuration file's text.
+pub fn read_base(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The data directory that the file `text` (named `path`) and the environment overrides name:
+/// where the overlay is looked for.
+pub fn data_dir_of(
+    text: &str,
+    path: &Path,
+    env: &[(String, String)],
+) -> Result<PathBuf, ConfigError> {
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        key: None,
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    for (var, value) in env_overrides(env) {
+        apply_override(&mut table, var, value)?;
+    }
+    Ok(table
+        .get("system")
+        .and_then(|s| s.get("data_dir"))
+        .and_then(|d| d.as_str())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| SystemConfig::default().data_dir))
+}
+
+/// Validates a candidate overlay against the configuration file `text` (named `path`) and the
+/// environment: the typed configuration the workers would load with it, or the first error,
+/// naming the key (and saying when it comes from the overlay). `overlay_path` names the
+/// overlay in errors.
+pub fn validate_overlay(
+    text: &str,
+    path: &Path,
+    overlay: &toml::Table,
+    overlay_path: &Path,
+    env: &[(String, String)],
+) -> Result<Config, ConfigError> {
+    from_parts(text, path, Some((overlay, overlay_path)), env)
+}
+
+/// Parses `text` (named `path`), applies overrides from `env`, validates.
 pub fn from_str_with_env(
     text: &str,
     path: &Path,
     env: &[(String, String)],
 ) -> Result<Config, ConfigError> {
-    let overrides: Vec<&(String, String)> = env
-        .iter()
+    from_parts(text, path, None, env)
+}
+
+fn env_overrides(env: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> {
+    env.iter()
         .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k[ENV_PREFIX.len()..].contains("__"))
-        .collect();
-    let parse_err = |message: String| ConfigError::Parse {
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+}
+
+/// The file, the overlay over it, the environment over both; then the cross-key checks.
+fn from_parts(
+    text: &str,
+    path: &Path,
+    overlay: Option<(&toml::Table, &Path)>,
+    env: &[(String, String)],
+) -> Result<Config, ConfigError> {
+    let overrides: Vec<(&str, &str)> = env_overrides(env).collect();
+    let parse_err = |key: Option<String>, message: String| ConfigError::Parse {
         path: path.to_path_buf(),
+        key,
         message,
     };
-    let config: Config = if overrides.is_empty() {
+    let config: Config = if overrides.is_empty() && overlay.is_none() {
         // Straight from the text: errors keep their line and column.
-        parse_document(text).map_err(parse_err)?
+        parse_document(text).map_err(|e| parse_err(e.key.clone(), e.to_string()))?
     } else {
-        let mut table: toml::Table =
-            toml::from_str(text).map_err(|e| parse_err(e.to_string().trim_end().to_string()))?;
-        for (var, value) in overrides {
+        let mut table: toml::Table = toml::from_str(text)
+            .map_err(|e| parse_err(None, e.to_string().trim_end().to_string()))?;
+        if let Some((o, opath)) = overlay {
+            if o.get("system").and_then(|s| s.get("data_dir")).is_some() {
+                return Err(ConfigError::Overlay {
+                    path: opath.to_path_buf(),
+                    key: Some("system.data_dir".into()),
+                    message: "the settings overlay cannot change the data directory (the \
+                              overlay lives in it); change it in the configuration file"
+                        .into(),
+                });
+            }
+            table = overlay::merge_overlay(table, o);
+        }
+        for (var, value) in &overrides {
             apply_override(&mut table, var, value)?;
         }
         // Re-serialise so errors still point at a line (of the merged document).
-        let merged = toml::to_string(&table).map_err(|e| parse_err(e.to_string()))?;
-        parse_document(&merged)
-            .map_err(|e| parse_err(format!("after environment overrides: {e}")))?
+        let merged = toml::to_string(&table).map_err(|e| parse_err(None, e.to_string()))?;
+        match parse_document(&merged) {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some((o, opath)) = overlay
+                    && e.key
+                        .as_deref()
+                        .is_some_and(|k| overlay::contains_key_path(o, k))
+                {
+                    return Err(ConfigError::Overlay {
+                        path: opath.to_path_buf(),
+                        key: e.key,
+                        message: e.message,
+                    });
+                }
+                // Not the overlay's: the file alone names the line, when the error is its.
+                if let Err(base) = parse_document(text) {
+                    return Err(parse_err(base.key.clone(), base.to_string()));
+                }
+                let after = if overlay.is_some() {
+                    "after the settings overlay and environment overrides"
+                } else {
+                    "after environment overrides"
+                };
+                return Err(parse_err(e.key.clone(), format!("{after}: {e}")));
+            }
+        }
     };
-    let problems = config.validate();
+    let mut problems = config.validate();
+    if let Some((o, opath)) = overlay {
+        for p in &mut problems {
+            if overlay::contains_key_path(o, &p.key) {
+                p.message = format!(
+                    "{} (set in the settings overlay {})",
+                    p.message,
+                    opath.display()
+                );
+            }
+        }
+    }
     if problems.is_empty() {
         Ok(config)
     } else {
@@ -161,19 +336,40 @@ pub fn from_str_with_env(
     }
 }
 
+/// A document that does not deserialize: the dotted key path of the rejected value (when
+/// there is one), toml's message alone, and the whole report with line, column and excerpt.
+#[derive(Debug)]
+struct DocError {
+    key: Option<String>,
+    message: String,
+    full: String,
+}
+
+impl std::fmt::Display for DocError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.key {
+            Some(key) => write!(f, "in `{key}`: {}", self.full),
+            None => f.write_str(&self.full),
+        }
+    }
+}
+
 /// Deserializes a whole document. A rejected value is reported with its dotted key path, such
 /// as `capture.cameras[0].record.schedule[0].days[1]`, before toml's line, column and excerpt,
 /// so a key that appears many times in the file is named exactly.
-fn parse_document(text: &str) -> Result<Config, String> {
-    let de =
-        toml::de::Deserializer::parse(text).map_err(|e| e.to_string().trim_end().to_string())?;
+fn parse_document(text: &str) -> Result<Config, DocError> {
+    let de = toml::de::Deserializer::parse(text).map_err(|e| DocError {
+        key: None,
+        message: e.message().to_string(),
+        full: e.to_string().trim_end().to_string(),
+    })?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
-        let message = e.into_inner().to_string().trim_end().to_string();
-        if key == "." {
-            message
-        } else {
-            format!("in `{key}`: {message}")
+        let inner = e.into_inner();
+        DocError {
+            key: (key != ".").then_some(key),
+            message: inner.message().trim_end().to_string(),
+            full: inner.to_string().trim_end().to_string(),
         }
     })
 }

@@ -173,3 +173,107 @@ fn env_override_errors_name_the_key() {
     assert!(err.contains("after environment overrides"), "{err}");
     assert!(err.contains("supervisor.restart_budget"), "{err}");
 }
+
+fn overlay(text: &str) -> toml::Table {
+    toml::from_str(text).unwrap()
+}
+
+const OVERLAY: &str = "/data/settings/overlay.toml";
+
+#[test]
+fn overlay_merges_between_file_and_environment() {
+    let base = "[hub]\nlisten = \"127.0.0.1:8080\"\nevents_max_age_days = 90\n";
+    let o = overlay("[hub]\nevents_max_age_days = 30\nhealth_timeout_ms = 500\n");
+    let env = vec![(
+        "WATCHPOST_HUB__HEALTH_TIMEOUT_MS".to_string(),
+        "700".to_string(),
+    )];
+    let cfg = validate_overlay(base, Path::new("t.toml"), &o, Path::new(OVERLAY), &env).unwrap();
+    assert_eq!(cfg.hub.events_max_age_days, 30);
+    assert_eq!(cfg.hub.listen.port(), 8080);
+    assert_eq!(cfg.hub.health_timeout_ms, 700);
+}
+
+#[test]
+fn overlay_errors_name_the_key_and_the_overlay() {
+    let base = "[hub]\nlisten = \"127.0.0.1:8080\"\n";
+    let o = overlay("[hub]\nevents_max_age_days = \"thirty\"\n");
+    let err = validate_overlay(base, Path::new("t.toml"), &o, Path::new(OVERLAY), &[]).unwrap_err();
+    assert!(matches!(err, ConfigError::Overlay { .. }), "{err}");
+    assert_eq!(err.key(), Some("hub.events_max_age_days"));
+    let text = err.to_string();
+    assert!(text.contains("settings overlay"), "{text}");
+    assert!(text.contains(OVERLAY), "{text}");
+
+    let o = overlay("[hub]\nnope = 1\n");
+    let err = validate_overlay(base, Path::new("t.toml"), &o, Path::new(OVERLAY), &[]).unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+    assert!(matches!(err, ConfigError::Overlay { .. }), "{err}");
+
+    // A cross-key problem caused by the overlay says so.
+    let o = overlay("[broker]\nlisten = \"127.0.0.1:8080\"\n");
+    let err = validate_overlay(base, Path::new("t.toml"), &o, Path::new(OVERLAY), &[]).unwrap_err();
+    let p = &err.problems()[0];
+    assert_eq!(p.key, "hub.listen");
+    let o = overlay("[supervisor]\nrestart_budget = 0\n");
+    let err = validate_overlay(base, Path::new("t.toml"), &o, Path::new(OVERLAY), &[]).unwrap_err();
+    assert_eq!(err.key(), Some("supervisor.restart_budget"));
+    assert!(
+        err.to_string().contains("set in the settings overlay"),
+        "{err}"
+    );
+}
+
+#[test]
+fn overlay_cannot_move_the_data_directory() {
+    let o = overlay("[system]\ndata_dir = \"/elsewhere\"\n");
+    let err = validate_overlay("", Path::new("t.toml"), &o, Path::new(OVERLAY), &[]).unwrap_err();
+    assert_eq!(err.key(), Some("system.data_dir"));
+    assert!(
+        err.to_string().contains("cannot change the data directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn errors_of_the_file_keep_their_line_with_an_overlay() {
+    let base = "[hub]\n\nevents_max_age_days = \"x\"\n";
+    let o = overlay("[bridge]\nenabled = true\n");
+    let err = validate_overlay(base, Path::new("t.toml"), &o, Path::new(OVERLAY), &[]).unwrap_err();
+    assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+    assert!(err.to_string().contains("line 3"), "{err}");
+    assert_eq!(err.key(), Some("hub.events_max_age_days"));
+}
+
+#[test]
+fn load_reads_the_overlay_of_the_data_directory() {
+    let dir = std::env::temp_dir().join(format!("wp-config-overlay-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("settings")).unwrap();
+    let file = dir.join("w.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[system]\ndata_dir = {:?}\n[hub]\nevents_max_age_days = 90\n",
+            dir.display().to_string()
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        load_with_env(&file, &[]).unwrap().hub.events_max_age_days,
+        90
+    );
+    std::fs::write(
+        dir.join(overlay::OVERLAY_FILE),
+        "[hub]\nevents_max_age_days = 7\n",
+    )
+    .unwrap();
+    assert_eq!(
+        load_with_env(&file, &[]).unwrap().hub.events_max_age_days,
+        7
+    );
+    std::fs::write(dir.join(overlay::OVERLAY_FILE), "[hub\n").unwrap();
+    let err = load_with_env(&file, &[]).unwrap_err();
+    assert!(matches!(err, ConfigError::Overlay { .. }), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
