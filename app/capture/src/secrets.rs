@@ -4,15 +4,13 @@
 //! use. Credentials set through the API are stored in the worker's store under
 //! `credentials/<camera>` as `{username, nonce, ciphertext}` (hex), the ciphertext holding the
 //! password and bound to the camera id as associated data. They are never logged, published or
-//! returned.
+//! returned. The device key and the cipher are `watchpost_runtime::seal`'s, shared with the
+//! hub's settings backups.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use serde::{Deserialize, Serialize};
+use watchpost_runtime::seal::{self, SealError, Sealer, hex, unhex};
 
 /// Credential errors (never carrying the secret).
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +33,19 @@ pub enum SecretError {
     },
 }
 
+impl SecretError {
+    fn from_seal(e: SealError, camera: &str) -> Self {
+        match e {
+            SealError::Key { path, source } => SecretError::Key { path, source },
+            SealError::KeyLength { path, len } => SecretError::KeyLength { path, len },
+            SealError::Random { reason } => SecretError::Random { reason },
+            SealError::Open { .. } => SecretError::Decrypt {
+                camera: camera.into(),
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Sealed {
     username: String,
@@ -42,24 +53,10 @@ struct Sealed {
     ciphertext: String,
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 /// The per-device key and the store it seals into.
 #[derive(Clone)]
 pub struct CredentialVault {
-    cipher: ChaCha20Poly1305,
+    sealer: Sealer,
     store: watchpost_store::Store,
 }
 
@@ -69,51 +66,15 @@ impl std::fmt::Debug for CredentialVault {
     }
 }
 
-fn random(buf: &mut [u8]) -> Result<(), SecretError> {
-    getrandom::fill(buf).map_err(|e| SecretError::Random {
-        reason: e.to_string(),
-    })
-}
-
-/// Reads the device key, creating it if missing.
+/// Reads the device key, creating it if missing (`watchpost_runtime::seal`).
 pub fn device_key(data_dir: &Path) -> Result<[u8; 32], SecretError> {
-    let path = data_dir.join("secrets").join("device.key");
-    let kerr = |source| SecretError::Key {
-        path: path.clone(),
-        source,
-    };
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let len = bytes.len();
-            bytes.try_into().map_err(|_| SecretError::KeyLength {
-                path: path.clone(),
-                len,
-            })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut key = [0u8; 32];
-            random(&mut key)?;
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(kerr)?;
-            }
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(kerr)?;
-            f.write_all(&key).map_err(kerr)?;
-            f.sync_all().map_err(kerr)?;
-            Ok(key)
-        }
-        Err(e) => Err(kerr(e)),
-    }
+    seal::device_key(data_dir).map_err(|e| SecretError::from_seal(e, ""))
 }
 
 impl CredentialVault {
     pub fn new(key: [u8; 32], store: watchpost_store::Store) -> Self {
         Self {
-            cipher: ChaCha20Poly1305::new(&key.into()),
+            sealer: Sealer::new(key),
             store,
         }
     }
@@ -124,20 +85,10 @@ impl CredentialVault {
 
     /// Seals and stores the credentials of `camera`.
     pub fn put(&self, camera: &str, username: &str, password: &str) -> Result<(), SecretError> {
-        let mut nonce = [0u8; 12];
-        random(&mut nonce)?;
-        let ciphertext = self
-            .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: password.as_bytes(),
-                    aad: camera.as_bytes(),
-                },
-            )
-            .map_err(|_| SecretError::Decrypt {
-                camera: camera.into(),
-            })?;
+        let (nonce, ciphertext) = self
+            .sealer
+            .seal_parts(camera, password.as_bytes())
+            .map_err(|e| SecretError::from_seal(e, camera))?;
         let sealed = Sealed {
             username: username.into(),
             nonce: hex(&nonce),
@@ -169,15 +120,9 @@ impl CredentialVault {
         let nonce = unhex(&s.nonce).filter(|n| n.len() == 12).ok_or_else(bad)?;
         let ct = unhex(&s.ciphertext).ok_or_else(bad)?;
         let pw = self
-            .cipher
-            .decrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: &ct,
-                    aad: camera.as_bytes(),
-                },
-            )
-            .map_err(|_| bad())?;
+            .sealer
+            .open_parts(camera, &nonce, &ct)
+            .map_err(|e| SecretError::from_seal(e, camera))?;
         let pw = String::from_utf8(pw).map_err(|_| bad())?;
         Ok(Some((s.username, pw)))
     }

@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Registry;
 use crate::proto::{
-    self, ENV_HEARTBEAT_MS, ENV_SUPERVISED, ENV_SUPERVISOR_PID, FatalKind, Snapshot, SupervisorMsg,
-    WorkerMsg,
+    self, ApplyReport, ENV_CONFIG_FILE, ENV_HEARTBEAT_MS, ENV_SUPERVISED, ENV_SUPERVISOR_PID,
+    FatalKind, Snapshot, SupervisorMsg, WorkerMsg,
 };
 
 /// How often metrics text is pushed to the supervisor at most.
@@ -50,9 +50,12 @@ enum Outgoing {
     Flush(mpsc::Sender<()>),
 }
 
+/// Requests waiting for the supervisor's answer, by id.
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<SupervisorMsg>>>>;
+
 struct Link {
     tx: SyncSender<Outgoing>,
-    pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Snapshot>>>>,
+    pending: Pending,
     next_id: AtomicU64,
 }
 
@@ -66,6 +69,8 @@ pub struct WorkerCtx {
     last_metrics_push: Mutex<Option<Instant>>,
     /// The listeners of the last [`WorkerCtx::ready`]; `None` before it.
     ready: watch::Sender<Option<BTreeMap<String, SocketAddr>>>,
+    /// The configuration file the supervisor runs with (`WATCHPOST_CONFIG_FILE`).
+    config_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for WorkerCtx {
@@ -90,6 +95,7 @@ impl WorkerCtx {
         if std::env::var(ENV_SUPERVISED).as_deref() != Ok("1") {
             let mut ctx = Self::standalone(name, shutdown);
             ctx.heartbeat_interval = heartbeat_interval;
+            ctx.config_file = config_file_from_env();
             return Ok(ctx);
         }
         // Die with the supervisor, and close the race where it died before the prctl.
@@ -116,6 +122,7 @@ impl WorkerCtx {
             link: Some(link),
             last_metrics_push: Mutex::new(None),
             ready: watch::channel(None).0,
+            config_file: config_file_from_env(),
         })
     }
 
@@ -129,7 +136,20 @@ impl WorkerCtx {
             link: None,
             last_metrics_push: Mutex::new(None),
             ready: watch::channel(None).0,
+            config_file: None,
         }
+    }
+
+    /// The same context, naming the configuration file it runs with (tests, tools).
+    #[must_use]
+    pub fn with_config_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.config_file = Some(path.into());
+        self
+    }
+
+    /// The configuration file the supervisor runs with, when known.
+    pub fn config_file(&self) -> Option<&std::path::Path> {
+        self.config_file.as_deref()
     }
 
     pub fn name(&self) -> &str {
@@ -254,6 +274,31 @@ impl WorkerCtx {
 
     /// Asks the supervisor for its current view of the appliance.
     pub async fn query_snapshot(&self, timeout: Duration) -> Result<Snapshot, StatusQueryError> {
+        match self.request(timeout, |id| WorkerMsg::Query { id }).await? {
+            SupervisorMsg::Snapshot { snapshot, .. } => Ok(snapshot),
+            SupervisorMsg::Applied { .. } => Err(StatusQueryError::LinkClosed),
+        }
+    }
+
+    /// Asks the supervisor to load the configuration again (file, settings overlay,
+    /// environment) and restart the workers whose sections changed. The answer comes before
+    /// any restart, so the asking worker hears it even when it is among the restarted.
+    pub async fn apply_config(&self, timeout: Duration) -> Result<ApplyReport, StatusQueryError> {
+        match self
+            .request(timeout, |id| WorkerMsg::ApplyConfig { id })
+            .await?
+        {
+            SupervisorMsg::Applied { report, .. } => Ok(report),
+            SupervisorMsg::Snapshot { .. } => Err(StatusQueryError::LinkClosed),
+        }
+    }
+
+    /// Sends the request `make(id)` and waits for the answer with that id.
+    async fn request(
+        &self,
+        timeout: Duration,
+        make: impl FnOnce(u64) -> WorkerMsg,
+    ) -> Result<SupervisorMsg, StatusQueryError> {
         let link = self.link.as_ref().ok_or(StatusQueryError::Standalone)?;
         let id = link.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
@@ -261,11 +306,7 @@ impl WorkerCtx {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, tx);
-        if link
-            .tx
-            .try_send(Outgoing::Msg(WorkerMsg::Query { id }))
-            .is_err()
-        {
+        if link.tx.try_send(Outgoing::Msg(make(id))).is_err() {
             link.pending
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -273,7 +314,7 @@ impl WorkerCtx {
             return Err(StatusQueryError::LinkClosed);
         }
         match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(snapshot)) => Ok(snapshot),
+            Ok(Ok(answer)) => Ok(answer),
             Ok(Err(_)) => Err(StatusQueryError::LinkClosed),
             Err(_) => {
                 link.pending
@@ -286,6 +327,12 @@ impl WorkerCtx {
             }
         }
     }
+}
+
+fn config_file_from_env() -> Option<std::path::PathBuf> {
+    std::env::var_os(ENV_CONFIG_FILE)
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from)
 }
 
 impl Link {
@@ -329,23 +376,24 @@ impl Link {
                     }
                 }
             })?;
-        let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Snapshot>>>> = Arc::default();
+        let pending: Pending = Arc::default();
         let pending_rx = pending.clone();
         std::thread::Builder::new()
             .name(format!("{name}-sup-rx"))
             .spawn(move || {
                 let mut r = BufReader::new(stream);
                 while let Ok(Some(msg)) = proto::read_frame::<SupervisorMsg>(&mut r) {
-                    match msg {
-                        SupervisorMsg::Snapshot { id, snapshot } => {
-                            let waiter = pending_rx
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .remove(&id);
-                            if let Some(waiter) = waiter {
-                                let _ = waiter.send(snapshot);
-                            }
+                    let id = match &msg {
+                        SupervisorMsg::Snapshot { id, .. } | SupervisorMsg::Applied { id, .. } => {
+                            *id
                         }
+                    };
+                    let waiter = pending_rx
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&id);
+                    if let Some(waiter) = waiter {
+                        let _ = waiter.send(msg);
                     }
                 }
                 // The supervisor closed the link: there is no one left to report to, and
@@ -411,6 +459,7 @@ mod tests {
             link: Some(link),
             last_metrics_push: Mutex::new(None),
             ready: watch::channel(None).0,
+            config_file: None,
         };
         ctx.metrics().counter("watchpost_t_x_total", "x", &[]).inc();
         ctx.heartbeat();
@@ -444,5 +493,32 @@ mod tests {
         assert!(
             matches!(&seen[1], WorkerMsg::Metrics { text } if text.contains("watchpost_t_x_total 1"))
         );
+    }
+
+    #[tokio::test]
+    async fn apply_config_gets_its_report() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let link = Link::start("t", ours).unwrap();
+        let ctx = WorkerCtx::standalone("t", CancellationToken::new()).with_config_file("/x.toml");
+        let ctx = WorkerCtx {
+            link: Some(link),
+            ..ctx
+        };
+        assert_eq!(ctx.config_file(), Some(std::path::Path::new("/x.toml")));
+        let sup = std::thread::spawn(move || {
+            let mut r = BufReader::new(theirs.try_clone().unwrap());
+            let mut w = theirs;
+            let WorkerMsg::ApplyConfig { id } = proto::read_frame(&mut r).unwrap().unwrap() else {
+                panic!("expected ApplyConfig");
+            };
+            let report = ApplyReport {
+                restarted: vec!["bridge".into()],
+                ..Default::default()
+            };
+            proto::write_frame(&mut w, &SupervisorMsg::Applied { id, report }).unwrap();
+        });
+        let report = ctx.apply_config(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(report.restarted, vec!["bridge".to_string()]);
+        sup.join().unwrap();
     }
 }

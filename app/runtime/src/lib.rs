@@ -27,6 +27,7 @@ pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod proto;
+pub mod seal;
 pub mod signals;
 pub mod testing;
 

@@ -22,6 +22,9 @@ pub const ENV_SUPERVISED: &str = "WATCHPOST_SUPERVISED";
 pub const ENV_SUPERVISOR_PID: &str = "WATCHPOST_SUPERVISOR_PID";
 /// Environment variable with the heartbeat interval the supervisor expects, in ms.
 pub const ENV_HEARTBEAT_MS: &str = "WATCHPOST_HEARTBEAT_MS";
+/// Environment variable with the configuration file the supervisor runs with (the hub's
+/// settings API validates overlays against it).
+pub const ENV_CONFIG_FILE: &str = "WATCHPOST_CONFIG_FILE";
 
 /// What a worker tells the supervisor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +45,10 @@ pub enum WorkerMsg {
     /// What the status LED should show on behalf of this worker: an active alarm (hub), an
     /// update being installed (OTA). Sent when it changes.
     Indicators { alarm: bool, updating: bool },
+    /// Asks the supervisor to load the configuration again (file, settings overlay,
+    /// environment) and restart the workers whose sections changed; answered by
+    /// [`SupervisorMsg::Applied`].
+    ApplyConfig { id: u64 },
 }
 
 /// Why a worker gave up.
@@ -60,6 +67,27 @@ pub enum FatalKind {
 pub enum SupervisorMsg {
     /// The answer to [`WorkerMsg::Query`].
     Snapshot { id: u64, snapshot: Snapshot },
+    /// The answer to [`WorkerMsg::ApplyConfig`], sent before any restart it starts (so the
+    /// asking worker hears it even when it is among the restarted).
+    Applied { id: u64, report: ApplyReport },
+}
+
+/// What applying the configuration again did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ApplyReport {
+    /// Top-level sections that changed.
+    pub changed_sections: Vec<String>,
+    /// Workers being stopped and started again with the new configuration.
+    pub restarted: Vec<String>,
+    /// Workers newly enabled, being started.
+    pub started: Vec<String>,
+    /// Workers no longer enabled, being stopped.
+    pub stopped: Vec<String>,
+    /// Changed sections that the supervisor itself reads (`system`, `supervisor`): they take
+    /// effect when the appliance restarts.
+    pub needs_appliance_restart: Vec<String>,
+    /// Why nothing was applied (the configuration does not load); `None` on success.
+    pub error: Option<String>,
 }
 
 /// The supervisor's view of the appliance at one moment.
@@ -238,6 +266,7 @@ mod tests {
                 reason: "bad key".into(),
             },
             WorkerMsg::Query { id: 7 },
+            WorkerMsg::ApplyConfig { id: 8 },
         ];
         for m in &msgs {
             write_frame(&mut buf, m).unwrap();
