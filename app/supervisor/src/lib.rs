@@ -48,8 +48,8 @@ use tokio::sync::{Mutex, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use watchpost_config::Config;
 use watchpost_runtime::proto::{
-    self, ENV_HEARTBEAT_MS, ENV_SUPERVISED, ENV_SUPERVISOR_PID, Snapshot, SupervisorMsg, WorkerMsg,
-    WorkerState, WorkerStatus,
+    self, ApplyReport, ENV_CONFIG_FILE, ENV_HEARTBEAT_MS, ENV_SUPERVISED, ENV_SUPERVISOR_PID,
+    Snapshot, SupervisorMsg, WorkerMsg, WorkerState, WorkerStatus,
 };
 use watchpost_runtime::{BuildInfo, ExitCode};
 
@@ -135,7 +135,29 @@ struct Supervisor {
     reset_verdicts: mpsc::UnboundedSender<reset::Verdict>,
     /// A confirmed factory reset waits for its verdict.
     reset_checking: bool,
+    /// Ports resolved from port 0, held for as long as the supervisor runs.
+    held_ports: Vec<watchpost_runtime::net::HeldPort>,
+    /// Workers being stopped on purpose to apply new settings.
+    stopping: HashMap<String, Stopping>,
 }
+
+/// A worker being stopped to apply new settings, and what follows its exit.
+#[derive(Debug)]
+struct Stopping {
+    /// The process being stopped (an event of another generation is not its exit).
+    generation: u64,
+    /// SIGTERM at this time: the worker that asked for the apply hears the answer first.
+    term_at: Instant,
+    termed: bool,
+    /// SIGKILL after this (the grace period after SIGTERM).
+    kill_at: Instant,
+    /// Start it again with the new configuration; `false`: it is disabled, drop its slot.
+    then_start: bool,
+}
+
+/// How long the worker that asked for an apply has to pass the answer on before its own
+/// SIGTERM (when it is among the restarted).
+const REQUESTER_TERM_DELAY: Duration = Duration::from_millis(300);
 
 fn policy_from(config: &Config) -> Policy {
     let s = &config.supervisor;
@@ -210,8 +232,8 @@ pub async fn run(
         path: run_dir.clone(),
         source,
     })?;
-    // The held ports live as long as this function, that is as long as the supervisor runs.
-    let (listener_env, listeners, _held_ports) = resolve_listeners(&mut config)?;
+    // The held ports live in the supervisor, that is as long as it runs.
+    let (listener_env, listeners, held_ports) = resolve_listeners(&mut config)?;
     let policy = policy_from(&config);
     let essential = config.supervisor.essential.clone();
     let slots = order
@@ -284,6 +306,8 @@ pub async fn run(
         shutdown: shutdown.clone(),
         reset_verdicts,
         reset_checking: false,
+        held_ports,
+        stopping: HashMap::new(),
     };
     sup.write_listeners();
     let watchdog_interval = systemd_watchdog_interval();
@@ -399,17 +423,36 @@ impl Supervisor {
                     }
                     WorkerMsg::Query { id } => {
                         let snapshot = self.snapshot();
-                        if let Some(w) = self.writers.get(&name).cloned() {
-                            tokio::spawn(async move {
-                                let mut w = w.lock().await;
-                                let _ = proto::write_frame_async(
-                                    &mut *w,
-                                    &SupervisorMsg::Snapshot { id, snapshot },
-                                )
-                                .await;
-                            });
-                        }
+                        self.reply(&name, SupervisorMsg::Snapshot { id, snapshot });
                     }
+                    WorkerMsg::ApplyConfig { id } => {
+                        let report = self.apply_config(&name);
+                        self.reply(&name, SupervisorMsg::Applied { id, report });
+                    }
+                }
+            }
+            Event::Ended {
+                name,
+                generation,
+                ending,
+            } if self
+                .stopping
+                .get(&name)
+                .is_some_and(|st| st.generation == generation) =>
+            {
+                let then_start = self.stopping.remove(&name).is_some_and(|st| st.then_start);
+                self.writers.remove(&name);
+                self.indicators.remove(&name);
+                if then_start {
+                    if let Some(slot) = self.slots.get_mut(&name) {
+                        slot.ended(ending, now, &self.policy, true);
+                        slot.next_start = Some(now);
+                    }
+                    tracing::info!(worker = %name, "worker stopped to apply new settings; starting it again");
+                } else {
+                    self.slots.remove(&name);
+                    self.order.retain(|n| *n != name);
+                    tracing::info!(worker = %name, "worker disabled by new settings; stopped");
                 }
             }
             Event::Ended {
@@ -430,6 +473,138 @@ impl Supervisor {
         }
     }
 
+    /// Writes `msg` to worker `name` (without holding up the loop).
+    fn reply(&self, name: &str, msg: SupervisorMsg) {
+        if let Some(w) = self.writers.get(name).cloned() {
+            tokio::spawn(async move {
+                let mut w = w.lock().await;
+                let _ = proto::write_frame_async(&mut *w, &msg).await;
+            });
+        }
+    }
+
+    /// Loads the configuration again (file, settings overlay, environment with the resolved
+    /// listeners) and restarts, starts and stops the workers whose sections or `enabled`
+    /// changed ([`watchpost_config::apply`]). Nothing happens when it does not load. The
+    /// sections the supervisor reads itself keep their running values until the appliance
+    /// restarts; the report says which changed.
+    fn apply_config(&mut self, requester: &str) -> ApplyReport {
+        let mut env: Vec<(String, String)> = std::env::vars().collect();
+        env.extend(self.listener_env.iter().cloned());
+        let mut new = match watchpost_config::load_with_env(&self.config_path, &env) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "new settings not applied: the configuration does not load");
+                return ApplyReport {
+                    error: Some(e.to_string()),
+                    ..Default::default()
+                };
+            }
+        };
+        // A newly enabled listener on port 0 gets a held port, as at start.
+        let (more_env, more_listeners, more_held) = match resolve_listeners(&mut new) {
+            Ok(r) => r,
+            Err(e) => {
+                return ApplyReport {
+                    error: Some(e.to_string()),
+                    ..Default::default()
+                };
+            }
+        };
+        new.system = self.config.system.clone();
+        new.supervisor = self.config.supervisor.clone();
+        let plan = watchpost_config::apply::plan(&self.config, &new);
+        self.listener_env.extend(more_env);
+        self.held_ports.extend(more_held);
+        for (k, v) in more_listeners {
+            self.listeners.entry(k).or_insert(v);
+        }
+        self.config = new;
+        let now = Instant::now();
+        let grace = Duration::from_millis(self.config.supervisor.stop_grace_ms);
+        for (names, then_start) in [(&plan.restart, true), (&plan.stop, false)] {
+            for name in names {
+                let term_at = if *name == requester {
+                    now + REQUESTER_TERM_DELAY
+                } else {
+                    now
+                };
+                self.begin_stop(name, then_start, term_at, grace);
+            }
+        }
+        let essential = self.config.supervisor.essential.clone();
+        for name in &plan.start {
+            let mut slot = Slot::new(name, essential.iter().any(|e| e == name), &self.policy);
+            slot.next_start = Some(now);
+            self.slots.insert(name.to_string(), slot);
+        }
+        self.order = watchpost_config::WORKERS
+            .iter()
+            .copied()
+            .filter(|w| self.slots.contains_key(*w))
+            .collect();
+        tracing::info!(
+            changed = ?plan.changed_sections,
+            restart = ?plan.restart,
+            start = ?plan.start,
+            stop = ?plan.stop,
+            needs_appliance_restart = ?plan.needs_appliance_restart,
+            "applying new settings"
+        );
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+        ApplyReport {
+            changed_sections: plan.changed_sections,
+            restarted: names(&plan.restart),
+            started: names(&plan.start),
+            stopped: names(&plan.stop),
+            needs_appliance_restart: plan.needs_appliance_restart,
+            error: None,
+        }
+    }
+
+    /// Stops `name` to apply new settings: SIGTERM at `term_at`, SIGKILL after the grace; then
+    /// starts it again or drops it. A worker without a process (backoff, failed) goes straight
+    /// to that.
+    fn begin_stop(&mut self, name: &str, then_start: bool, term_at: Instant, grace: Duration) {
+        let Some(slot) = self.slots.get_mut(name) else {
+            return;
+        };
+        if slot.pid.is_some() {
+            slot.kill_requested("stopped to apply new settings".into());
+            self.stopping.insert(
+                name.to_string(),
+                Stopping {
+                    generation: slot.generation,
+                    term_at,
+                    termed: false,
+                    kill_at: term_at + grace,
+                    then_start,
+                },
+            );
+        } else if then_start {
+            slot.next_start = Some(Instant::now());
+        } else {
+            self.slots.remove(name);
+        }
+    }
+
+    /// Sends the SIGTERMs and SIGKILLs of the workers being stopped to apply new settings.
+    fn drive_stopping(&mut self, now: Instant) {
+        for (name, st) in &mut self.stopping {
+            let Some(pid) = self.slots.get(name).and_then(|s| s.pid) else {
+                continue;
+            };
+            if !st.termed && now >= st.term_at {
+                st.termed = true;
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            } else if st.termed && now >= st.kill_at {
+                tracing::warn!(worker = %name, pid, "did not stop within the grace period; SIGKILL");
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                st.kill_at = now + Duration::from_secs(3600);
+            }
+        }
+    }
+
     fn deps_ready(&self, name: &str) -> bool {
         self.config
             .dependencies(name)
@@ -439,6 +614,7 @@ impl Supervisor {
 
     async fn evaluate(&mut self) {
         let now = Instant::now();
+        self.drive_stopping(now);
         let names: Vec<&'static str> = self.order.clone();
         for name in names {
             let deps = self.deps_ready(name);
@@ -511,6 +687,7 @@ impl Supervisor {
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())
             .env(ENV_SUPERVISED, "1")
+            .env(ENV_CONFIG_FILE, &self.config_path)
             .env(ENV_SUPERVISOR_PID, std::process::id().to_string())
             .env(
                 ENV_HEARTBEAT_MS,
