@@ -239,6 +239,10 @@ pub struct HubConfig {
     /// Event store retention.
     pub events_max_age_days: u32,
     pub events_max_bytes: u64,
+    /// `[hub.tls]`: HTTPS beside the plain listener. Off by default (the demo and the tests
+    /// serve plain HTTP on loopback); the image's configuration (`examples/appliance.toml`)
+    /// turns it on.
+    pub tls: HubTlsConfig,
 }
 
 impl Default for HubConfig {
@@ -249,17 +253,152 @@ impl Default for HubConfig {
             health_timeout_ms: 1000,
             events_max_age_days: 90,
             events_max_bytes: 256 * 1024 * 1024,
+            tls: HubTlsConfig::default(),
         }
     }
 }
 
+/// `[hub.tls]`: the hub's HTTPS listener (docs/hub.md). The certificate lives in
+/// `<data_dir>/tls/`: one uploaded through `PUT /api/v1/system/tls`, or else a self-signed one
+/// the hub generates for `hostname`, the host's name and its addresses.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubTlsConfig {
+    pub enabled: bool,
+    /// The HTTPS listen address.
+    pub listen: ListenAddr,
+    /// The name the self-signed certificate is made for (besides `localhost`, the host's
+    /// name and addresses); unset: the host's name.
+    pub hostname: Option<TlsHostname>,
+    /// The plain listener answers every request but `/health` and `/metrics` with
+    /// `308 Permanent Redirect` to the same path on HTTPS.
+    pub redirect_http: bool,
+}
+
+impl Default for HubTlsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: ListenAddr::new(std::net::SocketAddr::from(([0, 0, 0, 0], 443))),
+            hostname: None,
+            redirect_http: false,
+        }
+    }
+}
+
+/// A DNS name a certificate can be made for: labels of ASCII letters, digits and `-` (not at
+/// either end), 1 to 63 characters each, 253 at most in all; no trailing dot, no wildcard.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TlsHostname(String);
+
+impl TlsHostname {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for TlsHostname {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.is_empty() || s.len() > 253 {
+            return Err(format!("`{s}` is not a host name (1 to 253 characters)"));
+        }
+        for label in s.split('.') {
+            let ok = (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-');
+            if !ok {
+                return Err(format!(
+                    "`{s}` is not a host name: each dot-separated label is 1 to 63 letters, \
+                     digits or `-` (not at either end)"
+                ));
+            }
+        }
+        Ok(Self(s.to_ascii_lowercase()))
+    }
+}
+
+impl std::fmt::Display for TlsHostname {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+string_newtype_serde!(TlsHostname);
+
 /// `[auth]`: the users the API, ONVIF and RTSP authenticate against.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// Users created at start if they do not exist yet. A real image ships none: the first-boot
     /// setup creates the administrator.
     pub users: Vec<UserConfig>,
+    /// A browser session ends after this long without a request.
+    pub session_idle_minutes: u32,
+    /// A browser session ends this long after login, however busy.
+    pub session_max_hours: u32,
+    /// Failed logins (per user, and per address at four times this) before a lockout; each
+    /// further failure doubles the lockout, from `lockout_initial_s` up to `lockout_max_s`.
+    pub login_max_failures: u32,
+    pub lockout_initial_s: u32,
+    pub lockout_max_s: u32,
+    /// API requests allowed per minute for one user (`0`: no limit).
+    pub api_per_user_per_min: u32,
+    /// API requests allowed per minute from one address (`0`: no limit).
+    pub api_per_address_per_min: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            users: Vec::new(),
+            session_idle_minutes: 60,
+            session_max_hours: 24,
+            login_max_failures: 5,
+            lockout_initial_s: 30,
+            lockout_max_s: 900,
+            api_per_user_per_min: 100,
+            api_per_address_per_min: 1000,
+        }
+    }
+}
+
+impl Role {
+    /// Admin 2, operator 1, viewer 0: a user may do what needs a rank up to theirs.
+    pub fn rank(self) -> u8 {
+        match self {
+            Role::Admin => 2,
+            Role::Operator => 1,
+            Role::Viewer => 0,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// Whether this role may do what `needed` allows.
+    pub fn allows(self, needed: Role) -> bool {
+        self.rank() >= needed.rank()
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "operator" => Ok(Role::Operator),
+            "viewer" => Ok(Role::Viewer),
+            other => Err(format!("unknown role {other:?} (admin, operator, viewer)")),
+        }
+    }
 }
 
 /// One `[[auth.users]]` entry: give `password` (demo and tests) or `password_hash` (PHC string).
@@ -281,4 +420,54 @@ pub enum Role {
     Admin,
     Operator,
     Viewer,
+}
+
+#[cfg(test)]
+mod hub_tls_tests {
+    use super::*;
+
+    fn hub(text: &str) -> Result<HubConfig, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    #[test]
+    fn tls_is_off_by_default_and_listens_on_443() {
+        let h = hub("").unwrap();
+        assert!(!h.tls.enabled);
+        assert_eq!(h.tls.listen.to_string(), "0.0.0.0:443");
+        assert_eq!(h.tls.hostname, None);
+        assert!(!h.tls.redirect_http);
+    }
+
+    #[test]
+    fn tls_section_parses() {
+        let h = hub("[tls]\nenabled = true\nlisten = \"127.0.0.1:0\"\n\
+                     hostname = \"Watchpost-Test.local\"\nredirect_http = true\n")
+        .unwrap();
+        assert!(h.tls.enabled && h.tls.redirect_http);
+        assert_eq!(h.tls.listen.to_string(), "127.0.0.1:0");
+        assert_eq!(
+            h.tls.hostname.as_ref().map(TlsHostname::as_str),
+            Some("watchpost-test.local")
+        );
+    }
+
+    #[test]
+    fn tls_rejects_unknown_keys_and_bad_hostnames() {
+        let e = hub("[tls]\ncert_file = \"x\"\n").unwrap_err().to_string();
+        assert!(e.contains("cert_file"), "{e}");
+        for bad in [
+            "",
+            "-box.local",
+            "box..local",
+            "*.local",
+            "box_1",
+            "box.local.",
+        ] {
+            let e = hub(&format!("[tls]\nhostname = \"{bad}\"\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("not a host name"), "{bad}: {e}");
+        }
+    }
 }
