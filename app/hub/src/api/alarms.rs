@@ -201,7 +201,7 @@ fn to_json<T: Serialize>(v: T) -> Value {
         (status = 507, description = "`QUEUE_FULL`", body = ErrorBody),
     ),
 )]
-async fn test(
+pub(crate) async fn test(
     State(state): State<HubState>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -253,7 +253,7 @@ fn list(items: Vec<Value>, p: PageParams) -> Result<Json<Value>, ApiError> {
     Ok(Json(to_json(paginate(items, req))))
 }
 
-async fn managed(state: &HubState) -> Result<Managed, ApiError> {
+pub(crate) async fn managed(state: &HubState) -> Result<Managed, ApiError> {
     state
         .blocking(|store| {
             store

@@ -495,7 +495,7 @@ pub struct CameraView {
     pub thermal: Option<ThermalStatistics>,
 }
 
-fn camera_view(state: &HubState, c: &CameraConfig) -> CameraView {
+pub(crate) fn camera_view(state: &HubState, c: &CameraConfig) -> CameraView {
     let client = &state.cameras;
     let id = c.id.as_str();
     CameraView {

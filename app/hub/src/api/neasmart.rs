@@ -343,7 +343,7 @@ pub fn start_cache(state: &HubState) -> tokio::task::JoinHandle<()> {
 
 /// Which API a handler answers for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flavor {
+pub(crate) enum Flavor {
     /// `/api/v1/neasmart/...`.
     Api,
     /// The original add-on's paths on the compatibility listener.
@@ -604,7 +604,7 @@ fn body_of(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).unwrap_or(Value::Null)
 }
 
-async fn zone_post(
+pub(crate) async fn zone_post(
     flavor: Flavor,
     state: HubState,
     base: String,
@@ -628,7 +628,7 @@ async fn zone_post(
     confirmed(&state, flavor, &ZoneSet::topic(z), timeout, result)
 }
 
-async fn mode_post(flavor: Flavor, state: HubState, bytes: axum::body::Bytes) -> Response {
+pub(crate) async fn mode_post(flavor: Flavor, state: HubState, bytes: axum::body::Bytes) -> Response {
     let command = match validate::mode_command(&body_of(&bytes)) {
         Ok(mode) => ModeSet { mode },
         Err(e) => return refused(flavor, e),
@@ -642,7 +642,7 @@ async fn mode_post(flavor: Flavor, state: HubState, bytes: axum::body::Bytes) ->
     confirmed(&state, flavor, &ModeSet::topic(), timeout, result)
 }
 
-async fn state_post(flavor: Flavor, state: HubState, bytes: axum::body::Bytes) -> Response {
+pub(crate) async fn state_post(flavor: Flavor, state: HubState, bytes: axum::body::Bytes) -> Response {
     let command = match validate::state_command(&body_of(&bytes)) {
         Ok(s) => StateSet { state: s },
         Err(e) => return refused(flavor, e),

@@ -151,25 +151,30 @@ async fn list(
     Query(p): Query<PageParams>,
 ) -> Result<Json<Value>, ApiError> {
     let req = p.check()?;
-    let items =
-        state
-            .config
-            .fieldbus
-            .relays
-            .iter()
-            .map(|m| match state.neasmart.relay(m.name.as_str()) {
-                Some(status) => ModuleItem::from(status),
-                None => ModuleItem {
-                    module: m.name.as_str().to_string(),
-                    unit_id: m.unit_id.get(),
-                    breaker: None,
-                    consecutive_failures: None,
-                    last_error: None,
-                    last_ok_unix_ms: None,
-                    channels: Vec::new(),
-                },
-            });
-    Ok(Json(to_json(paginate(items, req))))
+    Ok(Json(to_json(paginate(modules(&state), req))))
+}
+
+/// The configured relay modules, in configuration order, with their state (also the relays
+/// page's list).
+pub(crate) fn modules(state: &HubState) -> Vec<ModuleItem> {
+    state
+        .config
+        .fieldbus
+        .relays
+        .iter()
+        .map(|m| match state.neasmart.relay(m.name.as_str()) {
+            Some(status) => ModuleItem::from(status),
+            None => ModuleItem {
+                module: m.name.as_str().to_string(),
+                unit_id: m.unit_id.get(),
+                breaker: None,
+                consecutive_failures: None,
+                last_error: None,
+                last_ok_unix_ms: None,
+                channels: Vec::new(),
+            },
+        })
+        .collect()
 }
 
 /// One relay module: its link's circuit breaker, last error and channels.
@@ -232,7 +237,7 @@ fn channel_body(channel: ChannelState) -> Json<Value> {
         (status = 503, description = "`RELAY_BREAKER_OPEN`, `RELAY_TIMEOUT`, `RELAY_UNREACHABLE`, `RELAY_GPIO_FAILED`, `RELAY_BUSY`, `FIELDBUS_UNAVAILABLE`", body = ErrorBody),
     ),
 )]
-async fn set(
+pub(crate) async fn set(
     State(state): State<HubState>,
     Path((module, channel)): Path<(String, String)>,
     body: axum::body::Bytes,
@@ -275,7 +280,7 @@ async fn set(
         (status = 503, description = "`RELAY_BREAKER_OPEN`, `RELAY_TIMEOUT`, `RELAY_UNREACHABLE`, `RELAY_GPIO_FAILED`, `RELAY_BUSY`, `FIELDBUS_UNAVAILABLE`", body = ErrorBody),
     ),
 )]
-async fn test(
+pub(crate) async fn test(
     State(state): State<HubState>,
     Path((module, channel)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {

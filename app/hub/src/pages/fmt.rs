@@ -1,0 +1,141 @@
+//! Small text formats of the pages: times (UTC, as the event log stores them), durations,
+//! byte counts and optional numbers.
+
+/// Days since 1970-01-01 → (year, month, day) (proleptic Gregorian; H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// (year, month, day) → days since 1970-01-01.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Milliseconds since the Unix epoch as `2026-12-07 18:20:05 UTC`.
+pub fn time_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
+}
+
+/// Microseconds since the Unix epoch, as [`time_ms`].
+pub fn time_us(us: u64) -> String {
+    time_ms(i64::try_from(us / 1000).unwrap_or(i64::MAX))
+}
+
+/// A `datetime-local` input's value (`2026-12-07T18:20`, optionally with `:SS`), read as UTC,
+/// → µs since the Unix epoch. `None` when it is not one.
+pub fn parse_datetime_local(s: &str) -> Option<u64> {
+    let (date, time) = s.trim().split_once('T')?;
+    let mut d = date.splitn(3, '-');
+    let y: i64 = d.next()?.parse().ok()?;
+    let mo: u32 = d.next()?.parse().ok()?;
+    let day: u32 = d.next()?.parse().ok()?;
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&day) || !(1970..=9999).contains(&y) {
+        return None;
+    }
+    let mut t = time.split(':');
+    let h: i64 = t.next()?.parse().ok()?;
+    let mi: i64 = t.next()?.parse().ok()?;
+    let sec: i64 = match t.next() {
+        Some(x) => x.split('.').next()?.parse().ok()?,
+        None => 0,
+    };
+    if !(0..24).contains(&h) || !(0..60).contains(&mi) || !(0..60).contains(&sec) {
+        return None;
+    }
+    let secs = days_from_civil(y, mo, day) * 86_400 + h * 3600 + mi * 60 + sec;
+    u64::try_from(secs).ok().map(|s| s * 1_000_000)
+}
+
+/// A duration in seconds as `3 d 4 h`, `5 h 12 min`, `42 s`.
+pub fn duration_s(s: u64) -> String {
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {} s", s / 60, s % 60),
+        3600..86_400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+/// Bytes as `1.5 GB` (powers of 1000, as disks are sold).
+pub fn bytes(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < units.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
+/// `21.5 °C`-style text of an optional reading, `–` when absent.
+pub fn opt(v: Option<f64>, unit: &str) -> String {
+    match v {
+        Some(v) if v.is_finite() => format!("{v:.1}{unit}"),
+        _ => "–".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_format_and_parse_as_utc() {
+        assert_eq!(time_ms(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(time_ms(1_796_667_605_000), "2026-12-07 18:20:05 UTC");
+        assert_eq!(
+            parse_datetime_local("2026-12-07T18:20:05"),
+            Some(1_796_667_605_000_000)
+        );
+        assert_eq!(
+            parse_datetime_local("2026-12-07T18:20"),
+            Some(1_796_667_600_000_000)
+        );
+        assert_eq!(
+            parse_datetime_local("2024-02-29T00:00"),
+            Some(1_709_164_800_000_000)
+        );
+        assert_eq!(parse_datetime_local("2026-13-01T00:00"), None);
+        assert_eq!(parse_datetime_local("yesterday"), None);
+        assert_eq!(parse_datetime_local(""), None);
+    }
+
+    #[test]
+    fn sizes_and_durations_read_well() {
+        assert_eq!(bytes(999), "999 B");
+        assert_eq!(bytes(1_500_000), "1.5 MB");
+        assert_eq!(duration_s(42), "42 s");
+        assert_eq!(duration_s(3 * 86_400 + 4 * 3600 + 5), "3 d 4 h");
+        assert_eq!(opt(Some(21.456), " °C"), "21.5 °C");
+        assert_eq!(opt(None, " °C"), "–");
+        assert_eq!(opt(Some(f64::NAN), " °C"), "–");
+    }
+}
