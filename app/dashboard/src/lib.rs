@@ -22,7 +22,7 @@ pub mod render;
 pub mod state;
 
 pub use canvas::{Frame, Rgb};
-pub use render::{ALARM_RED, RenderError, Renderer};
+pub use render::{ALARM_RED, RenderError, Renderer, SETUP_BAR};
 pub use state::{Camera, CameraView, DashboardState, Sensor, StateError, Zone};
 
 /// Cycles pages: page `n` shows during the `n`-th interval since the pager started.
@@ -97,6 +97,19 @@ mod tests {
         state.sensors.insert("b".into(), sensor("b", false).1);
         r.render(&state, 0, 1_795_000_100, &mut f);
         assert!(share_of_colour(&f, ALARM_RED, 10) < 0.01);
+    }
+
+    #[test]
+    fn the_setup_code_bar_shows_until_the_box_is_claimed() {
+        let r = Renderer::new(1280, 720, "Watchpost").unwrap();
+        let mut state = DashboardState::default();
+        let mut f = Frame::new(1280, 720);
+        r.render(&state, 0, 1_795_000_100, &mut f);
+        assert!(share_of_colour(&f, SETUP_BAR, 2) < 0.001);
+        state.setup_code = Some("ABCD-EFGH".into());
+        r.render(&state, 0, 1_795_000_100, &mut f);
+        let share = share_of_colour(&f, SETUP_BAR, 2);
+        assert!(share > 0.05, "bar share {share}");
     }
 
     #[test]

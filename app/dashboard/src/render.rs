@@ -19,6 +19,8 @@ const WARN: Rgb = Rgb(240, 180, 60);
 const BAD: Rgb = Rgb(230, 70, 70);
 /// The alarm screen's background.
 pub const ALARM_RED: Rgb = Rgb(200, 0, 0);
+/// The first-boot setup code's bar.
+pub const SETUP_BAR: Rgb = Rgb(20, 70, 140);
 
 /// Why a renderer could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +209,20 @@ impl Renderer {
             MUTED,
             &right,
         );
+        if let Some(code) = &state.setup_code {
+            let bar_h = self.u(100.0);
+            let top = self.height as f32 - bar_h;
+            frame.fill_rect(0, top as i32, self.width as i32, bar_h as i32, SETUP_BAR);
+            frame.draw_text(
+                &self.bold,
+                self.u(48.0),
+                self.u(30.0),
+                top + self.u(24.0),
+                w - self.u(60.0),
+                TEXT,
+                &format!("Setup code {code}  ·  open the setup page: /claim"),
+            );
+        }
         let tiles: Vec<Tile<'_>> = state
             .sensors
             .values()

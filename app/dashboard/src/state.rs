@@ -74,6 +74,9 @@ pub struct DashboardState {
     pub cameras: BTreeMap<String, Camera>,
     /// The capture worker's own status (`system/capture/status`); `None` until heard.
     pub capture_worker_online: Option<bool>,
+    /// While the appliance has no administrator: the first-boot setup code, shown in a bar
+    /// at the bottom of every page (proof of physical access for whoever sees the stream).
+    pub setup_code: Option<String>,
 }
 
 /// Why a bus message was not applied.

@@ -37,9 +37,11 @@ pub async fn run(
     shared: Arc<Shared>,
     sources: AppSrcs,
     registry: Registry,
+    setup_code_file: std::path::PathBuf,
     shutdown: CancellationToken,
 ) {
     let renderer = Arc::new(renderer);
+    let mut setup_checked: Option<Instant> = None;
     let pager = Pager::new(page_interval_ms);
     let start = Instant::now();
     let render_seconds = registry.gauge(
@@ -59,6 +61,19 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
             _ = shared.urgent.notified() => {}
+        }
+        // The hub keeps the first-boot setup code in this file until the appliance is claimed.
+        if setup_checked.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
+            setup_checked = Some(Instant::now());
+            let code = std::fs::read_to_string(&setup_code_file)
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty());
+            shared
+                .state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .setup_code = code;
         }
         let r = renderer.clone();
         let sh = shared.clone();

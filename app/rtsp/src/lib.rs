@@ -360,6 +360,8 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
             shared.clone(),
             appsrcs.clone(),
             registry.clone(),
+            // Written by the hub (`watchpost_hub::auth::claim`) while nobody claimed the box.
+            config.system.data_dir.join("setup-code"),
             shutdown.clone(),
         ))
     });
