@@ -38,6 +38,8 @@ pub use crate::core::{
     AuthConfig, BoardIo, BrokerConfig, BusConfig, ButtonSettings, HardwareWatchdogConfig,
     HubConfig, Role, SupervisorConfig, SystemConfig, UserConfig, WorkerName,
 };
+/// The TOML crate of this API's tables ([`overlay`]), so users need not pin their own.
+pub use toml;
 pub use types::{Endpoint, Ident, ListenAddr, MqttTopic, Secret};
 
 /// Prefix of environment overrides.

@@ -17,6 +17,7 @@ pub mod list;
 pub mod neasmart;
 pub mod relays;
 pub mod sensors;
+pub mod settings;
 pub mod system;
 
 /// All `/api/v1/` routes (paths here are relative to that prefix).
@@ -29,4 +30,5 @@ pub fn router() -> OpenApiRouter<HubState> {
         .merge(cameras::router())
         .merge(alarms::router())
         .merge(sensors::router())
+        .merge(settings::router())
 }
