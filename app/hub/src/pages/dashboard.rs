@@ -78,7 +78,7 @@ fn zones_summary(zones: &[ZoneState]) -> Markup {
                                 th scope="row" { a href="/zones" { (id) } }
                                 td class="num" { span data-field="temperature" { (fmt::opt(z.temperature, "")) } " °C" }
                                 td class="num" { span data-field="setpoint" { (fmt::opt(z.setpoint, "")) } " °C" }
-                                td data-field="state" { (z.state_name) }
+                                td data-field="state" { (fmt::label(&z.state_name)) }
                             }
                         }
                     }

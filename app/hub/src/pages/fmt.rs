@@ -95,6 +95,16 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// A machine name as a label: `time_program` → `Time program`.
+pub fn label(name: &str) -> String {
+    let mut s = name.replace('_', " ");
+    if let Some(first) = s.get(..1) {
+        let up = first.to_uppercase();
+        s.replace_range(..1, &up);
+    }
+    s
+}
+
 /// `21.5 °C`-style text of an optional reading, `–` when absent.
 pub fn opt(v: Option<f64>, unit: &str) -> String {
     match v {
@@ -136,6 +146,8 @@ mod tests {
         assert_eq!(duration_s(3 * 86_400 + 4 * 3600 + 5), "3 d 4 h");
         assert_eq!(opt(Some(21.456), " °C"), "21.5 °C");
         assert_eq!(opt(None, " °C"), "–");
+        assert_eq!(label("time_program"), "Time program");
+        assert_eq!(label(""), "");
         assert_eq!(opt(Some(f64::NAN), " °C"), "–");
     }
 }

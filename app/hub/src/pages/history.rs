@@ -21,6 +21,8 @@ use crate::state::HubState;
 pub const KEY: &str = "pages.zone_history";
 /// Time between samples.
 pub const INTERVAL_MS: i64 = 5 * 60 * 1000;
+/// How soon after start (and after a look that found no zones) to sample.
+const FIRST_SAMPLE_DELAY: Duration = Duration::from_secs(10);
 /// Samples kept a zone: 24 h.
 pub const POINTS: usize = 288;
 
@@ -89,12 +91,13 @@ pub fn start(state: &HubState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let shutdown = state.ctx.shutdown().clone();
         let mut history = load(&state).await;
-        let mut tick = tokio::time::interval(Duration::from_millis(INTERVAL_MS as u64));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Until the fieldbus cache has zones (just after start), look again every 10 s rather
+        // than only in 5 minutes.
+        let mut next = tokio::time::Instant::now() + FIRST_SAMPLE_DELAY;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
+                _ = tokio::time::sleep_until(next) => {}
             }
             let readings: Vec<(String, f64)> = state
                 .neasmart
@@ -105,9 +108,11 @@ pub fn start(state: &HubState) -> tokio::task::JoinHandle<()> {
                     Some((format!("{}.{}", z.id.base(), z.id.zone()), t))
                 })
                 .collect();
-            if readings.is_empty() && history.zones.is_empty() {
+            if readings.is_empty() {
+                next = tokio::time::Instant::now() + FIRST_SAMPLE_DELAY;
                 continue;
             }
+            next = tokio::time::Instant::now() + Duration::from_millis(INTERVAL_MS as u64);
             history.record(now_ms(), readings);
             let snapshot = history.clone();
             if let Err(e) = state

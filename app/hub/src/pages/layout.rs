@@ -309,6 +309,7 @@ pub(crate) mod tests_support {
             principal: Some(Principal {
                 user: "eve".into(),
                 role,
+                via: crate::auth::Via::Session,
             }),
             csrf: Some("tok123".into()),
             current: "zones",

@@ -74,7 +74,7 @@ fn zone_map(state: &HubState) -> BTreeMap<String, ZoneLive> {
                     temperature: fmt::opt(z.temperature, ""),
                     setpoint: fmt::opt(z.setpoint, ""),
                     humidity: z.relative_humidity,
-                    state: z.state_name.clone(),
+                    state: fmt::label(&z.state_name),
                 },
             )
         })

@@ -69,16 +69,6 @@ fn now_ms() -> i64 {
 const STATES: [u16; 6] = [1, 2, 3, 4, 5, 6];
 const MODES: [u16; 5] = [1, 2, 3, 4, 5];
 
-/// `time_program` → `Time program`.
-fn title(name: &str) -> String {
-    let mut s = name.replace('_', " ");
-    if let Some(first) = s.get(..1) {
-        let up = first.to_uppercase();
-        s.replace_range(..1, &up);
-    }
-    s
-}
-
 fn select(
     id: &str,
     name: &str,
@@ -89,7 +79,7 @@ fn select(
     html! {
         select id=(id) name=(name) {
             @for v in options {
-                option value=(v) selected[*v == selected] { (title(label(*v))) }
+                option value=(v) selected[*v == selected] { (fmt::label(label(*v))) }
             }
         }
     }
@@ -106,8 +96,8 @@ pub fn render(ctx: &PageCtx, data: &ZonesData, flash: &FlashQuery) -> Markup {
                 None => p class="muted" { "No mode or state from the base station yet." },
                 Some(g) => {
                     dl class="kv" {
-                        dt { "Mode" } dd { (title(&g.mode_name)) @if g.pending_mode { " (change pending)" } }
-                        dt { "State" } dd { (title(&g.state_name)) @if g.pending_state { " (change pending)" } }
+                        dt { "Mode" } dd { (fmt::label(&g.mode_name)) @if g.pending_mode { " (change pending)" } }
+                        dt { "State" } dd { (fmt::label(&g.state_name)) @if g.pending_state { " (change pending)" } }
                     }
                     @if control {
                         form class="inline" method="post" action="/zones/mode" data-enhance {
@@ -142,7 +132,7 @@ pub fn render(ctx: &PageCtx, data: &ZonesData, flash: &FlashQuery) -> Markup {
                         dt { "Setpoint" } dd { span data-field="setpoint" { (fmt::opt(z.setpoint, "")) } " °C"
                             @if z.pending_setpoint { " (pending)" } }
                         dt { "Humidity" } dd { span data-field="humidity" { (z.relative_humidity) } " %" }
-                        dt { "State" } dd { span data-field="state" { (title(&z.state_name)) }
+                        dt { "State" } dd { span data-field="state" { (fmt::label(&z.state_name)) }
                             @if z.pending_state { " (pending)" } }
                     }
                     (chart::temperature_chart(&format!("Zone {id}"), &data.history.series(&id, data.now_ms)))
