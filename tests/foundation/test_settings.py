@@ -157,6 +157,7 @@ def test_backup_restores_on_a_fresh_data_directory_with_the_device_key(appliance
     assert r.headers["content-disposition"].startswith("attachment")
     backup = r.json()
     assert backup["format"] == "watchpost-settings-backup"
+    assert {"name": "admin", "role": "admin"} in backup["users"]
     assert backup["overlay"]["auth"]["users"][1]["password"].startswith("sealed:")
 
     b = appliance_factory(SECTIONS).start()

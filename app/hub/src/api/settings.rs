@@ -111,6 +111,21 @@ pub struct Backup {
     pub overlay: serde_json::Map<String, Value>,
     /// The configuration file the appliance runs with.
     pub base_file: BackupFile,
+    /// The users of the appliance's user table, for reference: a restore does not create them
+    /// (their password hashes are not exported); users of `[[auth.users]]` in the file or the
+    /// overlay are restored with it.
+    #[serde(default)]
+    pub users: Vec<BackupUser>,
+}
+
+/// A user in a backup.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupUser {
+    pub name: String,
+    /// `admin`, `operator` or `viewer`.
+    #[schema(value_type = String)]
+    pub role: watchpost_config::Role,
 }
 
 /// The configuration file in a backup.
@@ -627,6 +642,15 @@ async fn backup(State(state): State<HubState>) -> Result<Response, ApiError> {
                 sha256: sha256_hex(files.base_text.as_bytes()),
                 sealed,
             },
+            users: s
+                .auth
+                .users()
+                .into_iter()
+                .map(|u| BackupUser {
+                    name: u.name,
+                    role: u.role,
+                })
+                .collect(),
         })
     })
     .await?;
