@@ -26,6 +26,7 @@ pub mod health;
 pub mod services;
 pub mod state;
 pub mod system_bus;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub enum HubError {
     Users(#[from] auth::AuthSetupError),
     #[error("serving HTTP: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("preparing the HTTPS certificate: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 impl HubError {
@@ -74,6 +77,7 @@ impl HubError {
             HubError::DataDir { .. } => ExitCode::Unavailable,
             HubError::Users(_) => ExitCode::Config,
             HubError::Serve(_) => ExitCode::Failure,
+            HubError::Tls(_) => ExitCode::Unavailable,
         }
     }
 }
@@ -308,6 +312,18 @@ pub async fn run(
             })?
     };
     let auth = Arc::new(auth::Authenticator::from_config(&config.auth)?);
+    let tls_config = config.hub.tls.clone();
+    let tls = if tls_config.enabled {
+        let dir = data_dir.clone();
+        let c = tls_config.clone();
+        let handle =
+            tokio::task::spawn_blocking(move || tls::TlsHandle::load_or_generate(&dir, &c))
+                .await
+                .map_err(|e| HubError::Serve(std::io::Error::other(e)))??;
+        Some(Arc::new(handle))
+    } else {
+        None
+    };
     let addr = config.hub.listen.addr();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -315,6 +331,19 @@ pub async fn run(
     let bound = listener
         .local_addr()
         .map_err(|source| HubError::Bind { addr, source })?;
+    let tls_listener = match &tls {
+        Some(_) => {
+            let addr = tls_config.listen.addr();
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| HubError::Bind { addr, source })?;
+            let bound = l
+                .local_addr()
+                .map_err(|source| HubError::Bind { addr, source })?;
+            Some((l, bound))
+        }
+        None => None,
+    };
     let bus = watchpost_bus::Bus::connect(&config, ctx.name(), ctx.shutdown().clone());
     let stop_grace_ms = config.supervisor.stop_grace_ms;
     let state = HubState {
@@ -327,19 +356,48 @@ pub async fn run(
         version,
         neasmart: Default::default(),
         cameras: Default::default(),
+        tls: tls.clone(),
     };
     let services = services::start(&state);
     let app = router(state);
 
     let server_stop = tokio_util::sync::CancellationToken::new();
+    // HTTPS serves the same router; with `redirect_http` the plain listener sends browsers there.
+    let mut tls_server = None;
+    let mut ready = vec![("http", bound)];
+    let mut http_app = app.clone();
+    if let (Some(handle), Some((l, tls_bound))) = (tls, tls_listener) {
+        if tls_config.redirect_http {
+            let target = tls::RedirectTarget {
+                port: tls_bound.port(),
+                hostname: handle.hostname(),
+            };
+            http_app = tls::redirect_http(http_app, target);
+        }
+        tls_server = Some(tokio::spawn(tls::serve(
+            l,
+            handle,
+            app,
+            server_stop.clone(),
+        )));
+        ready.push(("https", tls_bound));
+    }
     let stop = server_stop.clone();
     let mut server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
+        axum::serve(
+            listener,
+            http_app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
     });
-    ctx.ready([("http", bound)]);
-    ctx.status(format!("http on {bound}, {} users", auth.user_count()));
+    let listening = ready
+        .iter()
+        .map(|(k, a)| format!("{k} on {a}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    ctx.ready(ready);
+    ctx.status(format!("{listening}, {} users", auth.user_count()));
 
     let mut tick = tokio::time::interval(ctx.heartbeat_interval());
     let result = loop {
@@ -352,6 +410,14 @@ pub async fn run(
                     Err(e) => Err(HubError::Serve(std::io::Error::other(e))),
                 };
             }
+            // `serve` returns only once stopped: ending before that is a failure (a panic).
+            Some(r) = async { Some((&mut tls_server.as_mut()?).await) } => {
+                let e = r.err().map(std::io::Error::other).unwrap_or_else(|| {
+                    std::io::Error::other("the HTTPS server stopped")
+                });
+                tls_server = None;
+                break Err(HubError::Serve(e));
+            }
             _ = tick.tick() => ctx.heartbeat(),
         }
     };
@@ -359,15 +425,31 @@ pub async fn run(
     let grace = Duration::from_millis(stop_grace_ms * 3 / 4);
     let deadline = tokio::time::Instant::now() + grace;
     server_stop.cancel();
-    if tokio::time::timeout_at(deadline, &mut server)
-        .await
-        .is_err()
-    {
-        server.abort();
-        tracing::warn!(
-            "HTTP requests still running at the end of the shutdown grace period; aborted"
-        );
-    }
+    let drained = async {
+        let http = async {
+            if tokio::time::timeout_at(deadline, &mut server)
+                .await
+                .is_err()
+            {
+                server.abort();
+                tracing::warn!(
+                    "HTTP requests still running at the end of the shutdown grace period; aborted"
+                );
+            }
+        };
+        let https = async {
+            if let Some(t) = tls_server.as_mut()
+                && tokio::time::timeout_at(deadline, &mut *t).await.is_err()
+            {
+                t.abort();
+                tracing::warn!(
+                    "HTTPS requests still running at the end of the shutdown grace period; aborted"
+                );
+            }
+        };
+        tokio::join!(http, https);
+    };
+    drained.await;
     services::drain(services, deadline).await;
     tracing::info!("hub stopped");
     result

@@ -29,6 +29,8 @@ pub struct HubState {
     /// The alarm service's handle (run by `services`): queue status, the sensor state cache,
     /// test alarms and reloads.
     pub alarm: watchpost_alarm::AlarmHandle,
+    /// The HTTPS listener's certificate (`[hub.tls]`); `None` when TLS is off.
+    pub tls: Option<Arc<crate::tls::TlsHandle>>,
 }
 
 impl HubState {

@@ -19,6 +19,7 @@ pub mod relays;
 pub mod sensors;
 pub mod settings;
 pub mod system;
+pub mod tls;
 
 /// All `/api/v1/` routes (paths here are relative to that prefix).
 pub fn router() -> OpenApiRouter<HubState> {
@@ -30,5 +31,6 @@ pub fn router() -> OpenApiRouter<HubState> {
         .merge(cameras::router())
         .merge(alarms::router())
         .merge(sensors::router())
+        .merge(tls::router())
         .merge(settings::router())
 }

@@ -49,10 +49,14 @@ do_install() {
     install -m 0644 ${S}/systemd/udev/60-watchpost.rules ${D}${nonarch_base_libdir}/udev/rules.d/60-watchpost.rules
     install -d ${D}${sysconfdir}/default
     install -m 0644 ${S}/systemd/default.watchpost ${D}${sysconfdir}/default/watchpost
+    # The first-boot configuration, at the path watchpost.service passes to --config. Readable
+    # by the service's group only: an installer may add receiver keys or broker passwords.
+    install -d ${D}${sysconfdir}/watchpost
+    install -m 0640 -g watchpost ${S}/examples/appliance.toml ${D}${sysconfdir}/watchpost/watchpost.toml
 }
 
 FILES:${PN} += "${nonarch_libdir}/tmpfiles.d ${nonarch_base_libdir}/udev/rules.d ${libexecdir}/watchpost"
-CONFFILES:${PN} = "${sysconfdir}/default/watchpost"
+CONFFILES:${PN} = "${sysconfdir}/default/watchpost ${sysconfdir}/watchpost/watchpost.toml"
 
 # GStreamer elements the workers build pipelines from: rtspsrc, jpegenc/dec, v4l2src,
 # souphttpsrc (good); h264parse, shmsink/shmsrc, openh264 (bad); x264enc (ugly);
