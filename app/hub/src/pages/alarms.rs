@@ -115,21 +115,21 @@ pub fn sensors_table(sensors: Option<&[SensorRow]>) -> Markup {
                     caption class="visually-hidden" { "Sensors and their latest state" }
                     thead { tr {
                         th scope="col" { "Sensor" }
-                        th scope="col" { "Kind" }
+                        th scope="col" class="opt" { "Kind" }
                         th scope="col" { "State" }
                         th scope="col" { "Link" }
-                        th scope="col" class="num" { "Battery" }
-                        th scope="col" { "Changed" }
+                        th scope="col" class="num opt" { "Battery" }
+                        th scope="col" class="opt" { "Changed" }
                     } }
                     tbody aria-live="polite" {
                         @for s in rows {
                             tr data-sensor=(s.id) {
                                 th scope="row" { (s.name) }
-                                td { (s.kind) }
+                                td class="opt" { (s.kind) }
                                 td { span class=(if s.alarm { "state bad" } else { "state ok" }) data-field="state" { (s.state) } }
                                 td data-field="online" { (if s.online { "online" } else { "offline" }) }
-                                td class="num" data-field="battery" { (s.battery.map(|b| b.to_string()).unwrap_or("–".into())) }
-                                td data-field="changed" { (s.changed.as_deref().unwrap_or("–")) }
+                                td class="num opt" data-field="battery" { (s.battery.map(|b| b.to_string()).unwrap_or("–".into())) }
+                                td class="opt" data-field="changed" { (s.changed.as_deref().unwrap_or("–")) }
                             }
                         }
                     }

@@ -83,7 +83,7 @@ pub fn render(ctx: &PageCtx, data: &CamerasData) -> Markup {
         }
         div class="cams" {
             @for c in &data.cameras {
-                div {
+                section class="card" aria-label=(format!("Camera {}", c.name)) {
                     (figure(c, true))
                     dl class="kv" {
                         dt { "Frame rate" } dd { (format!("{:.1} fps", c.status.input_fps)) }

@@ -36,6 +36,14 @@ pub fn path(samples: &[Option<f64>], lo: f64, hi: f64) -> String {
     d.trim_start().to_string()
 }
 
+/// Where the newest sample sits (marked, so a single sample shows too).
+fn last_point(samples: &[Option<f64>], lo: f64, hi: f64) -> Option<(f64, f64)> {
+    let d = path(samples, lo, hi);
+    let last = d.rsplit([' ', 'M', 'L']).find(|s| !s.is_empty())?;
+    let (x, y) = last.split_once(',')?;
+    Some((x.parse().ok()?, y.parse().ok()?))
+}
+
 /// The chart of one zone: a titled SVG image with its min/max axis labels, or a sentence
 /// when there are no samples yet.
 pub fn temperature_chart(label: &str, samples: &[Option<f64>]) -> Markup {
@@ -66,6 +74,9 @@ pub fn temperature_chart(label: &str, samples: &[Option<f64>]) -> Markup {
             text x="2" y=(H - PAD_Y + 4.0) font-size="10" fill="#4a5660" { (format!("{lo:.0}°")) }
             path d=(path(samples, lo, hi)) fill="none" stroke="#0b4f6c" stroke-width="2"
                 stroke-linejoin="round" {}
+            @if let Some((x, y)) = last_point(samples, lo, hi) {
+                circle cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r="3" fill="#0b4f6c" {}
+            }
         }
     }
 }
@@ -106,6 +117,7 @@ mod tests {
         assert_eq!(path(&[], 0.0, 1.0), "");
         let one = temperature_chart("Zone 1.1", &[Some(20.0)]).into_string();
         assert!(one.contains("role=\"img\"") && one.contains("<title>"));
+        assert!(one.contains("<circle"), "a single sample is marked");
         assert!(!one.contains("NaN"));
         let none = temperature_chart("Zone 1.1", &[None, None]).into_string();
         assert!(none.contains("No temperature history"));
