@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use watchpost_runtime::logging::LogFormat;
 
 use crate::WORKERS;
-use crate::types::{Endpoint, ListenAddr, Secret, string_newtype_serde};
+use crate::types::{
+    Endpoint, Hostname, ListenAddr, NtpServer, Secret, TimeZone, string_newtype_serde,
+};
 
 fn default_true() -> bool {
     true
@@ -27,6 +29,19 @@ pub struct SystemConfig {
     /// (`hardware`), or in-memory lines (`simulated`: for the demo and tests; every change
     /// is logged and shown in `/health`).
     pub board_io: BoardIo,
+    /// The appliance's host name (an RFC 1123 label). Applied by the image at boot; on a
+    /// development machine it is only stored. Unset: the image's default.
+    #[serde(default)]
+    pub hostname: Option<Hostname>,
+    /// The time zone, an IANA name such as `Europe/Berlin` (checked against
+    /// /usr/share/zoneinfo where it exists). Applied by the image at boot; stored only on a
+    /// development machine. Unset: UTC.
+    #[serde(default)]
+    pub timezone: Option<TimeZone>,
+    /// NTP servers (host names or addresses). Applied by the image at boot; stored only on a
+    /// development machine. Empty: the image's defaults.
+    #[serde(default)]
+    pub ntp_servers: Vec<NtpServer>,
 }
 
 /// `[system] board_io`.
@@ -46,6 +61,9 @@ impl Default for SystemConfig {
             log_level: "info".into(),
             board: "auto".into(),
             board_io: BoardIo::Hardware,
+            hostname: None,
+            timezone: None,
+            ntp_servers: Vec::new(),
         }
     }
 }

@@ -40,7 +40,7 @@ pub use crate::core::{
 };
 /// The TOML crate of this API's tables ([`overlay`]), so users need not pin their own.
 pub use toml;
-pub use types::{Endpoint, Ident, ListenAddr, MqttTopic, Secret};
+pub use types::{Endpoint, Hostname, Ident, ListenAddr, MqttTopic, NtpServer, Secret, TimeZone};
 
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "WATCHPOST_";

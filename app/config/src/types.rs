@@ -214,6 +214,136 @@ impl fmt::Display for Ident {
 }
 string_newtype_serde!(Ident);
 
+/// A host name label (RFC 1123): 1–63 letters, digits and `-`, not starting or ending with
+/// `-`. `[system] hostname`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Hostname(String);
+
+impl Hostname {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn check_label(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > 63 {
+        return Err(format!("`{s}` must be 1 to 63 characters long"));
+    }
+    if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(format!("`{s}` may contain only letters, digits and `-`"));
+    }
+    if s.starts_with('-') || s.ends_with('-') {
+        return Err(format!("`{s}` must not start or end with `-`"));
+    }
+    Ok(())
+}
+
+impl FromStr for Hostname {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        check_label(s).map_err(|e| format!("not a host name (RFC 1123 label): {e}"))?;
+        Ok(Self(s.to_string()))
+    }
+}
+
+impl fmt::Display for Hostname {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+string_newtype_serde!(Hostname);
+
+/// Where the system's time zone database is; when it exists, a [`TimeZone`] must name a file
+/// in it.
+pub const ZONEINFO_DIR: &str = "/usr/share/zoneinfo";
+
+/// An IANA time zone name such as `Europe/Berlin` or `UTC`: `[system] timezone`. Checked
+/// against [`ZONEINFO_DIR`] when the machine has one, else by its form only.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TimeZone(String);
+
+impl TimeZone {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form of a zone name: `/`-separated parts of letters, digits, `_`, `-`, `+`.
+    fn check_form(s: &str) -> Result<(), String> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.split('/').all(|p| {
+                !p.is_empty()
+                    && p != "."
+                    && p != ".."
+                    && p.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-+".contains(c))
+            });
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{s}` is not a time zone name (like `Europe/Berlin` or `UTC`)"
+            ))
+        }
+    }
+
+    /// Checks `s` against the zone database in `dir` when there is one.
+    pub fn parse_in(s: &str, dir: &std::path::Path) -> Result<Self, String> {
+        Self::check_form(s)?;
+        if dir.is_dir() && !dir.join(s).is_file() {
+            return Err(format!("`{s}` is not a time zone of {}", dir.display()));
+        }
+        Ok(Self(s.to_string()))
+    }
+}
+
+impl FromStr for TimeZone {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse_in(s, std::path::Path::new(ZONEINFO_DIR))
+    }
+}
+
+impl fmt::Display for TimeZone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+string_newtype_serde!(TimeZone);
+
+/// An NTP server: a host name (dot-separated RFC 1123 labels) or an IP address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NtpServer(String);
+
+impl NtpServer {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for NtpServer {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.parse::<IpAddr>().is_ok() {
+            return Ok(Self(s.to_string()));
+        }
+        if s.len() > 253 {
+            return Err(format!("`{s}` is longer than 253 characters"));
+        }
+        for label in s.trim_end_matches('.').split('.') {
+            check_label(label).map_err(|e| format!("`{s}` is not a host name: {e}"))?;
+        }
+        Ok(Self(s.to_string()))
+    }
+}
+
+impl fmt::Display for NtpServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+string_newtype_serde!(NtpServer);
+
 /// A time of day written `HH:MM` (24-hour clock), from `00:00` to `24:00`; `24:00` is the end
 /// of the day, for a window that runs to midnight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -387,6 +517,37 @@ impl fmt::Debug for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_names_time_zones_and_ntp_servers() {
+        assert!("watchpost-1".parse::<Hostname>().is_ok());
+        for bad in ["", "-a", "a-", "a.b", "a_b", &"x".repeat(64)] {
+            assert!(bad.parse::<Hostname>().is_err(), "{bad}");
+        }
+        let none = std::path::Path::new("/nonexistent-zoneinfo");
+        assert!(TimeZone::parse_in("Europe/Berlin", none).is_ok());
+        assert!(TimeZone::parse_in("UTC", none).is_ok());
+        for bad in ["", "Europe/../etc", "/etc/passwd", "Europe Berlin", "a//b"] {
+            assert!(TimeZone::parse_in(bad, none).is_err(), "{bad}");
+        }
+        let db = std::env::temp_dir().join(format!("wp-zoneinfo-{}", std::process::id()));
+        std::fs::create_dir_all(db.join("Europe")).unwrap();
+        std::fs::write(db.join("Europe/Berlin"), b"TZif").unwrap();
+        assert!(TimeZone::parse_in("Europe/Berlin", &db).is_ok());
+        assert!(TimeZone::parse_in("Europe/Atlantis", &db).is_err());
+        std::fs::remove_dir_all(&db).unwrap();
+        for ok in [
+            "pool.ntp.org",
+            "ntp1.example.com.",
+            "192.0.2.1",
+            "2001:db8::1",
+        ] {
+            assert!(ok.parse::<NtpServer>().is_ok(), "{ok}");
+        }
+        for bad in ["", "ntp..org", "ntp_1.org", "a b"] {
+            assert!(bad.parse::<NtpServer>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn listen_addr_reasons() {
