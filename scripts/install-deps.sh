@@ -17,7 +17,17 @@ APT_PKGS=(
   curl jq procps iproute2
   # systemd-analyze, systemd-sysusers, systemd-tmpfiles check the shipped units (tests/systemd)
   systemd
+  # the setup page in a real browser (tests/browser): Debian's Chromium, driven by
+  # playwright-core (npm, tests/browser/package.json) which downloads no browser; its fonts
+  # are only a recommendation, skipped here, and screenshots need some
+  chromium fonts-liberation fonts-dejavu-core
 )
+# Node.js for playwright-core: Debian's (18; playwright-core 1.61 is the last release that runs
+# on it) unless a node with npm is already there (NodeSource's nodejs carries its own npm and
+# conflicts with Debian's npm package).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  APT_PKGS+=(nodejs npm)
+fi
 
 missing=()
 for p in "${APT_PKGS[@]}"; do
