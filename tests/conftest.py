@@ -166,11 +166,13 @@ USERS = '\n[[auth.users]]\nname = "admin"\npassword = "demo-admin"\nrole = "admi
 class Appliance:
     """A running ``watchpost run`` with helpers to reach it."""
 
-    def __init__(self, workdir: Path, sections: dict[str, dict[str, Any]], extra_toml: str = ""):
+    def __init__(self, workdir: Path, sections: dict[str, dict[str, Any]], extra_toml: str = "", *,
+                 users: bool = True):
+        """``users=False`` leaves out the admin user (``USERS``): a box waiting to be claimed."""
         self.workdir = workdir
         self.data_dir = Path(sections["system"]["data_dir"])
         self.config_path = workdir / "watchpost.toml"
-        self.config_path.write_text(render_toml(sections, USERS + extra_toml))
+        self.config_path.write_text(render_toml(sections, (USERS if users else "") + extra_toml))
         self.log_path = workdir / "appliance.log"
         self.proc: subprocess.Popen | None = None
 
