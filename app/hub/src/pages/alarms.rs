@@ -110,7 +110,7 @@ pub fn sensors_table(sensors: Option<&[SensorRow]>) -> Markup {
         @match sensors {
             None => p class="muted" { "The alarm service is not running, so sensor states are unknown." },
             Some([]) => p class="muted" { "No sensors yet. They appear once the bridge reports them." },
-            Some(rows) => div class="scroll" {
+            Some(rows) => div class="scroll" tabindex="0" {
                 table {
                     caption class="visually-hidden" { "Sensors and their latest state" }
                     thead { tr {
@@ -147,7 +147,7 @@ pub fn queues_table(receivers: &[ReceiverView], ctx: Option<&PageCtx>) -> Markup
         @if receivers.is_empty() {
             p class="muted" { "No alarm receivers are configured." }
         } @else {
-            div class="scroll" {
+            div class="scroll" tabindex="0" {
                 table {
                     caption class="visually-hidden" { "Alarm receivers and their delivery queues" }
                     thead { tr {
@@ -205,7 +205,7 @@ pub fn render(ctx: &PageCtx, data: &AlarmsData, flash: &FlashQuery) -> Markup {
             @if data.mappings.is_empty() {
                 p class="muted" { "No sensor is mapped to a receiver." }
             } @else {
-                div class="scroll" {
+                div class="scroll" tabindex="0" {
                     table {
                         caption class="visually-hidden" { "Which sensor alarms go to which receivers" }
                         thead { tr {

@@ -62,7 +62,7 @@ fn zones_summary(zones: &[ZoneState]) -> Markup {
         @if zones.is_empty() {
             p class="muted" { "No zone has reported a temperature yet." }
         } @else {
-            div class="scroll" {
+            div class="scroll" tabindex="0" {
                 table {
                     caption class="visually-hidden" { "Heating zones" }
                     thead { tr {

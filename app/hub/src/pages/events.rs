@@ -123,7 +123,7 @@ pub fn table(events: &[Event]) -> Markup {
         @if events.is_empty() {
             p class="muted" { "No events." }
         } @else {
-            div class="scroll" {
+            div class="scroll" tabindex="0" {
                 table {
                     caption class="visually-hidden" { "Events, newest first" }
                     thead { tr {

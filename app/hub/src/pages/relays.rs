@@ -35,7 +35,7 @@ pub fn render(ctx: &PageCtx, modules: &[ModuleItem], flash: &FlashQuery) -> Mark
                 @if m.channels.is_empty() {
                     p class="muted" { "No channel state yet." }
                 } @else {
-                    div class="scroll" {
+                    div class="scroll" tabindex="0" {
                         table {
                             caption class="visually-hidden" { "Channels of module " (m.module) }
                             thead { tr {

@@ -120,7 +120,7 @@ pub fn workers_table(sup: Option<&Supervised>) -> Markup {
     html! {
         @match sup {
             None => p class="muted" { "The supervisor did not answer; worker health is unknown." },
-            Some(s) => div class="scroll" {
+            Some(s) => div class="scroll" tabindex="0" {
                 table {
                     caption class="visually-hidden" { "Workers and their health" }
                     thead { tr {
