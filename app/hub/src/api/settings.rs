@@ -286,13 +286,18 @@ fn view(files: &Files, pending: Option<toml::Table>) -> Result<SettingsView, Api
     ),
 )]
 async fn get_settings(State(state): State<HubState>) -> Result<Json<SettingsView>, ApiError> {
+    load_view(&state).await.map(Json)
+}
+
+/// The effective configuration, the pending changes and the committed overlay (what
+/// `GET /settings` answers; the settings page reads the same).
+pub(crate) async fn load_view(state: &HubState) -> Result<SettingsView, ApiError> {
     let s = state.clone();
     run_blocking(move || {
         let files = Files::of(&s)?;
         view(&files, pending_of(&s)?)
     })
     .await
-    .map(Json)
 }
 
 /// Merges a partial configuration into the pending changes, validated with everything else.
@@ -314,6 +319,12 @@ async fn put_pending(
     State(state): State<HubState>,
     crate::api::extract::Json(body): crate::api::extract::Json<Value>,
 ) -> Result<Json<SettingsView>, ApiError> {
+    stage_patch(&state, body).await.map(Json)
+}
+
+/// Merges `body` (a partial configuration) into the pending changes, validated with the file
+/// and the committed overlay (what `PUT /settings/pending` does; the settings page's form too).
+pub(crate) async fn stage_patch(state: &HubState, body: Value) -> Result<SettingsView, ApiError> {
     let Value::Object(_) = body else {
         return Err(ApiError::bad_request(
             "INVALID_BODY",
@@ -331,7 +342,6 @@ async fn put_pending(
         view(&files, Some(pending))
     })
     .await
-    .map(Json)
 }
 
 /// Merges `patch` into the pending changes inside `txn`: the new pending changes, or why not.
@@ -439,10 +449,16 @@ fn keep_secrets(patch: &mut Value, current: Option<&Value>, path: &str) -> Resul
     ),
 )]
 async fn delete_pending(State(state): State<HubState>) -> Result<StatusCode, ApiError> {
+    discard_pending(&state).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Discards the pending changes (or there were none).
+pub(crate) async fn discard_pending(state: &HubState) -> Result<(), ApiError> {
     state
         .blocking(|store| store.settings().remove(PENDING_KEY))
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Writes the pending changes into the overlay and applies it: only the workers whose
@@ -461,7 +477,13 @@ async fn delete_pending(State(state): State<HubState>) -> Result<StatusCode, Api
     ),
 )]
 async fn commit(State(state): State<HubState>) -> Result<Json<AppliedView>, ApiError> {
-    supervised(&state)?;
+    commit_pending(&state).await.map(Json)
+}
+
+/// Writes the pending changes into the overlay and has the supervisor apply it (what
+/// `POST /settings/commit` does; the settings page's "Apply" too).
+pub(crate) async fn commit_pending(state: &HubState) -> Result<AppliedView, ApiError> {
+    supervised(state)?;
     let s = state.clone();
     let (files, before, after, pending) = run_blocking(move || {
         let files = Files::of(&s)?;
@@ -487,13 +509,13 @@ async fn commit(State(state): State<HubState>) -> Result<Json<AppliedView>, ApiE
     })
     .await?;
     let changed = overlay::changed_paths(&before, &after);
-    let apply = apply_or_roll_back(&state, &files, &before, Some(&pending)).await?;
-    record(&state, "settings.committed", &changed, &apply).await;
-    Ok(Json(AppliedView {
+    let apply = apply_or_roll_back(state, &files, &before, Some(&pending)).await?;
+    record(state, "settings.committed", &changed, &apply).await;
+    Ok(AppliedView {
         changed,
         apply,
         base_file_matches: None,
-    }))
+    })
 }
 
 fn supervised(state: &HubState) -> Result<(), ApiError> {
@@ -781,6 +803,12 @@ async fn restore(
     State(state): State<HubState>,
     crate::api::extract::Json(doc): crate::api::extract::Json<Backup>,
 ) -> Result<Json<AppliedView>, ApiError> {
+    restore_backup(&state, doc).await.map(Json)
+}
+
+/// Restores a backup (what `POST /settings/restore` does; the settings page's restore form
+/// too).
+pub(crate) async fn restore_backup(state: &HubState, doc: Backup) -> Result<AppliedView, ApiError> {
     if doc.format != BACKUP_FORMAT || doc.version != BACKUP_VERSION {
         return Err(invalid_backup(format!(
             "not a settings backup this firmware reads (format `{}` version {}; expected \
@@ -788,7 +816,7 @@ async fn restore(
             doc.format, doc.version
         )));
     }
-    supervised(&state)?;
+    supervised(state)?;
     let s = state.clone();
     let (files, before, after, matches) = run_blocking(move || {
         let files = Files::of(&s)?;
@@ -817,13 +845,13 @@ async fn restore(
     })
     .await?;
     let changed = overlay::changed_paths(&before, &after);
-    let apply = apply_or_roll_back(&state, &files, &before, None).await?;
-    record(&state, "settings.restored", &changed, &apply).await;
-    Ok(Json(AppliedView {
+    let apply = apply_or_roll_back(state, &files, &before, None).await?;
+    record(state, "settings.restored", &changed, &apply).await;
+    Ok(AppliedView {
         changed,
         apply,
         base_file_matches: Some(matches),
-    }))
+    })
 }
 
 /// Runs `f` inside a store transaction's closure: its refusal (an [`ApiError`]) commits

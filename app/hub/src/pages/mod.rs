@@ -32,6 +32,9 @@ pub mod history;
 pub mod layout;
 pub mod live;
 pub mod relays;
+pub mod settings;
+pub mod settings_form;
+pub mod setup;
 pub mod system;
 pub mod zones;
 
@@ -86,6 +89,7 @@ pub fn pages() -> Pages {
             with_headers(relays::post_test),
         )
         .get("/system", viewer, with_headers(system::get))
+        .merge(settings::pages().merge(setup::pages()))
         // Public: the login page uses the stylesheet; the assets hold nothing private.
         .get(
             "/assets/{file}",
