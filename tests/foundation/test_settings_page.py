@@ -8,6 +8,7 @@ the form's CSRF field).
 """
 from __future__ import annotations
 
+import gzip
 import re
 
 import requests
@@ -53,6 +54,9 @@ def test_a_refused_value_is_named_beside_its_field(appliance_factory):
     assert page.status_code == 200, page.text
     assert 'name="hub.events_max_age_days"' in page.text
     assert 'href="/settings"' in page.text  # the admin's nav entry
+    size = len(gzip.compress(page.content))
+    print(f"/settings: {len(page.content)} bytes, {size} gzipped")
+    assert size < 100 * 1024
 
     # A value of the right type the configuration refuses: the API's details.key names it.
     r = b.post("/settings", [("supervisor.restart_budget", "0")])

@@ -120,9 +120,23 @@
     }, 10000);
   }
 
+  // A settings backup chosen in input[data-restore-into] is read into that text area.
+  function restoreFiles() {
+    var inputs = document.querySelectorAll("input[data-restore-into]");
+    for (var i = 0; i < inputs.length; i++) {
+      inputs[i].addEventListener("change", function (e) {
+        var target = document.getElementById(e.target.getAttribute("data-restore-into"));
+        var file = e.target.files && e.target.files[0];
+        if (!target || !file) return;
+        file.text().then(function (t) { target.value = t; });
+      });
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     startLive();
     enhanceForms();
     refreshImages();
+    restoreFiles();
   });
 })();
