@@ -19,11 +19,20 @@ The `hub` worker serves the appliance's HTTP API on `[hub] listen` (the demo:
 serves at `GET /api/v1/openapi.json` and that `watchpost print-openapi` prints
 (`make api-doc` writes this page again; a test fails when it is out of date).
 
-- **Authentication.** Everything under `/api/v1/` requires it: HTTP Basic against the
-  appliance's users (`[[auth.users]]`). `/health` and `/metrics` are open.
-- **Roles.** Each route names the least role that may call it: `viewer` reads, `operator`
-  also commands (zones, relays, cameras, test alarms), `admin` also changes settings. The
-  roles are `admin` > `operator` > `viewer`.
+- **Authentication.** Every route under `/api/v1/` but the login and the first-boot claim
+  requires it, in one of three ways: an API token (`Authorization: Bearer wpt_…`, made by an
+  administrator with `POST /api/v1/tokens`, shown once, revocable); a browser session (the
+  `wp_session` cookie from `POST /api/v1/auth/login`; state-changing requests with it also
+  send the session's `X-CSRF-Token`); or HTTP Basic against the appliance's users, kept for
+  existing clients (refused for users with two-factor sign-in). `/health` and `/metrics` are
+  open. Until the first administrator exists, every route but these and the claim answers
+  `303` to `/claim`.
+- **Roles.** Each route names the least role that may call it, and the hub enforces it
+  (`403 FORBIDDEN`): `viewer` reads, `operator` also commands (zones, relays, cameras, test
+  alarms), `admin` also changes settings, users and tokens. `public` routes need nothing.
+- **Limits.** Five wrong passwords for a user (twenty from one address) lock it out for 30 s,
+  doubling with each further failure up to 15 min; API requests are limited to 100 a minute
+  per user and 1000 per address (`[auth]` settings). Both answer `429` with `Retry-After`.
 - **Errors** have one shape, `{"error": {"code": "ZONE_NOT_FOUND", "message": "...",
   "details": {}}}`, with the HTTP status below; `code` is stable, `message` is for people.
   Malformed query strings, paths and JSON bodies are `400` with `INVALID_QUERY`,
@@ -53,7 +62,7 @@ def render(doc: dict) -> str:
     for tag in sorted(by_tag):
         out.append(f"## {tag}\n\n| route | role | what | answers |\n| --- | --- | --- | --- |\n")
         for path, method, op in sorted(by_tag[tag], key=lambda r: (r[0], r[1])):
-            role = op.get("x-watchpost-role", "none" if op.get("security") == [{}] else "?")
+            role = op.get("x-watchpost-role", "public" if op.get("security") == [{}] else "?")
             what = (op.get("summary") or op.get("description") or "").strip().replace("\n", " ")
             answers = []
             for status, resp in op.get("responses", {}).items():

@@ -157,6 +157,9 @@ def base_sections(data_dir: Path) -> dict[str, dict[str, Any]]:
         },
         "broker": {"listen": "127.0.0.1:0"},
         "hub": {"listen": "127.0.0.1:0", "health_timeout_ms": 1000},
+        # System tests drive the API far faster than people do; the limits themselves are
+        # tested in app/hub/tests/access.rs and the browser test.
+        "auth": {"api_per_user_per_min": 0, "api_per_address_per_min": 0},
     }
 
 

@@ -23,6 +23,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod pages;
 pub mod services;
 pub mod state;
 pub mod system_bus;
@@ -33,9 +34,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::http::{HeaderValue, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use watchpost_config::Config;
 use watchpost_runtime::{ExitCode, WorkerCtx};
@@ -82,43 +82,6 @@ impl HubError {
     }
 }
 
-/// Requires valid credentials on every request it wraps.
-async fn require_auth(State(state): State<HubState>, mut req: Request, next: Next) -> Response {
-    let principal = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| state.auth.check_header(v));
-    match principal {
-        Some(p) => {
-            req.extensions_mut().insert(p);
-            next.run(req).await
-        }
-        None => {
-            state
-                .ctx
-                .metrics()
-                .counter(
-                    "watchpost_hub_auth_failures_total",
-                    "Rejected API credentials.",
-                    &[],
-                )
-                .inc();
-            let mut resp = ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHORIZED",
-                "valid credentials are required (HTTP Basic)",
-            )
-            .into_response();
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"watchpost\""),
-            );
-            resp
-        }
-    }
-}
-
 async fn api_not_found() -> ApiError {
     ApiError::not_found("NOT_FOUND", "no such API endpoint")
 }
@@ -130,52 +93,100 @@ async fn api_not_found() -> ApiError {
         title = "Watchpost",
         description = "The REST API of the Watchpost edge gateway. Every route under /api/v1/ requires authentication (HTTP Basic against the appliance's users). docs/api.md lists each route with its minimum role."
     ),
-    modifiers(&BasicAuth),
-    security(("basic" = [])),
+    modifiers(&SecuritySchemes),
+    security(("basic" = []), ("bearer" = []), ("session" = [])),
 )]
 struct ApiDoc;
 
-struct BasicAuth;
+struct SecuritySchemes;
 
-impl utoipa::Modify for BasicAuth {
+impl utoipa::Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "basic",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
         );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API token (`wpt_…`) from POST /api/v1/tokens"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                auth::SESSION_COOKIE,
+                "A browser session from POST /api/v1/auth/login; state-changing requests also send X-CSRF-Token",
+            ))),
+        );
     }
 }
 
-/// Every operation that needs credentials answers `401 UNAUTHORIZED` without them.
-struct Unauthorized;
+/// What the guard may answer before a handler runs, on every operation it applies to:
+/// `401` without credentials, `403` for a role too low (and a session without its CSRF
+/// token on a state-changing request), `429` past the rate limits.
+struct GuardResponses;
 
-impl utoipa::Modify for Unauthorized {
+impl utoipa::Modify for GuardResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder, schema};
-        let open = |op: &utoipa::openapi::path::Operation| {
-            op.security.as_ref().is_some_and(|s| {
-                serde_json::to_value(s).is_ok_and(|v| v == serde_json::json!([{}]))
-            })
-        };
-        for item in openapi.paths.paths.values_mut() {
-            for op in operations(item) {
-                if open(op) || op.responses.responses.contains_key("401") {
-                    continue;
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let api = path.starts_with("/api/v1/");
+            let methods = [
+                item.get.is_some(),
+                item.put.is_some(),
+                item.post.is_some(),
+                item.delete.is_some(),
+                item.patch.is_some(),
+            ];
+            for (op, is_get) in operations(item).zip(
+                [true, false, false, false, false]
+                    .into_iter()
+                    .zip(methods)
+                    .filter(|(_, present)| *present)
+                    .map(|(g, _)| g),
+            ) {
+                let access = auth::access::operation_access(op);
+                let mut add = |code: &str, text: &str| {
+                    if op.responses.responses.contains_key(code) {
+                        return;
+                    }
+                    let body = ContentBuilder::new()
+                        .schema(Some(RefOr::Ref(schema::Ref::from_schema_name("ErrorBody"))))
+                        .build();
+                    op.responses.responses.insert(
+                        code.into(),
+                        RefOr::T(
+                            ResponseBuilder::new()
+                                .description(text)
+                                .content("application/json", body)
+                                .build(),
+                        ),
+                    );
+                };
+                if api {
+                    add(
+                        "429",
+                        "`TOO_MANY_REQUESTS`: past a rate limit or locked out (Retry-After)",
+                    );
                 }
-                let body = ContentBuilder::new()
-                    .schema(Some(RefOr::Ref(schema::Ref::from_schema_name("ErrorBody"))))
-                    .build();
-                op.responses.responses.insert(
-                    "401".into(),
-                    RefOr::T(
-                        ResponseBuilder::new()
-                            .description("`UNAUTHORIZED`: no valid credentials (HTTP Basic)")
-                            .content("application/json", body)
-                            .build(),
-                    ),
-                );
+                let Some(auth::access::Access::Role(role)) = access else {
+                    continue;
+                };
+                add("401", "`UNAUTHORIZED`: no valid credentials");
+                if role != watchpost_config::Role::Viewer || !is_get {
+                    add(
+                        "403",
+                        "`FORBIDDEN`: the caller's role is too low; `CSRF`: a session request without its token",
+                    );
+                }
             }
         }
     }
@@ -251,36 +262,61 @@ struct OpenApiJson(axum::body::Bytes);
 
 type DocRouter = utoipa_axum::router::OpenApiRouter<HubState>;
 
-/// The routes with their OpenAPI description, before the state is attached; `guard` wraps the
-/// `/api/v1` part (authentication, its fallback).
-fn documented_routes(
-    guard: impl FnOnce(DocRouter) -> DocRouter,
-) -> (Router<HubState>, utoipa::openapi::OpenApi) {
-    let api = guard(api::router().routes(utoipa_axum::routes!(openapi_json)));
+/// Every page with its minimum role (see [`auth::access::Pages`]).
+fn pages() -> auth::access::Pages {
+    auth::pages::pages().merge(pages::pages())
+}
+
+/// The routes with their OpenAPI description and the pages' route table, before the state
+/// is attached.
+fn documented_routes() -> (
+    Router<HubState>,
+    utoipa::openapi::OpenApi,
+    auth::access::PageTable,
+) {
+    let api = api::router()
+        .routes(utoipa_axum::routes!(openapi_json))
+        .fallback(api_not_found);
     let (router, mut doc) = DocRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .routes(utoipa_axum::routes!(health::health))
         .routes(utoipa_axum::routes!(health::metrics))
         .nest("/api/v1", api)
         .split_for_parts();
     // These look at every operation, so they run once all routes are in.
-    utoipa::Modify::modify(&Unauthorized, &mut doc);
+    utoipa::Modify::modify(&GuardResponses, &mut doc);
     utoipa::Modify::modify(&UniqueOperationIds, &mut doc);
-    (router, doc)
+    let (page_router, page_table) = pages().into_parts();
+    (router.merge(page_router), doc, page_table)
 }
 
 /// The OpenAPI 3.1 document of the hub's HTTP surface.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented_routes(|api| api).1
+    documented_routes().1
 }
 
-/// The hub's whole HTTP surface.
+/// Every route of the hub with the least access it needs: the API's from its description,
+/// the pages' from their registration.
+pub fn route_table() -> auth::access::RouteTable {
+    let (_, doc, pages) = documented_routes();
+    // A route without a role fails the build's tests (and is refused at run time).
+    auth::access::RouteTable::new(&doc, &pages).unwrap_or_else(|e| panic!("route table: {e}"))
+}
+
+/// The hub's whole HTTP surface. One guard in front of every route: the first-boot claim,
+/// credentials, the route table's role, CSRF, rate limits.
 pub fn router(state: HubState) -> Router {
-    // Everything under /api/v1 needs credentials and answers unknown paths in the API's shape;
-    // /health and /metrics are open.
-    let auth = middleware::from_fn_with_state(state.clone(), require_auth);
-    let (routes, doc) = documented_routes(|api| api.fallback(api_not_found).layer(auth));
+    let (routes, doc, pages) = documented_routes();
+    let table =
+        auth::access::RouteTable::new(&doc, &pages).unwrap_or_else(|e| panic!("route table: {e}"));
+    let guard = auth::guard::Guard {
+        hub: state.clone(),
+        table: Arc::new(table),
+    };
     let doc = OpenApiJson(doc.to_json().unwrap_or_default().into());
-    routes.layer(axum::Extension(doc)).with_state(state)
+    routes
+        .layer(middleware::from_fn_with_state(guard, auth::guard::guard))
+        .layer(axum::Extension(doc))
+        .with_state(state)
 }
 
 /// Runs the hub until shutdown.
@@ -311,7 +347,21 @@ pub async fn run(
                 source,
             })?
     };
-    let auth = Arc::new(auth::Authenticator::from_config(&config.auth)?);
+    let auth = {
+        let (c, st, dir) = (config.auth.clone(), store.clone(), data_dir.clone());
+        Arc::new(
+            tokio::task::spawn_blocking(move || auth::Authenticator::open(&c, st, dir))
+                .await
+                .map_err(|e| HubError::Serve(std::io::Error::other(e)))??,
+        )
+    };
+    if let Some(code) = auth.setup_code() {
+        // The journal, and the serial console on the image: proof of physical access.
+        tracing::warn!(
+            setup_code = %code,
+            "no administrator yet: open the setup page (/claim) and enter setup code {code}"
+        );
+    }
     let tls_config = config.hub.tls.clone();
     let tls = if tls_config.enabled {
         let dir = data_dir.clone();

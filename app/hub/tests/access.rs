@@ -34,9 +34,9 @@ fn config(dir: &std::path::Path, users: bool) -> Config {
 
 fn state(dir: &std::path::Path, users: bool) -> HubState {
     let config = config(dir, users);
-    let store = watchpost_store::Store::open(dir.join("hub.redb")).unwrap();
+    let store = watchpost_store::Store::open(dir.join("hub.redb")).expect("test setup");
     let shutdown = CancellationToken::new();
-    let auth = Authenticator::open(&config.auth, store.clone(), dir.to_path_buf()).unwrap();
+    let auth = Authenticator::open(&config.auth, store.clone(), dir.to_path_buf()).expect("test setup");
     HubState {
         alarm: watchpost_alarm::AlarmHandle::new(&config.alarms),
         bus: watchpost_bus::Bus::connect(&config, "hub", shutdown.clone()),
@@ -82,16 +82,28 @@ async fn call(
             .body(Body::from(b.to_string())),
         None => req.body(Body::empty()),
     }
-    .unwrap();
+    .expect("test setup");
     let resp = tokio::time::timeout(Duration::from_secs(20), app.clone().oneshot(req))
         .await
         .expect("an answer within 20 s")
-        .unwrap();
+        .expect("test setup");
     let status = resp.status();
     let headers = resp.headers().clone();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 22)
+    // A stream (`/live`) never ends: only its head matters here.
+    let streaming = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let bytes = if streaming {
+        Default::default()
+    } else {
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            axum::body::to_bytes(resp.into_body(), 1 << 22),
+        )
         .await
-        .unwrap();
+        .expect("a whole body within 20 s")
+        .expect("test setup")
+    };
     let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
     Answer {
         status,
@@ -106,7 +118,7 @@ fn code(a: &Answer) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_each_role_as_the_table_says() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("test setup");
     let app = watchpost_hub::router(state(dir.path(), true));
     let table = watchpost_hub::route_table();
     let entries = table.entries();
@@ -146,7 +158,7 @@ async fn every_route_answers_each_role_as_the_table_says() {
                 }
                 (Access::Role(_), None) => {
                     assert_eq!(a.status, StatusCode::SEE_OTHER, "{what}");
-                    let loc = a.headers[header::LOCATION].to_str().unwrap();
+                    let loc = a.headers[header::LOCATION].to_str().expect("test setup");
                     assert!(loc.starts_with("/login?next="), "{what}: {loc}");
                 }
                 (Access::Role(needed), Some(r)) if !r.allows(*needed) => {
@@ -194,7 +206,7 @@ fn regex_free_fill(path: &str) -> String {
 
 #[tokio::test]
 async fn a_route_missing_from_the_table_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("test setup");
     let st = state(dir.path(), true);
     let table = watchpost_hub::route_table();
     let guard = watchpost_hub::auth::guard::Guard {
@@ -221,17 +233,17 @@ async fn a_route_missing_from_the_table_is_refused() {
 }
 
 fn cookie_of(a: &Answer) -> String {
-    let set = a.headers[header::SET_COOKIE].to_str().unwrap();
+    let set = a.headers[header::SET_COOKIE].to_str().expect("test setup");
     assert!(
         set.contains("HttpOnly") && set.contains("SameSite=Strict"),
         "{set}"
     );
-    set.split(';').next().unwrap().to_string()
+    set.split(';').next().expect("test setup").to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_boot_claim_then_sessions_with_csrf() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("test setup");
     let app = watchpost_hub::router(state(dir.path(), false));
     // Unclaimed: everything but health and the claim redirects to the claim page.
     for uri in ["/", "/api/v1/system/info", "/login"] {
@@ -246,7 +258,7 @@ async fn first_boot_claim_then_sessions_with_csrf() {
     let status = call(&app, Method::GET, "/api/v1/auth/claim", &[], None).await;
     assert_eq!(status.body["claimed"], false);
 
-    let code_text = std::fs::read_to_string(dir.path().join("setup-code")).unwrap();
+    let code_text = std::fs::read_to_string(dir.path().join("setup-code")).expect("test setup");
     let setup = code_text.trim();
     let wrong = call(
         &app,
@@ -282,7 +294,7 @@ async fn first_boot_claim_then_sessions_with_csrf() {
     assert_eq!(ok.body["role"], "admin");
     assert!(!dir.path().join("setup-code").exists());
     let cookie = cookie_of(&ok);
-    let csrf = ok.body["csrf"].as_str().unwrap().to_string();
+    let csrf = ok.body["csrf"].as_str().expect("test setup").to_string();
     let again = call(
         &app,
         Method::POST,
@@ -378,7 +390,7 @@ async fn first_boot_claim_then_sessions_with_csrf() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_wrong_passwords_lock_out_with_retry_after() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("test setup");
     let app = watchpost_hub::router(state(dir.path(), true));
     let login = |pw: &str| serde_json::json!({"user": "vera", "password": pw});
     for i in 1..=4 {
@@ -435,7 +447,7 @@ async fn five_wrong_passwords_lock_out_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_tokens_and_totp() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("test setup");
     let app = watchpost_hub::router(state(dir.path(), true));
     let admin = basic("ann");
     let made = call(
@@ -448,7 +460,7 @@ async fn api_tokens_and_totp() {
     )
     .await;
     assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
-    let token = made.body["token"].as_str().unwrap().to_string();
+    let token = made.body["token"].as_str().expect("test setup").to_string();
     let bearer = format!("Bearer {token}");
     let me = call(
         &app,
@@ -485,7 +497,7 @@ async fn api_tokens_and_totp() {
     .await;
     assert!(!listed.body.to_string().contains(&token));
     assert!(listed.body[0]["last_used_us"].is_u64());
-    let id = made.body["id"].as_str().unwrap();
+    let id = made.body["id"].as_str().expect("test setup");
     assert_eq!(
         call(
             &app,
@@ -521,18 +533,18 @@ async fn api_tokens_and_totp() {
         None,
     )
     .await;
-    let uri = begun.body["otpauth_uri"].as_str().unwrap().to_string();
+    let uri = begun.body["otpauth_uri"].as_str().expect("test setup").to_string();
     let secret_b32 = uri
         .split("secret=")
         .nth(1)
-        .unwrap()
+        .expect("test setup")
         .split('&')
         .next()
-        .unwrap();
+        .expect("test setup");
     let secret = base32_decode(secret_b32);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
+        .expect("test setup")
         .as_secs();
     let confirm = call(
         &app,
@@ -545,7 +557,7 @@ async fn api_tokens_and_totp() {
     assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
     let recovery = confirm.body["recovery_codes"][0]
         .as_str()
-        .unwrap()
+        .expect("test setup")
         .to_string();
     assert_eq!(
         call(
@@ -612,7 +624,7 @@ fn base32_decode(s: &str) -> Vec<u8> {
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let (mut buf, mut bits, mut out) = (0u32, 0, Vec::new());
     for c in s.bytes() {
-        let v = alphabet.iter().position(|&a| a == c).unwrap() as u32;
+        let v = alphabet.iter().position(|&a| a == c).expect("test setup") as u32;
         buf = (buf << 5) | v;
         bits += 5;
         if bits >= 8 {

@@ -10,6 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::state::HubState;
 
 pub mod alarms;
+pub mod auth;
 pub mod cameras;
 pub mod events;
 pub mod extract;
@@ -25,12 +26,13 @@ pub mod tls;
 pub fn router() -> OpenApiRouter<HubState> {
     OpenApiRouter::new()
         .merge(system::router())
+        .merge(auth::router())
         .merge(events::router())
         .merge(neasmart::router())
         .merge(relays::router())
         .merge(cameras::router())
         .merge(alarms::router())
         .merge(sensors::router())
-        .merge(tls::router())
         .merge(settings::router())
+        .merge(tls::router())
 }

@@ -628,7 +628,11 @@ pub(crate) async fn zone_post(
     confirmed(&state, flavor, &ZoneSet::topic(z), timeout, result)
 }
 
-pub(crate) async fn mode_post(flavor: Flavor, state: HubState, bytes: axum::body::Bytes) -> Response {
+pub(crate) async fn mode_post(
+    flavor: Flavor,
+    state: HubState,
+    bytes: axum::body::Bytes,
+) -> Response {
     let command = match validate::mode_command(&body_of(&bytes)) {
         Ok(mode) => ModeSet { mode },
         Err(e) => return refused(flavor, e),
@@ -642,7 +646,11 @@ pub(crate) async fn mode_post(flavor: Flavor, state: HubState, bytes: axum::body
     confirmed(&state, flavor, &ModeSet::topic(), timeout, result)
 }
 
-pub(crate) async fn state_post(flavor: Flavor, state: HubState, bytes: axum::body::Bytes) -> Response {
+pub(crate) async fn state_post(
+    flavor: Flavor,
+    state: HubState,
+    bytes: axum::body::Bytes,
+) -> Response {
     let command = match validate::state_command(&body_of(&bytes)) {
         Ok(s) => StateSet { state: s },
         Err(e) => return refused(flavor, e),

@@ -40,11 +40,14 @@ impl Access {
     }
 }
 
+/// The pages' part of the route table: method, route template, least access.
+pub type PageTable = Vec<(Method, &'static str, Access)>;
+
 /// HTML pages and their minimum roles, registered together so neither can be missing.
 #[derive(Default)]
 pub struct Pages {
     router: Router<HubState>,
-    table: Vec<(Method, &'static str, Access)>,
+    table: PageTable,
 }
 
 impl std::fmt::Debug for Pages {
@@ -101,7 +104,7 @@ impl Pages {
         self
     }
 
-    pub fn into_parts(self) -> (Router<HubState>, Vec<(Method, &'static str, Access)>) {
+    pub fn into_parts(self) -> (Router<HubState>, PageTable) {
         (self.router, self.table)
     }
 }

@@ -99,7 +99,7 @@ pub fn pages() -> Pages {
 }
 
 /// A page handler with the security headers and gzip of its response.
-fn with_headers<H, T>(handler: H) -> impl Handler<T, HubState>
+pub fn with_headers<H, T>(handler: H) -> impl Handler<T, HubState>
 where
     H: Handler<T, HubState>,
     T: 'static,
