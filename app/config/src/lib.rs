@@ -472,6 +472,9 @@ impl Config {
         }
         if self.hub.enabled {
             v.push(("hub.listen", &mut self.hub.listen));
+            if self.hub.tls.enabled {
+                v.push(("hub.tls.listen", &mut self.hub.tls.listen));
+            }
         }
         if self.fieldbus.enabled
             && self.fieldbus.neasmart.enabled

@@ -611,6 +611,8 @@ pub async fn serve(
             };
             let svc = app.map_request(move |mut req: Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
+                // Cookies set on this connection get `Secure`.
+                req.extensions_mut().insert(crate::auth::OverTls);
                 req
             });
             let conn = builder
