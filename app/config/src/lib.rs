@@ -12,6 +12,9 @@
 //! settings API, deep-merged over the file ([`overlay`]); a rejected value that comes from it
 //! is reported as the overlay's ([`ConfigError::Overlay`]). [`apply`] says which workers read
 //! which section, so a change restarts only those.
+//! Secrets at rest are sealed under the device key ([`secrets`]): a `"sealed:v1:…"` value of
+//! the overlay, or of the file, is opened before the merge; one that does not open is an error
+//! naming its key, never its value.
 //! Checks that span several keys run in [`Config::validate`] and name the keys.
 //!
 //! Failure: [`load`] returns a [`ConfigError`] that names the file, and the key/line where
@@ -28,6 +31,7 @@ pub mod detect;
 pub mod fieldbus;
 pub mod overlay;
 pub mod rtsp;
+pub mod secrets;
 pub mod types;
 
 use std::path::{Path, PathBuf};
@@ -186,8 +190,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// [`load`] with the environment given.
 pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Config, ConfigError> {
     let text = read_base(path)?;
-    let overlay_path = overlay::overlay_path(&data_dir_of(&text, path, env)?);
-    match overlay::read_overlay(&overlay_path)? {
+    let data_dir = data_dir_of(&text, path, env)?;
+    let overlay_path = overlay::overlay_path(&data_dir);
+    match overlay::read_overlay_in(&data_dir)? {
         Some(table) => from_parts(&text, path, Some((&table, &overlay_path)), env),
         None => from_parts(&text, path, None, env),
     }
@@ -266,12 +271,20 @@ fn from_parts(
         key,
         message,
     };
-    let config: Config = if overrides.is_empty() && overlay.is_none() {
+    // A sealed secret in the file (pasted by an installer) is opened with the device key of
+    // the data directory, when there is one (none is created to parse a file).
+    let sealed_base = text.contains(secrets::SEALED_PREFIX);
+    let config: Config = if overrides.is_empty() && overlay.is_none() && !sealed_base {
         // Straight from the text: errors keep their line and column.
         parse_document(text).map_err(|e| parse_err(e.key.clone(), e.to_string()))?
     } else {
         let mut table: toml::Table = toml::from_str(text)
             .map_err(|e| parse_err(None, e.to_string().trim_end().to_string()))?;
+        if sealed_base {
+            let data_dir = data_dir_of(text, path, env)?;
+            secrets::open_table_in(&data_dir, &mut table)
+                .map_err(|e| parse_err(Some(e.key().to_string()), e.to_string()))?;
+        }
         if let Some((o, opath)) = overlay {
             if o.get("system").and_then(|s| s.get("data_dir")).is_some() {
                 return Err(ConfigError::Overlay {

@@ -13,23 +13,14 @@
 
 use std::path::{Path, PathBuf};
 
+/// The one list of secret key names lives in [`crate::secrets`].
+pub use crate::secrets::{SECRET_KEYS, is_secret_key};
+
 /// The overlay's path relative to the data directory.
 pub const OVERLAY_FILE: &str = "settings/overlay.toml";
 
 /// What a secret reads as in every view (and, sent back, means "keep the current one").
 pub const REDACTED: &str = "***";
-
-/// Key names whose values are secrets wherever they appear (`[bus] password`, a receiver's
-/// `key` or `token`, a camera's `password`, a YoLink `secret`, a user's `password_hash`…).
-/// A key ending in `_password`, `_secret`, `_token` or `_key` is a secret too.
-pub const SECRET_KEYS: &[&str] = &[
-    "password",
-    "password_hash",
-    "secret",
-    "client_secret",
-    "key",
-    "token",
-];
 
 /// Where the overlay of the appliance whose data directory is `data_dir` lives.
 pub fn overlay_path(data_dir: &Path) -> PathBuf {
@@ -51,14 +42,6 @@ pub fn merge_overlay(mut base: toml::Table, overlay: &toml::Table) -> toml::Tabl
         }
     }
     base
-}
-
-/// Whether a key is a secret (see [`SECRET_KEYS`]).
-pub fn is_secret_key(key: &str) -> bool {
-    SECRET_KEYS.contains(&key)
-        || ["_password", "_secret", "_token", "_key"]
-            .iter()
-            .any(|s| key.ends_with(s))
 }
 
 /// Replaces every secret in a JSON view of (part of) the configuration by [`REDACTED`].
@@ -171,7 +154,8 @@ pub fn changed_paths(before: &toml::Table, after: &toml::Table) -> Vec<String> {
         .collect()
 }
 
-/// Reads the overlay at `path`: `Ok(None)` when there is none.
+/// Reads the overlay at `path` as written (sealed secrets still sealed; see
+/// [`read_overlay_in`]): `Ok(None)` when there is none.
 pub fn read_overlay(path: &Path) -> Result<Option<toml::Table>, crate::ConfigError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -184,6 +168,24 @@ pub fn read_overlay(path: &Path) -> Result<Option<toml::Table>, crate::ConfigErr
         }
     };
     parse_overlay(&text, path).map(Some)
+}
+
+/// Reads the overlay of the appliance whose data directory is `data_dir`, its sealed secrets
+/// opened with the device key ([`crate::secrets`]): `Ok(None)` when there is none. A secret
+/// that does not open is a [`crate::ConfigError::Overlay`] naming its key, never its value.
+pub fn read_overlay_in(data_dir: &Path) -> Result<Option<toml::Table>, crate::ConfigError> {
+    let path = overlay_path(data_dir);
+    let Some(mut table) = read_overlay(&path)? else {
+        return Ok(None);
+    };
+    crate::secrets::open_table_in(data_dir, &mut table).map_err(|e| {
+        crate::ConfigError::Overlay {
+            path: path.clone(),
+            key: Some(e.key().to_string()),
+            message: e.reason(),
+        }
+    })?;
+    Ok(Some(table))
 }
 
 /// Parses overlay text (named `path` in errors).
