@@ -90,7 +90,9 @@ async fn alarms_pending(state: &HubState) -> Outcome<AlarmsPending> {
     }
     // The receivers of the file and the API, as the service merges them when it (re)starts.
     let store = state.store.clone();
-    let managed = tokio::task::spawn_blocking(move || watchpost_alarm::load_managed(&store)).await;
+    let data_dir = state.config.system.data_dir.clone();
+    let managed =
+        tokio::task::spawn_blocking(move || watchpost_alarm::load_managed(&store, &data_dir)).await;
     let configured: Vec<String> = match managed {
         Ok(Ok(m)) => m
             .merged(&state.config.alarms)

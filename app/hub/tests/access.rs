@@ -36,7 +36,8 @@ fn state(dir: &std::path::Path, users: bool) -> HubState {
     let config = config(dir, users);
     let store = watchpost_store::Store::open(dir.join("hub.redb")).expect("test setup");
     let shutdown = CancellationToken::new();
-    let auth = Authenticator::open(&config.auth, store.clone(), dir.to_path_buf()).expect("test setup");
+    let auth =
+        Authenticator::open(&config.auth, store.clone(), dir.to_path_buf()).expect("test setup");
     HubState {
         alarm: watchpost_alarm::AlarmHandle::new(&config.alarms),
         bus: watchpost_bus::Bus::connect(&config, "hub", shutdown.clone()),
@@ -230,6 +231,11 @@ async fn a_route_missing_from_the_table_is_refused() {
     .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     assert_eq!(code(&a), "ROUTE_NOT_IN_TABLE");
+    // A method a listed route does not have is the router's 405, not a refusal.
+    let other = tempfile::tempdir().expect("test setup");
+    let app = watchpost_hub::router(state(other.path(), true));
+    let t = call(&app, Method::TRACE, "/health", &[], None).await;
+    assert_eq!(t.status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
 fn cookie_of(a: &Answer) -> String {
@@ -533,7 +539,10 @@ async fn api_tokens_and_totp() {
         None,
     )
     .await;
-    let uri = begun.body["otpauth_uri"].as_str().expect("test setup").to_string();
+    let uri = begun.body["otpauth_uri"]
+        .as_str()
+        .expect("test setup")
+        .to_string();
     let secret_b32 = uri
         .split("secret=")
         .nth(1)

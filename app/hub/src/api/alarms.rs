@@ -23,8 +23,7 @@ use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use watchpost_alarm::{
-    AlarmError, AlarmHandle, IntakeView, MANAGED_KEY, Managed, ReceiverView, TestQueued,
-    TestRequest,
+    AlarmError, AlarmHandle, IntakeView, Managed, ReceiverView, TestQueued, TestRequest,
 };
 use watchpost_config::alarms::{AlarmsConfig, MappingConfig, ReceiverConfig};
 
@@ -146,6 +145,9 @@ fn alarm_error(e: AlarmError) -> ApiError {
         | AlarmError::HttpClient { .. }
         | AlarmError::Subscribe { .. }
         | AlarmError::Task { .. } => ApiError::internal("ALARM_SERVICE_ERROR", e.to_string()),
+        AlarmError::ManagedSecret { .. }
+        | AlarmError::ManagedUnreadable { .. }
+        | AlarmError::DeviceKey { .. } => ApiError::internal("ALARM_SECRETS", e.to_string()),
     }
 }
 
@@ -253,15 +255,34 @@ fn list(items: Vec<Value>, p: PageParams) -> Result<Json<Value>, ApiError> {
     Ok(Json(to_json(paginate(items, req))))
 }
 
+/// The receivers and mappings added through the API, their secrets opened.
 pub(crate) async fn managed(state: &HubState) -> Result<Managed, ApiError> {
-    state
-        .blocking(|store| {
-            store
-                .settings()
-                .get::<Managed>(MANAGED_KEY)
-                .map(Option::unwrap_or_default)
-        })
+    let store = state.store.clone();
+    let data_dir = state.config.system.data_dir.clone();
+    tokio::task::spawn_blocking(move || watchpost_alarm::load_managed(&store, &data_dir))
         .await
+        .map_err(|e| ApiError::internal("TASK_FAILED", e.to_string()))?
+        .map_err(managed_error)
+}
+
+/// Stores the receivers and mappings added through the API, their secrets sealed.
+async fn save_managed(state: &HubState, m: Managed) -> Result<(), ApiError> {
+    let store = state.store.clone();
+    let data_dir = state.config.system.data_dir.clone();
+    tokio::task::spawn_blocking(move || watchpost_alarm::save_managed(&store, &data_dir, &m))
+        .await
+        .map_err(|e| ApiError::internal("TASK_FAILED", e.to_string()))?
+        .map_err(managed_error)
+}
+
+/// A store error reading or writing the managed entries is the store's (`STORE_ERROR`).
+fn managed_error(e: AlarmError) -> ApiError {
+    match e {
+        AlarmError::LoadState { source } | AlarmError::SaveState { source } => {
+            ApiError::from(*source)
+        }
+        other => alarm_error(other),
+    }
 }
 
 /// Validates `m` merged with the file's model, saves it and reloads the service.
@@ -281,9 +302,7 @@ async fn apply(state: &HubState, m: Managed) -> Result<(), ApiError> {
         )
         .with_details(json!({"problems": details})));
     }
-    state
-        .blocking(move |store| store.settings().put(MANAGED_KEY, &m))
-        .await?;
+    save_managed(state, m).await?;
     if let Ok(h) = service(state) {
         match h.reload().await {
             Ok(()) | Err(AlarmError::Disabled) => {}

@@ -238,6 +238,7 @@ pub async fn do_claim(
     security(()),
     request_body = ClaimRequest,
     responses(
+        (status = 400, description = "`INVALID_BODY`: not the JSON this takes", body = ErrorBody),
         (status = 201, description = "Claimed; the administrator is signed in (Set-Cookie)", body = SessionView),
         (status = 403, description = "`NO_PROOF_OF_ACCESS`: wrong setup code and no button press", body = ErrorBody),
         (status = 409, description = "`ALREADY_CLAIMED`", body = ErrorBody),
@@ -318,6 +319,7 @@ pub async fn do_login(
     security(()),
     request_body = LoginRequest,
     responses(
+        (status = 400, description = "`INVALID_BODY`: not the JSON this takes", body = ErrorBody),
         (status = 200, description = "Signed in (Set-Cookie: wp_session)", body = SessionView),
         (status = 401, description = "`INVALID_CREDENTIALS`, `TOTP_REQUIRED`, `TOTP_INVALID`", body = ErrorBody),
         (status = 429, description = "`TOO_MANY_REQUESTS`: locked out for Retry-After seconds", body = ErrorBody),
@@ -430,6 +432,7 @@ pub struct PasswordChange {
     extensions(("x-watchpost-role" = json!("viewer"))),
     request_body = PasswordChange,
     responses(
+        (status = 400, description = "`INVALID_BODY`: not the JSON this takes", body = ErrorBody),
         (status = 204, description = "Changed; every session of the user ended"),
         (status = 403, description = "`WRONG_PASSWORD`", body = ErrorBody),
         (status = 422, description = "`INVALID_INPUT`", body = ErrorBody),
@@ -497,6 +500,7 @@ pub struct RecoveryCodes {
     extensions(("x-watchpost-role" = json!("viewer"))),
     request_body = TotpCode,
     responses(
+        (status = 400, description = "`INVALID_BODY`: not the JSON this takes", body = ErrorBody),
         (status = 200, description = "On; ten single-use recovery codes", body = RecoveryCodes),
         (status = 409, description = "`NO_TOTP_ENROLLMENT`", body = ErrorBody),
         (status = 422, description = "`TOTP_INVALID`", body = ErrorBody),
@@ -532,6 +536,7 @@ pub struct PasswordOnly {
     extensions(("x-watchpost-role" = json!("viewer"))),
     request_body = PasswordOnly,
     responses(
+        (status = 400, description = "`INVALID_BODY`: not the JSON this takes", body = ErrorBody),
         (status = 204, description = "The second factor is off"),
         (status = 403, description = "`WRONG_PASSWORD`", body = ErrorBody),
     ),
@@ -592,6 +597,7 @@ pub struct NewUser {
     extensions(("x-watchpost-role" = json!("admin"))),
     request_body = NewUser,
     responses(
+        (status = 400, description = "`INVALID_BODY`: not the JSON this takes", body = ErrorBody),
         (status = 201, description = "Created", body = UserView),
         (status = 409, description = "`USER_EXISTS`", body = ErrorBody),
         (status = 422, description = "`INVALID_INPUT`", body = ErrorBody),
@@ -645,6 +651,7 @@ pub struct UserChange {
     params(("name" = String, Path, description = "The user's name")),
     request_body = UserChange,
     responses(
+        (status = 400, description = "`INVALID_BODY`: not the JSON this takes", body = ErrorBody),
         (status = 200, description = "Changed", body = UserView),
         (status = 404, description = "`USER_NOT_FOUND`", body = ErrorBody),
         (status = 409, description = "`LAST_ADMIN`", body = ErrorBody),
@@ -753,6 +760,7 @@ pub struct CreatedToken {
     extensions(("x-watchpost-role" = json!("admin"))),
     request_body = NewToken,
     responses(
+        (status = 400, description = "`INVALID_BODY`: not the JSON this takes", body = ErrorBody),
         (status = 201, description = "Created; the token is in this answer only", body = CreatedToken),
         (status = 404, description = "`USER_NOT_FOUND`: no such owner", body = ErrorBody),
         (status = 422, description = "`INVALID_INPUT`", body = ErrorBody),

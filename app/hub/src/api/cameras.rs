@@ -1019,7 +1019,9 @@ mod tests {
         );
         assert_eq!(
             statuses("/cameras/{id}/credentials", "put"),
-            ["204", "400", "401", "403", "404", "409", "429", "500", "502", "503"]
+            [
+                "204", "400", "401", "403", "404", "409", "429", "500", "502", "503"
+            ]
         );
         assert_eq!(
             statuses("/cameras/{id}/recordings", "get"),

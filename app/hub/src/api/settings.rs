@@ -19,7 +19,10 @@
 //!
 //! The pending changes are kept in the hub's settings store (`settings/pending`, as TOML
 //! text); each read-modify-write runs in one store write transaction, so two edits cannot
-//! lose each other. Commits and restores are recorded in the event log (`settings.committed`,
+//! lose each other. Secrets are sealed at rest (`watchpost_config::secrets`): the overlay and
+//! the pending changes are written with every secret as `"sealed:v1:…"` under the device key
+//! and opened when read; everything in between (the `"***"` merge, validation, diffs) works
+//! on opened values. Commits and restores are recorded in the event log (`settings.committed`,
 //! `settings.restored`) with the changed key paths, never a value.
 
 use std::path::{Path, PathBuf};
@@ -33,7 +36,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use watchpost_config::overlay::{self, REDACTED, is_secret_key};
+use watchpost_config::overlay::{self, REDACTED};
+use watchpost_config::secrets::{self, SecretError, is_secret_key};
 use watchpost_config::{ConfigError, toml};
 use watchpost_runtime::proto::ApplyReport;
 use watchpost_runtime::seal::Sealer;
@@ -144,6 +148,7 @@ pub struct BackupFile {
 struct Files {
     base_path: PathBuf,
     base_text: String,
+    data_dir: PathBuf,
     overlay_path: PathBuf,
     env: Vec<(String, String)>,
 }
@@ -165,13 +170,15 @@ impl Files {
         Ok(Self {
             base_path,
             base_text,
+            data_dir: state.config.system.data_dir.clone(),
             overlay_path: overlay::overlay_path(&state.config.system.data_dir),
             env: std::env::vars().collect(),
         })
     }
 
+    /// The committed overlay, its secrets opened.
     fn committed(&self) -> Result<toml::Table, ApiError> {
-        overlay::read_overlay(&self.overlay_path)
+        overlay::read_overlay_in(&self.data_dir)
             .map(Option::unwrap_or_default)
             .map_err(|e| ApiError::internal("OVERLAY_UNREADABLE", e.to_string()))
     }
@@ -233,22 +240,48 @@ fn redacted(value: &impl Serialize) -> Value {
     v
 }
 
-fn read_pending(txn: &watchpost_store::SettingsTxn<'_>) -> Result<toml::Table, ApiError> {
+fn read_pending(
+    data_dir: &Path,
+    txn: &watchpost_store::SettingsTxn<'_>,
+) -> Result<toml::Table, ApiError> {
     let text: Option<String> = txn.get(PENDING_KEY).map_err(ApiError::from)?;
     match text {
         None => Ok(toml::Table::new()),
-        Some(t) => toml::from_str(&t)
-            .map_err(|e| ApiError::internal("PENDING_UNREADABLE", e.message().to_string())),
+        Some(t) => parse_pending(data_dir, &t),
     }
 }
 
 fn pending_of(state: &HubState) -> Result<Option<toml::Table>, ApiError> {
     let text: Option<String> = state.store.settings().get(PENDING_KEY)?;
-    text.map(|t| {
-        toml::from_str(&t)
-            .map_err(|e| ApiError::internal("PENDING_UNREADABLE", e.message().to_string()))
+    text.map(|t| parse_pending(&state.config.system.data_dir, &t))
+        .transpose()
+}
+
+/// The stored pending changes, their secrets opened.
+fn parse_pending(data_dir: &Path, text: &str) -> Result<toml::Table, ApiError> {
+    let mut table: toml::Table = toml::from_str(text)
+        .map_err(|e| ApiError::internal("PENDING_UNREADABLE", e.message().to_string()))?;
+    secrets::open_table_in(data_dir, &mut table)
+        .map_err(|e| ApiError::internal("PENDING_UNREADABLE", e.to_string()))?;
+    Ok(table)
+}
+
+/// The pending changes as stored: TOML text with every secret sealed.
+fn pending_text(data_dir: &Path, pending: &toml::Table) -> Result<String, ApiError> {
+    let mut sealed = pending.clone();
+    seal(data_dir, &mut sealed)?;
+    toml::to_string(&sealed).map_err(|e| ApiError::internal("PENDING_UNREADABLE", e.to_string()))
+}
+
+/// Seals every secret of `table` under the device key of `data_dir` (created if missing).
+fn seal(data_dir: &Path, table: &mut toml::Table) -> Result<(), ApiError> {
+    let sealer = Sealer::for_data_dir(data_dir).map_err(device_key_error)?;
+    secrets::seal_table(&sealer, table).map_err(|e| match e {
+        SecretError::Seal { source, .. } => device_key_error(source),
+        SecretError::Open { .. } | SecretError::NoKey { .. } => {
+            ApiError::internal("DEVICE_KEY", e.to_string())
+        }
     })
-    .transpose()
 }
 
 fn view(files: &Files, pending: Option<toml::Table>) -> Result<SettingsView, ApiError> {
@@ -351,7 +384,7 @@ fn stage(
     txn: &mut watchpost_store::SettingsTxn<'_>,
     mut patch: Value,
 ) -> Result<toml::Table, ApiError> {
-    let pending = read_pending(txn)?;
+    let pending = read_pending(&files.data_dir, txn)?;
     if let Some(key) = null_at(&patch, "") {
         return Err(invalid_at(
             &key,
@@ -366,9 +399,7 @@ fn stage(
         .map_err(|e| ApiError::bad_request("INVALID_BODY", e.to_string()))?;
     let pending = overlay::merge_overlay(pending, &patch);
     files.validate(&overlay::merge_overlay(committed.clone(), &pending))?;
-    let text = toml::to_string(&pending)
-        .map_err(|e| ApiError::internal("PENDING_UNREADABLE", e.to_string()))?;
-    txn.put(PENDING_KEY, &text)?;
+    txn.put(PENDING_KEY, &pending_text(&files.data_dir, &pending)?)?;
     Ok(pending)
 }
 
@@ -489,7 +520,7 @@ pub(crate) async fn commit_pending(state: &HubState) -> Result<AppliedView, ApiE
         let files = Files::of(&s)?;
         let (before, after, pending) = s.store.settings().write(|txn| {
             caught(|| {
-                let pending = read_pending(txn)?;
+                let pending = read_pending(&files.data_dir, txn)?;
                 if txn.get::<String>(PENDING_KEY)?.is_none() {
                     return Err(ApiError::new(
                         StatusCode::CONFLICT,
@@ -500,7 +531,7 @@ pub(crate) async fn commit_pending(state: &HubState) -> Result<AppliedView, ApiE
                 let before = files.committed()?;
                 let after = overlay::merge_overlay(before.clone(), &pending);
                 files.validate(&after)?;
-                write_overlay(&files.overlay_path, &after)?;
+                write_overlay(&files, &after)?;
                 txn.remove(PENDING_KEY)?;
                 Ok((before, after, pending))
             })
@@ -552,14 +583,17 @@ async fn apply_or_roll_back(
             format!("the supervisor did not answer: {e}"),
         ),
     };
+    let data_dir = files.data_dir.clone();
     let path = files.overlay_path.clone();
     let before = before.clone();
-    let pending = pending.map(toml::to_string).transpose().ok().flatten();
+    let pending = pending.cloned();
     let s = state.clone();
     let rolled = run_blocking(move || {
-        write_overlay(&path, &before)?;
-        if let Some(text) = pending {
-            s.store.settings().put(PENDING_KEY, &text)?;
+        write_overlay_at(&data_dir, &path, &before)?;
+        if let Some(p) = pending {
+            s.store
+                .settings()
+                .put(PENDING_KEY, &pending_text(&data_dir, &p)?)?;
         }
         Ok(())
     })
@@ -570,9 +604,15 @@ async fn apply_or_roll_back(
     Err(failure)
 }
 
-/// Writes `table` to `path` atomically: a temporary file (mode 0600: the overlay may hold
-/// secrets) written and synced, renamed over, the directory synced.
-fn write_overlay(path: &Path, table: &toml::Table) -> Result<(), ApiError> {
+/// Writes `table` (secrets opened) as the overlay of `files`, its secrets sealed.
+fn write_overlay(files: &Files, table: &toml::Table) -> Result<(), ApiError> {
+    write_overlay_at(&files.data_dir, &files.overlay_path, table)
+}
+
+/// Writes `table` to `path` atomically with every secret sealed under the device key of
+/// `data_dir`: a temporary file (mode 0600) written and synced, renamed over, the directory
+/// synced.
+fn write_overlay_at(data_dir: &Path, path: &Path, table: &toml::Table) -> Result<(), ApiError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let fail = |e: std::io::Error| {
@@ -581,10 +621,13 @@ fn write_overlay(path: &Path, table: &toml::Table) -> Result<(), ApiError> {
             format!("writing {}: {e}", path.display()),
         )
     };
+    let mut sealed = table.clone();
+    seal(data_dir, &mut sealed)?;
     let text = format!(
         "# Settings changed at run time (the hub's settings API). Written by the appliance;\n\
-         # deep-merged over the configuration file. See docs/settings.md.\n{}",
-        toml::to_string(table).map_err(|e| fail(std::io::Error::other(e)))?
+         # deep-merged over the configuration file; secrets sealed under the device key.\n\
+         # See docs/settings.md.\n{}",
+        toml::to_string(&sealed).map_err(|e| fail(std::io::Error::other(e)))?
     );
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(fail)?;
@@ -836,7 +879,7 @@ pub(crate) async fn restore_backup(state: &HubState, doc: Backup) -> Result<Appl
         let before = s.store.settings().write(|txn| {
             caught(|| {
                 let before = files.committed()?;
-                write_overlay(&files.overlay_path, &after)?;
+                write_overlay(&files, &after)?;
                 txn.remove(PENDING_KEY)?;
                 Ok(before)
             })
@@ -896,6 +939,34 @@ mod tests {
         let mut patch = json!({"alarms": {"receivers": [{"id": "z", "key": "***"}]}});
         let e = keep_secrets(&mut patch, Some(&current), "").unwrap_err();
         assert_eq!(e.details["key"], "alarms.receivers[0].key");
+    }
+
+    #[test]
+    fn the_overlay_and_pending_changes_are_written_sealed_and_read_opened() {
+        let dir = std::env::temp_dir().join(format!("wp-hub-sealed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let table: toml::Table = toml::from_str(
+            "[bus]\nusername = \"u\"\npassword = \"bus-pw-123\"\n\
+             [[alarms.receivers]]\nid = \"r\"\nkey = \"0123456789abcdef\"\n",
+        )
+        .unwrap();
+        let path = overlay::overlay_path(&dir);
+        write_overlay_at(&dir, &path, &table).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !text.contains("bus-pw-123") && !text.contains("0123456789abcdef"),
+            "{text}"
+        );
+        assert!(text.contains("username = \"u\""), "{text}");
+        assert_eq!(overlay::read_overlay_in(&dir).unwrap(), Some(table.clone()));
+
+        let stored = pending_text(&dir, &table).unwrap();
+        assert!(!stored.contains("bus-pw-123"), "{stored}");
+        assert_eq!(parse_pending(&dir, &stored).unwrap(), table);
+        // Pending changes stored in clear (before sealing) still read.
+        let clear = toml::to_string(&table).unwrap();
+        assert_eq!(parse_pending(&dir, &clear).unwrap(), table);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -158,6 +158,11 @@ impl RouteTable {
         self.map.get(&(method.clone(), path.to_string())).copied()
     }
 
+    /// Whether any method of `path` has an entry (another method then answers 405).
+    pub fn knows_path(&self, path: &str) -> bool {
+        self.map.keys().any(|(_, p)| p == path)
+    }
+
     /// Every entry, sorted (for the route × role test and docs).
     pub fn entries(&self) -> Vec<(Method, String, Access)> {
         let mut v: Vec<_> = self

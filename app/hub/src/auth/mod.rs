@@ -630,19 +630,12 @@ impl Authenticator {
     /// Checks an `Authorization` header: `Ok(None)` when it is neither Basic nor Bearer,
     /// `Err` with the reason when the credentials are wrong. Basic may block (Argon2).
     pub fn check_header(&self, header: &str, addr: IpAddr) -> Result<Principal, LoginError> {
-        if let Some(token) = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-        {
-            return self.check_token(token.trim(), addr);
-        }
-        let Some(encoded) = header
-            .strip_prefix("Basic ")
-            .or_else(|| header.strip_prefix("basic "))
-        else {
-            return Err(LoginError::Invalid);
+        let encoded = match Scheme::of(header) {
+            Some(Scheme::Bearer(token)) => return self.check_token(token, addr),
+            Some(Scheme::Basic(encoded)) => encoded,
+            None => return Err(LoginError::Invalid),
         };
-        let d = digest(encoded.trim());
+        let d = digest(encoded);
         {
             let cache = self.basic_cache.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((p, at)) = cache.get(&d)
@@ -651,12 +644,8 @@ impl Authenticator {
                 return Ok(p.clone());
             }
         }
-        let text = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or(LoginError::Invalid)?;
-        let (user, password) = text.split_once(':').ok_or(LoginError::Invalid)?;
+        let (user, password) = basic_credentials(encoded).ok_or(LoginError::Invalid)?;
+        let (user, password) = (user.as_str(), password.as_str());
         self.logins
             .check(Some(user), addr)
             .map_err(LoginError::Locked)?;
@@ -1015,6 +1004,43 @@ fn token_view(t: &TokenRecord) -> TokenView {
         created_us: t.created_us,
         last_used_us: t.last_used_us,
     }
+}
+
+/// The scheme of an `Authorization` header and its credentials, trimmed. Pure (no store, no
+/// Argon2), so it is fuzzed (`app/hub/fuzz`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme<'a> {
+    /// `Bearer <token>`: an API token.
+    Bearer(&'a str),
+    /// `Basic <base64>`: still encoded; [`basic_credentials`] decodes it.
+    Basic(&'a str),
+}
+
+impl<'a> Scheme<'a> {
+    /// `None` when the header is neither Basic nor Bearer.
+    pub fn of(header: &'a str) -> Option<Self> {
+        if let Some(token) = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+        {
+            return Some(Scheme::Bearer(token.trim()));
+        }
+        header
+            .strip_prefix("Basic ")
+            .or_else(|| header.strip_prefix("basic "))
+            .map(|encoded| Scheme::Basic(encoded.trim()))
+    }
+}
+
+/// The user and password of Basic credentials (`base64(user:password)`, split at the first
+/// colon); `None` when they are not base64 of UTF-8 with a colon.
+pub fn basic_credentials(encoded: &str) -> Option<(String, String)> {
+    let text = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
 }
 
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {

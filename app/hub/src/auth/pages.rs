@@ -114,10 +114,19 @@ fn retry_after(mut resp: Response, e: &LoginError) -> Response {
     resp
 }
 
-/// Where to go after login: a local path only.
-fn safe_next(next: Option<&str>) -> String {
+/// Where to go after login: a local path only, else `/`. A path starting with one `/`, with
+/// no `\` and no control character: browsers read `\` as `/` and drop tabs and newlines
+/// from a URL, so `/\evil.example` or `/<TAB>/evil.example` would leave the appliance.
+pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
+            n.into()
+        }
         _ => "/".into(),
     }
 }
@@ -863,5 +872,26 @@ async fn token_revoke(
         }
         Ok(false) => users_page(&state, &ctx, None, Some("No such token."), None),
         Err(e) => users_page(&state, &ctx, None, Some(&e.to_string()), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_stays_on_the_appliance() {
+        assert_eq!(safe_next(Some("/zones?x=1")), "/zones?x=1");
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "https://evil.example",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/");
     }
 }
