@@ -66,6 +66,7 @@ install -D -m 0644 "$repo/systemd/watchpost-mark-good.service" "$root/usr/lib/sy
 install -D -m 0755 "$repo/systemd/libexec/wait-healthy" "$root/usr/libexec/watchpost/wait-healthy"
 install -D -m 0644 "$repo/systemd/sysusers.d/watchpost.conf" "$root/usr/lib/sysusers.d/watchpost.conf"
 install -D -m 0644 "$repo/systemd/tmpfiles.d/watchpost.conf" "$root/usr/lib/tmpfiles.d/watchpost.conf"
+install -D -m 0644 "$repo/systemd/journald.conf.d/watchpost-console.conf" "$root/usr/lib/systemd/journald.conf.d/watchpost-console.conf"
 install -D -m 0644 "$repo/systemd/udev/60-watchpost.rules" "$root/usr/lib/udev/rules.d/60-watchpost.rules"
 systemd-sysusers --root="$root" "$repo/systemd/sysusers.d/watchpost.conf" >/dev/null
 install -d -m 0755 "$root/etc/watchpost"

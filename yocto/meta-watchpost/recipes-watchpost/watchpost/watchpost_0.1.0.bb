@@ -47,6 +47,8 @@ do_install() {
     install -m 0644 ${S}/systemd/tmpfiles.d/watchpost.conf ${D}${nonarch_libdir}/tmpfiles.d/watchpost.conf
     install -d ${D}${nonarch_base_libdir}/udev/rules.d
     install -m 0644 ${S}/systemd/udev/60-watchpost.rules ${D}${nonarch_base_libdir}/udev/rules.d/60-watchpost.rules
+    install -d ${D}${nonarch_libdir}/systemd/journald.conf.d
+    install -m 0644 ${S}/systemd/journald.conf.d/watchpost-console.conf ${D}${nonarch_libdir}/systemd/journald.conf.d/watchpost-console.conf
     install -d ${D}${sysconfdir}/default
     install -m 0644 ${S}/systemd/default.watchpost ${D}${sysconfdir}/default/watchpost
     # The first-boot configuration, at the path watchpost.service passes to --config. Readable
@@ -55,7 +57,7 @@ do_install() {
     install -m 0640 -g watchpost ${S}/examples/appliance.toml ${D}${sysconfdir}/watchpost/watchpost.toml
 }
 
-FILES:${PN} += "${nonarch_libdir}/tmpfiles.d ${nonarch_base_libdir}/udev/rules.d ${libexecdir}/watchpost"
+FILES:${PN} += "${nonarch_libdir}/tmpfiles.d ${nonarch_libdir}/systemd/journald.conf.d ${nonarch_base_libdir}/udev/rules.d ${libexecdir}/watchpost"
 CONFFILES:${PN} = "${sysconfdir}/default/watchpost ${sysconfdir}/watchpost/watchpost.toml"
 
 # GStreamer elements the workers build pipelines from: rtspsrc, jpegenc/dec, v4l2src,
