@@ -48,6 +48,18 @@ pub enum AlarmError {
     AlreadyServed,
     #[error("alarms are disabled (`[alarms] enabled = false`)")]
     Disabled,
+    /// A secret of the receivers added through the API does not open (or cannot be sealed).
+    #[error("receivers added through the API: {source}")]
+    ManagedSecret {
+        source: watchpost_config::secrets::SecretError,
+    },
+    /// The stored receivers and mappings added through the API do not read as such.
+    #[error("receivers added through the API: {reason}")]
+    ManagedUnreadable { reason: String },
+    #[error("{source}")]
+    DeviceKey {
+        source: watchpost_runtime::seal::SealError,
+    },
     #[error("a background task failed: {reason}")]
     Task { reason: String },
 }

@@ -57,7 +57,7 @@ mod supervision;
 pub use error::AlarmError;
 pub use handle::{AlarmHandle, TestQueued, TestRequest};
 pub use ledger::STATE_KEY;
-pub use managed::{MANAGED_KEY, Managed, load_managed};
+pub use managed::{MANAGED_KEY, Managed, load_managed, save_managed};
 pub use service::serve;
 pub use status::{IntakeView, ReceiverView};
 

@@ -125,7 +125,8 @@ pub async fn run(
     let result = loop {
         let managed = match blocking({
             let store = store.clone();
-            move || load_managed(&store)
+            let data_dir = config.system.data_dir.clone();
+            move || load_managed(&store, &data_dir)
         })
         .await
         {
