@@ -26,6 +26,7 @@ use watchpost_alarm::{
     AlarmError, AlarmHandle, IntakeView, Managed, ReceiverView, TestQueued, TestRequest,
 };
 use watchpost_config::alarms::{AlarmsConfig, MappingConfig, ReceiverConfig};
+use watchpost_config::secrets::is_secret_key;
 
 use crate::api::extract::{Path, Query};
 use crate::api::list::{Page, PageParams, Pagination, paginate};
@@ -223,11 +224,13 @@ pub(crate) async fn test(
 
 // ---- receivers and mappings ------------------------------------------------------------
 
+/// `v` with every secret field (`watchpost_config::secrets::is_secret_key`: `key`, `token`…)
+/// reading `"***"`.
 fn mask(mut v: Value) -> Value {
     if let Some(obj) = v.as_object_mut() {
-        for k in ["key", "token"] {
-            if obj.get(k).is_some_and(|x| !x.is_null()) {
-                obj.insert(k.into(), Value::String(MASK.into()));
+        for (k, x) in obj.iter_mut() {
+            if is_secret_key(k) && !x.is_null() {
+                *x = Value::String(MASK.into());
             }
         }
     }
@@ -347,15 +350,22 @@ fn read_only(what: &str, id: &str) -> ApiError {
 fn unmask(mut body: Value, old: Option<&ReceiverConfig>) -> Value {
     let old = old.map(|o| serde_json::to_value(o).unwrap_or(Value::Null));
     if let Some(obj) = body.as_object_mut() {
-        for k in ["key", "token"] {
-            if obj.get(k).and_then(Value::as_str) == Some(MASK) {
-                match old.as_ref().and_then(|o| o.get(k)).filter(|v| !v.is_null()) {
-                    Some(v) => {
-                        obj.insert(k.into(), v.clone());
-                    }
-                    None => {
-                        obj.remove(k);
-                    }
+        let masked: Vec<String> = obj
+            .iter()
+            .filter(|(k, v)| is_secret_key(k) && v.as_str() == Some(MASK))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in masked {
+            match old
+                .as_ref()
+                .and_then(|o| o.get(&k))
+                .filter(|v| !v.is_null())
+            {
+                Some(v) => {
+                    obj.insert(k, v.clone());
+                }
+                None => {
+                    obj.remove(&k);
                 }
             }
         }
