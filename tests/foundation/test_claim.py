@@ -41,6 +41,12 @@ def test_unclaimed_box_redirects_and_the_logged_code_claims_it(tmp_path):
         assert "wp_session=" in ok.headers["set-cookie"]
         assert requests.get(app.url("/api/v1/system"), auth=("ann", "a-long-password"), timeout=5).status_code == 200
         assert not (app.data_dir / "setup-code").exists()
+        # The hub's warning with the code is among the recent logs the supervisor keeps for
+        # the system page (a worker's warnings reach it with its heartbeats).
+        page = wait_for(lambda: (p := requests.get(app.url("/system"), auth=("ann", "a-long-password"),
+                                                   timeout=5)).status_code == 200
+                        and "enter setup code" in p.text and p, 5, what="the warning on /system")
+        assert "hub" in page.text
     finally:
         app.stop()
 

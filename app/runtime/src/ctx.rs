@@ -67,6 +67,8 @@ pub struct WorkerCtx {
     heartbeat_interval: Duration,
     link: Option<Link>,
     last_metrics_push: Mutex<Option<Instant>>,
+    /// The newest log sequence number handed to the supervisor.
+    logs_sent: Mutex<u64>,
     /// The listeners of the last [`WorkerCtx::ready`]; `None` before it.
     ready: watch::Sender<Option<BTreeMap<String, SocketAddr>>>,
     /// The configuration file the supervisor runs with (`WATCHPOST_CONFIG_FILE`).
@@ -121,6 +123,7 @@ impl WorkerCtx {
             heartbeat_interval,
             link: Some(link),
             last_metrics_push: Mutex::new(None),
+            logs_sent: Mutex::new(0),
             ready: watch::channel(None).0,
             config_file: config_file_from_env(),
         })
@@ -135,6 +138,7 @@ impl WorkerCtx {
             heartbeat_interval: DEFAULT_HEARTBEAT,
             link: None,
             last_metrics_push: Mutex::new(None),
+            logs_sent: Mutex::new(0),
             ready: watch::channel(None).0,
             config_file: None,
         }
@@ -174,6 +178,19 @@ impl WorkerCtx {
     /// Whether a supervisor is listening.
     pub fn is_supervised(&self) -> bool {
         self.link.is_some()
+    }
+
+    /// Hands the warnings and errors logged since the last report to the supervisor.
+    fn push_logs(&self) {
+        if self.link.is_none() {
+            return;
+        }
+        let mut sent = self.logs_sent.lock().unwrap_or_else(|p| p.into_inner());
+        let (lines, newest) = crate::logging::recent_since(*sent);
+        if !lines.is_empty() {
+            self.send(WorkerMsg::Logs { lines });
+        }
+        *sent = newest;
     }
 
     fn send(&self, msg: WorkerMsg) {
@@ -222,6 +239,7 @@ impl WorkerCtx {
     /// [`WorkerCtx::heartbeat_interval`]; it also pushes metrics about once a second.
     pub fn heartbeat(&self) {
         self.send(WorkerMsg::Heartbeat);
+        self.push_logs();
         let due = {
             let mut last = self
                 .last_metrics_push
@@ -458,6 +476,7 @@ mod tests {
             heartbeat_interval: DEFAULT_HEARTBEAT,
             link: Some(link),
             last_metrics_push: Mutex::new(None),
+            logs_sent: Mutex::new(0),
             ready: watch::channel(None).0,
             config_file: None,
         };
@@ -479,6 +498,7 @@ mod tests {
                         worker_metrics: BTreeMap::new(),
                         listeners: BTreeMap::new(),
                         board: None,
+                        recent_logs: vec![],
                     };
                     proto::write_frame(&mut w, &SupervisorMsg::Snapshot { id, snapshot }).unwrap();
                     return seen;

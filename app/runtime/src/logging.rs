@@ -39,7 +39,14 @@ pub fn init(format: LogFormat, level: &str, process: &str) {
         LogFormat::Auto => LogFormat::Text,
         f => f,
     };
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(RecentLayer {
+            process: process
+                .strip_prefix("worker:")
+                .unwrap_or(process)
+                .to_string(),
+        });
     let result = match format {
         LogFormat::Journald => match tracing_journald::layer() {
             Ok(layer) => registry
@@ -68,6 +75,83 @@ pub fn init(format: LogFormat, level: &str, process: &str) {
     if result.is_ok() {
         tracing::debug!(process, "logging initialised");
     }
+}
+
+/// How many warnings and errors a process keeps for the setup page.
+pub const RECENT_MAX: usize = 100;
+
+static RECENT: Mutex<(
+    u64,
+    std::collections::VecDeque<(u64, crate::proto::LogLine)>,
+)> = Mutex::new((0, std::collections::VecDeque::new()));
+
+/// Keeps the process's latest warnings and errors in memory ([`recent_since`]).
+struct RecentLayer {
+    process: String,
+}
+
+struct MessageVisitor(String);
+
+impl tracing::field::Visit for MessageVisitor {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
+        } else {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        use std::fmt::Write;
+        if field.name() == "message" {
+            self.0.push_str(value);
+        } else {
+            let _ = write!(self.0, " {}={value}", field.name());
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RecentLayer {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let level = *event.metadata().level();
+        if level > tracing::Level::WARN {
+            return;
+        }
+        let mut v = MessageVisitor(String::new());
+        event.record(&mut v);
+        let line = crate::proto::LogLine {
+            ts_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            level: level.to_string(),
+            process: self.process.clone(),
+            target: event.metadata().target().to_string(),
+            message: v.0.trim().chars().take(1000).collect(),
+        };
+        let mut r = RECENT.lock().unwrap_or_else(|p| p.into_inner());
+        r.0 += 1;
+        let seq = r.0;
+        r.1.push_back((seq, line));
+        while r.1.len() > RECENT_MAX {
+            r.1.pop_front();
+        }
+    }
+}
+
+/// The warnings and errors logged after sequence number `after`, and the newest number.
+pub fn recent_since(after: u64) -> (Vec<crate::proto::LogLine>, u64) {
+    let r = RECENT.lock().unwrap_or_else(|p| p.into_inner());
+    let lines =
+        r.1.iter()
+            .filter(|(seq, _)| *seq > after)
+            .map(|(_, l)| l.clone())
+            .collect();
+    (lines, r.0)
 }
 
 /// Limits how often a log line with a given key is written: at most `burst` lines per

@@ -45,6 +45,9 @@ pub enum WorkerMsg {
     /// What the status LED should show on behalf of this worker: an active alarm (hub), an
     /// update being installed (OTA). Sent when it changes.
     Indicators { alarm: bool, updating: bool },
+    /// Warnings and errors the worker logged since its last report (sent with heartbeats),
+    /// for the setup page's recent logs.
+    Logs { lines: Vec<LogLine> },
     /// Asks the supervisor to load the configuration again (file, settings overlay,
     /// environment) and restart the workers whose sections changed; answered by
     /// [`SupervisorMsg::Applied`].
@@ -105,6 +108,23 @@ pub struct Snapshot {
     /// The board the supervisor runs on and what its LED, button and watchdog do.
     #[serde(default)]
     pub board: Option<BoardView>,
+    /// The latest warnings and errors of the supervisor and every worker, oldest first.
+    #[serde(default)]
+    pub recent_logs: Vec<LogLine>,
+}
+
+/// One logged warning or error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LogLine {
+    /// Unix time in milliseconds.
+    pub ts_ms: u64,
+    /// `WARN` or `ERROR`.
+    pub level: String,
+    /// `supervisor`, or the worker's name.
+    pub process: String,
+    pub target: String,
+    /// The message with its fields (`key=value`).
+    pub message: String,
 }
 
 /// The board as the supervisor drives it (part of `/health`).

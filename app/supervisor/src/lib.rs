@@ -130,6 +130,10 @@ struct Supervisor {
     panel: board::Panel,
     /// The latest `Indicators` of each worker: (alarm, updating).
     indicators: HashMap<String, (bool, bool)>,
+    /// The latest warnings and errors of every worker and the supervisor, oldest first.
+    recent_logs: std::collections::VecDeque<watchpost_runtime::proto::LogLine>,
+    /// The supervisor's own log lines already taken into `recent_logs`.
+    own_logs_seen: u64,
     shutdown: CancellationToken,
     /// Verdicts on confirmed factory resets, from the task that asks the hub.
     reset_verdicts: mpsc::UnboundedSender<reset::Verdict>,
@@ -214,6 +218,9 @@ fn resolve_listeners(config: &mut Config) -> Result<ResolvedListeners, Superviso
     }
     Ok((env, map, held))
 }
+
+/// Warnings and errors the supervisor keeps for the setup page.
+const RECENT_LOGS: usize = 200;
 
 /// Runs the supervisor until `shutdown` is cancelled. `config_path` is handed to the workers.
 pub async fn run(
@@ -303,6 +310,8 @@ pub async fn run(
         watchdog_pets: 0,
         panel,
         indicators: HashMap::new(),
+        recent_logs: std::collections::VecDeque::new(),
+        own_logs_seen: 0,
         shutdown: shutdown.clone(),
         reset_verdicts,
         reset_checking: false,
@@ -418,6 +427,10 @@ impl Supervisor {
                     WorkerMsg::Status { text } => slot.status_text = Some(text),
                     WorkerMsg::Metrics { text } => slot.metrics_text = text,
                     WorkerMsg::Fatal { kind, reason } => slot.fatal_reason = Some((kind, reason)),
+                    WorkerMsg::Logs { lines } => {
+                        self.recent_logs.extend(lines);
+                        self.trim_logs();
+                    }
                     WorkerMsg::Indicators { alarm, updating } => {
                         self.indicators.insert(name.clone(), (alarm, updating));
                     }
@@ -769,7 +782,20 @@ impl Supervisor {
         Ok((pid, generation))
     }
 
-    fn snapshot(&self) -> Snapshot {
+    /// Keeps the newest [`RECENT_LOGS`] lines.
+    fn trim_logs(&mut self) {
+        while self.recent_logs.len() > RECENT_LOGS {
+            self.recent_logs.pop_front();
+        }
+    }
+
+    fn snapshot(&mut self) -> Snapshot {
+        let (own, newest) = watchpost_runtime::logging::recent_since(self.own_logs_seen);
+        self.own_logs_seen = newest;
+        self.recent_logs.extend(own);
+        self.trim_logs();
+        let mut recent_logs: Vec<_> = self.recent_logs.iter().cloned().collect();
+        recent_logs.sort_by_key(|l| l.ts_ms);
         let now = Instant::now();
         let workers = self
             .order
@@ -802,6 +828,7 @@ impl Supervisor {
             worker_metrics,
             listeners: self.listeners.clone(),
             board: Some(self.panel.view()),
+            recent_logs,
         }
     }
 

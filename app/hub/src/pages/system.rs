@@ -1,14 +1,15 @@
 //! `/system`: version, uptime, the workers as the supervisor sees them, the board (status LED,
 //! watchdog, button), the data directory's disk and how much the appliance's data takes. The
-//! worker and board tables are shared with the dashboard. The hub keeps no log buffer: logs go
-//! to the journal (`journalctl -u watchpost`), which the page says.
+//! worker and board tables are shared with the dashboard. Recent logs are the latest warnings
+//! and errors of every worker and the supervisor, as the supervisor keeps them (its snapshot's
+//! `recent_logs`); everything else is in the journal (`journalctl -u watchpost`).
 
 use std::path::{Path, PathBuf};
 
 use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
-use watchpost_runtime::proto::{BoardView, WorkerState, WorkerStatus};
+use watchpost_runtime::proto::{BoardView, LogLine, WorkerState, WorkerStatus};
 
 use crate::pages::fmt;
 use crate::pages::layout::{self, PageCtx};
@@ -20,6 +21,8 @@ pub struct Supervised {
     pub uptime_s: u64,
     pub workers: Vec<WorkerStatus>,
     pub board: Option<BoardView>,
+    /// Warnings and errors, oldest first.
+    pub logs: Vec<LogLine>,
 }
 
 /// The data directory's file system and contents.
@@ -46,6 +49,7 @@ pub async fn supervised(state: &HubState) -> Option<Supervised> {
         uptime_s: s.uptime_ms / 1000,
         workers: s.workers,
         board: s.board,
+        logs: s.recent_logs,
     })
 }
 
@@ -197,9 +201,34 @@ pub fn render(data: &SystemData) -> Markup {
             (workers_table(sup))
         }
         section class="card" aria-labelledby="log-h" {
-            h2 id="log-h" { "Logs" }
-            p { "The hub keeps no log buffer of its own: logs go to the system journal. On the appliance, read them with "
-                code { "journalctl -u watchpost" } "." }
+            h2 id="log-h" { "Recent warnings and errors" }
+            (logs_table(sup.map_or(&[][..], |s| &s.logs[..])))
+            p.hint { "Everything else is in the system journal: " code { "journalctl -u watchpost" } "." }
+        }
+    }
+}
+
+/// The newest 50 lines first.
+pub fn logs_table(lines: &[LogLine]) -> Markup {
+    html! {
+        @if lines.is_empty() {
+            p { "None since the appliance started." }
+        } @else {
+            div class="scroll" tabindex="0" role="region" aria-label="Recent warnings and errors" {
+                table {
+                    thead { tr { th scope="col" { "Time (UTC)" } th scope="col" { "Level" } th scope="col" { "Where" } th scope="col" { "Message" } } }
+                    tbody {
+                        @for l in lines.iter().rev().take(50) {
+                            tr {
+                                td { (fmt::time_ms(i64::try_from(l.ts_ms).unwrap_or(i64::MAX))) }
+                                td { (l.level) }
+                                td { (l.process) }
+                                td { (l.message) }
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -218,6 +247,24 @@ mod tests {
     fn renders_without_a_supervisor_and_measures_a_directory() {
         let h = render(&SystemData::default()).into_string();
         assert!(h.contains("did not answer") && h.contains("journalctl"));
+        let sup = Supervised {
+            uptime_s: 5,
+            workers: vec![],
+            board: None,
+            logs: vec![LogLine {
+                ts_ms: 1_795_000_000_000,
+                level: "WARN".into(),
+                process: "fieldbus".into(),
+                target: "watchpost_fieldbus".into(),
+                message: "serial port /dev/ttyUSB0: <gone>".into(),
+            }],
+        };
+        let h = render(&SystemData {
+            supervised: Some(sup),
+            ..SystemData::default()
+        })
+        .into_string();
+        assert!(h.contains("serial port /dev/ttyUSB0: &lt;gone&gt;") && h.contains("fieldbus"));
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a"), [0u8; 100]).unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
