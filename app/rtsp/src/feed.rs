@@ -20,6 +20,9 @@ pub struct Shared {
     pub last_frame: Mutex<Option<Arc<Frame>>>,
     /// Signalled when an alarm appears or clears (render without waiting for the tick).
     pub urgent: Notify,
+    /// Where the hub keeps the first-boot setup code until the appliance is claimed
+    /// (`watchpost_hub::auth::claim`); shown on the dashboard while it exists.
+    pub setup_code_file: Option<std::path::PathBuf>,
 }
 
 fn now_unix() -> i64 {
@@ -37,7 +40,6 @@ pub async fn run(
     shared: Arc<Shared>,
     sources: AppSrcs,
     registry: Registry,
-    setup_code_file: std::path::PathBuf,
     shutdown: CancellationToken,
 ) {
     let renderer = Arc::new(renderer);
@@ -63,9 +65,11 @@ pub async fn run(
             _ = shared.urgent.notified() => {}
         }
         // The hub keeps the first-boot setup code in this file until the appliance is claimed.
-        if setup_checked.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
+        if let Some(file) = &shared.setup_code_file
+            && setup_checked.is_none_or(|t| t.elapsed() >= Duration::from_secs(2))
+        {
             setup_checked = Some(Instant::now());
-            let code = std::fs::read_to_string(&setup_code_file)
+            let code = std::fs::read_to_string(file)
                 .ok()
                 .map(|t| t.trim().to_string())
                 .filter(|t| !t.is_empty());

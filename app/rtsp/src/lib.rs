@@ -278,7 +278,11 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
         authenticator,
         rc.onvif_auth,
     )));
-    let shared = Arc::new(feed::Shared::default());
+    let shared = Arc::new(feed::Shared {
+        // Written by the hub while nobody has claimed the box.
+        setup_code_file: Some(config.system.data_dir.join("setup-code")),
+        ..Default::default()
+    });
     let http_state = onvif_http::HttpState {
         service,
         shared: shared.clone(),
@@ -360,8 +364,6 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
             shared.clone(),
             appsrcs.clone(),
             registry.clone(),
-            // Written by the hub (`watchpost_hub::auth::claim`) while nobody claimed the box.
-            config.system.data_dir.join("setup-code"),
             shutdown.clone(),
         ))
     });
