@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod client;
 mod device;
 pub mod discovery;
 mod media;
