@@ -69,12 +69,6 @@ fn addr(c: Option<Extension<ConnectInfo<SocketAddr>>>) -> std::net::IpAddr {
     c.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.0.ip())
 }
 
-/// Whether the request came over TLS (the HTTPS listener marks its requests).
-pub fn over_tls(headers: &HeaderMap, tls: Option<&crate::auth::OverTls>) -> bool {
-    let _ = headers;
-    tls.is_some()
-}
-
 /// The `Set-Cookie` value of a new session.
 pub fn session_cookie(state: &HubState, s: &NewSession, secure: bool) -> HeaderValue {
     let max_age = u64::from(state.auth.config().session_max_hours) * 3600;
@@ -114,6 +108,47 @@ fn login_response(e: LoginError) -> Response {
         resp.headers_mut().insert(header::RETRY_AFTER, v);
     }
     resp
+}
+
+/// Records a login's or claim's outcome (a missing second factor is not a failure yet).
+async fn audit_outcome(
+    state: &HubState,
+    ok: &str,
+    failed: &str,
+    user: &str,
+    peer: std::net::IpAddr,
+    r: &Result<NewSession, LoginError>,
+) {
+    match r {
+        Ok(_) => audit(state, ok, user, json!({"address": peer.to_string()})).await,
+        Err(LoginError::TotpRequired) => {}
+        Err(e) => {
+            let body = json!({"address": peer.to_string(), "reason": e.to_string()});
+            audit(state, failed, user, body).await;
+        }
+    }
+}
+
+/// The answer to a login or a claim: the session with its cookie, or the refusal.
+fn session_answer(
+    state: &HubState,
+    r: Result<NewSession, LoginError>,
+    status: StatusCode,
+    tls: bool,
+) -> Response {
+    match r {
+        Ok(s) => (
+            status,
+            [(header::SET_COOKIE, session_cookie(state, &s, tls))],
+            Json(SessionView {
+                user: s.principal.user,
+                role: s.principal.role,
+                csrf: s.csrf,
+            }),
+        )
+            .into_response(),
+        Err(e) => login_response(e),
+    }
 }
 
 fn user_error(e: UserError) -> ApiError {
@@ -206,27 +241,10 @@ pub async fn do_claim(
     })
     .await
     .map_err(|e| LoginError::Store(e.message))?;
-    match &r {
-        Ok(_) => {
-            tracing::info!(user = %user, "the appliance was claimed");
-            audit(
-                state,
-                "claimed",
-                &user,
-                json!({"address": peer.to_string()}),
-            )
-            .await;
-        }
-        Err(e) => {
-            audit(
-                state,
-                "claim_failed",
-                &user,
-                json!({"address": peer.to_string(), "reason": e.to_string()}),
-            )
-            .await;
-        }
+    if r.is_ok() {
+        tracing::info!(user = %user, "the appliance was claimed");
     }
+    audit_outcome(state, "claimed", "claim_failed", &user, peer, &r).await;
     r
 }
 
@@ -250,25 +268,10 @@ async fn claim(
     State(state): State<HubState>,
     ci: Option<Extension<ConnectInfo<SocketAddr>>>,
     tls: Option<Extension<crate::auth::OverTls>>,
-    headers: HeaderMap,
     JsonBodyOf(body): JsonBodyOf<ClaimRequest>,
 ) -> Response {
-    match do_claim(&state, body.setup_code, body.user, body.password, addr(ci)).await {
-        Ok(s) => (
-            StatusCode::CREATED,
-            [(
-                header::SET_COOKIE,
-                session_cookie(&state, &s, over_tls(&headers, tls.as_deref())),
-            )],
-            Json(SessionView {
-                user: s.principal.user,
-                role: s.principal.role,
-                csrf: s.csrf,
-            }),
-        )
-            .into_response(),
-        Err(e) => login_response(e),
-    }
+    let r = do_claim(&state, body.setup_code, body.user, body.password, addr(ci)).await;
+    session_answer(&state, r, StatusCode::CREATED, tls.is_some())
 }
 
 /// A login.
@@ -295,19 +298,7 @@ pub async fn do_login(
     })
     .await
     .map_err(|e| LoginError::Store(e.message))?;
-    match &r {
-        Ok(_) => audit(state, "login", &user, json!({"address": peer.to_string()})).await,
-        Err(LoginError::TotpRequired) => {}
-        Err(e) => {
-            audit(
-                state,
-                "login_failed",
-                &user,
-                json!({"address": peer.to_string(), "reason": e.to_string()}),
-            )
-            .await;
-        }
-    }
+    audit_outcome(state, "login", "login_failed", &user, peer, &r).await;
     r
 }
 
@@ -329,24 +320,10 @@ async fn login(
     State(state): State<HubState>,
     ci: Option<Extension<ConnectInfo<SocketAddr>>>,
     tls: Option<Extension<crate::auth::OverTls>>,
-    headers: HeaderMap,
     JsonBodyOf(body): JsonBodyOf<LoginRequest>,
 ) -> Response {
-    match do_login(&state, body.user, body.password, body.code, addr(ci)).await {
-        Ok(s) => (
-            [(
-                header::SET_COOKIE,
-                session_cookie(&state, &s, over_tls(&headers, tls.as_deref())),
-            )],
-            Json(SessionView {
-                user: s.principal.user,
-                role: s.principal.role,
-                csrf: s.csrf,
-            }),
-        )
-            .into_response(),
-        Err(e) => login_response(e),
-    }
+    let r = do_login(&state, body.user, body.password, body.code, addr(ci)).await;
+    session_answer(&state, r, StatusCode::OK, tls.is_some())
 }
 
 /// Ends the caller's session (if any) and records it.
@@ -550,15 +527,7 @@ async fn totp_disable(
     let user = p.user.clone();
     let peer = addr(ci);
     blocking(&state, move |a| {
-        // Checked like a login so it cannot be used to guess passwords.
-        a.login(&user, &body.password, None, peer)
-            .map(|_| ())
-            .or_else(|e| match e {
-                LoginError::TotpRequired => Ok(()),
-                LoginError::Invalid => Err(UserError::WrongPassword),
-                other => Err(UserError::Invalid(other.to_string())),
-            })?;
-        a.totp_disable(&user)
+        a.totp_disable_checked(&user, &body.password, peer)
     })
     .await?
     .map_err(user_error)?;

@@ -104,6 +104,20 @@ struct UserRecord {
     totp_last_step: u64,
 }
 
+impl UserRecord {
+    fn new(hash: String, role: Role) -> Self {
+        Self {
+            hash,
+            role,
+            created_us: now_us(),
+            totp: None,
+            totp_pending: None,
+            recovery: Vec::new(),
+            totp_last_step: 0,
+        }
+    }
+}
+
 /// A user as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserView {
@@ -323,15 +337,7 @@ impl Authenticator {
                 // Config validation rejects a user with neither.
                 (None, None) => continue,
             };
-            let rec = UserRecord {
-                hash,
-                role: u.role,
-                created_us: now_us(),
-                totp: None,
-                totp_pending: None,
-                recovery: Vec::new(),
-                totp_last_step: 0,
-            };
+            let rec = UserRecord::new(hash, u.role);
             settings.put(&format!("{USER_PREFIX}{name}"), &rec)?;
             users.insert(name, rec);
         }
@@ -448,18 +454,7 @@ impl Authenticator {
             if code.is_none() {
                 return Err(LoginError::AlreadyClaimed);
             }
-            self.save_user(
-                user,
-                UserRecord {
-                    hash,
-                    role: Role::Admin,
-                    created_us: now_us(),
-                    totp: None,
-                    totp_pending: None,
-                    recovery: Vec::new(),
-                    totp_last_step: 0,
-                },
-            )?;
+            self.save_user(user, UserRecord::new(hash, Role::Admin))?;
             *code = None;
         }
         claim::remove_code(&self.data_dir);
@@ -760,18 +755,7 @@ impl Authenticator {
             return Err(UserError::Exists(name.into()));
         }
         let hash = hash_password(password).map_err(UserError::Invalid)?;
-        self.save_user(
-            name,
-            UserRecord {
-                hash,
-                role,
-                created_us: now_us(),
-                totp: None,
-                totp_pending: None,
-                recovery: Vec::new(),
-                totp_last_step: 0,
-            },
-        )?;
+        self.save_user(name, UserRecord::new(hash, role))?;
         Ok(())
     }
 
@@ -903,6 +887,22 @@ impl Authenticator {
         rec.totp_last_step = step;
         self.save_user(name, rec)?;
         Ok(codes)
+    }
+
+    /// Turns the caller's own second factor off after checking their password like a login
+    /// (so it cannot be used to guess passwords). Blocking (Argon2).
+    pub fn totp_disable_checked(
+        &self,
+        name: &str,
+        password: &str,
+        addr: IpAddr,
+    ) -> Result<(), UserError> {
+        match self.login(name, password, None, addr) {
+            Ok(_) | Err(LoginError::TotpRequired) => {}
+            Err(LoginError::Invalid) => return Err(UserError::WrongPassword),
+            Err(other) => return Err(UserError::Invalid(other.to_string())),
+        }
+        self.totp_disable(name)
     }
 
     /// Turns TOTP off for a user.

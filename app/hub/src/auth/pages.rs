@@ -552,12 +552,7 @@ async fn totp_disable(
     let user = p.user.clone();
     let addr = peer(c);
     let r = blocking(&state, move |a| {
-        match a.login(&user, &f.password, None, addr) {
-            Ok(_) | Err(LoginError::TotpRequired) => {}
-            Err(LoginError::Invalid) => return Err(UserError::WrongPassword),
-            Err(other) => return Err(UserError::Invalid(other.to_string())),
-        }
-        a.totp_disable(&user)
+        a.totp_disable_checked(&user, &f.password, addr)
     })
     .await;
     match r {
