@@ -28,6 +28,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod check;
 pub mod journal;
 pub mod yolink;
 

@@ -47,14 +47,15 @@ pub enum SessionError {
     Closed,
 }
 
-struct Api {
-    http: reqwest::Client,
-    api_url: String,
-    token: String,
+/// The HTTP API with one access token.
+pub(crate) struct Api {
+    pub(crate) http: reqwest::Client,
+    pub(crate) api_url: String,
+    pub(crate) token: String,
 }
 
 impl Api {
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: &str,
         target: Option<(&str, &str)>,
@@ -79,16 +80,68 @@ impl Api {
     }
 }
 
-struct Endpoints {
-    token_url: String,
-    api_url: String,
-    client_id: String,
-    secret: String,
-    mqtt_host: String,
-    mqtt_port: u16,
+/// Where a YoLink source is reached, and with which credential.
+pub(crate) struct Endpoints {
+    pub(crate) token_url: String,
+    pub(crate) api_url: String,
+    pub(crate) client_id: String,
+    pub(crate) secret: String,
+    pub(crate) mqtt_host: String,
+    pub(crate) mqtt_port: u16,
 }
 
-fn endpoints(cfg: &YolinkConfig) -> Endpoints {
+/// Requests an access token with the client credentials (`client_id` is the UAID or the
+/// Local Hub's client id). A refusal is [`YolinkError::Api`] with the server's text.
+pub async fn fetch_token(
+    http: &reqwest::Client,
+    token_url: &str,
+    client_id: &str,
+    secret: &str,
+) -> Result<api::Token, SessionError> {
+    let form = api::token_request(client_id, secret);
+    let http_error = |e: reqwest::Error| SessionError::Http {
+        url: token_url.to_string(),
+        reason: error_chain(&e),
+    };
+    let resp = http
+        .post(token_url)
+        .form(&form)
+        .send()
+        .await
+        .map_err(http_error)?;
+    let bytes = resp.bytes().await.map_err(http_error)?;
+    Ok(api::parse_token(&bytes)?)
+}
+
+/// An error with its sources (reqwest's own text is only "error sending request").
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let t = s.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        cur = s.source();
+    }
+    out
+}
+
+/// The MQTT user name and password a session presents: the access token as user name for
+/// the cloud, the client id and the token for a Local Hub.
+pub(crate) fn mqtt_credentials(
+    cfg: &YolinkConfig,
+    ep: &Endpoints,
+    access_token: &str,
+) -> (String, String) {
+    match cfg {
+        YolinkConfig::Cloud(_) => (access_token.to_string(), String::new()),
+        YolinkConfig::Local(_) => (ep.client_id.clone(), access_token.to_string()),
+    }
+}
+
+pub(crate) fn endpoints(cfg: &YolinkConfig) -> Endpoints {
     match cfg {
         YolinkConfig::Cloud(c) => Endpoints {
             token_url: c.api_url.join("/open/yolink/token"),
@@ -210,21 +263,7 @@ async fn session(
     min_gap: Duration,
     subscribed: &mut bool,
 ) -> Result<(), SessionError> {
-    let form = api::token_request(&ep.client_id, &ep.secret);
-    let resp = http
-        .post(&ep.token_url)
-        .form(&form)
-        .send()
-        .await
-        .map_err(|e| SessionError::Http {
-            url: ep.token_url.clone(),
-            reason: e.to_string(),
-        })?;
-    let bytes = resp.bytes().await.map_err(|e| SessionError::Http {
-        url: ep.token_url.clone(),
-        reason: e.to_string(),
-    })?;
-    let token = api::parse_token(&bytes)?;
+    let token = fetch_token(http, &ep.token_url, &ep.client_id, &ep.secret).await?;
     let renew_at = Instant::now()
         + Duration::from_secs(
             token
@@ -237,21 +276,14 @@ async fn session(
         api_url: ep.api_url.clone(),
         token: token.access_token.clone(),
     };
-    let (topic, username, password) = match cfg {
+    let topic = match cfg {
         YolinkConfig::Cloud(_) => {
             let home = api::home_id(&api_client.call("Home.getGeneralInfo", None).await?)?;
-            (
-                format!("yl-home/{home}/+/report"),
-                token.access_token.clone(),
-                String::new(),
-            )
+            format!("yl-home/{home}/+/report")
         }
-        YolinkConfig::Local(l) => (
-            format!("ylsubnet/{}/+/report", l.subnet_id),
-            ep.client_id.clone(),
-            token.access_token.clone(),
-        ),
+        YolinkConfig::Local(l) => format!("ylsubnet/{}/+/report", l.subnet_id),
     };
+    let (username, password) = mqtt_credentials(cfg, ep, &token.access_token);
     let devices = api::devices(&api_client.call("Home.getDeviceList", None).await?)?;
     tx.send(SourceEvent::Devices(devices.clone()))
         .await

@@ -62,6 +62,27 @@ pub fn parse_token(body: &[u8]) -> Result<Token, YolinkError> {
         what: "token",
         reason: e.to_string(),
     })?;
+    if v.get("access_token").is_none() {
+        // A refusal: YoLink answers `{"code": "...", "desc": "..."}`, OAuth servers
+        // `{"error": "...", "error_description": "..."}`.
+        let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        let code = v
+            .get("code")
+            .and_then(|c| text("code").or_else(|| as_i64(c).map(|n| format!("{n:06}"))))
+            .or_else(|| text("error"));
+        if let Some(code) = code {
+            return Err(YolinkError::Api {
+                method: "token".to_string(),
+                desc: excerpt(
+                    &text("desc")
+                        .or_else(|| text("error_description"))
+                        .or_else(|| text("msg"))
+                        .unwrap_or_default(),
+                ),
+                code,
+            });
+        }
+    }
     let access_token = v
         .get("access_token")
         .and_then(Value::as_str)
@@ -213,6 +234,15 @@ mod tests {
         assert_eq!((t.access_token.as_str(), t.expires_in), ("abc", 7200));
         assert!(!format!("{t:?}").contains("abc"));
         assert!(parse_token(br#"{"expires_in":1}"#).is_err());
+        let refused =
+            parse_token(br#"{"code":"000103","desc":"invalid client credentials"}"#).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "token failed with code 000103: invalid client credentials"
+        );
+        let refused = parse_token(br#"{"error":"invalid_client","error_description":"bad secret"}"#)
+            .unwrap_err();
+        assert!(refused.to_string().contains("bad secret"), "{refused}");
         let r = request("DoorSensor.getState", 5, Some(("d1", "nt")), None);
         assert_eq!(r["targetDevice"], "d1");
         assert_eq!(r["token"], "nt");
