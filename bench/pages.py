@@ -103,6 +103,9 @@ def type_of(f: Path) -> Path:
 class Static(http.server.BaseHTTPRequestHandler):
     """The peer: files of a directory, the pre-gzipped copy when the client takes gzip."""
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; without TCP_NODELAY the client's delayed ACK
+    # holds the body 40 ms and the peer would look slow for a reason that is not serving.
+    disable_nagle_algorithm = True
     root: Path
 
     def do_GET(self):  # noqa: N802 (http.server's name)
