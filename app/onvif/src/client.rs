@@ -129,7 +129,10 @@ impl ProbeMatch {
 
 /// Reads a discovery datagram: the ProbeMatches answering `probe_id` (others' answers and
 /// other messages give an empty list; a datagram that is not XML is an error).
-pub fn parse_probe_matches(datagram: &[u8], probe_id: &str) -> Result<Vec<ProbeMatch>, ClientError> {
+pub fn parse_probe_matches(
+    datagram: &[u8],
+    probe_id: &str,
+) -> Result<Vec<ProbeMatch>, ClientError> {
     const WHAT: &str = "ProbeMatches";
     let root = xml::parse(
         datagram,
@@ -374,7 +377,11 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         let hex = |c: u8| (c as char).to_digit(16);
-        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(h), Some(l)) => {
                 out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
                 i += 3;
@@ -409,7 +416,10 @@ mod tests {
                 assert_eq!(p.message_id, "urn:uuid:1");
                 assert_eq!(
                     p.types,
-                    vec![(ns::NETWORK.to_string(), "NetworkVideoTransmitter".to_string())]
+                    vec![(
+                        ns::NETWORK.to_string(),
+                        "NetworkVideoTransmitter".to_string()
+                    )]
                 );
             }
             other => panic!("{other:?}"),
@@ -439,7 +449,11 @@ mod tests {
         assert_eq!(m[0].name().as_deref(), Some("Front door"));
         assert_eq!(m[0].hardware().as_deref(), Some("Watchpost"));
         // An answer to someone else's probe is not ours.
-        assert!(parse_probe_matches(&answer, "urn:uuid:other").unwrap().is_empty());
+        assert!(
+            parse_probe_matches(&answer, "urn:uuid:other")
+                .unwrap()
+                .is_empty()
+        );
 
         // A camera's answer (SOAP 1.2, other prefixes, two addresses).
         let camera = br#"<?xml version="1.0" encoding="UTF-8"?>
@@ -458,7 +472,11 @@ mod tests {
 
         assert!(parse_probe_matches(b"not xml", "x").is_err());
         // Our own probe echoed back (multicast loop) is not a match.
-        assert!(parse_probe_matches(&probe("uuid:probe"), "uuid:probe").unwrap().is_empty());
+        assert!(
+            parse_probe_matches(&probe("uuid:probe"), "uuid:probe")
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -240,8 +240,9 @@ mod tests {
             refused.to_string(),
             "token failed with code 000103: invalid client credentials"
         );
-        let refused = parse_token(br#"{"error":"invalid_client","error_description":"bad secret"}"#)
-            .unwrap_err();
+        let refused =
+            parse_token(br#"{"error":"invalid_client","error_description":"bad secret"}"#)
+                .unwrap_err();
         assert!(refused.to_string().contains("bad secret"), "{refused}");
         let r = request("DoorSensor.getState", 5, Some(("d1", "nt")), None);
         assert_eq!(r["targetDevice"], "d1");

@@ -19,6 +19,7 @@ pub mod neasmart;
 pub mod relays;
 pub mod sensors;
 pub mod settings;
+pub mod setup_checks;
 pub mod system;
 pub mod tls;
 
@@ -35,4 +36,5 @@ pub fn router() -> OpenApiRouter<HubState> {
         .merge(sensors::router())
         .merge(settings::router())
         .merge(tls::router())
+        .merge(setup_checks::router())
 }

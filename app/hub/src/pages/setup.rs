@@ -20,6 +20,9 @@ use super::with_headers;
 use crate::auth::access::{Access, Pages};
 use crate::state::HubState;
 
+mod checks;
+use checks::post_check;
+
 /// The settings store key of the steps' marks: step id → [`Mark`] text.
 pub const STEPS_KEY: &str = "wizard/steps";
 
@@ -31,6 +34,7 @@ pub fn pages() -> Pages {
         .get("/setup/{step}", admin, with_headers(get_step))
         .post("/setup/{step}", admin, with_headers(post_step))
         .post("/setup/{step}/skip", admin, with_headers(post_skip))
+        .post("/setup/{step}/check", admin, with_headers(post_check))
 }
 
 /// One step: its id, title, and the key paths (or their prefixes) it edits.
@@ -193,8 +197,15 @@ pub async fn index(
     layout::page("First-boot setup", &ctx, body)
 }
 
-/// What a step shows besides its editor: its explanation and test action.
-fn step_extra(ctx: &PageCtx, s: &Step, effective: &Value, ports: &[(String, String)]) -> Markup {
+/// What a step shows besides its editor: its explanation and test action (with the result of
+/// the last one, `check`).
+fn step_extra(
+    ctx: &PageCtx,
+    s: &Step,
+    effective: &Value,
+    ports: &[(String, String)],
+    check: Option<&Markup>,
+) -> Markup {
     let ids = |path: &str| -> Vec<String> {
         settings_form::at_path(effective, path)
             .and_then(Value::as_array)
@@ -224,7 +235,12 @@ fn step_extra(ctx: &PageCtx, s: &Step, effective: &Value, ports: &[(String, Stri
             }
             "yolink" => {
                 p { "YoLink sensors come from the YoLink cloud (a User Access Credential: " code { "source = \"cloud\"" } ", " code { "uaid" } ", " code { "secret" } ") or a YoLink Local Hub on the LAN (" code { "source = \"local\"" } ", " code { "hub_url" } ", " code { "client_id" } ", " code { "client_secret" } ", " code { "subnet_id" } ", " code { "mqtt" } ")." }
-                p class="muted" { "There is no connection test here yet: after applying, the bridge worker's state on the " a href="/system" { "system page" } " says whether it connected." }
+                p { "Test the applied source (token, API, MQTT broker; at most 5 s a step). After applying, the bridge worker's state on the " a href="/system" { "system page" } " says whether it stays connected." }
+                form method="post" action="/setup/yolink/check" class="inline" {
+                    (csrf_input(ctx))
+                    button type="submit" class="secondary" { "Test connection" }
+                }
+                @if let Some(c) = check { (c) }
             }
             "alarms" => {
                 p { "Receivers (SIA DC-09, CHEKT, relays) and the sensor mappings are " code { "[[alarms.receivers]]" } " and the mappings below; their state is on the " a href="/alarms" { "alarms page" } "." }
@@ -241,7 +257,18 @@ fn step_extra(ctx: &PageCtx, s: &Step, effective: &Value, ports: &[(String, Stri
                 }
             }
             "cameras" => {
-                p { "Add cameras by RTSP URL in " code { "[[cameras]]" } " (" code { "id" } ", " code { "kind = \"rtsp\"" } ", " code { "url" } "). Finding ONVIF cameras on the LAN (WS-Discovery) is not part of this page." }
+                p { "Add cameras by RTSP URL in " code { "[[cameras]]" } " (" code { "id" } ", " code { "name" } ", " code { "[cameras.source]" } " with " code { "type = \"rtsp\"" } " and " code { "url" } "), or find ONVIF cameras on the LAN (WS-Discovery) and add one to the form." }
+                form method="post" action="/setup/cameras/check" class="settings" {
+                    (csrf_input(ctx))
+                    label for="d-user" { "ONVIF user (optional)" }
+                    input id="d-user" name="user" type="text" autocomplete="off";
+                    label for="d-password" { "ONVIF password" }
+                    input id="d-password" name="password" type="password" autocomplete="off";
+                    label for="d-hosts" { "Also ask these addresses (optional, comma-separated, for cameras on another subnet)" }
+                    input id="d-hosts" name="hosts" type="text";
+                    button type="submit" class="secondary" { "Find cameras" }
+                }
+                @if let Some(c) = check { (c) }
                 @let cams = ids("capture.cameras");
                 @if !cams.is_empty() {
                     p { "Test snapshots (after applying):" }
@@ -272,6 +299,7 @@ pub fn render_step(
     edits: &Edits,
     ports: &[(String, String)],
     flash: &FlashQuery,
+    check: Option<&Markup>,
 ) -> Markup {
     let s = &STEPS[index];
     let sections = step_sections(effective, s.keys);
@@ -285,7 +313,7 @@ pub fn render_step(
         section aria-labelledby="step-h" {
             h2 id="step-h" { "Step " (index + 1) " of " (STEPS.len()) ": " (s.title) }
             (settings::error_summary(&fields, edits))
-            (step_extra(ctx, s, effective, ports))
+            (step_extra(ctx, s, effective, ports, check))
             @if !sections.is_empty() {
                 (settings::editor(ctx, &sections, edits, &format!("/setup/{}", s.id), "Save and apply", true))
             }
@@ -319,6 +347,7 @@ async fn step_page(
     edits: &Edits,
     status: StatusCode,
     flash: &FlashQuery,
+    check: Option<&Markup>,
 ) -> Response {
     let s = &STEPS[index];
     let title = format!("Setup: {}", s.title);
@@ -341,6 +370,7 @@ async fn step_page(
         edits,
         &serial_ports(state),
         flash,
+        check,
     );
     layout::page_with_status(status, &title, ctx, body)
 }
@@ -362,6 +392,7 @@ pub async fn get_step(
         &Edits::default(),
         StatusCode::OK,
         &flash,
+        None,
     )
     .await
 }
@@ -394,6 +425,7 @@ pub async fn post_step(
                 &edits,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &FlashQuery::default(),
+                None,
             )
             .await;
         }
@@ -453,6 +485,7 @@ mod tests {
             &Edits::default(),
             &[],
             &FlashQuery::default(),
+            None,
         )
         .into_string();
         assert!(html.contains("name=\"system.hostname\""));
@@ -472,6 +505,7 @@ mod tests {
             &Edits::default(),
             &[],
             &FlashQuery::default(),
+            None,
         )
         .into_string();
         assert!(html.contains("action=\"/alarms/cms/test\""));
@@ -484,6 +518,7 @@ mod tests {
             &Edits::default(),
             &[("rs485-0".into(), "/dev/ttyAMA0".into())],
             &FlashQuery::default(),
+            None,
         )
         .into_string();
         assert!(html.contains("src=\"/api/v1/cameras/door/snapshot\""));
