@@ -290,7 +290,8 @@ fn step_extra(
     }
 }
 
-/// A step's page body.
+/// A step's page body; `check`: the result of the step's check button, shown with it.
+#[allow(clippy::too_many_arguments)] // each is one independent part of the page
 pub fn render_step(
     ctx: &PageCtx,
     index: usize,

@@ -357,11 +357,11 @@ mod tests {
     async fn hosts_get_the_discovery_port() {
         assert_eq!(
             resolve_host("127.0.0.1").await.unwrap(),
-            "127.0.0.1:3702".parse().unwrap()
+            "127.0.0.1:3702".parse::<SocketAddr>().unwrap()
         );
         assert_eq!(
             resolve_host("127.0.0.1:4000").await.unwrap(),
-            "127.0.0.1:4000".parse().unwrap()
+            "127.0.0.1:4000".parse::<SocketAddr>().unwrap()
         );
         assert!(resolve_host("127.0.0.1:x").await.is_err());
     }
