@@ -11,6 +11,7 @@
 
 use crate::auth::password_digest;
 use crate::ns;
+use crate::soap::{envelope_ns, write_envelope};
 use crate::xml::{self, Element, Limits, XmlError, XmlWriter};
 
 /// Largest SOAP answer read from a device.
@@ -70,31 +71,29 @@ pub fn created(unix_s: i64) -> String {
 
 /// The Probe datagram (sent to `239.255.255.250:3702` or unicast to a device's port 3702).
 pub fn probe(message_id: &str) -> Vec<u8> {
-    let mut w = XmlWriter::new();
-    w.open(
-        "s:Envelope",
+    write_envelope(
         &[
             ("xmlns:s", ns::SOAP12),
             ("xmlns:a", ns::WSA),
             ("xmlns:d", ns::WSD),
             ("xmlns:dn", ns::NETWORK),
         ],
-    );
-    w.open("s:Header", &[]);
-    w.leaf(
-        "a:Action",
-        "http://schemas.xmlsoap.org/ws/2005/04/discovery/Probe",
-    );
-    w.leaf("a:MessageID", message_id);
-    w.leaf("a:To", ns::WSD_URN);
-    w.close("s:Header");
-    w.open("s:Body", &[]);
-    w.open("d:Probe", &[]);
-    w.leaf("d:Types", "dn:NetworkVideoTransmitter");
-    w.close("d:Probe");
-    w.close("s:Body");
-    w.close("s:Envelope");
-    w.finish()
+        |w| {
+            w.open("s:Header", &[]);
+            w.leaf(
+                "a:Action",
+                "http://schemas.xmlsoap.org/ws/2005/04/discovery/Probe",
+            );
+            w.leaf("a:MessageID", message_id);
+            w.leaf("a:To", ns::WSD_URN);
+            w.close("s:Header");
+            w.open("s:Body", &[]);
+            w.open("d:Probe", &[]);
+            w.leaf("d:Types", "dn:NetworkVideoTransmitter");
+            w.close("d:Probe");
+            w.close("s:Body");
+        },
+    )
 }
 
 /// One device from a ProbeMatches answer.
@@ -181,48 +180,44 @@ pub fn parse_probe_matches(
 
 /// A request envelope: the security header when `auth` is given, then `body`.
 fn request(auth: Option<Auth<'_>>, body: impl FnOnce(&mut XmlWriter)) -> Vec<u8> {
-    let mut w = XmlWriter::new();
-    w.open(
-        "s:Envelope",
-        &[
-            ("xmlns:s", ns::SOAP12),
-            ("xmlns:tt", ns::SCHEMA),
-            ("xmlns:tds", ns::DEVICE),
-            ("xmlns:trt", ns::MEDIA),
-            ("xmlns:wsse", ns::WSSE),
-            ("xmlns:wsu", ns::WSU),
-        ],
-    );
-    if let Some(a) = auth {
-        use base64::Engine as _;
-        let nonce = base64::engine::general_purpose::STANDARD.encode(a.nonce);
-        w.open("s:Header", &[]);
-        w.open("wsse:Security", &[("s:mustUnderstand", "true")]);
-        w.open("wsse:UsernameToken", &[]);
-        w.leaf("wsse:Username", &a.credentials.user);
-        w.leaf_with(
-            "wsse:Password",
-            &[("Type", ns::PASSWORD_DIGEST)],
-            &password_digest(a.nonce, a.created, &a.credentials.password),
-        );
-        w.leaf_with(
-            "wsse:Nonce",
-            &[(
-                "EncodingType",
-                "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary",
-            )],
-            &nonce,
-        );
-        w.leaf("wsu:Created", a.created);
-        w.close("wsse:UsernameToken");
-        w.close("wsse:Security");
-        w.close("s:Header");
-    }
-    w.open("s:Body", &[]);
-    body(&mut w);
-    w.close("s:Body");
-    w.close("s:Envelope");
-    w.finish()
+    const DECLS: &[(&str, &str)] = &[
+        ("xmlns:s", ns::SOAP12),
+        ("xmlns:tt", ns::SCHEMA),
+        ("xmlns:tds", ns::DEVICE),
+        ("xmlns:trt", ns::MEDIA),
+        ("xmlns:wsse", ns::WSSE),
+        ("xmlns:wsu", ns::WSU),
+    ];
+    write_envelope(DECLS, |w| {
+        if let Some(a) = auth {
+            use base64::Engine as _;
+            let nonce = base64::engine::general_purpose::STANDARD.encode(a.nonce);
+            w.open("s:Header", &[]);
+            w.open("wsse:Security", &[("s:mustUnderstand", "true")]);
+            w.open("wsse:UsernameToken", &[]);
+            w.leaf("wsse:Username", &a.credentials.user);
+            w.leaf_with(
+                "wsse:Password",
+                &[("Type", ns::PASSWORD_DIGEST)],
+                &password_digest(a.nonce, a.created, &a.credentials.password),
+            );
+            w.leaf_with(
+                "wsse:Nonce",
+                &[(
+                    "EncodingType",
+                    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary",
+                )],
+                &nonce,
+            );
+            w.leaf("wsu:Created", a.created);
+            w.close("wsse:UsernameToken");
+            w.close("wsse:Security");
+            w.close("s:Header");
+        }
+        w.open("s:Body", &[]);
+        body(w);
+        w.close("s:Body");
+    })
 }
 
 /// `GetCapabilities` (Media) to the device service.
@@ -318,16 +313,6 @@ pub fn parse_stream_uri(body: &[u8]) -> Result<String, ClientError> {
             what: WHAT,
             field: "MediaUri/Uri",
         })
-}
-
-fn envelope_ns(root: &Element) -> Option<&'static str> {
-    if root.is(ns::SOAP12, "Envelope") {
-        Some(ns::SOAP12)
-    } else if root.is(ns::SOAP11, "Envelope") {
-        Some(ns::SOAP11)
-    } else {
-        None
-    }
 }
 
 /// The first element of an answer's Body; a fault is [`ClientError::Fault`].

@@ -5,6 +5,7 @@
 //! [`AppSequence`] counter.
 
 use crate::ns;
+use crate::soap::{envelope_ns, write_envelope};
 use crate::xml::{self, Limits, XmlError, XmlWriter};
 
 /// Discovery messages are single datagrams; anything larger is not a probe we answer.
@@ -81,13 +82,7 @@ pub fn parse(datagram: &[u8]) -> Result<Message, DiscoveryError> {
             max_elements: 256,
         },
     )?;
-    let env_ns = if root.is(ns::SOAP12, "Envelope") {
-        ns::SOAP12
-    } else if root.is(ns::SOAP11, "Envelope") {
-        ns::SOAP11
-    } else {
-        return Err(DiscoveryError::NotEnvelope);
-    };
+    let env_ns = envelope_ns(&root).ok_or(DiscoveryError::NotEnvelope)?;
     let body = root
         .child(env_ns, "Body")
         .and_then(|b| b.children.first())
@@ -227,21 +222,15 @@ fn write_endpoint(w: &mut XmlWriter, id: &Identity, full: bool) {
     }
 }
 
-fn message(body: impl FnOnce(&mut XmlWriter)) -> Vec<u8> {
-    let mut w = XmlWriter::new();
-    w.open(
-        "s:Envelope",
-        &[
-            ("xmlns:s", ns::SOAP12),
-            ("xmlns:a", ns::WSA),
-            ("xmlns:d", ns::WSD),
-            ("xmlns:dn", ns::NETWORK),
-            ("xmlns:tds", ns::DEVICE),
-        ],
-    );
-    body(&mut w);
-    w.close("s:Envelope");
-    w.finish()
+fn message(content: impl FnOnce(&mut XmlWriter)) -> Vec<u8> {
+    const DECLS: &[(&str, &str)] = &[
+        ("xmlns:s", ns::SOAP12),
+        ("xmlns:a", ns::WSA),
+        ("xmlns:d", ns::WSD),
+        ("xmlns:dn", ns::NETWORK),
+        ("xmlns:tds", ns::DEVICE),
+    ];
+    write_envelope(DECLS, content)
 }
 
 /// The unicast answer to a matching probe.

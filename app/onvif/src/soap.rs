@@ -51,11 +51,7 @@ pub enum SoapError {
 /// Reads a SOAP 1.2 (or 1.1) request envelope.
 pub fn parse_envelope(input: &[u8], limits: Limits) -> Result<Envelope, SoapError> {
     let root = xml::parse(input, limits)?;
-    let env_ns = if root.is(ns::SOAP12, "Envelope") {
-        ns::SOAP12
-    } else if root.is(ns::SOAP11, "Envelope") {
-        ns::SOAP11
-    } else {
+    let Some(env_ns) = envelope_ns(&root) else {
         return Err(SoapError::NotEnvelope {
             ns: root.ns,
             name: root.name,
@@ -219,15 +215,38 @@ impl Fault {
     }
 }
 
-/// Writes a SOAP 1.2 envelope whose Body is written by `body`.
-pub fn envelope(body: impl FnOnce(&mut XmlWriter)) -> Vec<u8> {
+/// The envelope namespace of a parsed document: SOAP 1.2 or 1.1, `None` when the root is not
+/// an `Envelope` of either.
+pub fn envelope_ns(root: &Element) -> Option<&'static str> {
+    if root.is(ns::SOAP12, "Envelope") {
+        Some(ns::SOAP12)
+    } else if root.is(ns::SOAP11, "Envelope") {
+        Some(ns::SOAP11)
+    } else {
+        None
+    }
+}
+
+/// Writes an `s:Envelope` declaring `decls` (which must bind `s` to SOAP 1.2) around what
+/// `content` writes (the Header, if any, and the Body).
+pub(crate) fn write_envelope(
+    decls: &[(&str, &str)],
+    content: impl FnOnce(&mut XmlWriter),
+) -> Vec<u8> {
     let mut w = XmlWriter::new();
-    w.open("s:Envelope", ns::ENVELOPE_DECLS);
-    w.open("s:Body", &[]);
-    body(&mut w);
-    w.close("s:Body");
+    w.open("s:Envelope", decls);
+    content(&mut w);
     w.close("s:Envelope");
     w.finish()
+}
+
+/// Writes a SOAP 1.2 envelope whose Body is written by `body`.
+pub fn envelope(body: impl FnOnce(&mut XmlWriter)) -> Vec<u8> {
+    write_envelope(ns::ENVELOPE_DECLS, |w| {
+        w.open("s:Body", &[]);
+        body(w);
+        w.close("s:Body");
+    })
 }
 
 #[cfg(test)]
