@@ -7,43 +7,26 @@
 //! returned. The device key and the cipher are `watchpost_runtime::seal`'s, shared with the
 //! hub's settings backups.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use watchpost_runtime::seal::{self, SealError, Sealer, hex, unhex};
 
-/// Credential errors (never carrying the secret).
+/// Credential errors (never carrying the secret). The device key and the cipher are the
+/// runtime's, so their failures are its [`SealError`], wrapped with the camera they were for.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error("device key {path}: {source}")]
-    Key {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("device key {path} has {len} bytes, expected 32")]
-    KeyLength { path: PathBuf, len: usize },
-    #[error("generating random bytes: {reason}")]
-    Random { reason: String },
-    #[error("credentials of camera {camera} cannot be decrypted (wrong device key or damaged)")]
-    Decrypt { camera: String },
+    #[error(transparent)]
+    DeviceKey(#[from] SealError),
+    #[error("credentials of camera {camera}: {source}")]
+    Seal { camera: String, source: SealError },
+    #[error("credentials of camera {camera} are damaged (not a sealed value)")]
+    Damaged { camera: String },
     #[error("credentials of camera {camera}: {source}")]
     Store {
         camera: String,
         source: Box<watchpost_store::StoreError>,
     },
-}
-
-impl SecretError {
-    fn from_seal(e: SealError, camera: &str) -> Self {
-        match e {
-            SealError::Key { path, source } => SecretError::Key { path, source },
-            SealError::KeyLength { path, len } => SecretError::KeyLength { path, len },
-            SealError::Random { reason } => SecretError::Random { reason },
-            SealError::Open { .. } => SecretError::Decrypt {
-                camera: camera.into(),
-            },
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,7 +51,7 @@ impl std::fmt::Debug for CredentialVault {
 
 /// Reads the device key, creating it if missing (`watchpost_runtime::seal`).
 pub fn device_key(data_dir: &Path) -> Result<[u8; 32], SecretError> {
-    seal::device_key(data_dir).map_err(|e| SecretError::from_seal(e, ""))
+    Ok(seal::device_key(data_dir)?)
 }
 
 impl CredentialVault {
@@ -88,7 +71,10 @@ impl CredentialVault {
         let (nonce, ciphertext) = self
             .sealer
             .seal_parts(camera, password.as_bytes())
-            .map_err(|e| SecretError::from_seal(e, camera))?;
+            .map_err(|source| SecretError::Seal {
+                camera: camera.into(),
+                source,
+            })?;
         let sealed = Sealed {
             username: username.into(),
             nonce: hex(&nonce),
@@ -114,7 +100,7 @@ impl CredentialVault {
                     source: Box::new(source),
                 })?;
         let Some(s) = sealed else { return Ok(None) };
-        let bad = || SecretError::Decrypt {
+        let bad = || SecretError::Damaged {
             camera: camera.into(),
         };
         let nonce = unhex(&s.nonce).filter(|n| n.len() == 12).ok_or_else(bad)?;
@@ -122,7 +108,10 @@ impl CredentialVault {
         let pw = self
             .sealer
             .open_parts(camera, &nonce, &ct)
-            .map_err(|e| SecretError::from_seal(e, camera))?;
+            .map_err(|source| SecretError::Seal {
+                camera: camera.into(),
+                source,
+            })?;
         let pw = String::from_utf8(pw).map_err(|_| bad())?;
         Ok(Some((s.username, pw)))
     }
@@ -154,7 +143,10 @@ mod tests {
         let other = CredentialVault::new([7; 32], store);
         assert!(matches!(
             other.get("front"),
-            Err(SecretError::Decrypt { .. })
+            Err(SecretError::Seal {
+                source: SealError::Open { .. },
+                ..
+            })
         ));
     }
 }
