@@ -119,6 +119,24 @@ class NotifyListener:
         self.sock.close()
 
 
+class SeenResponses:
+    """Every response of a test, to check at the end that none carried one of ``secrets``
+    (in its body or its headers)."""
+
+    def __init__(self, secrets: tuple[str, ...]):
+        self.secrets = secrets
+        self.bodies: list[str] = []
+
+    def __call__(self, r: requests.Response) -> requests.Response:
+        self.bodies.append(r.text + json.dumps(dict(r.headers)))
+        return r
+
+    def assert_no_secret(self):
+        for body in self.bodies:
+            for s in self.secrets:
+                assert s not in body, f"secret {s!r} in a response: {body[:500]}"
+
+
 def toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"

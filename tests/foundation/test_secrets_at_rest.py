@@ -9,7 +9,6 @@ naming the key and not the value.
 from __future__ import annotations
 
 import base64
-import json
 import shutil
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import requests
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "alarm"))
 from alarm_support import sia_factory  # noqa: E402,F401 - fixture
-from conftest import ADMIN, BIN, wait_for  # noqa: E402
+from conftest import ADMIN, BIN, SeenResponses, wait_for  # noqa: E402
 
 # 16 ASCII characters each: AES-128 keys as pysiaalarm takes them (key_format = "ascii").
 SETTINGS_KEY = "AtRest-Settings1"
@@ -54,22 +53,6 @@ def leaks(root: Path) -> list[str]:
     return found
 
 
-class Seen:
-    """Every response of a test, to check that no secret was ever answered."""
-
-    def __init__(self):
-        self.bodies: list[str] = []
-
-    def __call__(self, r: requests.Response) -> requests.Response:
-        self.bodies.append(r.text + json.dumps(dict(r.headers)))
-        return r
-
-    def assert_no_secret(self):
-        for body in self.bodies:
-            for s in SECRETS:
-                assert s not in body, f"secret {s!r} in a response: {body[:500]}"
-
-
 def receiver(rid: str, port: int, account: str, key: str) -> dict:
     return {"type": "sia", "id": rid, "host": f"127.0.0.1:{port}", "account": account, "key": key,
             "key_format": "ascii", "ack_timeout_ms": 2000, "attempts": 1,
@@ -83,7 +66,7 @@ def check_config(config: Path) -> subprocess.CompletedProcess:
 def test_secrets_are_sealed_at_rest_and_still_used(appliance_factory, sia_factory, tmp_path):
     sia = sia_factory(accounts=(f"AAA:{API_KEY}", f"BBB:{SETTINGS_KEY}")).start()
     a = appliance_factory({"bridge": {"enabled": True}, "alarms": {"enabled": True, "rate_limit_per_min": 0}}).start()
-    seen = Seen()
+    seen = SeenResponses(SECRETS)
 
     # Through the settings API: a receiver key and a user's password, staged (pending, in the
     # hub's store) and then committed (the overlay).

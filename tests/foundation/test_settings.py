@@ -11,26 +11,10 @@ import shutil
 
 import requests
 
-from conftest import ADMIN, wait_for
+from conftest import ADMIN, SeenResponses, wait_for
 
 SECRETS = ("demo-admin", "viewer-pass-1")
 SECTIONS = {"bridge": {"enabled": True}}
-
-
-class Seen:
-    """Every response body of a test, to check that no secret was ever in one."""
-
-    def __init__(self):
-        self.bodies: list[str] = []
-
-    def __call__(self, r: requests.Response) -> requests.Response:
-        self.bodies.append(r.text + json.dumps(dict(r.headers)))
-        return r
-
-    def assert_no_secret(self):
-        for body in self.bodies:
-            for s in SECRETS:
-                assert s not in body, f"secret {s!r} in a response: {body[:500]}"
 
 
 def put(a, path, body):
@@ -62,7 +46,7 @@ def comparable(effective: dict) -> dict:
 
 def test_an_invalid_value_is_refused_with_its_key(appliance_factory):
     a = appliance_factory(SECTIONS).start()
-    seen = Seen()
+    seen = SeenResponses(SECRETS)
     r = seen(put(a, "/api/v1/settings/pending", {"hub": {"events_max_age_days": "thirty"}}))
     assert r.status_code == 422, r.text
     err = r.json()["error"]
@@ -92,7 +76,7 @@ def test_a_change_restarts_only_the_workers_that_read_it(appliance_factory):
     wait_for(lambda: all(w["state"] == "running" for w in a.health()["workers"]), 15, what="all running")
     before = pids(a)
     assert set(before) == {"broker", "bridge", "hub"}
-    seen = Seen()
+    seen = SeenResponses(SECRETS)
 
     r = seen(put(a, "/api/v1/settings/pending", {"bridge": {"low_battery_level": 2}}))
     assert r.status_code == 200, r.text
@@ -134,7 +118,7 @@ def test_a_change_restarts_only_the_workers_that_read_it(appliance_factory):
 
 def test_backup_restores_on_a_fresh_data_directory_with_the_device_key(appliance_factory):
     a = appliance_factory(SECTIONS).start()
-    seen = Seen()
+    seen = SeenResponses(SECRETS)
     # A change with a secret (a second user) and one that restarts the hub itself: the commit
     # is answered before the hub goes down.
     users = [{"name": "admin", "password": "***", "role": "admin"},
