@@ -113,6 +113,38 @@ async fn call(
     }
 }
 
+/// `GET uri` with an `authorization` header.
+async fn get_as(app: &Router, uri: &str, authorization: &str) -> Answer {
+    call(
+        app,
+        Method::GET,
+        uri,
+        &[("authorization", authorization)],
+        None,
+    )
+    .await
+}
+
+/// `POST uri` with a JSON body and no credentials (the claim, logins).
+async fn post_json(app: &Router, uri: &str, body: serde_json::Value) -> Answer {
+    call(app, Method::POST, uri, &[], Some(body)).await
+}
+
+/// `POST /api/v1/auth/claim` with the setup code and the first admin.
+async fn claim(app: &Router, setup_code: &str, user: &str, password: &str) -> Answer {
+    let body = serde_json::json!({"setup_code": setup_code, "user": user, "password": password});
+    post_json(app, "/api/v1/auth/claim", body).await
+}
+
+/// `POST /api/v1/auth/login` with a password and, when given, the TOTP or recovery code.
+async fn login(app: &Router, user: &str, password: &str, code: Option<&str>) -> Answer {
+    let mut body = serde_json::json!({"user": user, "password": password});
+    if let Some(c) = code {
+        body["code"] = c.into();
+    }
+    post_json(app, "/api/v1/auth/login", body).await
+}
+
 fn code(a: &Answer) -> &str {
     a.body["error"]["code"].as_str().unwrap_or("")
 }
@@ -221,14 +253,7 @@ async fn a_route_missing_from_the_table_is_refused() {
             watchpost_hub::auth::guard::guard,
         ))
         .with_state(st);
-    let a = call(
-        &app,
-        Method::GET,
-        "/unlisted",
-        &[("authorization", &basic("ann"))],
-        None,
-    )
-    .await;
+    let a = get_as(&app, "/unlisted", &basic("ann")).await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     assert_eq!(code(&a), "ROUTE_NOT_IN_TABLE");
     // A method a listed route does not have is the router's 405, not a refusal.
@@ -266,50 +291,18 @@ async fn first_boot_claim_then_sessions_with_csrf() {
 
     let code_text = std::fs::read_to_string(dir.path().join("setup-code")).expect("test setup");
     let setup = code_text.trim();
-    let wrong = call(
-        &app,
-        Method::POST,
-        "/api/v1/auth/claim",
-        &[],
-        Some(serde_json::json!({
-        "setup_code": "AAAA-AAAA", "user": "ann", "password": "a-long-password"})),
-    )
-    .await;
+    let wrong = claim(&app, "AAAA-AAAA", "ann", "a-long-password").await;
     assert_eq!(wrong.status, StatusCode::FORBIDDEN);
     assert_eq!(code(&wrong), "NO_PROOF_OF_ACCESS");
-    let short = call(
-        &app,
-        Method::POST,
-        "/api/v1/auth/claim",
-        &[],
-        Some(serde_json::json!({
-        "setup_code": setup, "user": "ann", "password": "short"})),
-    )
-    .await;
+    let short = claim(&app, setup, "ann", "short").await;
     assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let ok = call(
-        &app,
-        Method::POST,
-        "/api/v1/auth/claim",
-        &[],
-        Some(serde_json::json!({
-        "setup_code": setup.to_lowercase(), "user": "ann", "password": "a-long-password"})),
-    )
-    .await;
+    let ok = claim(&app, &setup.to_lowercase(), "ann", "a-long-password").await;
     assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
     assert_eq!(ok.body["role"], "admin");
     assert!(!dir.path().join("setup-code").exists());
     let cookie = cookie_of(&ok);
     let csrf = ok.body["csrf"].as_str().expect("test setup").to_string();
-    let again = call(
-        &app,
-        Method::POST,
-        "/api/v1/auth/claim",
-        &[],
-        Some(serde_json::json!({
-        "setup_code": setup, "user": "eve", "password": "a-long-password"})),
-    )
-    .await;
+    let again = claim(&app, setup, "eve", "a-long-password").await;
     assert_eq!(again.status, StatusCode::CONFLICT);
 
     let me = call(
@@ -364,12 +357,10 @@ async fn first_boot_claim_then_sessions_with_csrf() {
     .await;
     assert_eq!(after.status, StatusCode::UNAUTHORIZED);
     // The audit log has the claim, the user change and the logout.
-    let events = call(
+    let events = get_as(
         &app,
-        Method::GET,
         "/api/v1/events?kind=audit&limit=50",
-        &[("authorization", "Basic YW5uOmEtbG9uZy1wYXNzd29yZA==")],
-        None,
+        "Basic YW5uOmEtbG9uZy1wYXNzd29yZA==",
     )
     .await;
     let kinds: Vec<String> = events.body["items"]
@@ -398,56 +389,20 @@ async fn first_boot_claim_then_sessions_with_csrf() {
 async fn five_wrong_passwords_lock_out_with_retry_after() {
     let dir = tempfile::tempdir().expect("test setup");
     let app = watchpost_hub::router(state(dir.path(), true));
-    let login = |pw: &str| serde_json::json!({"user": "vera", "password": pw});
     for i in 1..=4 {
-        let a = call(
-            &app,
-            Method::POST,
-            "/api/v1/auth/login",
-            &[],
-            Some(login("wrong")),
-        )
-        .await;
+        let a = login(&app, "vera", "wrong", None).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "attempt {i}");
     }
-    let fifth = call(
-        &app,
-        Method::POST,
-        "/api/v1/auth/login",
-        &[],
-        Some(login("wrong")),
-    )
-    .await;
+    let fifth = login(&app, "vera", "wrong", None).await;
     assert_eq!(fifth.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(fifth.headers[header::RETRY_AFTER], "30");
     // Locked even with the right password, and over Basic too.
-    let right = call(
-        &app,
-        Method::POST,
-        "/api/v1/auth/login",
-        &[],
-        Some(login("vera-password")),
-    )
-    .await;
+    let right = login(&app, "vera", "vera-password", None).await;
     assert_eq!(right.status, StatusCode::TOO_MANY_REQUESTS);
-    let b = call(
-        &app,
-        Method::GET,
-        "/api/v1/auth/me",
-        &[("authorization", &basic("vera"))],
-        None,
-    )
-    .await;
+    let b = get_as(&app, "/api/v1/auth/me", &basic("vera")).await;
     assert_eq!(b.status, StatusCode::TOO_MANY_REQUESTS);
     // Another user is not locked.
-    let other = call(
-        &app,
-        Method::GET,
-        "/api/v1/auth/me",
-        &[("authorization", &basic("olaf"))],
-        None,
-    )
-    .await;
+    let other = get_as(&app, "/api/v1/auth/me", &basic("olaf")).await;
     assert_eq!(other.status, StatusCode::OK);
 }
 
@@ -468,39 +423,17 @@ async fn api_tokens_and_totp() {
     assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
     let token = made.body["token"].as_str().expect("test setup").to_string();
     let bearer = format!("Bearer {token}");
-    let me = call(
-        &app,
-        Method::GET,
-        "/api/v1/auth/me",
-        &[("authorization", &bearer)],
-        None,
-    )
-    .await;
+    let me = get_as(&app, "/api/v1/auth/me", &bearer).await;
     assert_eq!(
         (me.body["role"].as_str(), me.body["via"].as_str()),
         (Some("operator"), Some("token"))
     );
     // Operator rights only: the user table is refused.
     assert_eq!(
-        call(
-            &app,
-            Method::GET,
-            "/api/v1/users",
-            &[("authorization", &bearer)],
-            None
-        )
-        .await
-        .status,
+        get_as(&app, "/api/v1/users", &bearer).await.status,
         StatusCode::FORBIDDEN
     );
-    let listed = call(
-        &app,
-        Method::GET,
-        "/api/v1/tokens",
-        &[("authorization", &admin)],
-        None,
-    )
-    .await;
+    let listed = get_as(&app, "/api/v1/tokens", &admin).await;
     assert!(!listed.body.to_string().contains(&token));
     assert!(listed.body[0]["last_used_us"].is_u64());
     let id = made.body["id"].as_str().expect("test setup");
@@ -517,15 +450,7 @@ async fn api_tokens_and_totp() {
         StatusCode::NO_CONTENT
     );
     assert_eq!(
-        call(
-            &app,
-            Method::GET,
-            "/api/v1/auth/me",
-            &[("authorization", &bearer)],
-            None
-        )
-        .await
-        .status,
+        get_as(&app, "/api/v1/auth/me", &bearer).await.status,
         StatusCode::UNAUTHORIZED
     );
 
@@ -569,63 +494,20 @@ async fn api_tokens_and_totp() {
         .expect("test setup")
         .to_string();
     assert_eq!(
-        call(
-            &app,
-            Method::GET,
-            "/api/v1/auth/me",
-            &[("authorization", &olaf)],
-            None
-        )
-        .await
-        .status,
+        get_as(&app, "/api/v1/auth/me", &olaf).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let no_code = call(
-        &app,
-        Method::POST,
-        "/api/v1/auth/login",
-        &[],
-        Some(serde_json::json!({"user": "olaf", "password": "olaf-password"})),
-    )
-    .await;
+    let no_code = login(&app, "olaf", "olaf-password", None).await;
     assert_eq!(code(&no_code), "TOTP_REQUIRED");
     // The code of the next step is accepted (a phone's clock a little ahead), once.
     let next = totp::code_at(&secret, now + 30);
-    let with = call(
-        &app,
-        Method::POST,
-        "/api/v1/auth/login",
-        &[],
-        Some(serde_json::json!({"user": "olaf", "password": "olaf-password", "code": next})),
-    )
-    .await;
+    let with = login(&app, "olaf", "olaf-password", Some(&next)).await;
     assert_eq!(with.status, StatusCode::OK, "{}", with.body);
-    let replay = call(
-        &app,
-        Method::POST,
-        "/api/v1/auth/login",
-        &[],
-        Some(serde_json::json!({"user": "olaf", "password": "olaf-password", "code": next})),
-    )
-    .await;
+    let replay = login(&app, "olaf", "olaf-password", Some(&next)).await;
     assert_eq!(code(&replay), "TOTP_INVALID");
-    let rec = call(
-        &app,
-        Method::POST,
-        "/api/v1/auth/login",
-        &[],
-        Some(serde_json::json!({"user": "olaf", "password": "olaf-password", "code": recovery})),
-    )
-    .await;
+    let rec = login(&app, "olaf", "olaf-password", Some(&recovery)).await;
     assert_eq!(rec.status, StatusCode::OK);
-    let rec2 = call(
-        &app,
-        Method::POST,
-        "/api/v1/auth/login",
-        &[],
-        Some(serde_json::json!({"user": "olaf", "password": "olaf-password", "code": recovery})),
-    )
-    .await;
+    let rec2 = login(&app, "olaf", "olaf-password", Some(&recovery)).await;
     assert_eq!(code(&rec2), "TOTP_INVALID");
 }
 
