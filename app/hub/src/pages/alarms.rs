@@ -266,7 +266,7 @@ pub fn by_id(rows: Vec<SensorRow>) -> BTreeMap<String, SensorRow> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::pages::layout::tests_support::ctx;
 

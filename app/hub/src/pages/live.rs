@@ -167,16 +167,7 @@ mod tests {
 
     #[test]
     fn only_new_and_changed_entries_are_sent() {
-        let row = |state: &str| SensorRow {
-            id: "d1".into(),
-            name: "Door".into(),
-            kind: "door".into(),
-            state: state.into(),
-            alarm: state == "open",
-            online: true,
-            battery: Some(4),
-            changed: None,
-        };
+        let row = |state: &str| alarms::tests::row("d1", state);
         let before: BTreeMap<String, SensorRow> = BTreeMap::new();
         let now = alarms::by_id(vec![row("closed")]);
         assert_eq!(changed(&before, &now).len(), 1);

@@ -112,6 +112,11 @@ fn step(id: &str) -> Option<(usize, &'static Step)> {
     STEPS.iter().enumerate().find(|(_, s)| s.id == id)
 }
 
+/// The answer to a step id that names none: back to `/setup`, saying so.
+fn unknown_step(id: &str) -> Response {
+    back_with("/setup", Err(format!("There is no setup step `{id}`.")))
+}
+
 /// Whether `key` belongs to a step with these keys.
 fn in_step(keys: &[&str], key: &str) -> bool {
     keys.iter().any(|k| {
@@ -384,7 +389,7 @@ pub async fn get_step(
     Query(flash): Query<FlashQuery>,
 ) -> Response {
     let Some((index, _)) = step(&id) else {
-        return back_with("/setup", Err(format!("There is no setup step `{id}`.")));
+        return unknown_step(&id);
     };
     step_page(
         &state,
@@ -406,7 +411,7 @@ pub async fn post_step(
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
     let Some((index, s)) = step(&id) else {
-        return back_with("/setup", Err(format!("There is no setup step `{id}`.")));
+        return unknown_step(&id);
     };
     let back = format!("/setup/{}", s.id);
     let view = match crate::api::settings::load_view(&state).await {
@@ -446,7 +451,7 @@ pub async fn post_step(
 /// `POST /setup/{step}/skip`: mark it skipped, go on to the next step.
 pub async fn post_skip(State(state): State<HubState>, Path(id): Path<String>) -> Response {
     let Some((index, s)) = step(&id) else {
-        return back_with("/setup", Err(format!("There is no setup step `{id}`.")));
+        return unknown_step(&id);
     };
     if let Err(e) = set_mark(&state, s.id, Mark::Skipped).await {
         return back_with(&format!("/setup/{}", s.id), Err(e));
@@ -472,23 +477,28 @@ mod tests {
         })
     }
 
+    /// The step `id` as an admin sees it, with no edits, flash or check result.
+    fn admin_step(id: &str, marks: &BTreeMap<String, Mark>, ports: &[(String, String)]) -> String {
+        let (i, _) = step(id).unwrap();
+        render_step(
+            &ctx(Role::Admin),
+            i,
+            marks,
+            &effective(),
+            &Edits::default(),
+            ports,
+            &FlashQuery::default(),
+            None,
+        )
+        .into_string()
+    }
+
     #[test]
     fn a_step_shows_only_its_keys_and_its_test() {
         let mut marks = BTreeMap::new();
         marks.insert("admin".to_string(), Mark::Done);
         marks.insert("fieldbus".to_string(), Mark::Skipped);
-        let (i, _) = step("network").unwrap();
-        let html = render_step(
-            &ctx(Role::Admin),
-            i,
-            &marks,
-            &effective(),
-            &Edits::default(),
-            &[],
-            &FlashQuery::default(),
-            None,
-        )
-        .into_string();
+        let html = admin_step("network", &marks, &[]);
         assert!(html.contains("name=\"system.hostname\""));
         assert!(html.contains("name=\"system.timezone\""));
         assert!(html.contains("name=\"system.ntp_servers\""));
@@ -497,31 +507,13 @@ mod tests {
         assert!(html.contains("href=\"/setup/network\" aria-current=\"step\""));
         assert!(html.contains("action=\"/setup/network/skip\""));
 
-        let (i, _) = step("alarms").unwrap();
-        let html = render_step(
-            &ctx(Role::Admin),
-            i,
-            &marks,
-            &effective(),
-            &Edits::default(),
-            &[],
-            &FlashQuery::default(),
-            None,
-        )
-        .into_string();
+        let html = admin_step("alarms", &marks, &[]);
         assert!(html.contains("action=\"/alarms/cms/test\""));
-        let (i, _) = step("cameras").unwrap();
-        let html = render_step(
-            &ctx(Role::Admin),
-            i,
+        let html = admin_step(
+            "cameras",
             &marks,
-            &effective(),
-            &Edits::default(),
             &[("rs485-0".into(), "/dev/ttyAMA0".into())],
-            &FlashQuery::default(),
-            None,
-        )
-        .into_string();
+        );
         assert!(html.contains("src=\"/api/v1/cameras/door/snapshot\""));
         assert!(!html.contains("capture.storage"));
         assert!(html.contains("WS-Discovery"));

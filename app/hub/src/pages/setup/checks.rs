@@ -12,7 +12,7 @@ use axum::response::Response;
 use maud::{Markup, html};
 use watchpost_config::toml;
 
-use super::{step, step_page, step_sections};
+use super::{step, step_page, step_sections, unknown_step};
 use crate::api::setup_checks::{cameras, yolink};
 use crate::pages::layout::FlashQuery;
 use crate::pages::layout::{self, PageCtx, csrf_input};
@@ -30,7 +30,7 @@ pub async fn post_check(
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
     let Some((index, s)) = step(&id) else {
-        return back_with("/setup", Err(format!("There is no setup step `{id}`.")));
+        return unknown_step(&id);
     };
     let field = |name: &str| {
         form.iter()
