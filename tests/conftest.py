@@ -239,6 +239,17 @@ class Appliance:
     def worker(self, name: str) -> dict:
         return next(w for w in self.health()["workers"] if w["name"] == name)
 
+    def pids(self) -> dict[str, int]:
+        """Each worker's pid, by name."""
+        return {w["name"]: w["pid"] for w in self.health()["workers"]}
+
+    def wait_restarted(self, name: str, old_pid: int, timeout: float = 15.0) -> dict:
+        """Waits until worker ``name`` runs again, under a pid other than ``old_pid``."""
+        def back():
+            w = self.worker(name)
+            return w if w["pid"] != old_pid and w["state"] == "running" else None
+        return wait_for(back, timeout, what=f"{name} restarted")
+
     def wait_healthy(self, timeout: float = 15.0) -> dict:
         def ok():
             if self.proc is not None and self.proc.poll() is not None:

@@ -25,10 +25,6 @@ def delete(a, path):
     return requests.delete(a.url(path), auth=ADMIN, timeout=5)
 
 
-def pids(a) -> dict[str, int]:
-    return {w["name"]: w["pid"] for w in a.health()["workers"]}
-
-
 def comparable(effective: dict) -> dict:
     """The effective configuration without what differs between two boxes by design: the
     data directory and the listen addresses resolved from port 0."""
@@ -74,7 +70,7 @@ def test_an_invalid_value_is_refused_with_its_key(appliance_factory):
 def test_a_change_restarts_only_the_workers_that_read_it(appliance_factory):
     a = appliance_factory(SECTIONS).start()
     wait_for(lambda: all(w["state"] == "running" for w in a.health()["workers"]), 15, what="all running")
-    before = pids(a)
+    before = a.pids()
     assert set(before) == {"broker", "bridge", "hub"}
     seen = SeenResponses(SECRETS)
 
@@ -92,11 +88,8 @@ def test_a_change_restarts_only_the_workers_that_read_it(appliance_factory):
     assert done["apply"]["restarted"] == ["bridge"]
     assert done["apply"]["error"] is None
 
-    def bridge_back():
-        w = a.worker("bridge")
-        return w if w["pid"] != before["bridge"] and w["state"] == "running" else None
-    wait_for(bridge_back, 15, what="bridge restarted")
-    after = pids(a)
+    a.wait_restarted("bridge", before["bridge"])
+    after = a.pids()
     assert after["broker"] == before["broker"] and after["hub"] == before["hub"], (before, after)
     assert after["bridge"] != before["bridge"]
 
@@ -130,8 +123,7 @@ def test_backup_restores_on_a_fresh_data_directory_with_the_device_key(appliance
     r = seen(a.post("/api/v1/settings/commit"))
     assert r.status_code == 200, r.text
     assert sorted(r.json()["apply"]["restarted"]) == ["bridge", "hub"]
-    wait_for(lambda: a.worker("hub")["pid"] != hub_pid and a.worker("hub")["state"] == "running", 20,
-             what="hub restarted")
+    a.wait_restarted("hub", hub_pid, 20)
     wait_for(lambda: a.get("/api/v1/settings").status_code == 200, 10, what="hub answering")
     source = seen(a.get("/api/v1/settings")).json()
     assert source["effective"]["auth"]["users"][1]["password"] == "***"

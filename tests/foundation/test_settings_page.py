@@ -43,10 +43,6 @@ class Browser:
                            allow_redirects=False, timeout=10)
 
 
-def pids(a) -> dict[str, int]:
-    return {w["name"]: w["pid"] for w in a.health()["workers"]}
-
-
 def test_a_refused_value_is_named_beside_its_field(appliance_factory):
     a = appliance_factory(SECTIONS).start()
     b = Browser(a)
@@ -78,7 +74,7 @@ def test_a_refused_value_is_named_beside_its_field(appliance_factory):
 def test_a_staged_change_applies_to_its_worker_only(appliance_factory):
     a = appliance_factory(SECTIONS).start()
     wait_for(lambda: all(w["state"] == "running" for w in a.health()["workers"]), 15, what="all running")
-    before = pids(a)
+    before = a.pids()
     b = Browser(a)
 
     # The whole form as the page rendered it, one value changed: only that key is staged.
@@ -97,11 +93,8 @@ def test_a_staged_change_applies_to_its_worker_only(appliance_factory):
     assert r.status_code == 303
     assert "Restarted%3A%20bridge." in r.headers["location"], r.headers["location"]
 
-    def bridge_back():
-        w = a.worker("bridge")
-        return w if w["pid"] != before["bridge"] and w["state"] == "running" else None
-    wait_for(bridge_back, 15, what="bridge restarted")
-    after = pids(a)
+    a.wait_restarted("bridge", before["bridge"])
+    after = a.pids()
     assert after["broker"] == before["broker"] and after["hub"] == before["hub"], (before, after)
     assert b.get("/api/v1/settings").json()["effective"]["bridge"]["low_battery_level"] == 2
 
