@@ -113,14 +113,29 @@ async fn call(
     }
 }
 
+/// `GET uri` with these headers.
+async fn get_with(app: &Router, uri: &str, headers: &[(&str, &str)]) -> Answer {
+    call(app, Method::GET, uri, headers, None).await
+}
+
 /// `GET uri` with an `authorization` header.
 async fn get_as(app: &Router, uri: &str, authorization: &str) -> Answer {
+    get_with(app, uri, &[("authorization", authorization)]).await
+}
+
+/// `POST uri` with an `authorization` header and, when given, a JSON body.
+async fn post_as(
+    app: &Router,
+    uri: &str,
+    authorization: &str,
+    body: Option<serde_json::Value>,
+) -> Answer {
     call(
         app,
-        Method::GET,
+        Method::POST,
         uri,
         &[("authorization", authorization)],
-        None,
+        body,
     )
     .await
 }
@@ -305,14 +320,7 @@ async fn first_boot_claim_then_sessions_with_csrf() {
     let again = claim(&app, setup, "eve", "a-long-password").await;
     assert_eq!(again.status, StatusCode::CONFLICT);
 
-    let me = call(
-        &app,
-        Method::GET,
-        "/api/v1/auth/me",
-        &[("cookie", &cookie)],
-        None,
-    )
-    .await;
+    let me = get_with(&app, "/api/v1/auth/me", &[("cookie", &cookie)]).await;
     assert_eq!(me.status, StatusCode::OK);
     assert_eq!(me.body["via"], "session");
     // A state-changing request with the cookie needs the CSRF token.
@@ -347,14 +355,7 @@ async fn first_boot_claim_then_sessions_with_csrf() {
     )
     .await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
-    let after = call(
-        &app,
-        Method::GET,
-        "/api/v1/auth/me",
-        &[("cookie", &cookie)],
-        None,
-    )
-    .await;
+    let after = get_with(&app, "/api/v1/auth/me", &[("cookie", &cookie)]).await;
     assert_eq!(after.status, StatusCode::UNAUTHORIZED);
     // The audit log has the claim, the user change and the logout.
     let events = get_as(
@@ -411,11 +412,10 @@ async fn api_tokens_and_totp() {
     let dir = tempfile::tempdir().expect("test setup");
     let app = watchpost_hub::router(state(dir.path(), true));
     let admin = basic("ann");
-    let made = call(
+    let made = post_as(
         &app,
-        Method::POST,
         "/api/v1/tokens",
-        &[("authorization", &admin)],
+        &admin,
         Some(serde_json::json!({
         "name": "home-assistant", "role": "operator"})),
     )
@@ -456,14 +456,7 @@ async fn api_tokens_and_totp() {
 
     // TOTP for olaf: enroll, confirm, then logins need the code and Basic is refused.
     let olaf = basic("olaf");
-    let begun = call(
-        &app,
-        Method::POST,
-        "/api/v1/auth/totp",
-        &[("authorization", &olaf)],
-        None,
-    )
-    .await;
+    let begun = post_as(&app, "/api/v1/auth/totp", &olaf, None).await;
     let uri = begun.body["otpauth_uri"]
         .as_str()
         .expect("test setup")
@@ -480,11 +473,10 @@ async fn api_tokens_and_totp() {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("test setup")
         .as_secs();
-    let confirm = call(
+    let confirm = post_as(
         &app,
-        Method::POST,
         "/api/v1/auth/totp/confirm",
-        &[("authorization", &olaf)],
+        &olaf,
         Some(serde_json::json!({"code": totp::code_at(&secret, now)})),
     )
     .await;
