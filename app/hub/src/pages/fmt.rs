@@ -1,42 +1,21 @@
 //! Small text formats of the pages: times (UTC, as the event log stores them), durations,
 //! byte counts and optional numbers.
 
-/// Days since 1970-01-01 → (year, month, day) (proleptic Gregorian; H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
+use time::macros::format_description;
+use time::{Date, Month, OffsetDateTime, Time};
 
-/// (year, month, day) → days since 1970-01-01.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Milliseconds since the Unix epoch as `2026-12-07 18:20:05 UTC`.
+/// Milliseconds since the Unix epoch as `2026-12-07 18:20:05 UTC` (the number itself when it
+/// is beyond the years ±9999 that `time` represents).
 pub fn time_ms(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        s / 3600,
-        s % 3600 / 60,
-        s % 60
-    )
+    OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| {
+            t.format(format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| format!("{ms} ms"))
 }
 
 /// Microseconds since the Unix epoch, as [`time_ms`].
@@ -49,23 +28,24 @@ pub fn time_us(us: u64) -> String {
 pub fn parse_datetime_local(s: &str) -> Option<u64> {
     let (date, time) = s.trim().split_once('T')?;
     let mut d = date.splitn(3, '-');
-    let y: i64 = d.next()?.parse().ok()?;
-    let mo: u32 = d.next()?.parse().ok()?;
-    let day: u32 = d.next()?.parse().ok()?;
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&day) || !(1970..=9999).contains(&y) {
-        return None;
-    }
+    let y: i32 = d.next()?.parse().ok()?;
+    let mo: u8 = d.next()?.parse().ok()?;
+    let day: u8 = d.next()?.parse().ok()?;
     let mut t = time.split(':');
-    let h: i64 = t.next()?.parse().ok()?;
-    let mi: i64 = t.next()?.parse().ok()?;
-    let sec: i64 = match t.next() {
+    let h: u8 = t.next()?.parse().ok()?;
+    let mi: u8 = t.next()?.parse().ok()?;
+    let sec: u8 = match t.next() {
         Some(x) => x.split('.').next()?.parse().ok()?,
         None => 0,
     };
-    if !(0..24).contains(&h) || !(0..60).contains(&mi) || !(0..60).contains(&sec) {
+    if !(1970..=9999).contains(&y) {
         return None;
     }
-    let secs = days_from_civil(y, mo, day) * 86_400 + h * 3600 + mi * 60 + sec;
+    let date = Date::from_calendar_date(y, Month::try_from(mo).ok()?, day).ok()?;
+    let secs = date
+        .with_time(Time::from_hms(h, mi, sec).ok()?)
+        .assume_utc()
+        .unix_timestamp();
     u64::try_from(secs).ok().map(|s| s * 1_000_000)
 }
 
@@ -134,6 +114,7 @@ mod tests {
             Some(1_709_164_800_000_000)
         );
         assert_eq!(parse_datetime_local("2026-13-01T00:00"), None);
+        assert_eq!(parse_datetime_local("2026-02-30T00:00"), None);
         assert_eq!(parse_datetime_local("yesterday"), None);
         assert_eq!(parse_datetime_local(""), None);
     }
