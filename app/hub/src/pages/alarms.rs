@@ -110,31 +110,29 @@ pub fn sensors_table(sensors: Option<&[SensorRow]>) -> Markup {
         @match sensors {
             None => p class="muted" { "The alarm service is not running, so sensor states are unknown." },
             Some([]) => p class="muted" { "No sensors yet. They appear once the bridge reports them." },
-            Some(rows) => div class="scroll" tabindex="0" {
-                table {
-                    caption class="visually-hidden" { "Sensors and their latest state" }
-                    thead { tr {
-                        th scope="col" { "Sensor" }
-                        th scope="col" class="opt" { "Kind" }
-                        th scope="col" { "State" }
-                        th scope="col" { "Link" }
-                        th scope="col" class="num opt" { "Battery" }
-                        th scope="col" class="opt" { "Changed" }
-                    } }
-                    tbody aria-live="polite" {
-                        @for s in rows {
-                            tr data-sensor=(s.id) {
-                                th scope="row" { (s.name) }
-                                td class="opt" { (s.kind) }
-                                td { span class=(if s.alarm { "state bad" } else { "state ok" }) data-field="state" { (s.state) } }
-                                td data-field="online" { (if s.online { "online" } else { "offline" }) }
-                                td class="num opt" data-field="battery" { (s.battery.map(|b| b.to_string()).unwrap_or("–".into())) }
-                                td class="opt" data-field="changed" { (s.changed.as_deref().unwrap_or("–")) }
-                            }
+            Some(rows) => (layout::live_scroll_table(
+                "Sensors and their latest state",
+                html! {
+                    th scope="col" { "Sensor" }
+                    th scope="col" class="opt" { "Kind" }
+                    th scope="col" { "State" }
+                    th scope="col" { "Link" }
+                    th scope="col" class="num opt" { "Battery" }
+                    th scope="col" class="opt" { "Changed" }
+                },
+                html! {
+                    @for s in rows {
+                        tr data-sensor=(s.id) {
+                            th scope="row" { (s.name) }
+                            td class="opt" { (s.kind) }
+                            td { span class=(if s.alarm { "state bad" } else { "state ok" }) data-field="state" { (s.state) } }
+                            td data-field="online" { (if s.online { "online" } else { "offline" }) }
+                            td class="num opt" data-field="battery" { (s.battery.map(|b| b.to_string()).unwrap_or("–".into())) }
+                            td class="opt" data-field="changed" { (s.changed.as_deref().unwrap_or("–")) }
                         }
                     }
-                }
-            }
+                },
+            )),
         }
     }
 }
@@ -147,41 +145,39 @@ pub fn queues_table(receivers: &[ReceiverView], ctx: Option<&PageCtx>) -> Markup
         @if receivers.is_empty() {
             p class="muted" { "No alarm receivers are configured." }
         } @else {
-            div class="scroll" tabindex="0" {
-                table {
-                    caption class="visually-hidden" { "Alarm receivers and their delivery queues" }
-                    thead { tr {
-                        th scope="col" { "Receiver" }
-                        th scope="col" { "Type" }
-                        th scope="col" { "Delivery" }
-                        th scope="col" class="num" { "Queued" }
-                        th scope="col" class="num" { "Delivered" }
-                        th scope="col" { "Last error" }
-                        @if control { th scope="col" { "Test" } }
-                    } }
-                    tbody {
-                        @for r in receivers {
-                            tr {
-                                th scope="row" { (r.receiver) }
-                                td { (r.kind) }
-                                td class=(if r.state == "retrying" { "warn" } else { "" }) { (r.state) }
-                                td class="num" { (r.queued) " / " (r.capacity) }
-                                td class="num" { (r.delivered_total) }
-                                td { (r.last_error.as_deref().unwrap_or("–")) }
-                                @if let (true, Some(ctx)) = (control, ctx) {
-                                    td {
-                                        form method="post" action=(format!("/alarms/{}/test", layout::url_encode(&r.receiver))) data-enhance {
-                                            (csrf_input(ctx))
-                                            button type="submit" aria-label=(format!("Send a test alarm to {}", r.receiver)) { "Test alarm" }
-                                            span role="status" aria-live="polite" {}
-                                        }
+            (layout::scroll_table(
+                "Alarm receivers and their delivery queues",
+                html! {
+                    th scope="col" { "Receiver" }
+                    th scope="col" { "Type" }
+                    th scope="col" { "Delivery" }
+                    th scope="col" class="num" { "Queued" }
+                    th scope="col" class="num" { "Delivered" }
+                    th scope="col" { "Last error" }
+                    @if control { th scope="col" { "Test" } }
+                },
+                html! {
+                    @for r in receivers {
+                        tr {
+                            th scope="row" { (r.receiver) }
+                            td { (r.kind) }
+                            td class=(if r.state == "retrying" { "warn" } else { "" }) { (r.state) }
+                            td class="num" { (r.queued) " / " (r.capacity) }
+                            td class="num" { (r.delivered_total) }
+                            td { (r.last_error.as_deref().unwrap_or("–")) }
+                            @if let (true, Some(ctx)) = (control, ctx) {
+                                td {
+                                    form method="post" action=(format!("/alarms/{}/test", layout::url_encode(&r.receiver))) data-enhance {
+                                        (csrf_input(ctx))
+                                        button type="submit" aria-label=(format!("Send a test alarm to {}", r.receiver)) { "Test alarm" }
+                                        span role="status" aria-live="polite" {}
                                     }
                                 }
                             }
                         }
                     }
-                }
-            }
+                },
+            ))
         }
     }
 }
@@ -205,27 +201,25 @@ pub fn render(ctx: &PageCtx, data: &AlarmsData, flash: &FlashQuery) -> Markup {
             @if data.mappings.is_empty() {
                 p class="muted" { "No sensor is mapped to a receiver." }
             } @else {
-                div class="scroll" tabindex="0" {
-                    table {
-                        caption class="visually-hidden" { "Which sensor alarms go to which receivers" }
-                        thead { tr {
-                            th scope="col" { "Sensor" }
-                            th scope="col" { "Receivers" }
-                            th scope="col" { "Restores" }
-                            th scope="col" { "Defined in" }
-                        } }
-                        tbody {
-                            @for (m, source) in &data.mappings {
-                                tr {
-                                    th scope="row" { (m.name.as_deref().unwrap_or(&m.sensor)) }
-                                    td { (m.routes.iter().map(|r| r.receiver.as_str()).collect::<Vec<_>>().join(", ")) }
-                                    td { (if m.restore { "yes" } else { "no" }) }
-                                    td { (if *source == "file" { "configuration file" } else { "REST API" }) }
-                                }
+                (layout::scroll_table(
+                    "Which sensor alarms go to which receivers",
+                    html! {
+                        th scope="col" { "Sensor" }
+                        th scope="col" { "Receivers" }
+                        th scope="col" { "Restores" }
+                        th scope="col" { "Defined in" }
+                    },
+                    html! {
+                        @for (m, source) in &data.mappings {
+                            tr {
+                                th scope="row" { (m.name.as_deref().unwrap_or(&m.sensor)) }
+                                td { (m.routes.iter().map(|r| r.receiver.as_str()).collect::<Vec<_>>().join(", ")) }
+                                td { (if m.restore { "yes" } else { "no" }) }
+                                td { (if *source == "file" { "configuration file" } else { "REST API" }) }
                             }
                         }
-                    }
-                }
+                    },
+                ))
             }
         }
     }

@@ -62,28 +62,26 @@ fn zones_summary(zones: &[ZoneState]) -> Markup {
         @if zones.is_empty() {
             p class="muted" { "No zone has reported a temperature yet." }
         } @else {
-            div class="scroll" tabindex="0" {
-                table {
-                    caption class="visually-hidden" { "Heating zones" }
-                    thead { tr {
-                        th scope="col" { "Zone" }
-                        th scope="col" class="num" { "Temperature" }
-                        th scope="col" class="num" { "Setpoint" }
-                        th scope="col" { "State" }
-                    } }
-                    tbody aria-live="polite" {
-                        @for z in zones {
-                            @let id = zones::zone_label(z);
-                            tr data-zone=(id) {
-                                th scope="row" { a href="/zones" { (id) } }
-                                td class="num" { span data-field="temperature" { (fmt::opt(z.temperature, "")) } " °C" }
-                                td class="num" { span data-field="setpoint" { (fmt::opt(z.setpoint, "")) } " °C" }
-                                td data-field="state" { (fmt::label(&z.state_name)) }
-                            }
+            (layout::live_scroll_table(
+                "Heating zones",
+                html! {
+                    th scope="col" { "Zone" }
+                    th scope="col" class="num" { "Temperature" }
+                    th scope="col" class="num" { "Setpoint" }
+                    th scope="col" { "State" }
+                },
+                html! {
+                    @for z in zones {
+                        @let id = zones::zone_label(z);
+                        tr data-zone=(id) {
+                            th scope="row" { a href="/zones" { (id) } }
+                            td class="num" { span data-field="temperature" { (fmt::opt(z.temperature, "")) } " °C" }
+                            td class="num" { span data-field="setpoint" { (fmt::opt(z.setpoint, "")) } " °C" }
+                            td data-field="state" { (fmt::label(&z.state_name)) }
                         }
                     }
-                }
-            }
+                },
+            ))
         }
     }
 }

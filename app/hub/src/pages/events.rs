@@ -123,27 +123,25 @@ pub fn table(events: &[Event]) -> Markup {
         @if events.is_empty() {
             p class="muted" { "No events." }
         } @else {
-            div class="scroll" tabindex="0" {
-                table {
-                    caption class="visually-hidden" { "Events, newest first" }
-                    thead { tr {
-                        th scope="col" { "Time (UTC)" }
-                        th scope="col" { "Severity" }
-                        th scope="col" { "Kind" }
-                        th scope="col" { "Source" }
-                    } }
-                    tbody {
-                        @for e in events {
-                            tr {
-                                th scope="row" { (fmt::time_us(e.ts_us).trim_end_matches(" UTC")) }
-                                td class=(severity_class(e.severity)) { (e.severity.as_str()) }
-                                td { (e.kind) }
-                                td { (e.source) }
-                            }
+            (layout::scroll_table(
+                "Events, newest first",
+                html! {
+                    th scope="col" { "Time (UTC)" }
+                    th scope="col" { "Severity" }
+                    th scope="col" { "Kind" }
+                    th scope="col" { "Source" }
+                },
+                html! {
+                    @for e in events {
+                        tr {
+                            th scope="row" { (fmt::time_us(e.ts_us).trim_end_matches(" UTC")) }
+                            td class=(severity_class(e.severity)) { (e.severity.as_str()) }
+                            td { (e.kind) }
+                            td { (e.source) }
                         }
                     }
-                }
-            }
+                },
+            ))
         }
     }
 }

@@ -228,6 +228,33 @@ pub fn notice(kind: Flash, text: &str) -> Markup {
     html! { p class=(class) role=(role) { (text) } }
 }
 
+/// A data table in a scrolling box that keyboard users can focus, its caption for screen
+/// readers only: `head` is the header row's cells, `body` the rows.
+pub fn scroll_table(caption: &str, head: Markup, body: Markup) -> Markup {
+    table_in_scroll(caption, head, body, false)
+}
+
+/// A [`scroll_table`] whose cells `/live` updates: its body is a polite live region.
+pub fn live_scroll_table(caption: &str, head: Markup, body: Markup) -> Markup {
+    table_in_scroll(caption, head, body, true)
+}
+
+fn table_in_scroll(caption: &str, head: Markup, body: Markup, live: bool) -> Markup {
+    html! {
+        div class="scroll" tabindex="0" {
+            table {
+                caption class="visually-hidden" { (caption) }
+                thead { tr { (head) } }
+                @if live {
+                    tbody aria-live="polite" { (body) }
+                } @else {
+                    tbody { (body) }
+                }
+            }
+        }
+    }
+}
+
 /// The result of a form POST: `303` back to `back` without the script; for the script
 /// (`Accept: application/json`), `{"ok", "message"}` with the status of the outcome.
 pub fn form_outcome(

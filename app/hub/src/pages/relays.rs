@@ -35,47 +35,45 @@ pub fn render(ctx: &PageCtx, modules: &[ModuleItem], flash: &FlashQuery) -> Mark
                 @if m.channels.is_empty() {
                     p class="muted" { "No channel state yet." }
                 } @else {
-                    div class="scroll" tabindex="0" {
-                        table {
-                            caption class="visually-hidden" { "Channels of module " (m.module) }
-                            thead { tr {
-                                th scope="col" { "Channel" }
-                                th scope="col" { "Mode" }
-                                th scope="col" { "State" }
-                                @if control { th scope="col" { "Control" } }
-                            } }
-                            tbody {
-                                @for c in &m.channels {
-                                    tr {
-                                        th scope="row" { (c.channel) " · " (c.name) }
-                                        td { (serde_json::to_value(c.mode).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()) }
-                                        td class="state" {
-                                            @match c.on { Some(true) => "on", Some(false) => "off", None => "unknown" }
-                                            @if c.pulse_active { " (pulsing)" }
-                                        }
-                                        @if control {
-                                            td {
-                                                form class="inline" method="post" action=(format!("/relays/{}/{}", layout::url_encode(&m.module), layout::url_encode(&c.name))) data-enhance {
-                                                    (csrf_input(ctx))
-                                                    button type="submit" name="action" value="on" aria-label=(format!("Switch {} on", c.name)) { "On" }
-                                                    button type="submit" name="action" value="off" class="secondary" aria-label=(format!("Switch {} off", c.name)) { "Off" }
-                                                    label for=(format!("p-{}-{}", m.module, c.name)) { "Pulse ms" }
-                                                    input id=(format!("p-{}-{}", m.module, c.name)) name="pulse_ms" type="number" min="1" max="600000" value="1000" size="6";
-                                                    button type="submit" name="action" value="pulse" aria-label=(format!("Pulse {}", c.name)) { "Pulse" }
-                                                    span role="status" aria-live="polite" {}
-                                                }
-                                                form class="inline" method="post" action=(format!("/relays/{}/{}/test", layout::url_encode(&m.module), layout::url_encode(&c.name))) data-enhance {
-                                                    (csrf_input(ctx))
-                                                    button type="submit" class="secondary" aria-label=(format!("Test {}", c.name)) { "Test" }
-                                                    span role="status" aria-live="polite" {}
-                                                }
+                    (layout::scroll_table(
+                        &format!("Channels of module {}", m.module),
+                        html! {
+                            th scope="col" { "Channel" }
+                            th scope="col" { "Mode" }
+                            th scope="col" { "State" }
+                            @if control { th scope="col" { "Control" } }
+                        },
+                        html! {
+                            @for c in &m.channels {
+                                tr {
+                                    th scope="row" { (c.channel) " · " (c.name) }
+                                    td { (serde_json::to_value(c.mode).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()) }
+                                    td class="state" {
+                                        @match c.on { Some(true) => "on", Some(false) => "off", None => "unknown" }
+                                        @if c.pulse_active { " (pulsing)" }
+                                    }
+                                    @if control {
+                                        td {
+                                            form class="inline" method="post" action=(format!("/relays/{}/{}", layout::url_encode(&m.module), layout::url_encode(&c.name))) data-enhance {
+                                                (csrf_input(ctx))
+                                                button type="submit" name="action" value="on" aria-label=(format!("Switch {} on", c.name)) { "On" }
+                                                button type="submit" name="action" value="off" class="secondary" aria-label=(format!("Switch {} off", c.name)) { "Off" }
+                                                label for=(format!("p-{}-{}", m.module, c.name)) { "Pulse ms" }
+                                                input id=(format!("p-{}-{}", m.module, c.name)) name="pulse_ms" type="number" min="1" max="600000" value="1000" size="6";
+                                                button type="submit" name="action" value="pulse" aria-label=(format!("Pulse {}", c.name)) { "Pulse" }
+                                                span role="status" aria-live="polite" {}
+                                            }
+                                            form class="inline" method="post" action=(format!("/relays/{}/{}/test", layout::url_encode(&m.module), layout::url_encode(&c.name))) data-enhance {
+                                                (csrf_input(ctx))
+                                                button type="submit" class="secondary" aria-label=(format!("Test {}", c.name)) { "Test" }
+                                                span role="status" aria-live="polite" {}
                                             }
                                         }
                                     }
                                 }
                             }
-                        }
-                    }
+                        },
+                    ))
                 }
             }
         }

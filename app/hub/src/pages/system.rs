@@ -124,27 +124,25 @@ pub fn workers_table(sup: Option<&Supervised>) -> Markup {
     html! {
         @match sup {
             None => p class="muted" { "The supervisor did not answer; worker health is unknown." },
-            Some(s) => div class="scroll" tabindex="0" {
-                table {
-                    caption class="visually-hidden" { "Workers and their health" }
-                    thead { tr {
-                        th scope="col" { "Worker" }
-                        th scope="col" { "State" }
-                        th scope="col" class="num" { "Restarts" }
-                        th scope="col" { "Status" }
-                    } }
-                    tbody aria-live="polite" {
-                        @for w in &s.workers {
-                            tr data-worker=(w.name) {
-                                th scope="row" { (w.name) @if w.essential { span class="muted" { " (essential)" } } }
-                                td { span class=(state_class(w.state)) data-field="state" { (w.state.as_str()) } }
-                                td class="num" data-field="restarts" { (w.restarts) }
-                                td data-field="status" { (w.status_text.as_deref().or(w.last_error.as_deref()).unwrap_or("–")) }
-                            }
+            Some(s) => (layout::live_scroll_table(
+                "Workers and their health",
+                html! {
+                    th scope="col" { "Worker" }
+                    th scope="col" { "State" }
+                    th scope="col" class="num" { "Restarts" }
+                    th scope="col" { "Status" }
+                },
+                html! {
+                    @for w in &s.workers {
+                        tr data-worker=(w.name) {
+                            th scope="row" { (w.name) @if w.essential { span class="muted" { " (essential)" } } }
+                            td { span class=(state_class(w.state)) data-field="state" { (w.state.as_str()) } }
+                            td class="num" data-field="restarts" { (w.restarts) }
+                            td data-field="status" { (w.status_text.as_deref().or(w.last_error.as_deref()).unwrap_or("–")) }
                         }
                     }
-                }
-            }
+                },
+            )),
         }
     }
 }
