@@ -262,6 +262,19 @@ def claim(app: Appliance, b: Browser, audits: dict) -> None:
     # Signed in, on the dashboard or (where the hub has it) the first-boot wizard.
     assert r["status"] == 200 and r["url"] in (app.url("/"), app.url("/setup")), r
     assert who(b, "admin") == "admin (admin)"
+    # The first-boot wizard: every step skipped in turn, then on to the dashboard.
+    if r["url"] == app.url("/setup"):
+        steps = ["admin", "network", "fieldbus", "yolink", "alarms", "cameras", "mqtt"]
+        r = b("goto", ctx="admin", url=app.url(f"/setup/{steps[0]}"))
+        assert r["status"] == 200, r
+        for i, s in enumerate(steps):
+            r = b("submit", ctx="admin", selector=f'form[action="/setup/{s}/skip"] button')
+            want = app.url(f"/setup/{steps[i + 1]}") if i + 1 < len(steps) else app.url("/setup")
+            assert r["status"] == 200 and r["url"].split("?")[0] == want, (s, r)
+        marks = b("text", ctx="admin", selector="main .mark")["texts"]
+        assert marks.count("(skipped)") == len(steps), marks
+        r = b("submit", ctx="admin", selector='main a:has-text("Go to the dashboard")')
+        assert r["status"] == 200 and r["url"] == app.url("/"), r
     # Claimed: the claim page is gone.
     assert b("goto", ctx="admin", url=app.url("/claim"))["url"] != app.url("/claim")
 

@@ -128,12 +128,16 @@ def test_backup_restores_on_a_fresh_data_directory_with_the_device_key(appliance
     source = seen(a.get("/api/v1/settings")).json()
     assert source["effective"]["auth"]["users"][1]["password"] == "***"
 
+    # A user of the hub's own user table (not of the configuration) travels in the backup too.
+    r = a.post("/api/v1/users", json={"name": "olga", "password": "olga-pass-1", "role": "operator"})
+    assert r.status_code == 201, r.text
     r = seen(a.get("/api/v1/settings/backup"))
     assert r.status_code == 200, r.text
     assert r.headers["content-disposition"].startswith("attachment")
     backup = r.json()
     assert backup["format"] == "watchpost-settings-backup"
-    assert {"name": "admin", "role": "admin"} in backup["users"]
+    assert {(u["name"], u["role"]) for u in backup["users"]} >= {("admin", "admin"), ("olga", "operator")}
+    assert all(u["sealed"] and "$argon2" not in u["sealed"] for u in backup["users"])
     assert backup["overlay"]["auth"]["users"][1]["password"].startswith("sealed:")
 
     b = appliance_factory(SECTIONS).start()
@@ -153,4 +157,5 @@ def test_backup_restores_on_a_fresh_data_directory_with_the_device_key(appliance
     # The restored user can log in on the new box.
     wait_for(lambda: b.get("/api/v1/system", auth=("viewer1", "viewer-pass-1")).status_code == 200, 10,
              what="restored user accepted")
+    assert b.get("/api/v1/auth/me", auth=("olga", "olga-pass-1")).json()["role"] == "operator"
     seen.assert_no_secret()

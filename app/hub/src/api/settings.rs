@@ -115,9 +115,8 @@ pub struct Backup {
     pub overlay: serde_json::Map<String, Value>,
     /// The configuration file the appliance runs with.
     pub base_file: BackupFile,
-    /// The users of the appliance's user table, for reference: a restore does not create them
-    /// (their password hashes are not exported); users of `[[auth.users]]` in the file or the
-    /// overlay are restored with it.
+    /// The users of the appliance's user table, each with its stored record (password hash,
+    /// role, second factor) sealed; a restore puts them back.
     #[serde(default)]
     pub users: Vec<BackupUser>,
 }
@@ -130,6 +129,9 @@ pub struct BackupUser {
     /// `admin`, `operator` or `viewer`.
     #[schema(value_type = String)]
     pub role: watchpost_config::Role,
+    /// The user's record, sealed under the device key (absent in backups of older firmware).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
 }
 
 /// The configuration file in a backup.
@@ -711,11 +713,20 @@ async fn backup(State(state): State<HubState>) -> Result<Response, ApiError> {
                 .auth
                 .users()
                 .into_iter()
-                .map(|u| BackupUser {
-                    name: u.name,
-                    role: u.role,
+                .map(|u| {
+                    let sealed = s
+                        .auth
+                        .export_user(&u.name)
+                        .map(|r| sealer.seal(&format!("backup:user:{}", u.name), r.as_bytes()))
+                        .transpose()
+                        .map_err(device_key_error)?;
+                    Ok(BackupUser {
+                        name: u.name,
+                        role: u.role,
+                        sealed,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_, ApiError>>()?,
         })
     })
     .await?;
@@ -876,6 +887,23 @@ pub(crate) async fn restore_backup(state: &HubState, doc: Backup) -> Result<Appl
         let after: toml::Table = serde_json::from_value(overlay_json)
             .map_err(|e| invalid_backup(format!("the overlay is not a table: {e}")))?;
         files.validate(&after)?;
+        // The users first: every one opened before any is written.
+        let mut users = Vec::new();
+        for u in &doc.users {
+            if let Some(sealed) = &u.sealed {
+                let record = sealer
+                    .open(&format!("backup:user:{}", u.name), sealed)
+                    .map_err(|_| key_mismatch(&format!("users.{}", u.name)))?;
+                let record = String::from_utf8(record)
+                    .map_err(|_| invalid_backup(format!("user {} is damaged", u.name)))?;
+                users.push((u.name.clone(), record));
+            }
+        }
+        for (name, record) in &users {
+            s.auth
+                .import_user(name, record)
+                .map_err(|e| invalid_backup(e.to_string()))?;
+        }
         let before = s.store.settings().write(|txn| {
             caught(|| {
                 let before = files.committed()?;

@@ -747,6 +747,30 @@ impl Authenticator {
             .collect()
     }
 
+    /// A user's stored record (password hash, role, sealed second factor) as JSON, for a
+    /// backup; the caller seals it.
+    pub fn export_user(&self, name: &str) -> Option<String> {
+        self.user(name).and_then(|u| serde_json::to_string(&u).ok())
+    }
+
+    /// Puts back a user exported by [`Self::export_user`] (replacing one of the same name):
+    /// the restore of a backup. Their sessions end.
+    pub fn import_user(&self, name: &str, record: &str) -> Result<(), UserError> {
+        check_user_name(name).map_err(UserError::Invalid)?;
+        let rec: UserRecord = serde_json::from_str(record)
+            .map_err(|e| UserError::Invalid(format!("the backup's user {name}: {e}")))?;
+        PasswordHash::new(&rec.hash).map_err(|e| {
+            UserError::Invalid(format!("the backup's user {name} has no valid hash: {e}"))
+        })?;
+        self.save_user(name, rec)?;
+        self.end_sessions_of(name)?;
+        if self.needs_claim() {
+            *self.setup_code.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            claim::remove_code(&self.data_dir);
+        }
+        Ok(())
+    }
+
     /// Adds a user. Blocking (Argon2).
     pub fn create_user(&self, name: &str, password: &str, role: Role) -> Result<(), UserError> {
         check_user_name(name).map_err(UserError::Invalid)?;
