@@ -28,6 +28,9 @@ pub struct WorkerHealth {
     heartbeat_age_ms: Option<u64>,
     last_error: Option<String>,
     status: Option<String>,
+    /// What the running worker cannot use and keeps retrying (a missing serial adapter, a
+    /// port taken): the appliance is `degraded` while any is listed.
+    faults: Vec<watchpost_runtime::proto::Fault>,
 }
 
 /// `GET /health`.
@@ -46,7 +49,7 @@ pub struct HealthBody {
 }
 
 /// Unhealthy if an essential worker is not running with a fresh heartbeat; degraded if any
-/// other worker is not; healthy otherwise.
+/// other worker is not, or a worker reports a fault; healthy otherwise.
 pub fn overall(snapshot: &Snapshot, heartbeat_timeout_ms: u64) -> Overall {
     let ok = |w: &watchpost_runtime::proto::WorkerStatus| {
         w.state == WorkerState::Running
@@ -54,7 +57,11 @@ pub fn overall(snapshot: &Snapshot, heartbeat_timeout_ms: u64) -> Overall {
     };
     if snapshot.workers.iter().any(|w| w.essential && !ok(w)) {
         Overall::Unhealthy
-    } else if snapshot.workers.iter().any(|w| !ok(w)) {
+    } else if snapshot
+        .workers
+        .iter()
+        .any(|w| !ok(w) || !w.faults.is_empty())
+    {
         Overall::Degraded
     } else {
         Overall::Healthy
@@ -94,6 +101,7 @@ pub async fn health(State(state): State<HubState>) -> Response {
                         heartbeat_age_ms: w.heartbeat_age_ms,
                         last_error: w.last_error,
                         status: w.status_text,
+                        faults: w.faults,
                     })
                     .collect(),
                 board: s.board,

@@ -16,12 +16,21 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::Registry;
 use crate::proto::{
     self, ApplyReport, ENV_CONFIG_FILE, ENV_HEARTBEAT_MS, ENV_SUPERVISED, ENV_SUPERVISOR_PID,
-    FatalKind, Snapshot, SupervisorMsg, WorkerMsg,
+    FatalKind, Fault, Snapshot, SupervisorMsg, WorkerMsg,
 };
 
 /// How often metrics text is pushed to the supervisor at most.
 const METRICS_PUSH_INTERVAL: Duration = Duration::from_secs(1);
 const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(250);
+
+fn to_faults(m: &BTreeMap<String, String>) -> Vec<Fault> {
+    m.iter()
+        .map(|(subject, reason)| Fault {
+            subject: subject.clone(),
+            reason: reason.clone(),
+        })
+        .collect()
+}
 
 /// Errors setting up the link to the supervisor.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +82,8 @@ pub struct WorkerCtx {
     ready: watch::Sender<Option<BTreeMap<String, SocketAddr>>>,
     /// The configuration file the supervisor runs with (`WATCHPOST_CONFIG_FILE`).
     config_file: Option<std::path::PathBuf>,
+    /// The faults reported now, by subject; `true` once the supervisor has the current set.
+    faults: Mutex<(BTreeMap<String, String>, bool)>,
 }
 
 impl std::fmt::Debug for WorkerCtx {
@@ -126,6 +137,7 @@ impl WorkerCtx {
             logs_sent: Mutex::new(0),
             ready: watch::channel(None).0,
             config_file: config_file_from_env(),
+            faults: Mutex::new((BTreeMap::new(), true)),
         })
     }
 
@@ -141,6 +153,7 @@ impl WorkerCtx {
             logs_sent: Mutex::new(0),
             ready: watch::channel(None).0,
             config_file: None,
+            faults: Mutex::new((BTreeMap::new(), true)),
         }
     }
 
@@ -194,13 +207,59 @@ impl WorkerCtx {
     }
 
     fn send(&self, msg: WorkerMsg) {
+        self.try_send(msg);
+    }
+
+    /// Queues `msg` for the supervisor; `false` when the queue was full and it was dropped.
+    fn try_send(&self, msg: WorkerMsg) -> bool {
         if let Some(link) = &self.link {
             match link.tx.try_send(Outgoing::Msg(msg)) {
                 Ok(()) | Err(TrySendError::Disconnected(_)) => {}
                 Err(TrySendError::Full(_)) => {
                     tracing::debug!("supervisor queue full; message dropped");
+                    return false;
                 }
             }
+        }
+        true
+    }
+
+    /// Reports a fault the worker works around while it keeps running (a device it cannot
+    /// open, a port it cannot bind): `/health` says `degraded` with `reason` until
+    /// [`WorkerCtx::clear_fault`] for the same `subject`. Setting the same fault again is free.
+    pub fn set_fault(&self, subject: impl Into<String>, reason: impl Into<String>) {
+        let (subject, reason) = (subject.into(), reason.into());
+        let mut f = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        if f.0.get(&subject) == Some(&reason) {
+            return;
+        }
+        f.0.insert(subject, reason);
+        f.1 = false;
+        self.push_faults(&mut f);
+    }
+
+    /// Ends the fault reported for `subject`, if any.
+    pub fn clear_fault(&self, subject: &str) {
+        let mut f = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        if f.0.remove(subject).is_some() {
+            f.1 = false;
+            self.push_faults(&mut f);
+        }
+    }
+
+    /// The faults reported now, by subject.
+    pub fn faults(&self) -> Vec<Fault> {
+        let f = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        to_faults(&f.0)
+    }
+
+    /// Sends the fault set unless the supervisor has it already; a full queue leaves it for
+    /// the next heartbeat.
+    fn push_faults(&self, f: &mut (BTreeMap<String, String>, bool)) {
+        if !f.1 {
+            f.1 = self.try_send(WorkerMsg::Faults {
+                faults: to_faults(&f.0),
+            });
         }
     }
 
@@ -240,6 +299,10 @@ impl WorkerCtx {
     pub fn heartbeat(&self) {
         self.send(WorkerMsg::Heartbeat);
         self.push_logs();
+        {
+            let mut f = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+            self.push_faults(&mut f);
+        }
         let due = {
             let mut last = self
                 .last_metrics_push
@@ -479,6 +542,7 @@ mod tests {
             logs_sent: Mutex::new(0),
             ready: watch::channel(None).0,
             config_file: None,
+            faults: Mutex::new((BTreeMap::new(), true)),
         };
         ctx.metrics().counter("watchpost_t_x_total", "x", &[]).inc();
         ctx.heartbeat();
@@ -512,6 +576,46 @@ mod tests {
         assert_eq!(seen[0], WorkerMsg::Heartbeat);
         assert!(
             matches!(&seen[1], WorkerMsg::Metrics { text } if text.contains("watchpost_t_x_total 1"))
+        );
+    }
+
+    #[test]
+    fn faults_reach_the_supervisor_once_per_change() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let ctx = WorkerCtx {
+            link: Some(Link::start("t", ours).unwrap()),
+            ..WorkerCtx::standalone("t", CancellationToken::new())
+        };
+        ctx.set_fault("serial /dev/ttyUSB0", "no such device");
+        ctx.set_fault("serial /dev/ttyUSB0", "no such device");
+        ctx.set_fault("compat 0.0.0.0:5000", "address in use");
+        assert_eq!(ctx.faults().len(), 2);
+        ctx.clear_fault("serial /dev/ttyUSB0");
+        ctx.clear_fault("serial /dev/ttyUSB0");
+        ctx.clear_fault("compat 0.0.0.0:5000");
+        // Nothing changed since: the heartbeat sends no fault set.
+        ctx.heartbeat();
+        ctx.set_fault("last", "marker");
+        theirs
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut r = BufReader::new(theirs);
+        let mut sets: Vec<Vec<String>> = Vec::new();
+        while sets.last() != Some(&vec!["last".to_string()]) {
+            let msg = proto::read_frame::<WorkerMsg>(&mut r).unwrap().unwrap();
+            if let WorkerMsg::Faults { faults } = msg {
+                sets.push(faults.into_iter().map(|f| f.subject).collect::<Vec<_>>());
+            }
+        }
+        assert_eq!(
+            sets,
+            [
+                vec!["serial /dev/ttyUSB0"],
+                vec!["compat 0.0.0.0:5000", "serial /dev/ttyUSB0"],
+                vec!["compat 0.0.0.0:5000"],
+                vec![],
+                vec!["last"],
+            ]
         );
     }
 

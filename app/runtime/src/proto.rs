@@ -52,6 +52,19 @@ pub enum WorkerMsg {
     /// environment) and restart the workers whose sections changed; answered by
     /// [`SupervisorMsg::Applied`].
     ApplyConfig { id: u64 },
+    /// The faults the worker works around now (the whole set, empty when none is left): a
+    /// peripheral it cannot open, a port it cannot bind. The worker keeps running and retries;
+    /// `/health` says `degraded` with the reasons. Sent when the set changes.
+    Faults { faults: Vec<Fault> },
+}
+
+/// Something a running worker cannot use and keeps retrying (see [`WorkerMsg::Faults`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Fault {
+    /// What is affected: `neasmart serial /dev/ttyUSB0`, `neasmart compat listener 0.0.0.0:5000`.
+    pub subject: String,
+    /// Why, as the failing operation reported it.
+    pub reason: String,
 }
 
 /// Why a worker gave up.
@@ -158,6 +171,9 @@ pub struct WorkerStatus {
     pub heartbeat_age_ms: Option<u64>,
     pub last_error: Option<String>,
     pub status_text: Option<String>,
+    /// The faults the running worker reported ([`WorkerMsg::Faults`]); cleared when it restarts.
+    #[serde(default)]
+    pub faults: Vec<Fault>,
 }
 
 /// Lifecycle state of a worker.

@@ -20,7 +20,10 @@
 //! exponential backoff; an exit with the configuration code (78) is reported as failed and not
 //! restarted; exhausting the restart budget marks the worker failed and retries it much later.
 //! `WATCHDOG=1` (and the hardware watchdog keepalive) are sent only while every essential
-//! worker is healthy, so a wedged appliance is restarted by systemd or reset by the board.
+//! worker is healthy, so a wedged appliance is restarted by systemd or reset by the board. A
+//! peripheral fault never stops them: workers report what they cannot use as faults while
+//! they keep running (`/health` degraded), and an essential worker out because of a missing
+//! device or port (exit 69) or its configuration (78) does not hold them back either.
 //!
 //! Shutdown: on SIGTERM/SIGINT the workers get SIGTERM in reverse start order (the broker
 //! last), each within the grace period, then SIGKILL; children also carry PR_SET_PDEATHSIG so
@@ -392,12 +395,15 @@ fn systemd_watchdog_interval() -> Option<Duration> {
 }
 
 impl Supervisor {
+    /// Whether the appliance counts as alive for readiness and the watchdogs: every essential
+    /// worker is healthy or out for a reason a reset cannot fix ([`Slot::keeps_watchdog`]).
+    /// Faults that running workers report (a missing adapter) never count against it.
     fn essential_healthy(&self) -> bool {
         let now = Instant::now();
         self.slots
             .values()
             .filter(|s| s.essential)
-            .all(|s| s.healthy(now, &self.policy))
+            .all(|s| s.keeps_watchdog(now, &self.policy))
     }
 
     fn handle(&mut self, ev: Event) {
@@ -425,6 +431,15 @@ impl Supervisor {
                     }
                     WorkerMsg::Heartbeat => slot.heartbeat(now),
                     WorkerMsg::Status { text } => slot.status_text = Some(text),
+                    WorkerMsg::Faults { faults } => {
+                        if faults.is_empty() && !slot.faults.is_empty() {
+                            tracing::info!(worker = %name, "worker reports no fault any more");
+                        }
+                        for f in faults.iter().filter(|f| !slot.faults.contains(f)) {
+                            tracing::warn!(worker = %name, subject = %f.subject, reason = %f.reason, "worker reports a fault (degraded)");
+                        }
+                        slot.faults = faults;
+                    }
                     WorkerMsg::Metrics { text } => slot.metrics_text = text,
                     WorkerMsg::Fatal { kind, reason } => slot.fatal_reason = Some((kind, reason)),
                     WorkerMsg::Logs { lines } => {
@@ -812,6 +827,7 @@ impl Supervisor {
                     .map(|t| now.duration_since(t).as_millis() as u64),
                 last_error: s.last_error.clone(),
                 status_text: s.status_text.clone(),
+                faults: s.faults.clone(),
             })
             .collect::<Vec<_>>();
         let worker_metrics = self
@@ -929,6 +945,15 @@ impl Supervisor {
         let mut line = format!("{running}/{} workers healthy", self.slots.len());
         if !failed.is_empty() {
             line.push_str(&format!("; failed: {}", failed.join(", ")));
+        }
+        let degraded: Vec<&str> = self
+            .order
+            .iter()
+            .filter(|n| self.slots.get(**n).is_some_and(|s| !s.faults.is_empty()))
+            .copied()
+            .collect();
+        if !degraded.is_empty() {
+            line.push_str(&format!("; degraded: {}", degraded.join(", ")));
         }
         if line != self.last_status_line {
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&line)]);

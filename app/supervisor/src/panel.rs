@@ -30,7 +30,10 @@ impl Supervisor {
         let now = Instant::now();
         let alarm = self.indicators.values().any(|(a, _)| *a);
         let updating = self.reset_checking || self.indicators.values().any(|(_, u)| *u);
-        let all_healthy = self.slots.values().all(|s| s.healthy(now, &self.policy));
+        let all_healthy = self
+            .slots
+            .values()
+            .all(|s| s.healthy(now, &self.policy) && s.faults.is_empty());
         board::appliance_state(
             self.panel.confirm_pending,
             updating,

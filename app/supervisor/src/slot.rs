@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use watchpost_runtime::ExitCode;
 use watchpost_runtime::proto::WorkerState;
 
 /// The restart policy (from `[supervisor]`).
@@ -50,6 +51,11 @@ pub struct Slot {
     pub restarts: u32,
     pub last_error: Option<String>,
     pub status_text: Option<String>,
+    /// The faults the running process reported (a peripheral it cannot use, retried).
+    pub faults: Vec<watchpost_runtime::proto::Fault>,
+    /// The last process ended on something a reset cannot fix: a device or port that is not
+    /// there (exit 69) or its configuration (78). Cleared when a process gets ready.
+    pub ended_on_peripheral: bool,
     pub metrics_text: String,
     pub started_at: Option<Instant>,
     pub ready_at: Option<Instant>,
@@ -79,6 +85,8 @@ impl Slot {
             restarts: 0,
             last_error: None,
             status_text: None,
+            faults: Vec::new(),
+            ended_on_peripheral: false,
             metrics_text: String::new(),
             started_at: None,
             ready_at: None,
@@ -101,6 +109,13 @@ impl Slot {
                 .is_some_and(|t| now.duration_since(t) < policy.heartbeat_timeout)
     }
 
+    /// Whether this worker lets the watchdogs be petted (when it is essential): healthy, or
+    /// out because of a device, port or configuration that a reset of the board cannot bring
+    /// back. A wedged or crash-looping process does not.
+    pub fn keeps_watchdog(&self, now: Instant, policy: &Policy) -> bool {
+        self.healthy(now, policy) || self.ended_on_peripheral
+    }
+
     /// Marks a new process as spawned.
     pub fn spawned(&mut self, pid: u32, now: Instant) {
         self.generation += 1;
@@ -114,6 +129,7 @@ impl Slot {
         self.kill_reason = None;
         self.fatal_reason = None;
         self.status_text = None;
+        self.faults.clear();
     }
 
     /// The spawn itself failed (binary missing, fork failed…): treated like an exit.
@@ -128,6 +144,7 @@ impl Slot {
             self.ready_at = Some(now);
             self.last_heartbeat = Some(now);
             self.ever_ready = true;
+            self.ended_on_peripheral = false;
         }
     }
 
@@ -196,6 +213,10 @@ impl Slot {
             (None, None) => how,
         };
         self.killing = false;
+        self.faults.clear();
+        self.ended_on_peripheral = [ExitCode::Unavailable, ExitCode::Config]
+            .iter()
+            .any(|c| ending == Ending::Exited(c.code()));
         if stopping {
             self.state = WorkerState::Stopped;
             self.next_start = None;
@@ -298,6 +319,42 @@ mod tests {
         let later = now + Duration::from_secs(61);
         s.ended(Ending::Exited(1), later, &p, false);
         assert_eq!(s.next_start.unwrap().duration_since(later).as_millis(), 100);
+    }
+
+    #[test]
+    fn only_a_wedged_or_crashing_process_holds_back_the_watchdog() {
+        let p = policy();
+        let t0 = Instant::now();
+        let mut s = running(t0, &p);
+        s.faults.push(watchpost_runtime::proto::Fault {
+            subject: "serial /dev/ttyUSB0".into(),
+            reason: "No such file or directory".into(),
+        });
+        // Running with a fault: degraded, never a reset.
+        assert!(s.keeps_watchdog(t0, &p));
+        // Silent (wedged): no pets.
+        let late = t0 + Duration::from_millis(1500);
+        assert!(!s.keeps_watchdog(late, &p));
+        // Crashed: no pets while it is out.
+        s.ended(Ending::Signalled("SIGSEGV".into()), late, &p, false);
+        assert!(s.faults.is_empty());
+        assert!(!s.keeps_watchdog(late, &p));
+        // Out because a device or port is missing (69) or on its configuration (78): a
+        // reset cannot help, so the watchdogs go on while it is restarted (or failed).
+        s.spawned(12, late);
+        assert!(!s.keeps_watchdog(late, &p));
+        for code in [69, 78] {
+            s.ended(Ending::Exited(code), late, &p, false);
+            assert!(s.keeps_watchdog(late, &p), "exit {code}");
+            assert!(!s.healthy(late, &p));
+            // Still while the next process starts.
+            s.spawned(12, late);
+            assert!(s.keeps_watchdog(late, &p));
+        }
+        // Ready again: the exemption ends with it.
+        s.spawned(13, late);
+        s.ready(late);
+        assert!(!s.keeps_watchdog(late + Duration::from_millis(1500), &p));
     }
 
     #[test]
