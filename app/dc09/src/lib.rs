@@ -37,7 +37,7 @@ mod timestamp;
 pub use crc::{crc16, crc16_bitwise};
 pub use crypto::{Key, KeyFormat, pad_for};
 pub use error::Dc09Error;
-pub use exchange::{ClockOffset, Verdict, judge};
+pub use exchange::{CLOCK_AGREEMENT_S, ClockOffset, Verdict, judge};
 pub use fields::{Account, Prefix, Seq};
 pub use message::{
     ContactId, Decoded, ExtendedData, Message, Payload, Qualifier, SiaCode, SiaEvent, Token,

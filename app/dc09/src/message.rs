@@ -264,6 +264,25 @@ impl ExtendedData {
         })
     }
 
+    /// `[H<time>]`: when the event happened (DC-09's time of occurrence), which differs from
+    /// the message's timestamp when the message was held back, e.g. while the receiver was
+    /// unreachable. Written like the timestamp, without its underscore:
+    /// `[H14:29:10,11-22-2026]` (UTC).
+    pub fn time_of_occurrence(at: Timestamp) -> Self {
+        let wire = at.to_wire();
+        Self {
+            id: b'H',
+            text: wire.strip_prefix('_').unwrap_or(&wire).to_string(),
+        }
+    }
+
+    /// The time of an `H` block, if this is one and it reads as a time.
+    pub fn occurred_at(&self) -> Option<Timestamp> {
+        (self.id == b'H')
+            .then(|| Timestamp::parse(&self.text).ok())
+            .flatten()
+    }
+
     pub fn id(&self) -> char {
         char::from(self.id)
     }

@@ -146,32 +146,7 @@ fn parse_body(text: &str, key: Option<&Key>) -> Result<Response, &'static str> {
         return Err("sequence number is not 4 digits");
     }
     let seq: u16 = seq_text.parse().map_err(|_| "sequence number")?;
-    // Some receivers echo an absent receiver number as text (pysiaalarm writes `None`):
-    // skip anything up to the first header field.
-    let skip = t.find(['R', 'L', '#', '[']).unwrap_or(0);
-    let mut t = &t[skip..];
-    let receiver = take_hex_field(&mut t, 'R', 6)?
-        .map(Prefix::new)
-        .transpose()
-        .map_err(|_| "receiver")?;
-    // `A` is itself a hex digit, so `L0A0[` (line 0, anonymous account 0) cannot be split by
-    // digits alone: take up to 13 digits and split at the last `A` when no `#` follows.
-    let line_digits = take_hex_field(&mut t, 'L', 13)?;
-    let (line, anonymous) = match line_digits {
-        Some(d) if !t.starts_with('#') => match d[1..].rfind(['A', 'a']).map(|i| i + 1) {
-            Some(i) if i + 1 < d.len() => (Some(&d[..i]), Some(&d[i + 1..])),
-            _ => (Some(d), None),
-        },
-        other => (other, None),
-    };
-    let line = line.map(Prefix::new).transpose().map_err(|_| "line")?;
-    let account = if let Some(a) = take_hex_field(&mut t, '#', 16)? {
-        ResponseAccount::Account(Account::new(a).map_err(|_| "account")?)
-    } else if let Some(a) = anonymous {
-        ResponseAccount::Anonymous(Prefix::new(a).map_err(|_| "anonymous account")?)
-    } else {
-        ResponseAccount::Absent
-    };
+    let (receiver, line, account, t) = header_fields(t)?;
     let t = t.strip_prefix('[').ok_or("data block missing")?;
     let timestamp = if encrypted {
         let hex = t.strip_suffix(']').unwrap_or(t);
@@ -202,6 +177,76 @@ fn parse_body(text: &str, key: Option<&Key>) -> Result<Response, &'static str> {
         timestamp,
         framed: true,
     })
+}
+
+type HeaderFields<'a> = (Option<Prefix>, Option<Prefix>, ResponseAccount, &'a str);
+
+/// The header fields between the sequence number and the data block: receiver `R…`, line
+/// `L…` and account (`#acct`, or `A…` in NAKs that name none), each at most once and in any
+/// order, since receivers differ (`R0L0A0`, pysiaalarm's `L0R0A0`). Returns them and the text
+/// from the `[` on.
+///
+/// `A` is itself a hex digit, so in `L0A0[` (line 0, anonymous account 0) the line's digits
+/// run into the account's: when the last field before `[` holds an `A` after its first digit
+/// and something after it, and no account was named, it is split at the last `A`. Some
+/// receivers echo an absent receiver number as text (pysiaalarm writes `None`): it is skipped.
+fn header_fields(mut t: &str) -> Result<HeaderFields<'_>, &'static str> {
+    let mut receiver: Option<&str> = None;
+    let mut line: Option<&str> = None;
+    let mut account = ResponseAccount::Absent;
+    // The field taken last, if it was `R` or `L` (the one whose digits may hold `A…`).
+    let mut last: Option<char> = None;
+    loop {
+        if let Some(rest) = t.strip_prefix("None") {
+            t = rest;
+            continue;
+        }
+        let Some(marker) = t.chars().next() else {
+            return Err("data block missing");
+        };
+        let field = match marker {
+            '[' => break,
+            'R' if receiver.is_none() => &mut receiver,
+            'L' if line.is_none() => &mut line,
+            '#' if account == ResponseAccount::Absent => {
+                let digits = take_hex_field(&mut t, '#', 16)?.unwrap_or_default();
+                account = ResponseAccount::Account(Account::new(digits).map_err(|_| "account")?);
+                last = None;
+                continue;
+            }
+            'A' if account == ResponseAccount::Absent => {
+                let digits = take_hex_field(&mut t, 'A', 6)?.unwrap_or_default();
+                account =
+                    ResponseAccount::Anonymous(Prefix::new(digits).map_err(|_| "anonymous account")?);
+                last = None;
+                continue;
+            }
+            'R' | 'L' | '#' | 'A' => return Err("header field repeated"),
+            _ => return Err("data block missing"),
+        };
+        *field = take_hex_field(&mut t, marker, 13)?;
+        last = Some(marker);
+    }
+    let field = match (last, &account) {
+        (Some('R'), ResponseAccount::Absent) => Some(&mut receiver),
+        (Some('L'), ResponseAccount::Absent) => Some(&mut line),
+        _ => None,
+    };
+    if let Some(field) = field
+        && let Some(d) = *field
+        && let Some(i) = d[1..].rfind(['A', 'a']).map(|i| i + 1)
+        && i + 1 < d.len()
+    {
+        *field = Some(&d[..i]);
+        account =
+            ResponseAccount::Anonymous(Prefix::new(&d[i + 1..]).map_err(|_| "anonymous account")?);
+    }
+    let receiver = receiver
+        .map(Prefix::new)
+        .transpose()
+        .map_err(|_| "receiver")?;
+    let line = line.map(Prefix::new).transpose().map_err(|_| "line")?;
+    Ok((receiver, line, account, t))
 }
 
 /// Takes `marker` and 1 to `max` hex digits off the front of `t`, if `t` starts with `marker`.

@@ -210,9 +210,9 @@ fn parses_the_reference_receiver_replies() {
         panic!("{ack:?}")
     };
     assert_eq!((r.kind, r.seq, r.timestamp), (ResponseKind::Ack, 1, None));
-    assert_eq!(judge(Seq::new(1).unwrap(), &ack), Verdict::Delivered);
+    assert_eq!(judge(Seq::new(1).unwrap(), None, &ack), Verdict::Delivered);
     assert_eq!(
-        judge(Seq::new(2).unwrap(), &ack),
+        judge(Seq::new(2).unwrap(), None, &ack),
         Verdict::Unrelated { seq: 1 }
     );
 
@@ -220,7 +220,7 @@ fn parses_the_reference_receiver_replies() {
     let nak = Reply::parse(b"\nB95D0025\"NAK\"0000R0L0A0[]_14:29:11,11-22-2026\r", None).unwrap();
     let receiver_time = Timestamp::parse("_14:29:11,11-22-2026").unwrap();
     assert_eq!(
-        judge(Seq::new(4).unwrap(), &nak),
+        judge(Seq::new(4).unwrap(), None, &nak),
         Verdict::ClockRejected { receiver_time }
     );
     let offset = ClockOffset::from_nak(receiver_time, receiver_time.unix_secs() - 120);
@@ -239,10 +239,10 @@ fn parses_the_reference_receiver_replies() {
     };
     assert!(r.encrypted);
     assert_eq!(r.timestamp, Some(ts()));
-    assert_eq!(judge(Seq::new(4).unwrap(), &reply), Verdict::Delivered);
+    assert_eq!(judge(Seq::new(4).unwrap(), None, &reply), Verdict::Delivered);
     // Without the key it is still an ACK for seq 4.
     assert_eq!(
-        judge(Seq::new(4).unwrap(), &Reply::parse(eack, None).unwrap()),
+        judge(Seq::new(4).unwrap(), None, &Reply::parse(eack, None).unwrap()),
         Verdict::Delivered
     );
 
@@ -253,25 +253,26 @@ fn parses_the_reference_receiver_replies() {
         .encode(None)
         .unwrap();
     assert_eq!(
-        judge(Seq::new(10).unwrap(), &Reply::parse(&duh, None).unwrap()),
+        judge(Seq::new(10).unwrap(), None, &Reply::parse(&duh, None).unwrap()),
         Verdict::NotUnderstood
     );
     assert_eq!(
-        judge(
-            Seq::new(3).unwrap(),
+        judge(Seq::new(3).unwrap(), None,
             &Reply::parse(b"\"NAK\"", None).unwrap()
         ),
-        Verdict::Rejected
+        Verdict::Refused {
+            receiver_time: None
+        }
     );
     assert_eq!(
-        judge(Seq::new(3).unwrap(), &Reply::parse(b"\n\r", None).unwrap()),
+        judge(Seq::new(3).unwrap(), None, &Reply::parse(b"\n\r", None).unwrap()),
         Verdict::Discarded
     );
     assert!(Reply::parse(b"\"HUH\"", None).is_err());
     // pysiaalarm echoes a missing receiver number as `None`.
     let none = frame::wrap(b"\"ACK\"0001NoneL0#AAA[]").unwrap();
     assert_eq!(
-        judge(Seq::new(1).unwrap(), &Reply::parse(&none, None).unwrap()),
+        judge(Seq::new(1).unwrap(), None, &Reply::parse(&none, None).unwrap()),
         Verdict::Delivered
     );
 }
@@ -307,4 +308,125 @@ fn reply_reader_handles_split_and_bare_replies() {
     assert_eq!(r.next_reply(), None);
     assert_eq!(r.push(&a[3..]), None);
     assert_eq!(r.next_reply(), Some(a));
+}
+
+#[test]
+fn naks_in_any_field_order() {
+    let receiver_time = Timestamp::parse("_14:29:11,11-22-2026").unwrap();
+    // pysiaalarm's own NAK (a frame it cannot parse, e.g. one it cannot decrypt) puts the line
+    // before the receiver; the standard's puts the receiver first. Both read the same.
+    for body in [
+        "\"NAK\"0000L0R0A0[]_14:29:11,11-22-2026",
+        "\"NAK\"0000R0L0A0[]_14:29:11,11-22-2026",
+        "\"NAK\"0000A0R0L0[]_14:29:11,11-22-2026",
+        "\"NAK\"0000NoneL0A0[]_14:29:11,11-22-2026",
+    ] {
+        let reply = Reply::parse(&frame::wrap(body.as_bytes()).unwrap(), None).unwrap();
+        let Reply::Response(r) = &reply else {
+            panic!("{reply:?}")
+        };
+        assert_eq!(r.kind, ResponseKind::Nak, "{body}");
+        assert_eq!(r.line, Some(Prefix::zero()), "{body}");
+        assert_eq!(
+            r.account,
+            ResponseAccount::Anonymous(Prefix::zero()),
+            "{body}"
+        );
+        assert_eq!(r.timestamp, Some(receiver_time), "{body}");
+        if !body.contains("None") {
+            assert_eq!(r.receiver, Some(Prefix::zero()), "{body}");
+        }
+        assert_eq!(
+            judge(Seq::new(4).unwrap(), None, &reply),
+            Verdict::ClockRejected { receiver_time }
+        );
+    }
+    // Other orders of the full fields; a receiver number with an A digit stays whole when an
+    // account follows.
+    let reply = Reply::parse(
+        &frame::wrap(b"\"NAK\"0000#ABCL2R1A[]_14:29:11,11-22-2026").unwrap(),
+        None,
+    )
+    .unwrap();
+    let Reply::Response(r) = reply else {
+        panic!()
+    };
+    assert_eq!(
+        (r.receiver, r.line, r.account),
+        (
+            Some(Prefix::new("1A").unwrap()),
+            Some(Prefix::new("2").unwrap()),
+            ResponseAccount::Account(Account::new("ABC").unwrap())
+        )
+    );
+    // A field given twice is not a header.
+    for bad in [
+        &b"\"NAK\"0000R0R0L0[]"[..],
+        b"\"NAK\"0000L0#AAA#AAA[]",
+        b"\"NAK\"0000L0Q0[]",
+        b"\"NAK\"0000L0",
+    ] {
+        assert!(
+            Reply::parse(&frame::wrap(bad).unwrap(), None).is_err(),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
+#[test]
+fn a_nak_whose_clock_agrees_refuses_the_frame_itself() {
+    let ours = ts();
+    let nak_at = |secs: i64| {
+        let t = Timestamp::from_unix_secs(ours.unix_secs() + secs).unwrap();
+        let body = format!("\"NAK\"0000L0R0A0[]{t}");
+        Reply::parse(&frame::wrap(body.as_bytes()).unwrap(), None).unwrap()
+    };
+    let seq = Seq::new(9).unwrap();
+    for agree in [-CLOCK_AGREEMENT_S, 0, 1, CLOCK_AGREEMENT_S] {
+        let receiver_time = Timestamp::from_unix_secs(ours.unix_secs() + agree).unwrap();
+        assert_eq!(
+            judge(seq, Some(ours), &nak_at(agree)),
+            Verdict::Refused {
+                receiver_time: Some(receiver_time)
+            }
+        );
+    }
+    for skew in [-CLOCK_AGREEMENT_S - 1, CLOCK_AGREEMENT_S + 1, 120, -3600] {
+        let receiver_time = Timestamp::from_unix_secs(ours.unix_secs() + skew).unwrap();
+        assert_eq!(
+            judge(seq, Some(ours), &nak_at(skew)),
+            Verdict::ClockRejected { receiver_time }
+        );
+    }
+    // Without a time in the NAK nothing says the clock was the reason.
+    assert_eq!(
+        judge(seq, Some(ours), &Reply::parse(b"\"NAK\"", None).unwrap()),
+        Verdict::Refused {
+            receiver_time: None
+        }
+    );
+}
+
+#[test]
+fn time_of_occurrence_block() {
+    let happened = Timestamp::parse("_14:20:05,11-22-2026").unwrap();
+    let mut m = msg(5, "AAA", sia_ba15());
+    m.extended = vec![
+        ExtendedData::new('I', "Front door").unwrap(),
+        ExtendedData::time_of_occurrence(happened),
+    ];
+    let f = m.encode().unwrap();
+    let text = String::from_utf8(f.clone()).unwrap();
+    assert!(
+        text.ends_with("[#AAA|Nri1/BA15][IFront door][H14:20:05,11-22-2026]_14:29:10,11-22-2026\r"),
+        "{text}"
+    );
+    let back = Message::decode(&f, None).unwrap().message;
+    assert_eq!(back, m);
+    assert_eq!(back.extended[1].occurred_at(), Some(happened));
+    assert_eq!(back.extended[0].occurred_at(), None);
+    let key = Key::parse("0123456789ABCDEF", KeyFormat::Ascii).unwrap();
+    let f = m.encode_encrypted(&key, &[7; 16]).unwrap();
+    assert_eq!(Message::decode(&f, Some(&key)).unwrap().message, m);
 }
