@@ -29,6 +29,7 @@ pub mod auth;
 pub mod client;
 mod device;
 pub mod discovery;
+pub mod http_auth;
 mod media;
 pub mod model;
 pub mod ns;
