@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::pipeline::{
     self, DetectBranch, HttpMjpegSource, Outputs, RtspSource, ThermalInput, V4l2Source,
 };
+use crate::mp4::{Codec, TrackInfo};
 use crate::recorder::{RecorderMsg, RecorderStats};
 use crate::rtsp_client::{self, Ended, Target};
 use crate::thermal::{ThermalProcessor, ThermalStats};
@@ -24,7 +25,7 @@ use watchpost_thermal::Clock as _;
 
 /// The status document of a camera and its state are the capture contract's: the worker
 /// publishes them as they are.
-pub use watchpost_contract::capture::{CameraState, CameraStatus};
+pub use watchpost_contract::capture::{CameraState, CameraStatus, StreamCodec, StreamFacts};
 
 /// A camera's source, resolved from config (credentials included, never logged).
 #[derive(Clone)]
@@ -92,7 +93,63 @@ pub struct CameraShared {
     pub detect_latency_count: AtomicU64,
     /// Arrival times (Unix ns) of recent access units by PTS, to date decoded frames.
     arrivals: Mutex<std::collections::VecDeque<(u64, u64)>>,
+    /// What the recorded stream looks like (size, profile, keyframe interval).
+    stream: Mutex<StreamMeter>,
     pub recorder: Arc<RecorderStats>,
+}
+
+/// Measures the facts of a stream from its access units and their track description.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StreamMeter {
+    facts: Option<StreamFacts>,
+    /// Access units since the last keyframe (`None` before the first keyframe).
+    since_key: Option<u32>,
+}
+
+impl StreamMeter {
+    /// One access unit of the stream described by `track`.
+    pub fn note(&mut self, track: &TrackInfo, keyframe: bool) {
+        let codec = match track.codec {
+            Codec::H264 => StreamCodec::H264,
+            Codec::H265 => StreamCodec::H265,
+        };
+        // avcC: configurationVersion, AVCProfileIndication, …
+        let h264_profile_idc = match codec {
+            StreamCodec::H264 => track.codec_data.get(1).copied(),
+            StreamCodec::H265 => None,
+        };
+        let f = self.facts.get_or_insert(StreamFacts {
+            codec,
+            width: track.width,
+            height: track.height,
+            h264_profile_idc,
+            keyframe_interval_frames: None,
+        });
+        if (f.codec, f.width, f.height) != (codec, track.width, track.height) {
+            // Another stream (the camera was reconfigured): the old interval is not its.
+            *f = StreamFacts {
+                codec,
+                width: track.width,
+                height: track.height,
+                h264_profile_idc,
+                keyframe_interval_frames: None,
+            };
+            self.since_key = None;
+        }
+        f.h264_profile_idc = h264_profile_idc;
+        if keyframe {
+            if let Some(n) = self.since_key {
+                f.keyframe_interval_frames = Some(n + 1);
+            }
+            self.since_key = Some(0);
+        } else if let Some(n) = self.since_key.as_mut() {
+            *n = n.saturating_add(1);
+        }
+    }
+
+    pub fn facts(&self) -> Option<StreamFacts> {
+        self.facts
+    }
 }
 
 /// How many recent arrivals are remembered (a few seconds of video).
@@ -113,6 +170,7 @@ impl CameraShared {
             detect_latency_us_sum: AtomicU64::new(0),
             detect_latency_count: AtomicU64::new(0),
             arrivals: Mutex::new(std::collections::VecDeque::with_capacity(ARRIVALS_KEPT)),
+            stream: Mutex::default(),
             recorder,
         }
     }
@@ -201,6 +259,11 @@ impl RateTracker {
                 .clone(),
             detect_latency_ms,
             updated_unix_ms: SystemClock.now_us() / 1000,
+            stream: c
+                .stream
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .facts(),
         }
     }
 }
@@ -237,11 +300,16 @@ fn outputs(task: &CameraTask) -> Outputs {
     let tx = task.recorder.clone();
     let clock = SystemClock;
     let detecting = task.ring.is_some();
-    let on_access_unit = Arc::new(move |sample: crate::mp4::Sample, track| {
+    let on_access_unit = Arc::new(move |sample: crate::mp4::Sample, track: Arc<TrackInfo>| {
         let now = clock.now_us();
         if detecting {
             shared.note_arrival(sample.pts_ns.max(0) as u64, now * 1000);
         }
+        shared
+            .stream
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .note(&track, sample.keyframe);
         shared.frames_in.fetch_add(1, Ordering::Relaxed);
         shared
             .bytes_in
@@ -686,7 +754,46 @@ async fn watch(
 
 #[cfg(test)]
 mod tests {
-    use super::{error_reason, http_host_port};
+    use super::{
+        Codec, StreamCodec, StreamFacts, StreamMeter, TrackInfo, error_reason, http_host_port,
+    };
+
+    #[test]
+    fn stream_meter_measures_size_profile_and_keyframe_interval() {
+        let track = |w, h| TrackInfo {
+            codec: Codec::H264,
+            width: w,
+            height: h,
+            codec_data: vec![1, 77, 0, 31],
+        };
+        let mut m = StreamMeter::default();
+        assert_eq!(m.facts(), None);
+        let t = track(1280, 720);
+        // Two non-key frames before the first keyframe, then a keyframe every 30 frames.
+        for i in 0..95u32 {
+            m.note(&t, i >= 2 && (i - 2) % 30 == 0);
+        }
+        assert_eq!(
+            m.facts(),
+            Some(StreamFacts {
+                codec: StreamCodec::H264,
+                width: 1280,
+                height: 720,
+                h264_profile_idc: Some(77),
+                keyframe_interval_frames: Some(30),
+            })
+        );
+        // A new size starts over: no interval until two keyframes of the new stream.
+        let t = track(640, 360);
+        m.note(&t, true);
+        let f = m.facts().unwrap();
+        assert_eq!((f.width, f.height, f.keyframe_interval_frames), (640, 360, None));
+        for _ in 0..9 {
+            m.note(&t, false);
+        }
+        m.note(&t, true);
+        assert_eq!(m.facts().unwrap().keyframe_interval_frames, Some(10));
+    }
 
     #[test]
     fn http_urls_give_host_and_port() {

@@ -208,6 +208,32 @@ pub struct CameraStatus {
     pub detect_latency_ms: Option<f64>,
     /// When this status was computed, ms since the Unix epoch (readers judge staleness).
     pub updated_unix_ms: u64,
+    /// What the worker measured on the stream it records (the rtsp worker reports it through
+    /// ONVIF); absent before the first frame and from workers that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamFacts>,
+}
+
+/// Compression of a recorded stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamCodec {
+    H264,
+    H265,
+}
+
+/// Facts the capture worker measures on a camera's recorded (main) stream: the size from its
+/// parser's caps, the H.264 profile from the decoder configuration, the keyframe interval from
+/// the access units. The frame rate and bit rate are the status's `input_fps`/`bitrate_bps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamFacts {
+    pub codec: StreamCodec,
+    pub width: u32,
+    pub height: u32,
+    /// `profile_idc` of the H.264 stream (66 baseline, 77 main, 100 high …).
+    pub h264_profile_idc: Option<u8>,
+    /// Frames from one keyframe to the next, as last seen; `None` until two were seen.
+    pub keyframe_interval_frames: Option<u32>,
 }
 
 /// Why a segment was recorded (also the recording index's, and a recording event's).

@@ -24,6 +24,7 @@ fn status(state: CameraState, reason: Option<&str>, updated_unix_ms: u64) -> Vec
         recording_error: None,
         detect_latency_ms: Some(12.5),
         updated_unix_ms,
+        stream: None,
     })
     .unwrap()
 }

@@ -846,6 +846,7 @@ mod tests {
             recording_error: None,
             detect_latency_ms: None,
             updated_unix_ms: now - 1000,
+            stream: None,
         }
     }
 
