@@ -86,19 +86,23 @@ impl Receiver {
                 let seq = Seq::from_counter(u64::from(*seq));
                 let xdata = ExtendedData::new('I', &sia_text(d)).ok();
                 let extended: Vec<ExtendedData> = xdata.into_iter().collect();
-                // Only SIA-DCS receivers get the alarm text; Contact ID stays minimal.
+                // Only SIA-DCS receivers get the alarm text; Contact ID stays minimal (the time
+                // of occurrence is its one extended block: pysiaalarm reads one there).
                 let extended = if layout.contact_id {
                     &[][..]
                 } else {
                     &extended[..]
                 };
-                link.deliver(seq, payload, extended, tries).await
+                let occurred = d.at_ms.div_euclid(1000);
+                link.deliver(seq, payload, extended, Some(occurred), tries)
+                    .await
             }
             (Receiver::Sia { link, .. }, Target::SiaNull { seq }) => {
                 link.deliver(
                     Seq::from_counter(u64::from(*seq)),
                     Payload::Null,
                     &[],
+                    None,
                     tries,
                 )
                 .await

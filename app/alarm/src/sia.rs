@@ -4,11 +4,17 @@
 //! One call to [`SiaLink::deliver`] is one delivery round: up to `attempts` tries on the
 //! current endpoint, then the same on the other one. Every try of a message uses the message's
 //! own sequence number, so a receiver that got a try but whose answer was lost sees a
-//! retransmission, not a new event. A NAK carrying the receiver's clock corrects the link's
-//! clock offset and the message is re-stamped and resent at once (at most twice per round).
-//! A DUH ends the round as "not understood": resending the same message cannot help. The
-//! caller (the delivery worker) owns back-off between rounds and never gives up on an alarm
-//! except after a DUH.
+//! retransmission, not a new event. A NAK carrying a clock that disagrees with the frame's
+//! timestamp corrects the clock offset of that endpoint (each endpoint is its own receiver
+//! with its own clock) and the message is re-stamped and resent at once (at most twice per
+//! round). A NAK whose clock agrees with ours refuses the frame itself: with encryption that
+//! means the receiver cannot decrypt it (another key), and the try says so. A DUH ends the
+//! round as "not understood": resending the same message cannot help. The caller (the
+//! delivery worker) owns back-off between rounds and never gives up on an alarm except after a
+//! DUH.
+//!
+//! Events carry their time of occurrence (`[H…]`, in the receiver's clock like the timestamp),
+//! so an alarm held back by an outage still tells the central station when it happened.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -108,7 +114,11 @@ pub enum TryResult {
     ClockRejected {
         offset_s: i64,
     },
-    Rejected,
+    /// A NAK that is not about the clock: the receiver refuses the frame itself. `encrypted`:
+    /// the frame was encrypted, so the receiver most likely holds another key.
+    Refused {
+        encrypted: bool,
+    },
     Discarded,
     Timeout,
     Io(String),
@@ -123,12 +133,38 @@ impl TryResult {
             TryResult::Acked => "ack",
             TryResult::NotUnderstood => "duh",
             TryResult::ClockRejected { .. } => "nak_clock",
-            TryResult::Rejected => "nak",
+            TryResult::Refused { encrypted: true } => "nak_key",
+            TryResult::Refused { encrypted: false } => "nak",
             TryResult::Discarded => "discarded",
             TryResult::Timeout => "timeout",
             TryResult::Io(_) => "io_error",
             TryResult::BadReply(_) => "bad_reply",
             TryResult::Http(_) => "http_error",
+        }
+    }
+}
+
+impl std::fmt::Display for TryResult {
+    /// What the try means, for people (the status's `last_error`, the event log).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TryResult::Acked => f.write_str("acknowledged"),
+            TryResult::NotUnderstood => f.write_str("not understood (DUH)"),
+            TryResult::ClockRejected { offset_s } => write!(
+                f,
+                "receiver rejected our clock (NAK); offset corrected to {offset_s} s"
+            ),
+            TryResult::Refused { encrypted: true } => {
+                f.write_str("receiver refuses our frames: check the key (NAK)")
+            }
+            TryResult::Refused { encrypted: false } => {
+                f.write_str("receiver refuses our frames: check the account and line (NAK)")
+            }
+            TryResult::Discarded => f.write_str("receiver discarded the frame"),
+            TryResult::Timeout => f.write_str("no answer in time"),
+            TryResult::Io(e) => f.write_str(e),
+            TryResult::BadReply(e) => write!(f, "unreadable reply: {e}"),
+            TryResult::Http(status) => write!(f, "HTTP {status}"),
         }
     }
 }
@@ -162,7 +198,8 @@ struct TcpConn {
 pub struct SiaLink {
     target: Arc<SiaTarget>,
     clock: Arc<dyn Clock>,
-    offset: ClockOffset,
+    /// Per endpoint (primary, backup): each is a receiver with its own clock.
+    offsets: Vec<ClockOffset>,
     /// Endpoint tried first: the one that last worked.
     active: usize,
     tcp: Option<TcpConnBox>,
@@ -183,9 +220,9 @@ const MAX_RESYNCS: u32 = 2;
 impl SiaLink {
     pub fn new(target: Arc<SiaTarget>, clock: Arc<dyn Clock>) -> Self {
         Self {
+            offsets: vec![ClockOffset::default(); target.endpoints.len()],
             target,
             clock,
-            offset: ClockOffset::default(),
             active: 0,
             tcp: None,
         }
@@ -195,9 +232,13 @@ impl SiaLink {
         &self.target
     }
 
-    /// The clock correction learnt from the receiver's NAKs.
+    /// The clock correction learnt from the NAKs of the endpoint in use.
     pub fn clock_offset_s(&self) -> i64 {
-        self.offset.secs()
+        self.offset(self.active).secs()
+    }
+
+    fn offset(&self, ep: usize) -> ClockOffset {
+        self.offsets.get(ep).copied().unwrap_or_default()
     }
 
     /// The back-off before try `n` (1-based) of a round, and between rounds.
@@ -210,12 +251,14 @@ impl SiaLink {
     }
 
     /// One delivery round for `payload` with sequence `seq`; every try is appended to
-    /// `tries`.
+    /// `tries`. `occurred_unix_s`, when given, is sent as the event's time of occurrence
+    /// (`[H…]`).
     pub async fn deliver(
         &mut self,
         seq: Seq,
         payload: Payload,
         extended: &[ExtendedData],
+        occurred_unix_s: Option<i64>,
         tries: &mut Vec<Try>,
     ) -> Outcome {
         let n = self.target.endpoints.len();
@@ -224,7 +267,9 @@ impl SiaLink {
             let mut resyncs = 0;
             let mut attempt = 1;
             while attempt <= self.target.attempts {
-                let t = self.try_once(ep, seq, payload, extended).await;
+                let t = self
+                    .try_once(ep, seq, payload, extended, occurred_unix_s)
+                    .await;
                 let result = t.result.clone();
                 tries.push(t);
                 match result {
@@ -259,18 +304,25 @@ impl SiaLink {
 
     fn frame(
         &self,
+        ep: usize,
         seq: Seq,
         payload: Payload,
         extended: &[ExtendedData],
+        occurred_unix_s: Option<i64>,
     ) -> Result<(Vec<u8>, Timestamp), String> {
-        let ts = self.offset.timestamp(self.clock.now_unix_s());
+        let offset = self.offset(ep);
+        let ts = offset.timestamp(self.clock.now_unix_s());
+        let mut extended = extended.to_vec();
+        if let Some(at) = occurred_unix_s {
+            extended.push(ExtendedData::time_of_occurrence(offset.timestamp(at)));
+        }
         let msg = Message {
             seq,
             receiver: self.target.receiver.clone(),
             line: self.target.line.clone(),
             account: self.target.account.clone(),
             payload,
-            extended: extended.to_vec(),
+            extended,
             timestamp: Some(ts),
         };
         let bytes = match &self.target.key {
@@ -291,19 +343,21 @@ impl SiaLink {
         seq: Seq,
         payload: Payload,
         extended: &[ExtendedData],
+        occurred_unix_s: Option<i64>,
     ) -> Try {
         let started = Instant::now();
         let endpoint = self.target.endpoints[ep].to_string();
-        let (result, timestamp) = match self.frame(seq, payload, extended) {
+        let (result, timestamp) = match self.frame(ep, seq, payload, extended, occurred_unix_s) {
             Err(e) => (TryResult::Io(e), None),
             Ok((frame, ts)) => {
                 let deadline = started + self.target.ack_timeout;
+                let sent = (seq, ts);
                 let r = match self.target.transport {
-                    SiaTransport::Tcp => self.exchange_tcp(ep, &frame, seq, deadline).await,
-                    SiaTransport::Udp => self.exchange_udp(ep, &frame, seq, deadline).await,
+                    SiaTransport::Tcp => self.exchange_tcp(ep, &frame, sent, deadline).await,
+                    SiaTransport::Udp => self.exchange_udp(ep, &frame, sent, deadline).await,
                 };
                 let r = match r {
-                    Ok(verdict) => self.apply(verdict),
+                    Ok(verdict) => self.apply(ep, verdict),
                     Err(e) => e,
                 };
                 (r, Some(ts))
@@ -318,22 +372,28 @@ impl SiaLink {
         }
     }
 
-    fn apply(&mut self, verdict: Verdict) -> TryResult {
+    fn apply(&mut self, ep: usize, verdict: Verdict) -> TryResult {
         match verdict {
             Verdict::Delivered => TryResult::Acked,
             Verdict::NotUnderstood => TryResult::NotUnderstood,
             Verdict::ClockRejected { receiver_time } => {
-                self.offset = ClockOffset::from_nak(receiver_time, self.clock.now_unix_s());
+                let offset = ClockOffset::from_nak(receiver_time, self.clock.now_unix_s());
+                if let Some(o) = self.offsets.get_mut(ep) {
+                    *o = offset;
+                }
                 tracing::info!(
                     receiver = %self.target.id,
-                    offset_s = self.offset.secs(),
+                    endpoint = %self.target.endpoints[ep],
+                    offset_s = offset.secs(),
                     "receiver rejected our clock; offset corrected from its NAK"
                 );
                 TryResult::ClockRejected {
-                    offset_s: self.offset.secs(),
+                    offset_s: offset.secs(),
                 }
             }
-            Verdict::Rejected => TryResult::Rejected,
+            Verdict::Refused { .. } => TryResult::Refused {
+                encrypted: self.target.key.is_some(),
+            },
             Verdict::Discarded => TryResult::Discarded,
             // `exchange_*` only return verdicts for our sequence number.
             Verdict::Unrelated { .. } => TryResult::BadReply("reply for another message".into()),
@@ -354,7 +414,7 @@ impl SiaLink {
         &mut self,
         ep: usize,
         frame: &[u8],
-        seq: Seq,
+        sent: (Seq, Timestamp),
         deadline: Instant,
     ) -> Result<Verdict, TryResult> {
         // The connection is taken out and put back only after a clean exchange: any error or
@@ -377,7 +437,7 @@ impl SiaLink {
             }
         };
         let verdict =
-            exchange_on(&mut conn, frame, seq, self.target.key.as_ref(), deadline).await?;
+            exchange_on(&mut conn, frame, sent, self.target.key.as_ref(), deadline).await?;
         self.tcp = Some(TcpConnBox(conn));
         Ok(verdict)
     }
@@ -386,7 +446,7 @@ impl SiaLink {
         &mut self,
         ep: usize,
         frame: &[u8],
-        seq: Seq,
+        sent: (Seq, Timestamp),
         deadline: Instant,
     ) -> Result<Verdict, TryResult> {
         let addr = self.resolve(ep).await?;
@@ -410,18 +470,18 @@ impl SiaLink {
             if from != addr {
                 continue;
             }
-            if let Some(v) = judge_bytes(&buf[..n], self.target.key.as_ref(), seq)? {
+            if let Some(v) = judge_bytes(&buf[..n], self.target.key.as_ref(), sent)? {
                 return Ok(v);
             }
         }
     }
 }
 
-/// Writes `frame` on `conn` and reads until the answer to `seq` arrives.
+/// Writes `frame` on `conn` and reads until the answer to `sent` arrives.
 async fn exchange_on(
     conn: &mut TcpConn,
     frame: &[u8],
-    seq: Seq,
+    sent: (Seq, Timestamp),
     key: Option<&Key>,
     deadline: Instant,
 ) -> Result<Verdict, TryResult> {
@@ -432,7 +492,7 @@ async fn exchange_on(
     let mut buf = [0u8; 2048];
     loop {
         while let Some(bytes) = conn.reader.next_reply() {
-            if let Some(v) = judge_bytes(&bytes, key, seq)? {
+            if let Some(v) = judge_bytes(&bytes, key, sent)? {
                 return Ok(v);
             }
         }
@@ -446,17 +506,22 @@ async fn exchange_on(
         // (pysiaalarm) otherwise holds each answer until our delayed ACK of the previous one.
         let _ = socket2::SockRef::from(&conn.stream).set_tcp_quickack(true);
         if let Some(bare) = conn.reader.push(&buf[..n])
-            && let Some(v) = judge_bytes(&bare, key, seq)?
+            && let Some(v) = judge_bytes(&bare, key, sent)?
         {
             return Ok(v);
         }
     }
 }
 
-/// Parses and judges one reply: `Ok(None)` for a reply to another message.
-fn judge_bytes(bytes: &[u8], key: Option<&Key>, seq: Seq) -> Result<Option<Verdict>, TryResult> {
+/// Parses and judges one reply to the message `sent` (sequence number, timestamp):
+/// `Ok(None)` for a reply to another message.
+fn judge_bytes(
+    bytes: &[u8],
+    key: Option<&Key>,
+    sent: (Seq, Timestamp),
+) -> Result<Option<Verdict>, TryResult> {
     let reply: Reply = Reply::parse(bytes, key).map_err(|e| TryResult::BadReply(e.to_string()))?;
-    match judge(seq, &reply) {
+    match judge(sent.0, Some(sent.1), &reply) {
         Verdict::Unrelated { .. } => Ok(None),
         v => Ok(Some(v)),
     }

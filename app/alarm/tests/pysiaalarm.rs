@@ -118,7 +118,9 @@ fn link(cfg: &SiaReceiver, clock: Arc<dyn Clock>) -> SiaLink {
 
 async fn deliver(l: &mut SiaLink, seq: u16, p: Payload) -> (Outcome, Vec<TryResult>) {
     let mut tries = Vec::new();
-    let out = l.deliver(Seq::new(seq).unwrap(), p, &[], &mut tries).await;
+    let out = l
+        .deliver(Seq::new(seq).unwrap(), p, &[], None, &mut tries)
+        .await;
     eprintln!("tries: {tries:?}");
     (out, tries.into_iter().map(|t| t.result).collect())
 }
