@@ -16,6 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::types::{Endpoint, Secret};
+use crate::upstream::UpstreamConfig;
 use crate::{Problem, problem};
 
 /// The `[bridge]` section.
@@ -44,6 +45,8 @@ pub struct BridgeConfig {
     pub http_timeout_ms: u64,
     /// Ask every sensor for its state after (re)connecting, to catch changes missed meanwhile.
     pub poll_state_on_connect: bool,
+    /// Upstream MQTT brokers (`[[bridge.upstream]]`, see [`crate::upstream`]).
+    pub upstream: Vec<UpstreamConfig>,
 }
 
 impl Default for BridgeConfig {
@@ -60,6 +63,7 @@ impl Default for BridgeConfig {
             backoff_max_ms: 300_000,
             http_timeout_ms: 10_000,
             poll_state_on_connect: true,
+            upstream: Vec::new(),
         }
     }
 }
@@ -185,6 +189,7 @@ impl BridgeConfig {
         if self.backoff_max_ms < 1000 {
             p.push(problem("bridge.backoff_max_ms", "must be at least 1000"));
         }
+        crate::upstream::validate(&self.upstream, p);
         if let Some(y) = &self.yolink {
             match y {
                 YolinkConfig::Cloud(cl) if cl.uaid.trim().is_empty() => {

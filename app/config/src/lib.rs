@@ -33,6 +33,7 @@ pub mod overlay;
 pub mod rtsp;
 pub mod secrets;
 pub mod types;
+pub mod upstream;
 
 use std::path::{Path, PathBuf};
 
