@@ -34,6 +34,45 @@ pub struct Sensor {
     pub online: bool,
 }
 
+/// A zone's place on the dashboard: base (bus) then zone, compared as numbers where they are
+/// numbers, so "Zone 3.2" comes before "Zone 3.11".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneKey {
+    pub bus: String,
+    pub zone: String,
+}
+
+impl ZoneKey {
+    pub fn new(bus: &str, zone: &str) -> Self {
+        Self {
+            bus: bus.to_string(),
+            zone: zone.to_string(),
+        }
+    }
+}
+
+/// Numbers before text; numbers by value, text as text.
+fn natural(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+        (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
+        (Err(_), Err(_)) => a.cmp(b),
+    }
+}
+
+impl Ord for ZoneKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        natural(&self.bus, &other.bus).then_with(|| natural(&self.zone, &other.zone))
+    }
+}
+
+impl PartialOrd for ZoneKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 /// One heating zone.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Zone {
@@ -70,7 +109,7 @@ pub struct CameraView {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DashboardState {
     pub sensors: BTreeMap<String, Sensor>,
-    pub zones: BTreeMap<String, Zone>,
+    pub zones: BTreeMap<ZoneKey, Zone>,
     pub cameras: BTreeMap<String, Camera>,
     /// The capture worker's own status (`system/capture/status`); `None` until heard.
     pub capture_worker_online: Option<bool>,
@@ -128,6 +167,14 @@ struct ZoneMsg {
     temperature_c: Option<f64>,
     #[serde(alias = "setpoint", alias = "setpoint_temperature_c")]
     setpoint_c: Option<f64>,
+    /// The fieldbus worker publishes every possible zone with `active: false` until the base
+    /// station writes it; such a zone has no tile. Other publishers may leave it out.
+    #[serde(default = "yes")]
+    active: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(topic: &[&str], payload: &[u8]) -> Result<T, StateError> {
@@ -171,11 +218,14 @@ impl DashboardState {
                 Ok(self.sensors.insert(id.to_string(), s.clone()) != Some(s))
             }
             ["neasmart", "zone", bus, zone] => {
-                let key = format!("{bus}/{zone}");
+                let key = ZoneKey::new(bus, zone);
                 if clear {
                     return Ok(self.zones.remove(&key).is_some());
                 }
                 let m: ZoneMsg = parse(levels, payload)?;
+                if !m.active {
+                    return Ok(self.zones.remove(&key).is_some());
+                }
                 let z = Zone {
                     name: m.name.unwrap_or_else(|| format!("Zone {bus}.{zone}")),
                     temperature_c: m.temperature_c,
@@ -260,6 +310,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn zones_the_base_never_wrote_have_no_tile_and_zones_sort_by_number() {
+        let mut s = DashboardState::default();
+        for (b, z, active) in [("3", "11", true), ("3", "2", true), ("1", "5", false), ("10", "1", true)] {
+            let payload = format!(r#"{{"base":{b},"zone":{z},"active":{active},"temperature":null,"setpoint":21.0}}"#);
+            s.apply(&["neasmart", "zone", b, z], payload.as_bytes()).unwrap();
+        }
+        let names: Vec<&str> = s.zones.values().map(|z| z.name.as_str()).collect();
+        assert_eq!(names, ["Zone 3.2", "Zone 3.11", "Zone 10.1"]);
+        assert_eq!(s.zones[&ZoneKey::new("3", "2")].temperature_c, None);
+        // A zone that stops being active loses its tile.
+        assert!(s.apply(&["neasmart", "zone", "3", "2"], br#"{"active":false}"#).unwrap());
+        assert_eq!(s.tile_count(), 2);
+    }
+
+    #[test]
     fn applies_and_clears() {
         let mut s = DashboardState::default();
         assert!(
@@ -289,7 +354,7 @@ mod tests {
             )
             .unwrap()
         );
-        assert_eq!(s.zones["1/3"].name, "Zone 1.3");
+        assert_eq!(s.zones[&ZoneKey::new("1", "3")].name, "Zone 1.3");
         let unnamed = String::from_utf8(CAPTURE_STATUS.to_vec())
             .unwrap()
             .replace(r#""name":"Gate""#, r#""name":"""#);

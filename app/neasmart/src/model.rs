@@ -31,7 +31,7 @@ use crate::map::{
     self, DehumidifierId, Entity, MixedGroupId, Mode, PumpId, State, ZoneId, mixed_offset,
     zone_offset,
 };
-use crate::state::{EntityState, GlobalState, ZoneState};
+use crate::state::{EntityState, GlobalState, Present, ZoneState};
 use crate::views::{
     DehumidifierView, GlobalView, MixedGroupView, NotificationsView, OutsideView, PumpView,
     ZoneView,
@@ -150,6 +150,9 @@ pub struct Model {
     regs: Vec<u16>,
     /// One bit per register that was ever set to non-zero, so snapshots do not scan all 65 536.
     touched: Vec<u64>,
+    /// One bit per register the base station has written (or that was restored): what exists
+    /// on this installation ([`Model::exists`]).
+    written: Vec<u64>,
     pending: BTreeMap<u16, Pending>,
     last_bus_write: Option<Instant>,
     changed: BTreeSet<Entity>,
@@ -163,6 +166,7 @@ impl Model {
             config,
             regs: vec![0; 0x1_0000],
             touched: vec![0; 0x1_0000 / 64],
+            written: vec![0; 0x1_0000 / 64],
             pending: BTreeMap::new(),
             last_bus_write: None,
             changed: BTreeSet::new(),
@@ -228,6 +232,7 @@ impl Model {
             let Some(a) = address.checked_add(i as u16) else {
                 break;
             };
+            self.mark_written(a);
             if let Some(p) = self.pending.get(&a).copied() {
                 if self.pending_expired(&p, now) {
                     self.pending.remove(&a);
@@ -310,6 +315,7 @@ impl Model {
             if !map::is_command(a) {
                 self.regs[usize::from(a)] = v;
                 self.touched[usize::from(a / 64)] |= 1 << (a % 64);
+                self.mark_written(a);
                 n += 1;
             }
         }
@@ -375,14 +381,54 @@ impl Model {
         }
     }
 
-    /// Whether the base has reported anything for the zone (a state, a setpoint or a
-    /// temperature).
+    fn mark_written(&mut self, address: u16) {
+        let bit = 1u64 << (address % 64);
+        let word = &mut self.written[usize::from(address / 64)];
+        if *word & bit == 0 {
+            *word |= bit;
+            // The entity appears: its retained state is published again with `active`.
+            if let Some(e) = Entity::of(address) {
+                self.changed.insert(e);
+            }
+        }
+    }
+
+    /// Whether the base station has written `address` (since start, or before a restart:
+    /// restored measurements count).
+    pub fn written(&self, address: u16) -> bool {
+        self.written[usize::from(address / 64)] & (1 << (address % 64)) != 0
+    }
+
+    /// Whether `entity` exists on this installation: the base station has written one of its
+    /// registers. A command alone does not make a zone exist. The REST lists, the dashboards
+    /// and Home Assistant discovery all show only what exists. The global entities (mode and
+    /// state, outside temperatures, notifications) always exist.
+    pub fn exists(&self, entity: Entity) -> bool {
+        match entity {
+            Entity::Zone(z) => {
+                let n = z.address();
+                [
+                    zone_offset::STATE,
+                    zone_offset::SETPOINT,
+                    zone_offset::TEMPERATURE,
+                    zone_offset::HUMIDITY,
+                ]
+                .iter()
+                .any(|o| self.written(n + o))
+            }
+            Entity::MixedGroup(g) => {
+                let m = g.address();
+                (0..4).any(|o| self.written(m + o))
+            }
+            Entity::Dehumidifier(d) => self.written(d.address()),
+            Entity::Pump(p) => self.written(p.address()),
+            Entity::Global | Entity::Outside | Entity::Notifications => true,
+        }
+    }
+
+    /// Whether the base has written any of the zone's registers ([`Model::exists`]).
     pub fn zone_active(&self, zone: ZoneId) -> bool {
-        let n = zone.address();
-        self.register(n + zone_offset::STATE) != 0
-            || self.register(n + zone_offset::SETPOINT) != 0
-            || (self.register(n + zone_offset::TEMPERATURE) != 0
-                && self.temperature(n + zone_offset::TEMPERATURE).is_some())
+        self.exists(Entity::Zone(zone))
     }
 
     /// The zone's retained state: its view, whether it is active and its pending marks.
@@ -422,9 +468,18 @@ impl Model {
             Entity::Global => EntityState::Global(self.global_state()),
             Entity::Outside => EntityState::Outside(self.outside()),
             Entity::Notifications => EntityState::Notifications(self.notifications()),
-            Entity::MixedGroup(g) => EntityState::MixedGroup(self.mixed_group(g)),
-            Entity::Dehumidifier(d) => EntityState::Dehumidifier(self.dehumidifier(d)),
-            Entity::Pump(p) => EntityState::Pump(self.pump(p)),
+            Entity::MixedGroup(g) => EntityState::MixedGroup(Present {
+                view: self.mixed_group(g),
+                active: self.exists(entity),
+            }),
+            Entity::Dehumidifier(d) => EntityState::Dehumidifier(Present {
+                view: self.dehumidifier(d),
+                active: self.exists(entity),
+            }),
+            Entity::Pump(p) => EntityState::Pump(Present {
+                view: self.pump(p),
+                active: self.exists(entity),
+            }),
         }
     }
 
@@ -559,8 +614,26 @@ mod tests {
         );
         assert_eq!(
             serde_json::to_value(m.entity_state(Entity::Pump(PumpId::new(1).unwrap()))).unwrap(),
-            serde_json::json!({"pump_state": 0})
+            serde_json::json!({"pump_state": 0, "active": false})
         );
+        // A pump exists once the base writes its register, even a 0 (stopped); a command to a
+        // zone the base never wrote does not make the zone exist.
+        m.bus_write(31, &[0], t);
+        assert_eq!(
+            serde_json::to_value(m.entity_state(Entity::Pump(PumpId::new(1).unwrap()))).unwrap(),
+            serde_json::json!({"pump_state": 0, "active": true})
+        );
+        assert!(m.take_changed().contains(&Entity::Pump(PumpId::new(1).unwrap())));
+        m.command(
+            Command::ZoneSetpoint(z(5, 12), Setpoint::from_celsius(21.5).unwrap()),
+            t,
+        );
+        assert!(!m.exists(Entity::Zone(z(5, 12))));
+        // Restored measurements (after a restart) count as written.
+        let mut r = model();
+        r.restore(m.measurements());
+        assert!(r.exists(Entity::Zone(z(2, 1))));
+        assert!(!r.exists(Entity::MixedGroup(MixedGroupId::new(1).unwrap())));
     }
 
     #[test]

@@ -75,6 +75,17 @@ impl From<&GlobalState> for StateView {
     }
 }
 
+/// The retained payload of a mixed group, dehumidifier or pump: its view (the original
+/// add-on's fields) and whether the base station has written it ([`crate::Model::exists`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Present<V> {
+    #[serde(flatten)]
+    pub view: V,
+    /// The base station has written this device: it exists on this installation.
+    #[serde(default)]
+    pub active: bool,
+}
+
 /// The retained payload of one entity. It serialises as the payload itself; which variant a
 /// payload is follows from its topic ([`EntityState::from_slice`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -84,9 +95,9 @@ pub enum EntityState {
     Global(GlobalState),
     Outside(OutsideView),
     Notifications(NotificationsView),
-    MixedGroup(MixedGroupView),
-    Dehumidifier(DehumidifierView),
-    Pump(PumpView),
+    MixedGroup(Present<MixedGroupView>),
+    Dehumidifier(Present<DehumidifierView>),
+    Pump(Present<PumpView>),
 }
 
 impl EntityState {
@@ -176,15 +187,15 @@ mod tests {
         round_trip(
             Entity::MixedGroup(MixedGroupId::new(2).unwrap()),
             json!({"pump_state": 1, "mixing_valve_opening_percentage": 66,
-                "flow_temperature": 35.0, "return_temperature": 20.0}),
+                "flow_temperature": 35.0, "return_temperature": 20.0, "active": true}),
         );
         round_trip(
             Entity::Dehumidifier(crate::DehumidifierId::new(1).unwrap()),
-            json!({"dehumidifier_state": 1}),
+            json!({"dehumidifier_state": 1, "active": true}),
         );
         round_trip(
             Entity::Pump(PumpId::new(5).unwrap()),
-            json!({"pump_state": 0}),
+            json!({"pump_state": 0, "active": false}),
         );
         // A payload of another entity's shape is refused, not misread.
         assert!(EntityState::from_slice(Entity::Global, br#"{"pump_state": 1}"#).is_err());

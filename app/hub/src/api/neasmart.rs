@@ -519,7 +519,7 @@ async fn zone_get(flavor: Flavor, state: HubState, base: String, zone: String) -
 async fn mixed_group_get(flavor: Flavor, state: HubState, id: String) -> Response {
     match validate::mixed_group_id(parse_id(&id)) {
         Ok(g) => answer_entity(&state, flavor, Entity::MixedGroup(g), |s| match s {
-            EntityState::MixedGroup(v) => Some(v),
+            EntityState::MixedGroup(v) => Some(v.view),
             _ => None,
         }),
         Err(e) => refused(flavor, e),
@@ -529,7 +529,7 @@ async fn mixed_group_get(flavor: Flavor, state: HubState, id: String) -> Respons
 async fn dehumidifier_get(flavor: Flavor, state: HubState, id: String) -> Response {
     match validate::dehumidifier_id(parse_id(&id)) {
         Ok(d) => answer_entity(&state, flavor, Entity::Dehumidifier(d), |s| match s {
-            EntityState::Dehumidifier(v) => Some(v),
+            EntityState::Dehumidifier(v) => Some(v.view),
             _ => None,
         }),
         Err(e) => refused(flavor, e),
@@ -539,7 +539,7 @@ async fn dehumidifier_get(flavor: Flavor, state: HubState, id: String) -> Respon
 async fn pump_get(flavor: Flavor, state: HubState, id: String) -> Response {
     match validate::pump_id(parse_id(&id)) {
         Ok(p) => answer_entity(&state, flavor, Entity::Pump(p), |s| match s {
-            EntityState::Pump(v) => Some(v),
+            EntityState::Pump(v) => Some(v.view),
             _ => None,
         }),
         Err(e) => refused(flavor, e),
@@ -1149,7 +1149,7 @@ mod tests {
         assert_eq!(c.global().unwrap().state, 4);
         take(&c, "neasmart/pump/5", r#"{"pump_state": 1}"#).unwrap();
         let pump = Entity::Pump(watchpost_neasmart::PumpId::new(5).unwrap());
-        assert!(matches!(c.entity(pump), Some(EntityState::Pump(p)) if p.pump_state == 1));
+        assert!(matches!(c.entity(pump), Some(EntityState::Pump(p)) if p.view.pump_state == 1));
         take(
             &c,
             "neasmart/status",
