@@ -137,12 +137,22 @@ pub struct NeasmartConfig {
     pub serial: Option<SerialConfig>,
     /// Modbus TCP server, for RS485-to-Ethernet converters that connect as TCP clients.
     pub tcp_listen: Option<ListenAddr>,
-    /// Most simultaneous Modbus TCP connections; more are refused.
+    /// Most simultaneous Modbus TCP connections. At the limit a new connection replaces the
+    /// one silent longest, if that one has been silent for `tcp_replace_after_s`; otherwise
+    /// the new one is refused.
     pub tcp_max_connections: usize,
     /// A Modbus TCP frame incomplete for this long is dropped (the connection stays).
     pub tcp_frame_timeout_ms: u64,
-    /// A Modbus TCP connection silent for this long is closed (0 = never).
+    /// A Modbus TCP connection without a request for this long is closed (0 = never). A
+    /// converter that rebooted or lost its link never closes its old connection.
     pub tcp_idle_timeout_s: u64,
+    /// TCP keepalive on Modbus TCP connections: the first probe after this long without
+    /// traffic, then every 10 s (or this long, if shorter), and the connection is closed
+    /// after 3 unanswered probes (0 = off).
+    pub tcp_keepalive_s: u64,
+    /// At `tcp_max_connections`, the connection silent longest gives way to a new one if it
+    /// has been silent at least this long (0: always).
+    pub tcp_replace_after_s: u64,
     /// A command stays protected against differing bus writes until the base reads it, or
     /// for this long.
     pub command_timeout_s: u64,
@@ -175,7 +185,9 @@ impl Default for NeasmartConfig {
             tcp_listen: None,
             tcp_max_connections: 8,
             tcp_frame_timeout_ms: 500,
-            tcp_idle_timeout_s: 0,
+            tcp_idle_timeout_s: 300,
+            tcp_keepalive_s: 30,
+            tcp_replace_after_s: 5,
             command_timeout_s: 30,
             stale_after_s: 180,
             persist_interval_ms: 5000,
@@ -349,6 +361,18 @@ impl FieldbusConfig {
                     "fieldbus.neasmart.tcp_frame_timeout_ms",
                     "must be 10..=60000",
                 ));
+            }
+            for (key, value, max) in [
+                ("tcp_idle_timeout_s", n.tcp_idle_timeout_s, 86_400),
+                ("tcp_keepalive_s", n.tcp_keepalive_s, 7200),
+                ("tcp_replace_after_s", n.tcp_replace_after_s, 3600),
+            ] {
+                if value > max {
+                    p.push(problem(
+                        &format!("fieldbus.neasmart.{key}"),
+                        format!("must be 0..={max}"),
+                    ));
+                }
             }
             if !(1..=3600).contains(&n.command_timeout_s) {
                 p.push(problem(
@@ -561,6 +585,15 @@ mod tests {
         );
         assert_eq!(c.neasmart.command_timeout_s, 30);
         assert_eq!(c.neasmart.stale_after_s, 180);
+        // Half-open connections (a converter that rebooted) are closed and replaced.
+        assert_eq!(
+            (
+                c.neasmart.tcp_idle_timeout_s,
+                c.neasmart.tcp_keepalive_s,
+                c.neasmart.tcp_replace_after_s
+            ),
+            (300, 30, 5)
+        );
         assert!(problems(&c).is_empty());
         let s: SerialConfig = toml::from_str("port = \"/dev/ttyS1\"").unwrap();
         assert_eq!(
@@ -615,6 +648,14 @@ mod tests {
             parse("[neasmart]\nbogus = 1")
                 .unwrap_err()
                 .contains("bogus")
+        );
+        let c = parse(
+            "enabled = true\n[neasmart]\ntcp_listen = \"127.0.0.1:502\"\ntcp_keepalive_s = 9000",
+        )
+        .unwrap();
+        assert_eq!(
+            problems(&c),
+            ["fieldbus.neasmart.tcp_keepalive_s: must be 0..=7200"]
         );
     }
 

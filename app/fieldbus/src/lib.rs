@@ -16,10 +16,14 @@
 //! Command registers are never persisted. Relay modules are served by one arbiter task per port
 //! ([`relays`]).
 //!
-//! Failure: a missing serial device, an unbindable TCP address or an unopenable store at start
-//! is `Unavailable` (exit 69, restarted with backoff); an invalid configuration is `Config`
-//! (78). A serial line that fails later is reopened with backoff inside the worker; a broken TCP
-//! connection ends only that connection; an unreachable relay module opens its circuit breaker
+//! Failure: a peripheral never stops the worker. A serial line that cannot be opened (adapter
+//! missing, RS485 mode refused) or fails later, and a TCP address that cannot be bound, are
+//! reported as faults of the worker (`WorkerCtx::set_fault`: `/health` degraded with the
+//! reason) and retried with backoff inside it, while the rest keeps serving. An unopenable
+//! store at start is `Unavailable` (exit 69, restarted with backoff); an invalid configuration
+//! is `Config` (78). A broken TCP connection ends only that connection, and half-open ones
+//! (a converter that rebooted) are ended by keepalive, the idle timeout, or a new connection
+//! at the limit ([`tcp_server`]); an unreachable relay module opens its circuit breaker
 //! and the others carry on. Shutdown: on the token the listeners stop, connections finish the
 //! request in hand, the last measurements are written (bounded by two seconds), and `run`
 //! returns `Ok`.
@@ -39,7 +43,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use watchpost_bus::{Bus, Message, Retain};
 use watchpost_config::Config;
@@ -75,7 +78,7 @@ struct Neasmart {
 async fn start_neasmart(
     config: &Config,
     n: &NeasmartConfig,
-    ctx: &WorkerCtx,
+    ctx: &Arc<WorkerCtx>,
     tasks: &mut JoinSet<()>,
     listeners: &mut Vec<(String, SocketAddr)>,
 ) -> Result<Neasmart, FieldbusError> {
@@ -141,51 +144,68 @@ async fn start_neasmart(
         GatewayMetrics::new(ctx.metrics()),
     ));
     if let Some(addr) = n.tcp_listen {
-        let listener =
-            TcpListener::bind(addr.addr())
-                .await
-                .map_err(|source| FieldbusError::BindTcp {
-                    addr: addr.addr(),
-                    source,
-                })?;
-        let bound = listener
-            .local_addr()
-            .map_err(|source| FieldbusError::BindTcp {
-                addr: addr.addr(),
-                source,
-            })?;
-        tracing::info!(%bound, units = ?n.unit_ids, "Neasmart Modbus TCP server listening");
-        listeners.push(("modbus_tcp".into(), bound));
+        let addr = addr.addr();
         let settings = tcp_server::TcpSettings {
             max_connections: n.tcp_max_connections,
             frame_timeout: Duration::from_millis(n.tcp_frame_timeout_ms),
             idle_timeout: (n.tcp_idle_timeout_s > 0)
                 .then(|| Duration::from_secs(n.tcp_idle_timeout_s)),
+            keepalive: (n.tcp_keepalive_s > 0).then(|| Duration::from_secs(n.tcp_keepalive_s)),
+            replace_after: Duration::from_secs(n.tcp_replace_after_s),
         };
-        tasks.spawn(tcp_server::serve_dedicated(
-            listener,
-            gateway.clone(),
-            settings,
-            ctx.shutdown().clone(),
-        ));
+        let bound = match tcp_server::bind(addr).await {
+            Ok(listener) => listener
+                .local_addr()
+                .map(|a| (listener, a))
+                .map_err(|source| FieldbusError::BindTcp { addr, source }),
+            Err(e) => Err(e),
+        };
+        match bound {
+            Ok((listener, bound)) => {
+                tracing::info!(%bound, units = ?n.unit_ids, "Neasmart Modbus TCP server listening");
+                listeners.push(("modbus_tcp".into(), bound));
+                tasks.spawn(tcp_server::serve_dedicated(
+                    listener,
+                    gateway.clone(),
+                    settings,
+                    ctx.shutdown().clone(),
+                ));
+            }
+            // The port is taken (another process, a previous instance not gone yet): the
+            // worker serves the rest and binds again later.
+            Err(e) => {
+                tasks.spawn(tcp_server::bind_later(
+                    addr,
+                    e,
+                    gateway.clone(),
+                    settings,
+                    ctx.clone(),
+                ));
+            }
+        }
     }
     if let Some(serial) = &n.serial {
-        let port = rtu_slave::open(serial)?;
         let board = if serial.rs485 {
             rtu_slave::board_description(&config.system.board)
         } else {
             None
         };
-        let direction = rtu_slave::direction_for(serial, board.as_ref())?;
-        tracing::info!(port = %serial.port.display(), baud = serial.baud.get(), rs485 = serial.rs485, "Neasmart RTU slave on the serial line");
+        // A line that cannot be opened (adapter missing) is a fault of the worker, not a
+        // reason to stop: Modbus TCP and the API keep serving while it is retried.
+        let first = rtu_slave::open_line(serial, board.as_ref());
+        match &first {
+            Ok(_) => {
+                tracing::info!(port = %serial.port.display(), baud = serial.baud.get(), rs485 = serial.rs485, "Neasmart RTU slave on the serial line")
+            }
+            Err(e) => ctx.set_fault(rtu_slave::fault_subject(serial), e.to_string()),
+        }
         tasks.spawn(rtu_slave::serve(
-            port,
+            first,
             serial.clone(),
             board,
             units,
-            direction,
             gateway.clone(),
-            ctx.shutdown().clone(),
+            ctx.clone(),
         ));
     }
     Ok(Neasmart {

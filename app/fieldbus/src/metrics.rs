@@ -143,6 +143,9 @@ pub struct GatewayMetrics {
     pub age_seconds: Gauge,
     pub tcp_connections: Gauge,
     pub tcp_refused: Counter,
+    pub tcp_replaced: Counter,
+    pub tcp_idle_closed: Counter,
+    pub tcp_timed_out: Counter,
     pub serial_reopens: Counter,
     pub persist_writes: Counter,
     pub persist_errors: Counter,
@@ -194,7 +197,22 @@ impl GatewayMetrics {
             ),
             tcp_refused: registry.counter(
                 "watchpost_fieldbus_tcp_refused_total",
-                "Modbus TCP connections refused because tcp_max_connections were open.",
+                "Modbus TCP connections refused: tcp_max_connections open and none silent for tcp_replace_after_s.",
+                &[],
+            ),
+            tcp_replaced: registry.counter(
+                "watchpost_fieldbus_tcp_replaced_total",
+                "Modbus TCP connections closed for a new one at tcp_max_connections (the one silent longest).",
+                &[],
+            ),
+            tcp_idle_closed: registry.counter(
+                "watchpost_fieldbus_tcp_idle_closed_total",
+                "Modbus TCP connections closed after tcp_idle_timeout_s without a request.",
+                &[],
+            ),
+            tcp_timed_out: registry.counter(
+                "watchpost_fieldbus_tcp_timed_out_total",
+                "Modbus TCP connections whose peer stopped answering TCP keepalive (gone without closing).",
                 &[],
             ),
             serial_reopens: registry.counter(

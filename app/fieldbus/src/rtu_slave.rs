@@ -4,8 +4,9 @@
 //! sans-IO receiver; a timer fires at the inter-frame silence so a partial frame is resolved
 //! even when nothing follows it. A request for us is answered at once (the turnaround is the
 //! time to handle it and write the reply); other units, broadcasts, garbage and bad CRCs get
-//! silence. If the line fails (adapter unplugged, pty closed), it is reopened with backoff; the
-//! rest of the gateway keeps running meanwhile.
+//! silence. If the line cannot be opened (adapter missing) or fails (adapter unplugged, pty
+//! closed), the worker reports it as a fault and opens it again with backoff; the rest of the
+//! gateway keeps running meanwhile.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use watchpost_board::{Rs485Config, Rs485Direction};
 use watchpost_config::fieldbus::{Parity, SerialConfig};
 use watchpost_modbus::rtu::{self, silence_gap};
 use watchpost_modbus::{Direction, RtuEvent, RtuReceiver, UnitSet};
+use watchpost_runtime::WorkerCtx;
 use watchpost_runtime::logging::LogLimiter;
 
 use crate::error::FieldbusError;
@@ -313,75 +315,115 @@ impl Rs485Direction for NoDirection {
     }
 }
 
-/// Serves the line until `shutdown`. `port` is the already opened line (opened at start so
-/// that a missing device is reported before readiness).
-#[allow(clippy::too_many_arguments)]
+/// An opened line with its transceiver switching set up.
+pub struct OpenLine {
+    port: SerialStream,
+    direction: Box<dyn Rs485Direction>,
+}
+
+impl std::fmt::Debug for OpenLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenLine").finish_non_exhaustive()
+    }
+}
+
+/// Opens the line and sets up its direction control as the board describes it.
+pub fn open_line(
+    cfg: &SerialConfig,
+    board: Option<&watchpost_board::BoardDescription>,
+) -> Result<OpenLine, FieldbusError> {
+    let port = open(cfg)?;
+    let direction = direction_for(cfg, board)?;
+    Ok(OpenLine { port, direction })
+}
+
+/// The subject under which a line that cannot be served is reported as a fault.
+pub fn fault_subject(cfg: &SerialConfig) -> String {
+    format!("neasmart serial {}", cfg.port.display())
+}
+
+const REOPEN_FIRST: Duration = Duration::from_millis(200);
+const REOPEN_MAX: Duration = Duration::from_secs(10);
+
+/// Serves the line until `ctx`'s shutdown. `first` is the outcome of opening it at start (so a
+/// line that opens is open before readiness). A line that cannot be opened or fails later is
+/// reported as a fault of the worker (`/health` degraded with the reason) and opened again
+/// with backoff (200 ms doubling to 10 s) until it works; everything else in the worker keeps
+/// serving meanwhile.
 pub async fn serve(
-    mut port: SerialStream,
+    first: Result<OpenLine, FieldbusError>,
     cfg: SerialConfig,
     board: Option<watchpost_board::BoardDescription>,
     units: UnitSet,
-    mut direction: Box<dyn Rs485Direction>,
     gateway: Arc<Gateway>,
-    shutdown: CancellationToken,
+    ctx: Arc<WorkerCtx>,
 ) {
+    let shutdown = ctx.shutdown().clone();
+    let subject = fault_subject(&cfg);
+    let port_label = cfg.port.to_string_lossy().into_owned();
+    let line_up = ctx.metrics().gauge(
+        "watchpost_fieldbus_serial_line_up",
+        "1 while the RTU serial line is open and served, 0 while it is being reopened.",
+        &[("port", &port_label)],
+    );
+    let open_failures = ctx.metrics().counter(
+        "watchpost_fieldbus_serial_open_failures_total",
+        "Failed attempts to open the RTU serial line (missing adapter, busy or refused port).",
+        &[("port", &port_label)],
+    );
     let limiter = LogLimiter::new(5, Duration::from_secs(60));
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = REOPEN_FIRST;
+    let mut next = first;
+    let mut served_before = false;
     loop {
-        match serve_line(
-            &mut port,
-            &cfg,
-            units,
-            direction.as_mut(),
-            &gateway,
-            &shutdown,
-            &limiter,
-        )
-        .await
-        {
-            Ok(()) => return,
-            Err(e) => {
-                if limiter.check("line").is_some() {
-                    tracing::warn!(port = %cfg.port.display(), error = %e, retry_ms = backoff.as_millis() as u64, "SysBus serial line failed; reopening");
-                }
-            }
-        }
-        // Reopen with backoff until it works or we are told to stop.
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(10));
-            match open(&cfg) {
-                Ok(p) => {
-                    port = p;
+        match next {
+            Ok(mut line) => {
+                ctx.clear_fault(&subject);
+                line_up.set(1.0);
+                if served_before {
                     gateway.metrics.serial_reopens.inc();
-                    // The kernel mode belongs to the UART and may be lost with a replugged
-                    // adapter: set it again (a GPIO line stays requested).
-                    if let DirectionPlan::Kernel {
-                        settings,
-                        from_board,
-                    } = plan_for(cfg.rs485, &cfg.port, board.as_ref())
-                    {
-                        match kernel_direction(&cfg.port, &settings, from_board) {
-                            Ok(d) => direction = d,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "re-enabling RS485 mode failed");
-                            }
+                    tracing::info!(port = %cfg.port.display(), "SysBus serial line reopened");
+                }
+                served_before = true;
+                backoff = REOPEN_FIRST;
+                let served = serve_line(
+                    &mut line.port,
+                    &cfg,
+                    units,
+                    line.direction.as_mut(),
+                    &gateway,
+                    &shutdown,
+                    &limiter,
+                )
+                .await;
+                line_up.set(0.0);
+                match served {
+                    Ok(()) => return,
+                    Err(e) => {
+                        ctx.set_fault(&subject, e.to_string());
+                        if limiter.check("line").is_some() {
+                            tracing::warn!(port = %cfg.port.display(), error = %e, retry_ms = backoff.as_millis() as u64, "SysBus serial line failed; reopening");
                         }
                     }
-                    tracing::info!(port = %cfg.port.display(), "SysBus serial line reopened");
-                    backoff = Duration::from_millis(200);
-                    break;
                 }
-                Err(e) => {
-                    if limiter.check("reopen").is_some() {
-                        tracing::warn!(error = %e, "reopening the SysBus serial line failed");
-                    }
+                // The port and its direction control (a requested GPIO line) are released
+                // before the line is opened again.
+                drop(line);
+            }
+            Err(e) => {
+                open_failures.inc();
+                ctx.set_fault(&subject, e.to_string());
+                if limiter.check("open").is_some() {
+                    tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "the SysBus serial line cannot be opened; Modbus TCP and the API keep serving, retrying");
                 }
             }
         }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(REOPEN_MAX);
+        next = open_line(&cfg, board.as_ref());
     }
 }
 
@@ -649,6 +691,54 @@ mod tests {
         ) -> Poll<std::io::Result<()>> {
             Pin::new(&mut self.io).poll_shutdown(cx)
         }
+    }
+
+    #[tokio::test]
+    async fn a_missing_line_is_a_fault_retried_until_it_appears() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("ttyUSB0");
+        let cfg = serial(&link, false);
+        let ctx = Arc::new(WorkerCtx::standalone("fieldbus", CancellationToken::new()));
+        let gateway = Arc::new(Gateway::new(
+            Model::new(ModelConfig::default()),
+            [240u8].into_iter().collect(),
+            GatewayMetrics::new(ctx.metrics()),
+        ));
+        let first = open_line(&cfg, None);
+        assert!(matches!(first, Err(FieldbusError::OpenSerial { .. })));
+        let task = tokio::spawn(serve(
+            first,
+            cfg.clone(),
+            None,
+            [240u8].into_iter().collect(),
+            gateway,
+            ctx.clone(),
+        ));
+        let faults = || ctx.faults();
+        let wait = |want_fault: bool| async move {
+            for _ in 0..1000 {
+                let f = faults();
+                if f.is_empty() != want_fault {
+                    return f;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("fault set never became {want_fault}: {:?}", faults());
+        };
+        let f = wait(true).await;
+        assert_eq!(f[0].subject, fault_subject(&cfg));
+        assert!(f[0].reason.contains("ttyUSB0"), "{}", f[0].reason);
+        // The adapter is plugged in: the line opens on a retry and the fault ends.
+        let (_pty, path) = pty();
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        wait(false).await;
+        let text = ctx.metrics().render();
+        assert!(
+            text.contains("watchpost_fieldbus_serial_line_up{port=") && text.contains("} 1"),
+            "{text}"
+        );
+        ctx.shutdown().cancel();
+        task.await.unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
