@@ -47,6 +47,8 @@ pub struct BridgeConfig {
     pub poll_state_on_connect: bool,
     /// Upstream MQTT brokers (`[[bridge.upstream]]`, see [`crate::upstream`]).
     pub upstream: Vec<UpstreamConfig>,
+    /// Home Assistant discovery (`[bridge.homeassistant]`, see [`crate::homeassistant`]).
+    pub homeassistant: crate::homeassistant::HomeAssistantConfig,
 }
 
 impl Default for BridgeConfig {
@@ -64,6 +66,7 @@ impl Default for BridgeConfig {
             http_timeout_ms: 10_000,
             poll_state_on_connect: true,
             upstream: Vec::new(),
+            homeassistant: Default::default(),
         }
     }
 }
@@ -190,6 +193,7 @@ impl BridgeConfig {
             p.push(problem("bridge.backoff_max_ms", "must be at least 1000"));
         }
         crate::upstream::validate(&self.upstream, p);
+        self.homeassistant.validate(p);
         if let Some(y) = &self.yolink {
             match y {
                 YolinkConfig::Cloud(cl) if cl.uaid.trim().is_empty() => {

@@ -29,6 +29,7 @@ pub mod capture;
 pub mod core;
 pub mod detect;
 pub mod fieldbus;
+pub mod homeassistant;
 pub mod overlay;
 pub mod rtsp;
 pub mod secrets;
