@@ -6,6 +6,10 @@ then one object per event pysiaalarm accepted (it calls back only for events it 
 the time of arrival in ns (`recv_ns`, CLOCK_REALTIME). Runs until SIGTERM, or until stdin closes when stdin is a pipe.
 
     sia_receiver.py --protocol tcp --port 0 --account AAA --account BBB:0123456789ABCDEF
+
+``--clock-offset-s N`` plays a receiver whose clock is N seconds ahead (it judges timestamps and
+writes its NAKs with that clock). An account's key that differs from the sender's plays a key
+mismatch: pysiaalarm cannot parse what it decrypts and answers ``"NAK"0000L0R0A0[]_<time>``.
 """
 from __future__ import annotations
 
@@ -65,7 +69,22 @@ def main() -> int:
     )
     ap.add_argument("--timeband", default="40,20", help="seconds allowed before,after now")
     ap.add_argument("--ack-delay-ms", type=int, default=0, help="wait this long before answering")
+    ap.add_argument("--clock-offset-s", type=int, default=0, help="run this far ahead of the real clock")
     args = ap.parse_args()
+    if args.clock_offset_s:
+        # pysiaalarm reads the time through `datetime.now` in its event module only.
+        import datetime as _datetime
+
+        from pysiaalarm import event as event_module
+
+        offset = _datetime.timedelta(seconds=args.clock_offset_s)
+
+        class SkewedDatetime(_datetime.datetime):
+            @classmethod
+            def now(cls, tz=None):
+                return _datetime.datetime.now(tz) + offset
+
+        event_module.datetime = SkewedDatetime
     if args.ack_delay_ms > 0:
         # A slow receiver: delay every answer (tests that need deliveries to be in flight).
         from pysiaalarm.sync import handler

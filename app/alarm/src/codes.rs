@@ -3,7 +3,9 @@
 //! Defaults follow the standard code lists: intrusion 130 BA/BH, water 154 WA/WH, smoke 111
 //! FA/FH, CO 162 GA/GH, heat 114 KA/KH, high temperature 158 KA/KH, freeze 159 ZA/ZH,
 //! humidity and faults 380 UT/UJ, sensor tamper 383 TA/TR, low battery 384 XT/XR, offline
-//! 381 US/UR, door held open 130 BA/BH, test 602 RP. Receivers that do not know a code
+//! 381 US/UR, door held open 130 BA/BH, test 601 RX (a manual test: a person asked for it;
+//! 602 RP is the automatic test, which is what receivers such as pysiaalarm make of the NULL
+//! link test the supervision sends on its own). Receivers that do not know a code
 //! (pysiaalarm maps 154, 383 and 384 to "invalid report"; it knows tamper as 137 or 144) get a
 //! per-receiver override table.
 
@@ -41,7 +43,8 @@ const TROUBLE: Codes = codes(380, b"UT", b"UJ");
 const TAMPER: Codes = codes(383, b"TA", b"TR");
 const LOW_BATTERY: Codes = codes(384, b"XT", b"XR");
 const OFFLINE: Codes = codes(381, b"US", b"UR");
-const TEST: Codes = codes(602, b"RP", b"RP");
+/// A test asked for by a person (the API's test action): manual test, not 602 RP (automatic).
+const TEST: Codes = codes(601, b"RX", b"RX");
 
 /// The default codes of `kind`.
 pub fn default_codes(kind: EventKind) -> Codes {
@@ -175,6 +178,32 @@ mod tests {
         assert_eq!(
             (tamper.cid, tamper.sia.as_str(), tamper.sia_restore.as_str()),
             (383, "TA", "TR")
+        );
+    }
+
+    #[test]
+    fn by_default_the_partition_is_the_area_and_the_zone_follows_the_code() {
+        let r: SiaReceiver = toml::from_str(
+            "id = \"cms\"\nhost = \"127.0.0.1:9\"\naccount = \"AAA\"\npartition = 2",
+        )
+        .unwrap();
+        let l = SiaLayout::from_config(&r);
+        let Payload::Sia(e) = l.payload(EventKind::Intrusion, Phase::Alarm, 15) else {
+            panic!()
+        };
+        assert_eq!(e.to_string(), "Nri2/BA15");
+        // A manual test is RX / Contact ID 601.
+        let Payload::Sia(e) = l.payload(EventKind::Test, Phase::Alarm, 0) else {
+            panic!()
+        };
+        assert_eq!(e.code.as_str(), "RX");
+        let cid = SiaLayout {
+            contact_id: true,
+            ..l
+        };
+        assert_eq!(
+            cid.payload(EventKind::Test, Phase::Alarm, 0),
+            Payload::ContactId(ContactId::new(Qualifier::New, 601, 2, 0).unwrap())
         );
     }
 

@@ -38,7 +38,7 @@ pub fn attempt(receiver: &str, d: &Delivery, t: &Try) -> NewEvent {
         json!({
             "alarm_id": d.alarm_id, "sensor": d.sensor, "event": d.kind, "phase": d.phase,
             "endpoint": t.endpoint, "seq": t.seq, "result": t.result.label(),
-            "detail": format!("{:?}", t.result), "elapsed_ms": t.elapsed_ms,
+            "detail": t.result.to_string(), "elapsed_ms": t.elapsed_ms,
             "timestamp": t.timestamp.map(|ts| ts.to_wire()),
         }),
     )

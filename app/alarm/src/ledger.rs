@@ -233,6 +233,11 @@ impl Ledger {
         self.slots[slot].last_enqueue_ms
     }
 
+    /// Sets the receiver's last enqueue time (a NULL message counts at the time it was due).
+    pub fn set_last_enqueue_ms(&mut self, slot: usize, ms: i64) {
+        self.slots[slot].last_enqueue_ms = ms;
+    }
+
     /// The next SIA sequence counter value of receiver `slot` (the frame's number is
     /// `watchpost_dc09::Seq::from_counter` of it).
     pub fn next_sia_counter(&mut self, slot: usize) -> u64 {

@@ -37,6 +37,7 @@
 #![forbid(unsafe_code)]
 
 pub mod codes;
+pub mod counters;
 pub mod delivery;
 pub mod engine;
 mod error;

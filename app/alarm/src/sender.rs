@@ -25,7 +25,7 @@ use crate::history;
 use crate::ledger::Feed;
 use crate::now_ms;
 use crate::receivers::Receiver;
-use crate::sia::Outcome;
+use crate::sia::{Outcome, Try, TryResult};
 
 /// Removes delivered items from the queue in batches: when this many are waiting...
 const ACK_BATCH: u64 = 64;
@@ -57,6 +57,7 @@ pub async fn run(
         done: 0,
         removed: 0,
         done_since: None,
+        refusing: false,
     };
     if task.deliver(&drain, &stop).await == End::Drained {
         let removable = task.removable();
@@ -76,6 +77,8 @@ struct Task {
     removed: u64,
     /// When the oldest delivered item not yet removed was delivered.
     done_since: Option<Instant>,
+    /// The receiver refuses our frames (recorded once until it acknowledges one again).
+    refusing: bool,
 }
 
 impl Task {
@@ -83,6 +86,33 @@ impl Task {
         if self.history.try_send(e).is_err() {
             tracing::warn!(receiver = %self.feed.stats.id, "alarm history is full; an entry was not recorded");
         }
+    }
+
+    /// Records `alarm.refused` when the receiver starts refusing our frames (a NAK that is not
+    /// about the clock: another key, an unknown account), once until a try is acknowledged.
+    fn note_refusal(&mut self, tries: &[Try]) {
+        if tries.iter().any(|t| t.result == TryResult::Acked) {
+            self.refusing = false;
+        }
+        let Some(t) = tries
+            .iter()
+            .find(|t| matches!(t.result, TryResult::Refused { .. }))
+        else {
+            return;
+        };
+        if self.refusing {
+            return;
+        }
+        self.refusing = true;
+        let stats = &self.feed.stats;
+        tracing::warn!(receiver = %stats.id, endpoint = %t.endpoint, "{}", t.result);
+        self.record(history::event(
+            "alarm.refused",
+            &stats.id,
+            Severity::Critical,
+            json!({"endpoint": t.endpoint, "result": t.result.label(),
+                   "message": t.result.to_string(), "seq": t.seq}),
+        ));
     }
 
     /// Delivered items a saved checkpoint covers: one past the last.
@@ -202,10 +232,14 @@ impl Task {
                         stats.attempt(t.result.label());
                         self.record(history::attempt(&stats.id, d, t));
                     }
+                    self.note_refusal(&tries);
                     match outcome {
                         Outcome::Delivered { endpoint } => {
                             stats.delivered(1);
                             stats.last_delivered_ms.store(now, Ordering::Relaxed);
+                            if round > 1 || tries.len() > 1 {
+                                stats.late_delivery_ms.store(now, Ordering::Relaxed);
+                            }
                             stats.set_endpoint(&endpoint);
                             stats.set_error(None);
                             break;
@@ -231,10 +265,13 @@ impl Task {
                         Outcome::Failed => {
                             stats.failed_rounds.fetch_add(1, Ordering::Relaxed);
                             stats.set_state("retrying");
-                            let last = tries
-                                .last()
-                                .map(|t| format!("{}: {:?}", t.endpoint, t.result));
-                            stats.set_error(last);
+                            // The most telling try: a refusal says what to fix, whatever came
+                            // after it on the other endpoint.
+                            let telling = tries
+                                .iter()
+                                .find(|t| matches!(t.result, TryResult::Refused { .. }))
+                                .or(tries.last());
+                            stats.set_error(telling.map(|t| format!("{}: {}", t.endpoint, t.result)));
                             // Draining: the item stays queued for the next run.
                             if drain.is_cancelled() {
                                 return End::Drained;

@@ -45,6 +45,7 @@ use watchpost_runtime::WorkerCtx;
 use watchpost_runtime::logging::LogLimiter;
 use watchpost_store::{NewEvent, Severity, Store};
 
+use crate::counters;
 use crate::delivery::{Delivery, Source};
 use crate::engine::{Alarm, Engine, Rule, Suppressed};
 use crate::event::{EventKind, Phase};
@@ -275,6 +276,9 @@ struct Run {
     acks: JoinHandle<()>,
     /// Tells the supervisor whether an alarm is active (the status LED).
     ctx: Arc<WorkerCtx>,
+    store: Store,
+    /// The delivery totals as last saved ([`counters`]).
+    saved_totals: counters::Saved,
     indicator: Indicator,
     bad_events: LogLimiter,
 }
@@ -299,6 +303,8 @@ impl Run {
             ctx.metrics(),
         )
         .await?;
+        let saved_totals = counters::load(store).await?;
+        counters::restore(&ledger.all_stats(), &saved_totals);
         let receivers = (0..ledger.len())
             .map(|slot| Receiver::new(ledger.receiver(slot), &cfg.receivers, bus, clock.clone()))
             .collect::<Result<Vec<_>, _>>()?;
@@ -352,6 +358,8 @@ impl Run {
             saver,
             acks,
             ctx: ctx.clone(),
+            store: store.clone(),
+            saved_totals,
             indicator: Indicator::default(),
             bad_events: LogLimiter::new(3, Duration::from_secs(60)),
         };
@@ -371,6 +379,8 @@ impl Run {
     async fn stop(self) {
         let Run {
             ledger,
+            store,
+            mut saved_totals,
             senders,
             drain,
             stop,
@@ -403,6 +413,8 @@ impl Run {
         if tokio::time::timeout(DRAIN_GRACE, &mut acks).await.is_err() {
             acks.abort();
         }
+        // Every delivery task has ended: the totals are final for this run.
+        counters::save(&store, counters::current(&ledger.all_stats()), &mut saved_totals).await;
         let queued: u64 = ledger
             .all_stats()
             .iter()
@@ -443,9 +455,11 @@ impl Run {
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let due = self.engine.next_due_ms();
-            let sleep_for = due.map_or(Duration::from_secs(3600), |d| {
-                Duration::from_millis(u64::try_from(d - now_ms()).unwrap_or(0))
-            });
+            let until = |d: i64| Duration::from_millis(u64::try_from(d - now_ms()).unwrap_or(0));
+            let sleep_for = due.map_or(Duration::from_secs(3600), until);
+            // The next NULL message, on its own timer (the tick would add up to a second).
+            let null_due = supervision::next_due_ms(&self.ledger);
+            let null_in = null_due.map_or(Duration::from_secs(3600), until);
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(None),
                 m = events.recv() => {
@@ -475,6 +489,7 @@ impl Run {
                     let alarms = out.alarms.into_iter().map(|a| (a, None)).collect();
                     self.commit(alarms, out.suppressed, None, Vec::new()).await?;
                 }
+                _ = tokio::time::sleep(null_in), if null_due.is_some() => self.supervise().await?,
                 _ = housekeeping.tick() => self.housekeeping().await?,
             }
         }
@@ -653,10 +668,17 @@ impl Run {
         }
     }
 
-    /// Every second: the indicator, NULL supervision messages for idle SIA receivers, queue
-    /// age gauges.
+    /// Every second: the indicator, the delivery totals (saved when they changed), NULL
+    /// supervision messages for idle SIA receivers, queue age gauges.
     async fn housekeeping(&mut self) -> Result<(), AlarmError> {
         self.show_alarm();
+        let totals = counters::current(&self.ledger.all_stats());
+        counters::save(&self.store, totals, &mut self.saved_totals).await;
+        self.supervise().await
+    }
+
+    /// NULL supervision messages for idle SIA receivers (and the queue age gauges).
+    async fn supervise(&mut self) -> Result<(), AlarmError> {
         let mut history = Vec::new();
         let r = supervision::supervise(&mut self.ledger, now_ms(), &mut history).await;
         if !history.is_empty() {

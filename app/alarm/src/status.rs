@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use watchpost_runtime::Registry;
 use watchpost_runtime::metrics::{Counter, Gauge};
 
@@ -29,6 +29,9 @@ pub struct ReceiverStats {
     /// Enqueue time (ms) of the oldest waiting delivery; 0 when empty.
     pub oldest_ms: AtomicI64,
     pub last_delivered_ms: AtomicI64,
+    /// When the last delivery that needed more than one try was acknowledged (the link works
+    /// again from then: NULL supervision counts idle time from it).
+    pub late_delivery_ms: AtomicI64,
     pub last_attempt_ms: AtomicI64,
     pub clock_offset_s: AtomicI64,
     pub last_error: Mutex<Option<String>>,
@@ -98,6 +101,7 @@ impl ReceiverStats {
             dropped_before: AtomicU64::new(0),
             oldest_ms: AtomicI64::new(0),
             last_delivered_ms: AtomicI64::new(0),
+            late_delivery_ms: AtomicI64::new(0),
             last_attempt_ms: AtomicI64::new(0),
             clock_offset_s: AtomicI64::new(0),
             last_error: Mutex::new(None),
@@ -173,6 +177,37 @@ impl ReceiverStats {
         self.metrics.oldest_age.set(age);
     }
 
+    /// The totals that outlive the hub process ([`crate::counters`]).
+    pub fn totals(&self) -> Totals {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Totals {
+            delivered: g(&self.delivered),
+            not_understood: g(&self.not_understood),
+            failed_rounds: g(&self.failed_rounds),
+            attempts: g(&self.attempts),
+            rejected: g(&self.rejected),
+            dropped: g(&self.dropped),
+            last_delivered_ms: self.last_delivered_ms.load(Ordering::Relaxed),
+            last_attempt_ms: self.last_attempt_ms.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Continues from saved totals (at start, before any delivery). The Prometheus counters
+    /// start again from zero with the process, as Prometheus expects of counters.
+    pub fn restore(&self, t: &Totals) {
+        let add = |a: &AtomicU64, v: u64| a.fetch_add(v, Ordering::Relaxed);
+        add(&self.delivered, t.delivered);
+        add(&self.not_understood, t.not_understood);
+        add(&self.failed_rounds, t.failed_rounds);
+        add(&self.attempts, t.attempts);
+        add(&self.rejected, t.rejected);
+        add(&self.dropped, t.dropped);
+        self.last_delivered_ms
+            .fetch_max(t.last_delivered_ms, Ordering::Relaxed);
+        self.last_attempt_ms
+            .fetch_max(t.last_attempt_ms, Ordering::Relaxed);
+    }
+
     pub fn view(&self, now_ms: i64) -> ReceiverView {
         let oldest = self.oldest_ms.load(Ordering::Relaxed);
         let queued = self.queued.load(Ordering::Relaxed);
@@ -207,6 +242,20 @@ impl ReceiverStats {
                 .then(|| self.clock_offset_s.load(Ordering::Relaxed)),
         }
     }
+}
+
+/// A receiver's delivery totals as saved in the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Totals {
+    pub delivered: u64,
+    pub not_understood: u64,
+    pub failed_rounds: u64,
+    pub attempts: u64,
+    pub rejected: u64,
+    pub dropped: u64,
+    pub last_delivered_ms: i64,
+    pub last_attempt_ms: i64,
 }
 
 /// One receiver's queue and delivery status, as the API shows it.

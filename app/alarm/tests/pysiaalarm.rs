@@ -178,10 +178,11 @@ async fn tcp_clear_adm_cid_and_sia_dcs_and_null() {
     )
     .await;
     assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    // SIA convention by default: the partition (1) in `ri`, the zone after the code.
     let e = peer.next_event();
     assert_eq!(
         (e["code"].as_str(), e["ri"].as_str(), e["message"].as_str()),
-        (Some("WA"), Some("15"), Some("15"))
+        (Some("WA"), Some("1"), Some("15"))
     );
 
     // NULL supervision message.
@@ -339,7 +340,7 @@ async fn udp_clear_and_encrypted() {
             e["ri"].as_str(),
             e["encrypted"].as_bool()
         ),
-        (Some("AAA"), Some("WA"), Some("5"), Some(false))
+        (Some("AAA"), Some("WA"), Some("1"), Some(false))
     );
     let c = cfg(
         peer.port,
@@ -501,7 +502,7 @@ async fn a_late_ack_is_a_timeout_and_the_resend_keeps_its_sequence_number() {
     // is this one alarm.
     let mut seen = Vec::new();
     while let Ok(e) = peer.events.recv_timeout(Duration::from_millis(1500)) {
-        seen.push((e["sequence"].clone(), e["code"].clone(), e["ri"].clone()));
+        seen.push((e["sequence"].clone(), e["code"].clone(), e["message"].clone()));
     }
     assert!(!seen.is_empty()); // usually three: the two late ones and the resend
     assert!(
@@ -509,4 +510,139 @@ async fn a_late_ack_is_a_timeout_and_the_resend_keeps_its_sequence_number() {
             .all(|s| *s == ("0050".into(), "BA".into(), "4".into())),
         "{seen:?}"
     );
+}
+
+/// The events of a round in which the receiver refuses every frame: pysiaalarm cannot
+/// parse what another key decrypts to and NAKs it, but about one frame in 150 decrypts to
+/// something it reads and answers DUH; such a round is not the one this test is about.
+async fn refused_round(l: &mut SiaLink, seq: u16, p: Payload) -> Vec<TryResult> {
+    for _ in 0..5 {
+        let (out, tries) = deliver(l, seq, p).await;
+        if !matches!(out, Outcome::NotUnderstood { .. }) {
+            assert!(matches!(out, Outcome::Failed), "{out:?}");
+            return tries;
+        }
+    }
+    panic!("pysiaalarm answered DUH to five rounds of frames with another key");
+}
+
+#[tokio::test]
+async fn a_receiver_with_another_key_refuses_our_frames_and_the_try_says_check_the_key() {
+    let Some(peer) = Peer::start("tcp", &["BBB:FEDCBA9876543210"]) else {
+        return;
+    };
+    let c = cfg(
+        peer.port,
+        "account = \"BBB\"\nkey = \"0123456789ABCDEF\"\nkey_format = \"ascii\"",
+    );
+    let layout = SiaLayout::from_config(&c);
+    let mut l = link(&c, Arc::new(SystemClock));
+    let tries = refused_round(
+        &mut l,
+        60,
+        layout.payload(EventKind::Intrusion, Phase::Alarm, 1),
+    )
+    .await;
+    // Its NAK (`"NAK"0000L0R0A0[]_<time>`, line before receiver) is read, its clock agrees
+    // with ours, so it is not taken for a clock correction.
+    assert!(
+        tries
+            .iter()
+            .all(|t| *t == TryResult::Refused { encrypted: true }),
+        "{tries:?}"
+    );
+    assert_eq!(tries[0].label(), "nak_key");
+    assert!(tries[0].to_string().contains("check the key"), "{}", tries[0]);
+    assert_eq!(l.clock_offset_s(), 0);
+    peer.no_event();
+}
+
+/// A receiver whose clock runs five minutes ahead: pysiaalarm with `--clock-offset-s 300`.
+fn skewed_peer() -> Option<Peer> {
+    Peer::start_with("tcp", &["AAA"], &["--clock-offset-s", "300"])
+}
+
+#[tokio::test]
+async fn a_clock_offset_belongs_to_the_endpoint_whose_nak_taught_it() {
+    let Some(skewed) = skewed_peer() else {
+        return;
+    };
+    let Some(backup) = Peer::start("tcp", &["AAA"]) else {
+        return;
+    };
+    let c = receiver(&format!(
+        "id = \"cms\"\nhost = \"127.0.0.1:{}\"\nbackup = \"127.0.0.1:{}\"\naccount = \"AAA\"\n\
+         ack_timeout_ms = 3000\nattempts = 1\nbackoff_initial_ms = 10",
+        skewed.port, backup.port
+    ));
+    let layout = SiaLayout::from_config(&c);
+    let mut l = link(&c, Arc::new(SystemClock));
+    let (out, tries) = deliver(
+        &mut l,
+        70,
+        layout.payload(EventKind::Intrusion, Phase::Alarm, 3),
+    )
+    .await;
+    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    assert!(
+        matches!(tries[0], TryResult::ClockRejected { offset_s } if (295..=305).contains(&offset_s)),
+        "{tries:?}"
+    );
+    assert_eq!(tries[1..], [TryResult::Acked]);
+    assert!((295..=305).contains(&l.clock_offset_s()));
+    let e = skewed.next_event();
+    assert_eq!(e["valid_timestamp"], true);
+    // The skewed receiver goes away; the backup, whose clock is right, gets our own time at
+    // once (with the primary's offset it would NAK first).
+    drop(skewed);
+    let (out, tries) = deliver(
+        &mut l,
+        71,
+        layout.payload(EventKind::Intrusion, Phase::Restore, 3),
+    )
+    .await;
+    match &out {
+        Outcome::Delivered { endpoint } => assert!(endpoint.ends_with(&backup.port.to_string())),
+        other => panic!("{other:?} {tries:?}"),
+    }
+    assert_eq!(tries.last(), Some(&TryResult::Acked), "{tries:?}");
+    assert!(
+        !tries
+            .iter()
+            .any(|t| matches!(t, TryResult::ClockRejected { .. })),
+        "{tries:?}"
+    );
+    assert_eq!(l.clock_offset_s(), 0);
+    assert_eq!(backup.next_event()["code"], "BH");
+}
+
+#[tokio::test]
+async fn events_carry_their_time_of_occurrence_in_the_receivers_clock() {
+    let Some(peer) = skewed_peer() else {
+        return;
+    };
+    let c = cfg(peer.port, "account = \"AAA\"\nformat = \"adm_cid\"");
+    let layout = SiaLayout::from_config(&c);
+    let mut l = link(&c, Arc::new(SystemClock));
+    // The event happened a minute ago (the receiver was away, say).
+    let happened = SystemClock.now_unix_s() - 60;
+    let mut tries = Vec::new();
+    let out = l
+        .deliver(
+            Seq::new(80).unwrap(),
+            layout.payload(EventKind::Intrusion, Phase::Alarm, 2),
+            &[],
+            Some(happened),
+            &mut tries,
+        )
+        .await;
+    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?} {tries:?}");
+    let e = peer.next_event();
+    // Contact ID gets the one block pysiaalarm reads there: `[H…]`, in the receiver's clock
+    // (the offset learnt from its NAK applies to it as to the timestamp).
+    let x = e["x_data"].as_str().expect("x_data");
+    let h = watchpost_dc09::Timestamp::parse(x.strip_prefix('H').expect("an H block")).unwrap();
+    let offset = l.clock_offset_s();
+    assert!((295..=305).contains(&offset), "{offset}");
+    assert_eq!(h.unix_secs(), happened + offset);
 }

@@ -321,12 +321,12 @@ pub enum KeyFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ZonePlacement {
-    /// In the `ri` modifier (what Home Assistant keys on).
+    /// In the `ri` modifier, in place of the partition (what Home Assistant keys on).
     Ri,
-    /// After the event code.
-    Zone,
-    /// Both.
+    /// SIA convention: the partition in `ri`, the zone after the event code (`Nri1/BA15`).
     #[default]
+    Zone,
+    /// The zone in both places (the partition is not sent).
     Both,
 }
 
