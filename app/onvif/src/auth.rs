@@ -63,6 +63,8 @@ pub enum AuthError {
     },
     #[error("user `{user}`: nonce was already used")]
     Replay { user: String },
+    #[error("user `{user}` is not an admin")]
+    NotAdmin { user: String },
 }
 
 /// Computes the PasswordDigest for a decoded nonce.

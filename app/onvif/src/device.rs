@@ -2,6 +2,7 @@
 
 use time::OffsetDateTime;
 
+use crate::events::EventLimits;
 use crate::model::{DeviceModel, RequestCtx};
 use crate::ns;
 use crate::ops::Category;
@@ -86,6 +87,14 @@ pub(crate) fn capabilities(w: &mut XmlWriter, m: &DeviceModel, ctx: &RequestCtx,
         w.close("tt:Security");
         w.close("tt:Device");
     }
+    if matches!(cat, Category::All | Category::Events) {
+        w.open("tt:Events", &[]);
+        w.leaf("tt:XAddr", &event_xaddr(m, ctx));
+        w.boolean("tt:WSSubscriptionPolicySupport", false);
+        w.boolean("tt:WSPullPointSupport", true);
+        w.boolean("tt:WSPausableSubscriptionManagerInterfaceSupport", false);
+        w.close("tt:Events");
+    }
     if matches!(cat, Category::All | Category::Media) {
         w.open("tt:Media", &[]);
         w.leaf("tt:XAddr", &m.media_xaddr(ctx));
@@ -143,7 +152,18 @@ pub(crate) fn device_service_capabilities(w: &mut XmlWriter) {
     w.close("tds:GetServiceCapabilitiesResponse");
 }
 
-pub(crate) fn services(w: &mut XmlWriter, m: &DeviceModel, ctx: &RequestCtx, with_caps: bool) {
+/// The event service's address as the client reached us.
+pub(crate) fn event_xaddr(m: &DeviceModel, ctx: &RequestCtx) -> String {
+    format!("{}/onvif/event_service", m.http_base(ctx))
+}
+
+pub(crate) fn services(
+    w: &mut XmlWriter,
+    m: &DeviceModel,
+    ctx: &RequestCtx,
+    with_caps: bool,
+    events: &EventLimits,
+) {
     w.open("tds:GetServicesResponse", &[]);
     // Device service.
     w.open("tds:Service", &[]);
@@ -163,6 +183,17 @@ pub(crate) fn services(w: &mut XmlWriter, m: &DeviceModel, ctx: &RequestCtx, wit
     if with_caps {
         w.open("tds:Capabilities", &[]);
         crate::media::service_capabilities_body(w, m, "trt:Capabilities");
+        w.close("tds:Capabilities");
+    }
+    version(w, "tds:Version", 2, 0);
+    w.close("tds:Service");
+    // Event service.
+    w.open("tds:Service", &[]);
+    w.leaf("tds:Namespace", ns::EVENTS);
+    w.leaf("tds:XAddr", &event_xaddr(m, ctx));
+    if with_caps {
+        w.open("tds:Capabilities", &[]);
+        crate::events::capabilities_body(w, "tev:Capabilities", events);
         w.close("tds:Capabilities");
     }
     version(w, "tds:Version", 2, 0);
@@ -233,6 +264,12 @@ pub(crate) fn network_protocols(w: &mut XmlWriter, m: &DeviceModel) {
         w.close("tds:NetworkProtocols");
     }
     w.close("tds:GetNetworkProtocolsResponse");
+}
+
+pub(crate) fn system_reboot(w: &mut XmlWriter) {
+    w.open("tds:SystemRebootResponse", &[]);
+    w.leaf("tds:Message", "Restarting the appliance");
+    w.close("tds:SystemRebootResponse");
 }
 
 pub(crate) fn discovery_mode(w: &mut XmlWriter) {

@@ -261,7 +261,8 @@ impl HttpAuth {
             scheme: "Digest",
             why,
         };
-        let params = parse_params(params).ok_or_else(|| malformed("unreadable parameters".into()))?;
+        let params =
+            parse_params(params).ok_or_else(|| malformed("unreadable parameters".into()))?;
         let get = |k: &str| {
             params
                 .iter()
@@ -398,7 +399,14 @@ mod tests {
         let cnonce = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ";
         let uri = "/dir/index.html";
         assert_eq!(
-            client_response(Algorithm::Md5, nonce, uri, "00000001", cnonce, "Circle of Life"),
+            client_response(
+                Algorithm::Md5,
+                nonce,
+                uri,
+                "00000001",
+                cnonce,
+                "Circle of Life"
+            ),
             "8ca523f5e9506fed4657c9700eebdbec"
         );
         assert_eq!(
@@ -428,40 +436,92 @@ mod tests {
         let nonce = a.nonce(now);
         let uri = "/onvif/snapshot/dashboard.jpg";
         for (alg, name) in [(Algorithm::Md5, "MD5"), (Algorithm::Sha256, "SHA-256")] {
-            let nc = if alg == Algorithm::Md5 { "00000001" } else { "00000002" };
+            let nc = if alg == Algorithm::Md5 {
+                "00000001"
+            } else {
+                "00000002"
+            };
             let r = client_response(alg, &nonce, uri, nc, "abc", "Circle of Life");
             assert_eq!(
-                a.check("GET", uri, Some(&header(name, &nonce, uri, nc, &r)), now + 1),
+                a.check(
+                    "GET",
+                    uri,
+                    Some(&header(name, &nonce, uri, nc, &r)),
+                    now + 1
+                ),
                 Ok("Mufasa".to_string())
             );
         }
         // The same count again is a replay.
-        let r = client_response(Algorithm::Md5, &nonce, uri, "00000001", "abc", "Circle of Life");
+        let r = client_response(
+            Algorithm::Md5,
+            &nonce,
+            uri,
+            "00000001",
+            "abc",
+            "Circle of Life",
+        );
         let h = header("MD5", &nonce, uri, "00000001", &r);
         assert!(matches!(
             a.check("GET", uri, Some(&h), now + 2),
             Err(HttpAuthError::Replay { nc: 1, .. })
         ));
         // A later count with an old nonce is stale (the client retries without asking).
-        let r = client_response(Algorithm::Md5, &nonce, uri, "00000009", "abc", "Circle of Life");
+        let r = client_response(
+            Algorithm::Md5,
+            &nonce,
+            uri,
+            "00000009",
+            "abc",
+            "Circle of Life",
+        );
         let h = header("MD5", &nonce, uri, "00000009", &r);
         let e = a.check("GET", uri, Some(&h), now + 301).unwrap_err();
         assert!(e.is_stale(), "{e}");
         // Another URI, a wrong password, a nonce made elsewhere.
-        let r = client_response(Algorithm::Md5, &nonce, uri, "0000000a", "abc", "Circle of Life");
+        let r = client_response(
+            Algorithm::Md5,
+            &nonce,
+            uri,
+            "0000000a",
+            "abc",
+            "Circle of Life",
+        );
         assert!(matches!(
-            a.check("GET", "/other", Some(&header("MD5", &nonce, uri, "0000000a", &r)), now),
+            a.check(
+                "GET",
+                "/other",
+                Some(&header("MD5", &nonce, uri, "0000000a", &r)),
+                now
+            ),
             Err(HttpAuthError::Uri { .. })
         ));
         let r = client_response(Algorithm::Md5, &nonce, uri, "0000000b", "abc", "wrong");
         assert!(matches!(
-            a.check("GET", uri, Some(&header("MD5", &nonce, uri, "0000000b", &r)), now),
+            a.check(
+                "GET",
+                uri,
+                Some(&header("MD5", &nonce, uri, "0000000b", &r)),
+                now
+            ),
             Err(HttpAuthError::WrongPassword { .. })
         ));
         let forged = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-        let r = client_response(Algorithm::Md5, forged, uri, "00000001", "abc", "Circle of Life");
+        let r = client_response(
+            Algorithm::Md5,
+            forged,
+            uri,
+            "00000001",
+            "abc",
+            "Circle of Life",
+        );
         assert!(matches!(
-            a.check("GET", uri, Some(&header("MD5", forged, uri, "00000001", &r)), now),
+            a.check(
+                "GET",
+                uri,
+                Some(&header("MD5", forged, uri, "00000001", &r)),
+                now
+            ),
             Err(HttpAuthError::BadNonce { .. })
         ));
     }

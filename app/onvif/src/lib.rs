@@ -29,6 +29,7 @@ pub mod auth;
 pub mod client;
 mod device;
 pub mod discovery;
+pub mod events;
 pub mod http_auth;
 mod media;
 pub mod model;
@@ -40,5 +41,7 @@ pub mod xml;
 
 pub use auth::{AuthError, AuthPolicy, Authenticator, password_digest};
 pub use model::{DeviceInfo, DeviceModel, H264Profile, NetworkInfo, RequestCtx, StreamProfile};
-pub use service::{CONTENT_TYPE, Handled, OnvifService, Outcome, Reply};
+pub use service::{
+    CONTENT_TYPE, Handled, OnvifService, Outcome, PullWait, Reply, Then, subscription_endpoint,
+};
 pub use soap::Fault;

@@ -21,6 +21,15 @@ pub const WSA: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing";
 pub const WSD: &str = "http://schemas.xmlsoap.org/ws/2005/04/discovery";
 /// The `To` of multicast discovery messages.
 pub const WSD_URN: &str = "urn:schemas-xmlsoap-org:ws:2005:04:discovery";
+/// WS-BaseNotification (Renew, Unsubscribe, notification messages).
+pub const WSNT: &str = "http://docs.oasis-open.org/wsn/b-2";
+/// WS-Topics (the topic set of GetEventProperties).
+pub const WSTOP: &str = "http://docs.oasis-open.org/wsn/t-1";
+/// WS-Addressing 1.0, the endpoint references of WS-BaseNotification.
+pub const WSA10: &str = "http://www.w3.org/2005/08/addressing";
+/// The ONVIF topic namespace (`tns1:`).
+pub const TOPICS: &str = "http://www.onvif.org/ver10/topics";
+pub const XS: &str = "http://www.w3.org/2001/XMLSchema";
 pub const WSA_ANONYMOUS: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous";
 
 /// The prefixes every response envelope declares.
@@ -30,4 +39,10 @@ pub const ENVELOPE_DECLS: &[(&str, &str)] = &[
     ("xmlns:tds", DEVICE),
     ("xmlns:trt", MEDIA),
     ("xmlns:ter", ERROR),
+    ("xmlns:tev", EVENTS),
+    ("xmlns:wsnt", WSNT),
+    ("xmlns:wstop", WSTOP),
+    ("xmlns:wsa5", WSA10),
+    ("xmlns:tns1", TOPICS),
+    ("xmlns:xs", XS),
 ];

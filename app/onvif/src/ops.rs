@@ -12,7 +12,8 @@ pub enum Category {
     All,
     Device,
     Media,
-    /// A category this device does not offer (Events, PTZ, Imaging, Analytics).
+    Events,
+    /// A category this device does not offer (PTZ, Imaging, Analytics).
     Other,
 }
 
@@ -34,6 +35,15 @@ pub enum Operation {
     GetHostname,
     GetNetworkProtocols,
     GetDiscoveryMode,
+    /// Restarts the appliance (admin only).
+    SystemReboot,
+    /// The clock is kept by NTP: answered without changing it (admin only).
+    SetSystemDateAndTime {
+        /// `DateTimeType` is `Manual` (else `NTP`).
+        manual: bool,
+        /// The requested UTC time, Unix seconds, when one was given.
+        utc: Option<i64>,
+    },
     // Media service.
     GetMediaServiceCapabilities,
     GetProfiles,
@@ -79,6 +89,22 @@ pub enum Operation {
     CreateProfile {
         name: String,
     },
+    // Event service.
+    GetEventServiceCapabilities,
+    GetEventProperties,
+    CreatePullPointSubscription {
+        initial_termination: Option<String>,
+    },
+    // Pull point and subscription manager (addressed by the subscription's URL).
+    PullMessages {
+        timeout_s: i64,
+        limit: u32,
+    },
+    SetSynchronizationPoint,
+    Renew {
+        termination: Option<String>,
+    },
+    Unsubscribe,
     /// Anything else: answered with an ActionNotSupported fault.
     Unsupported {
         ns: String,
@@ -101,6 +127,14 @@ impl Operation {
         )
     }
 
+    /// Operations that change the appliance: only users with the admin role may call them.
+    pub fn needs_admin(&self) -> bool {
+        matches!(
+            self,
+            Operation::SystemReboot | Operation::SetSystemDateAndTime { .. }
+        )
+    }
+
     /// A short name for logs and metric labels.
     pub fn name(&self) -> &str {
         match self {
@@ -114,6 +148,8 @@ impl Operation {
             Operation::GetHostname => "GetHostname",
             Operation::GetNetworkProtocols => "GetNetworkProtocols",
             Operation::GetDiscoveryMode => "GetDiscoveryMode",
+            Operation::SystemReboot => "SystemReboot",
+            Operation::SetSystemDateAndTime { .. } => "SetSystemDateAndTime",
             Operation::GetMediaServiceCapabilities => "GetServiceCapabilities",
             Operation::GetProfiles => "GetProfiles",
             Operation::GetProfile { .. } => "GetProfile",
@@ -141,6 +177,13 @@ impl Operation {
                 response.strip_suffix("Response").unwrap_or(response)
             }
             Operation::CreateProfile { .. } => "CreateProfile",
+            Operation::GetEventServiceCapabilities => "GetServiceCapabilities",
+            Operation::GetEventProperties => "GetEventProperties",
+            Operation::CreatePullPointSubscription { .. } => "CreatePullPointSubscription",
+            Operation::PullMessages { .. } => "PullMessages",
+            Operation::SetSynchronizationPoint => "SetSynchronizationPoint",
+            Operation::Renew { .. } => "Renew",
+            Operation::Unsubscribe => "Unsubscribe",
             Operation::Unsupported { name, .. } => name,
         }
     }
@@ -150,6 +193,75 @@ fn required(el: &Element, field: &str) -> Result<String, Fault> {
     el.child_text(field)
         .map(str::to_string)
         .ok_or_else(|| Fault::invalid_arg(format!("{} needs {field}", el.name)))
+}
+
+/// Whether the Body's element names an operation that answers without authentication (see
+/// [`Operation::is_pre_auth`]); decided before any argument is read, so a request without
+/// credentials learns nothing from argument checks.
+pub fn is_pre_auth_element(body: &Element) -> bool {
+    body.ns == ns::DEVICE
+        && matches!(
+            body.name.as_str(),
+            "GetSystemDateAndTime"
+                | "GetCapabilities"
+                | "GetServices"
+                | "GetServiceCapabilities"
+                | "GetHostname"
+        )
+}
+
+fn invalid_date_time(why: impl Into<String>) -> Fault {
+    Fault::new(
+        crate::soap::FaultCode::Sender,
+        &["InvalidArgVal", "InvalidDateTime"],
+        why,
+    )
+}
+
+fn set_date_and_time(body: &Element) -> Result<Operation, Fault> {
+    let manual = match body.child_text("DateTimeType") {
+        Some("Manual") => true,
+        Some("NTP") => false,
+        other => {
+            return Err(Fault::invalid_arg(format!(
+                "DateTimeType must be Manual or NTP, not {:?}",
+                other.unwrap_or_default()
+            )));
+        }
+    };
+    let utc = match body.child_local("UTCDateTime") {
+        None => None,
+        Some(dt) => {
+            let num = |parent: &str, field: &str| -> Result<i64, Fault> {
+                dt.child_local(parent)
+                    .and_then(|p| p.child_text(field))
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+                    .ok_or_else(|| invalid_date_time(format!("UTCDateTime needs {parent}/{field}")))
+            };
+            let year =
+                i32::try_from(num("Date", "Year")?).map_err(|_| invalid_date_time("year"))?;
+            let month = u8::try_from(num("Date", "Month")?)
+                .ok()
+                .and_then(|m| time::Month::try_from(m).ok())
+                .ok_or_else(|| invalid_date_time("month out of range"))?;
+            let day = u8::try_from(num("Date", "Day")?).map_err(|_| invalid_date_time("day"))?;
+            let date = time::Date::from_calendar_date(year, month, day)
+                .map_err(|e| invalid_date_time(format!("date: {e}")))?;
+            let [h, m, sec] = [
+                num("Time", "Hour")?,
+                num("Time", "Minute")?,
+                num("Time", "Second")?,
+            ]
+            .map(|v| u8::try_from(v).unwrap_or(u8::MAX));
+            let t = time::Time::from_hms(h, m, sec)
+                .map_err(|e| invalid_date_time(format!("time: {e}")))?;
+            Some(date.with_time(t).assume_utc().unix_timestamp())
+        }
+    };
+    if manual && utc.is_none() {
+        return Err(invalid_date_time("DateTimeType Manual needs UTCDateTime"));
+    }
+    Ok(Operation::SetSystemDateAndTime { manual, utc })
 }
 
 /// Reads the operation from the Body's first element.
@@ -174,6 +286,8 @@ pub fn parse_operation(body: &Element) -> Result<Operation, Fault> {
                     Category::Device
                 } else if cats.contains(&"Media") {
                     Category::Media
+                } else if cats.contains(&"Events") {
+                    Category::Events
                 } else {
                     Category::Other
                 };
@@ -190,6 +304,8 @@ pub fn parse_operation(body: &Element) -> Result<Operation, Fault> {
             "GetHostname" => Operation::GetHostname,
             "GetNetworkProtocols" => Operation::GetNetworkProtocols,
             "GetDiscoveryMode" => Operation::GetDiscoveryMode,
+            "SystemReboot" => Operation::SystemReboot,
+            "SetSystemDateAndTime" => set_date_and_time(body)?,
             _ => unsupported(body),
         }
     } else if body.ns == ns::MEDIA {
@@ -267,6 +383,41 @@ pub fn parse_operation(body: &Element) -> Result<Operation, Fault> {
             "CreateProfile" => Operation::CreateProfile {
                 name: body.child_text("Name").unwrap_or_default().to_string(),
             },
+            _ => unsupported(body),
+        }
+    } else if body.ns == ns::EVENTS {
+        match name {
+            "GetServiceCapabilities" => Operation::GetEventServiceCapabilities,
+            "GetEventProperties" => Operation::GetEventProperties,
+            "CreatePullPointSubscription" => Operation::CreatePullPointSubscription {
+                initial_termination: body
+                    .child_text("InitialTerminationTime")
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string),
+            },
+            "PullMessages" => {
+                let timeout = required(body, "Timeout")?;
+                let timeout_s = crate::events::parse_duration_s(&timeout).ok_or_else(|| {
+                    Fault::invalid_arg(format!("Timeout `{timeout}` is not an xs:duration"))
+                })?;
+                let limit = required(body, "MessageLimit")?;
+                let limit = limit.trim().parse::<u32>().map_err(|_| {
+                    Fault::invalid_arg(format!("MessageLimit `{limit}` is not a number"))
+                })?;
+                Operation::PullMessages { timeout_s, limit }
+            }
+            "SetSynchronizationPoint" => Operation::SetSynchronizationPoint,
+            _ => unsupported(body),
+        }
+    } else if body.ns == ns::WSNT {
+        match name {
+            "Renew" => Operation::Renew {
+                termination: body
+                    .child_text("TerminationTime")
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string),
+            },
+            "Unsubscribe" => Operation::Unsubscribe,
             _ => unsupported(body),
         }
     } else {

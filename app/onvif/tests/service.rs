@@ -234,7 +234,11 @@ fn capabilities_and_services_point_at_the_request_host() {
         .iter()
         .filter_map(|s| s.child_text("Namespace"))
         .collect();
-    assert_eq!(namespaces, [ns::DEVICE, ns::MEDIA]);
+    assert_eq!(namespaces, [ns::DEVICE, ns::MEDIA, ns::EVENTS]);
+    assert_eq!(
+        c.child(ns::SCHEMA, "Events").unwrap().child_text("XAddr"),
+        Some("http://127.0.0.1:8000/onvif/event_service")
+    );
     // No Host header: the advertised address is used.
     let out = svc.handle(
         &request("", "<tds:GetCapabilities/>"),
@@ -365,7 +369,13 @@ fn faults() {
         ["ter:InvalidArgVal", "ter:NoProfile"]
     );
     let h = header("admin", "secret-pw", b"fault-2");
-    let out = svc.handle(&request(&h, "<tds:SystemReboot/>"), &ctx());
+    let out = svc.handle(
+        &request(
+            &h,
+            "<tds:SetHostname><tds:Name>x</tds:Name></tds:SetHostname>",
+        ),
+        &ctx(),
+    );
     assert_eq!(out.reply.status, 500);
     assert_eq!(fault_subcodes(&out.reply.body), ["ter:ActionNotSupported"]);
     // Synology: CreateProfile without a token gets "max profiles", not an auth fault.
@@ -399,4 +409,288 @@ fn auth_can_be_turned_off() {
     );
     let out = svc.handle(&request("", "<trt:GetProfiles/>"), &ctx());
     assert_eq!(out.reply.status, 200);
+}
+
+fn events_request(header: &str, body: &str) -> Vec<u8> {
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{}" xmlns:tds="{}" xmlns:trt="{}" xmlns:tt="{}" xmlns:tev="{}" xmlns:wsnt="{}">{header}<s:Body>{body}</s:Body></s:Envelope>"#,
+        ns::SOAP12,
+        ns::DEVICE,
+        ns::MEDIA,
+        ns::SCHEMA,
+        ns::EVENTS,
+        ns::WSNT,
+    )
+    .into_bytes()
+}
+
+/// Sends `body` to `endpoint` as `user` with a fresh token.
+fn call_at(
+    svc: &mut OnvifService,
+    endpoint: &str,
+    user: (&str, &str),
+    body: &str,
+) -> watchpost_onvif::Handled {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 40);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let h = header(user.0, user.1, &n.to_be_bytes());
+    svc.handle_endpoint(endpoint, &events_request(&h, body), &ctx())
+}
+
+const ADMIN: (&str, &str) = ("admin", "secret-pw");
+
+#[test]
+fn authentication_comes_before_arguments() {
+    let mut svc = service();
+    // A missing argument without credentials: not authorized, not "invalid argument".
+    let out = svc.handle(&request("", "<trt:GetSnapshotUri/>"), &ctx());
+    assert_eq!(fault_subcodes(&out.reply.body), ["ter:NotAuthorized"]);
+    assert!(matches!(out.outcome, Outcome::Unauthorized(_)));
+    let out = svc.handle(
+        &events_request(
+            "",
+            "<tev:PullMessages><tev:Timeout>bad</tev:Timeout></tev:PullMessages>",
+        ),
+        &ctx(),
+    );
+    assert_eq!(fault_subcodes(&out.reply.body), ["ter:NotAuthorized"]);
+    // With credentials the argument check answers.
+    let out = call_at(&mut svc, "media_service", ADMIN, "<trt:GetSnapshotUri/>");
+    assert_eq!(fault_subcodes(&out.reply.body), ["ter:InvalidArgVal"]);
+}
+
+#[test]
+fn reboot_and_clock_are_for_admins() {
+    let users = HashMap::from([
+        ("admin".to_string(), "secret-pw".to_string()),
+        ("viewer".to_string(), "view-pw".to_string()),
+    ]);
+    for auth_required in [true, false] {
+        let mut svc = OnvifService::new(
+            model(),
+            Authenticator::new(users.clone(), AuthPolicy::default()),
+            auth_required,
+        );
+        svc.set_admins(["admin".to_string()]);
+        let out = svc.handle(&request("", "<tds:SystemReboot/>"), &ctx());
+        assert_eq!(fault_subcodes(&out.reply.body), ["ter:NotAuthorized"]);
+        let out = call_at(
+            &mut svc,
+            "device_service",
+            ("viewer", "view-pw"),
+            "<tds:SystemReboot/>",
+        );
+        assert_eq!(fault_subcodes(&out.reply.body), ["ter:NotAuthorized"]);
+        assert_eq!(out.then, watchpost_onvif::Then::Reply);
+        let out = call_at(&mut svc, "device_service", ADMIN, "<tds:SystemReboot/>");
+        assert_eq!(out.reply.status, 200);
+        assert_eq!(out.then, watchpost_onvif::Then::Reboot);
+        let r = response(&out.reply.body);
+        assert!(r.is(ns::DEVICE, "SystemRebootResponse"));
+        assert!(r.child_text("Message").is_some());
+    }
+    let mut svc = service();
+    svc.set_admins(["admin".to_string()]);
+    let at = |t: i64| {
+        let t = time::OffsetDateTime::from_unix_timestamp(t).unwrap();
+        format!(
+            "<tds:SetSystemDateAndTime><tds:DateTimeType>Manual</tds:DateTimeType><tds:DaylightSavings>false</tds:DaylightSavings>\
+             <tds:TimeZone><tt:TZ>CET-1CEST,M3.5.0,M10.5.0/3</tt:TZ></tds:TimeZone><tds:UTCDateTime><tt:Date><tt:Year>{}</tt:Year>\
+             <tt:Month>{}</tt:Month><tt:Day>{}</tt:Day></tt:Date><tt:Time><tt:Hour>{}</tt:Hour><tt:Minute>{}</tt:Minute>\
+             <tt:Second>{}</tt:Second></tt:Time></tds:UTCDateTime></tds:SetSystemDateAndTime>",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )
+    };
+    // The time the clock already has (NTP keeps it): answered, nothing to change.
+    let out = call_at(&mut svc, "device_service", ADMIN, &at(NOW + 2));
+    assert_eq!(
+        out.reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&out.reply.body)
+    );
+    // An hour off: refused with the reason.
+    let out = call_at(&mut svc, "device_service", ADMIN, &at(NOW + 3600));
+    assert_eq!(
+        fault_subcodes(&out.reply.body),
+        ["ter:InvalidArgVal", "ter:InvalidDateTime"]
+    );
+    let ntp = "<tds:SetSystemDateAndTime><tds:DateTimeType>NTP</tds:DateTimeType><tds:DaylightSavings>false</tds:DaylightSavings></tds:SetSystemDateAndTime>";
+    let out = call_at(&mut svc, "device_service", ADMIN, ntp);
+    assert_eq!(out.reply.status, 200);
+}
+
+fn text_of<'a>(el: &'a Element, path: &[&str]) -> Option<&'a str> {
+    let mut cur = el;
+    for p in path {
+        cur = cur.child_local(p)?;
+    }
+    Some(cur.text.as_str())
+}
+
+fn item(el: &Element, parent: &str) -> (String, String) {
+    let i = el
+        .child_local(parent)
+        .unwrap()
+        .child_local("SimpleItem")
+        .unwrap();
+    (
+        i.attr("Name").unwrap().into(),
+        i.attr("Value").unwrap().into(),
+    )
+}
+
+#[test]
+fn pull_point_subscription() {
+    use watchpost_onvif::events::{EventUpdate, ObjectClass, Topic};
+    let mut svc = service();
+    // The topic set describes motion with its items.
+    let props = call_at(
+        &mut svc,
+        "event_service",
+        ADMIN,
+        "<tev:GetEventProperties/>",
+    );
+    let body = String::from_utf8_lossy(&props.reply.body).to_string();
+    let r = response(&props.reply.body);
+    let set = r.child(ns::WSTOP, "TopicSet").unwrap();
+    let motion = set
+        .child(ns::TOPICS, "VideoSource")
+        .and_then(|v| v.child_local("MotionAlarm"))
+        .unwrap_or_else(|| panic!("no MotionAlarm in {body}"));
+    assert_eq!(motion.attr("topic"), Some("true"));
+    assert!(
+        body.contains("PeopleDetect") && body.contains("DigitalInput"),
+        "{body}"
+    );
+    let caps = call_at(
+        &mut svc,
+        "event_service",
+        ADMIN,
+        "<tev:GetServiceCapabilities/>",
+    );
+    let r = response(&caps.reply.body);
+    assert_eq!(
+        r.child_local("Capabilities")
+            .unwrap()
+            .attr("WSPullPointSupport"),
+        Some("true")
+    );
+
+    let now_ms = NOW * 1000;
+    svc.events_mut().update(
+        EventUpdate {
+            topic: Topic::SignalLoss,
+            source: "cam_front".into(),
+            state: false,
+        },
+        now_ms,
+    );
+    let out = call_at(
+        &mut svc,
+        "event_service",
+        ADMIN,
+        "<tev:CreatePullPointSubscription><tev:InitialTerminationTime>PT10M</tev:InitialTerminationTime></tev:CreatePullPointSubscription>",
+    );
+    assert_eq!(
+        out.reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&out.reply.body)
+    );
+    let r = response(&out.reply.body);
+    let address = text_of(&r, &["SubscriptionReference", "Address"])
+        .unwrap()
+        .to_string();
+    assert_eq!(address, "http://127.0.0.1:8000/onvif/subscription_1");
+    let current = text_of(&r, &["CurrentTime"]).unwrap();
+    let term = text_of(&r, &["TerminationTime"]).unwrap();
+    let parse = |t: &str| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+            .unwrap()
+            .unix_timestamp()
+    };
+    assert_eq!(parse(term) - parse(current), 600);
+    let endpoint = "subscription_1";
+    let pull = "<tev:PullMessages><tev:Timeout>PT5S</tev:Timeout><tev:MessageLimit>100</tev:MessageLimit></tev:PullMessages>";
+    // First pull: the current state, Initialized.
+    let out = call_at(&mut svc, endpoint, ADMIN, pull);
+    assert_eq!(out.then, watchpost_onvif::Then::Reply);
+    let r = response(&out.reply.body);
+    let msgs: Vec<&Element> = r
+        .children
+        .iter()
+        .filter(|c| c.is(ns::WSNT, "NotificationMessage"))
+        .collect();
+    assert_eq!(msgs.len(), 1);
+    let topic = msgs[0].child(ns::WSNT, "Topic").unwrap();
+    assert_eq!(topic.text, "tns1:VideoSource/SignalLoss");
+    assert_eq!(
+        topic.resolve_qname(&topic.text),
+        Some((ns::TOPICS.to_string(), "VideoSource/SignalLoss".to_string()))
+    );
+    let m = msgs[0]
+        .child(ns::WSNT, "Message")
+        .unwrap()
+        .child(ns::SCHEMA, "Message")
+        .unwrap();
+    assert_eq!(m.attr("PropertyOperation"), Some("Initialized"));
+    assert_eq!(item(m, "Source"), ("Source".into(), "cam_front".into()));
+    assert_eq!(item(m, "Data"), ("State".into(), "false".into()));
+    // Nothing queued: the I/O layer is told to wait.
+    let out = call_at(&mut svc, endpoint, ADMIN, pull);
+    let watchpost_onvif::Then::WaitForEvents(wait) = out.then else {
+        panic!("expected a wait, got {:?}", out.then)
+    };
+    assert_eq!((wait.subscription, wait.timeout_s, wait.limit), (1, 5, 100));
+    assert!(!svc.pull_ready(&wait, NOW));
+    svc.events_mut().update(
+        EventUpdate {
+            topic: Topic::Object(ObjectClass::Person),
+            source: "cam_front".into(),
+            state: true,
+        },
+        now_ms,
+    );
+    assert!(svc.pull_ready(&wait, NOW));
+    let done = svc.finish_pull(&wait, &ctx());
+    let r = response(&done.reply.body);
+    let n = r.child(ns::WSNT, "NotificationMessage").unwrap();
+    assert_eq!(
+        n.child(ns::WSNT, "Topic").unwrap().text,
+        "tns1:RuleEngine/MyRuleDetector/PeopleDetect"
+    );
+    // Renew, synchronize, unsubscribe; afterwards the subscription is unknown.
+    let out = call_at(
+        &mut svc,
+        endpoint,
+        ADMIN,
+        "<wsnt:Renew><wsnt:TerminationTime>PT60S</wsnt:TerminationTime></wsnt:Renew>",
+    );
+    let r = response(&out.reply.body);
+    assert!(r.is(ns::WSNT, "RenewResponse"));
+    assert_eq!(parse(text_of(&r, &["TerminationTime"]).unwrap()), NOW + 60);
+    let out = call_at(&mut svc, endpoint, ADMIN, "<tev:SetSynchronizationPoint/>");
+    assert_eq!(out.reply.status, 200);
+    let out = call_at(&mut svc, endpoint, ADMIN, pull);
+    assert_eq!(
+        response(&out.reply.body).children.len(),
+        4,
+        "2 times + 2 properties"
+    );
+    let out = call_at(&mut svc, endpoint, ADMIN, "<wsnt:Unsubscribe/>");
+    assert!(response(&out.reply.body).is(ns::WSNT, "UnsubscribeResponse"));
+    let out = call_at(&mut svc, endpoint, ADMIN, pull);
+    assert_eq!(
+        fault_subcodes(&out.reply.body),
+        ["ter:InvalidArgVal", "ter:ResourceUnknown"]
+    );
+    // A pull point operation on an endpoint that names no subscription.
+    let out = call_at(&mut svc, "event_service", ADMIN, pull);
+    assert_eq!(out.reply.status, 400);
 }
