@@ -1084,28 +1084,49 @@ pub fn compat_router(state: HubState) -> Router {
         .with_state(state)
 }
 
-/// Serves the compatibility listener when `fieldbus.neasmart.compat_listen` is set.
+/// Serves the compatibility listener when `fieldbus.neasmart.compat_listen` is set. While the
+/// address cannot be bound (another process holds the port), the hub reports it as a fault
+/// (`/health` degraded with the reason) and binds again with backoff, 1 s doubling to 30 s.
 pub fn start_compat_listener(state: &HubState) -> tokio::task::JoinHandle<()> {
     let state = state.clone();
     tokio::spawn(async move {
         let Some(addr) = state.config.fieldbus.neasmart.compat_listen else {
             return;
         };
-        let listener = match tokio::net::TcpListener::bind(addr.addr()).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(%addr, error = %e, "cannot bind the Neasmart compatibility listener");
-                return;
-            }
-        };
-        tracing::info!(%addr, "Neasmart compatibility API listening (original add-on paths, no authentication)");
+        let subject = format!("neasmart compat listener {addr}");
         let shutdown = state.ctx.shutdown().clone();
-        let app = compat_router(state);
+        let mut backoff = Duration::from_secs(1);
+        let mut logged = 0u32;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(addr.addr()).await {
+                Ok(l) => break l,
+                Err(e) => {
+                    let reason = format!("binding {addr}: {e}");
+                    // The first few failures, then the retries are silent (the fault stays).
+                    if logged < 3 {
+                        logged += 1;
+                        tracing::error!(%addr, error = %e, retry_ms = backoff.as_millis() as u64, "cannot bind the Neasmart compatibility listener; retrying");
+                    }
+                    state.ctx.set_fault(&subject, reason);
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        };
+        state.ctx.clear_fault(&subject);
+        tracing::info!(%addr, "Neasmart compatibility API listening (original add-on paths, no authentication)");
+        let app = compat_router(state.clone());
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
         {
             tracing::error!(error = %e, "Neasmart compatibility listener failed");
+            state
+                .ctx
+                .set_fault(&subject, format!("serving {addr}: {e}"));
         }
     })
 }
