@@ -30,6 +30,7 @@
 
 pub mod check;
 pub mod journal;
+pub mod upstream;
 pub mod yolink;
 
 use std::collections::BTreeMap;
@@ -57,11 +58,14 @@ pub enum BridgeError {
         filter: String,
         source: watchpost_bus::BusError,
     },
+    #[error(transparent)]
+    Upstream(#[from] upstream::UpstreamError),
 }
 
 impl BridgeError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
+            BridgeError::Upstream(e) => e.exit_code(),
             BridgeError::Subscribe { .. } => ExitCode::Failure,
         }
     }
@@ -185,6 +189,7 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), BridgeError>
     let mut acks = subscribe(bus.topic(&INTAKE_ACK)).await?;
     let mut resends = subscribe(bus.topic(&INTAKE_RESEND)).await?;
     let mut hub_status = subscribe(bus.topic(&["system", "hub", "status"])).await?;
+    let upstreams = upstream::Upstreams::start(&config, &bus, &ctx).await?;
     let (tx, mut source) = mpsc::channel::<SourceEvent>(4096);
     let session = config.bridge.yolink.clone().map(|y| {
         tokio::spawn(yolink::run(
@@ -257,6 +262,7 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), BridgeError>
     if let Some(s) = session {
         let _ = tokio::time::timeout(Duration::from_secs(2), s).await;
     }
+    upstreams.stop(Duration::from_secs(2)).await;
     Ok(())
 }
 

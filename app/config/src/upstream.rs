@@ -27,6 +27,7 @@
 //! qos = 1
 //! local_prefix = "watchpost/"
 //! remote_prefix = "sites/17/"
+//! retain = "always"             # or "never", "as_received" (the default)
 //!
 //! [bridge.upstream.feed]
 //! topic = "sites/17/feed"
@@ -304,6 +305,32 @@ pub struct TopicMapping {
     pub local_prefix: TopicPrefix,
     #[serde(default)]
     pub remote_prefix: TopicPrefix,
+    /// The retain flag of forwarded messages.
+    #[serde(default)]
+    pub retain: RetainPolicy,
+}
+
+/// The retain flag a mapping gives the messages it forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetainPolicy {
+    /// As the message arrived. MQTT 3.1.1 brokers (the appliance's bus among them) set it only
+    /// on the retained messages a new subscription receives, not on live ones.
+    #[default]
+    AsReceived,
+    /// Always retained: the broker keeps the last message of each topic (states).
+    Always,
+    Never,
+}
+
+impl RetainPolicy {
+    pub fn apply(self, received: bool) -> bool {
+        match self {
+            RetainPolicy::AsReceived => received,
+            RetainPolicy::Always => true,
+            RetainPolicy::Never => false,
+        }
+    }
 }
 
 /// `[bridge.upstream.feed]`: the monitoring feed (sensor status in the feed's JSON schema).
@@ -414,6 +441,7 @@ mod tests {
                qos = 0
                local_prefix = "watchpost/"
                remote_prefix = "sites/17/"
+               retain = "always"
                [[upstream.mapping]]
                pattern = "cmd/#"
                direction = "both"
@@ -429,6 +457,8 @@ mod tests {
         assert_eq!(u.mappings[0].qos, Qos::AtMostOnce);
         assert_eq!(u.mappings[1].qos, Qos::AtLeastOnce);
         assert_eq!(u.mappings[1].local_prefix.as_str(), "");
+        assert!(u.mappings[0].retain.apply(false));
+        assert!(u.mappings[1].retain.apply(true));
         assert_eq!(u.feed.as_ref().unwrap().full_interval_s, 300);
         assert_eq!(u.queue_capacity, 100_000);
         let mut p = vec![];
