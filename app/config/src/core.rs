@@ -90,7 +90,13 @@ pub struct SupervisorConfig {
     pub failed_retry_s: u64,
     /// On shutdown, each worker gets this long after SIGTERM before SIGKILL.
     pub stop_grace_ms: u64,
-    /// Workers whose health gates the systemd watchdog, readiness and the OTA mark-good.
+    /// Workers whose *process* must be alive: while one is wedged (no heartbeat) or crashing,
+    /// `/health` is unhealthy and neither readiness nor the watchdogs (systemd's and the
+    /// board's) are signalled, so the appliance is restarted. A peripheral fault never counts:
+    /// workers report what they cannot use (a missing serial adapter, a port taken) as faults
+    /// while they keep running (`/health` degraded), and an essential worker out because a
+    /// device or port is missing (exit 69) or on its configuration (78) does not hold back
+    /// the watchdogs either, since a reset cannot fix those. docs/supervisor.md.
     pub essential: Vec<WorkerName>,
     /// A hardware watchdog given by hand; it replaces the board description's.
     pub hardware_watchdog: Option<HardwareWatchdogConfig>,
