@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 pub mod check;
+pub mod homeassistant;
 pub mod journal;
 pub mod upstream;
 pub mod yolink;
@@ -120,6 +121,10 @@ struct Worker {
     bad_reports_logged_ms: i64,
     /// Acknowledgements and resend requests that do not decode (logged rate-limited).
     bad_messages: LogLimiter,
+    /// Home Assistant discovery's view of the sensors, when it runs.
+    ha: Option<tokio::sync::watch::Sender<homeassistant::SensorSet>>,
+    /// The YoLink device list has been read (so a sensor missing from it is gone).
+    devices_known: bool,
 }
 
 struct Metrics {
@@ -201,6 +206,7 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), BridgeError>
     });
     drop(tx);
     let started_ms = now_ms();
+    let config_for_ha = config.clone();
     let mut w = Worker {
         bus: bus.clone(),
         journal: Journal::new(
@@ -213,6 +219,8 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), BridgeError>
         started_ms,
         bad_reports_logged_ms: 0,
         bad_messages: LogLimiter::new(3, Duration::from_secs(60)),
+        ha: homeassistant::start(&bus, &config_for_ha, ctx.metrics(), shutdown.clone()),
+        devices_known: false,
     };
     ctx.ready(Vec::<(&str, std::net::SocketAddr)>::new());
     ctx.status(match &w.config.bridge.yolink {
@@ -230,7 +238,10 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), BridgeError>
             _ = shutdown.cancelled() => break,
             _ = heartbeat.tick() => ctx.heartbeat(),
             ev = source.recv(), if source_open => match ev {
-                Some(ev) => w.on_source(ev, &ctx).await,
+                Some(ev) => {
+                    w.on_source(ev, &ctx).await;
+                    w.sync_ha();
+                }
                 None => source_open = false,
             },
             Some(m) = acks.recv() => {
@@ -256,7 +267,10 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), BridgeError>
                 let events = w.journal.due(now_ms(), interval);
                 w.publish_events(events).await;
             }
-            _ = offline_tick.tick() => w.check_offline().await,
+            _ = offline_tick.tick() => {
+                w.check_offline().await;
+                w.sync_ha();
+            }
         }
     }
     if let Some(s) = session {
@@ -281,6 +295,34 @@ impl Worker {
         }
     }
 
+    /// Gives Home Assistant discovery the current sensor list (sent only when it changed).
+    fn sync_ha(&self) {
+        let Some(tx) = &self.ha else {
+            return;
+        };
+        let set = homeassistant::SensorSet {
+            known: self.devices_known || self.config.bridge.yolink.is_none(),
+            sensors: self
+                .sensors
+                .iter()
+                .map(|(id, e)| {
+                    (
+                        id.clone(),
+                        homeassistant::catalog::SensorInfo::from(&e.sensor),
+                    )
+                })
+                .collect(),
+        };
+        tx.send_if_modified(|cur| {
+            if *cur == set {
+                false
+            } else {
+                *cur = set;
+                true
+            }
+        });
+    }
+
     fn entry(&mut self, id: &str, device_type: &str) -> &mut Entry {
         self.sensors.entry(id.to_string()).or_insert_with(|| Entry {
             sensor: Sensor::new(id, id, device_type, None),
@@ -299,6 +341,7 @@ impl Worker {
                 });
             }
             SourceEvent::Devices(devices) => {
+                self.devices_known = true;
                 for d in devices {
                     let e = self.entry(&d.device_id, &d.device_type);
                     let changed = e.sensor.name != d.name || e.sensor.model != d.model;

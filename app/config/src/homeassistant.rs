@@ -90,21 +90,21 @@ impl HomeAssistantConfig {
                 "must be a topic without wildcards, empty levels or leading/trailing `/`",
             ));
         }
-        if let Some(t) = &self.topic_prefix {
-            if !is_topic_prefix(t) {
-                p.push(problem(
-                    &format!("{AT}.topic_prefix"),
-                    "must be a topic without wildcards, empty levels or leading/trailing `/`",
-                ));
-            }
+        if let Some(t) = &self.topic_prefix
+            && !is_topic_prefix(t)
+        {
+            p.push(problem(
+                &format!("{AT}.topic_prefix"),
+                "must be a topic without wildcards, empty levels or leading/trailing `/`",
+            ));
         }
-        if let Some(n) = &self.node_id {
-            if !is_discovery_id(n) {
-                p.push(problem(
-                    &format!("{AT}.node_id"),
-                    "only letters, digits, `_` and `-`",
-                ));
-            }
+        if let Some(n) = &self.node_id
+            && !is_discovery_id(n)
+        {
+            p.push(problem(
+                &format!("{AT}.node_id"),
+                "only letters, digits, `_` and `-`",
+            ));
         }
         if !is_discovery_id(&self.object_id_prefix) {
             p.push(problem(
@@ -115,13 +115,13 @@ impl HomeAssistantConfig {
         if self.device_name.trim().is_empty() {
             p.push(problem(&format!("{AT}.device_name"), "must not be empty"));
         }
-        if let Some(u) = &self.configuration_url {
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
-                p.push(problem(
-                    &format!("{AT}.configuration_url"),
-                    "must start with http:// or https://",
-                ));
-            }
+        if let Some(u) = &self.configuration_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            p.push(problem(
+                &format!("{AT}.configuration_url"),
+                "must start with http:// or https://",
+            ));
         }
         if !(self.setpoint_step > 0.0 && self.setpoint_step <= 5.0) {
             p.push(problem(
@@ -150,7 +150,12 @@ mod tests {
         };
         bad.validate(&mut p);
         let keys: Vec<String> = p.iter().map(|x| x.to_string()).collect();
-        for k in ["discovery_prefix", "node_id", "topic_prefix", "setpoint_step"] {
+        for k in [
+            "discovery_prefix",
+            "node_id",
+            "topic_prefix",
+            "setpoint_step",
+        ] {
             assert!(keys.iter().any(|s| s.contains(k)), "{k} in {keys:?}");
         }
     }
