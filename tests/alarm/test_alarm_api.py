@@ -95,7 +95,7 @@ def test_local_hub_source(appliance_factory, mosquitto, sia_factory, yolink_fact
     wait_bridge_connected(app)
     sim.report("m1", "alert")
     ev = sia.wait_events(1)[0]
-    assert (ev["code"], ev["ri"]) == ("BA", "9")
+    assert (ev["code"], ev["message"]) == ("BA", "9")
     sim.report("m1", "normal")
     assert sia.wait_events(2)[1]["code"] == "BH"
 

@@ -55,10 +55,10 @@ def test_token_logs_in_to_mqtt_and_tamper_alarms_and_restores(appliance_factory,
     sim.report("door1", data={"alarmState": {"tamper": True}})
     wait_for(lambda: [e for e in sia.received() if e["code"] == "TA"], 15, what="tamper alarm")
     ev = next(e for e in sia.received() if e["code"] == "TA")
-    assert (ev["account"], ev["ri"]) == ("AAA", "3"), ev
+    assert (ev["account"], ev["message"]) == ("AAA", "3"), ev
     assert not [e for e in sia.received() if e["code"] == "BA"]
     sim.report("door1", data={"alarmState": {"tamper": False}})
-    wait_for(lambda: [e for e in sia.received() if e["code"] == "TR" and e["ri"] == "3"], 15,
+    wait_for(lambda: [e for e in sia.received() if e["code"] == "TR" and e["message"] == "3"], 15,
              what="tamper restore")
     # The event store has the tamper alarm with its deliveries.
     def raised():
@@ -122,7 +122,7 @@ def test_chekt_and_relay_test_actions_and_single_mappings(appliance_factory, mos
     body = {"sensor": "door2", "routes": [{"receiver": "cms", "zone": 20}]}
     assert app.post("/api/v1/alarms/mappings", json=body).status_code == 201
     sim.report("door2", "open")
-    wait_for(lambda: [e for e in sia.received() if e["code"] == "BA" and e["ri"] == "20"], 15, what="zone 20")
+    wait_for(lambda: [e for e in sia.received() if e["code"] == "BA" and e["message"] == "20"], 15, what="zone 20")
     body["routes"][0]["zone"] = 21
     put = requests.put(app.url("/api/v1/alarms/mappings/door2"), auth=ADMIN, json=body, timeout=5)
     assert put.status_code == 200 and put.json()["routes"][0]["zone"] == 21, put.text
@@ -132,7 +132,7 @@ def test_chekt_and_relay_test_actions_and_single_mappings(appliance_factory, mos
                             json={**body, "sensor": "door1"}, timeout=5)
     assert mismatch.status_code == 400, mismatch.text
     sim.report("door2", "closed")
-    wait_for(lambda: [e for e in sia.received() if e["code"] == "BH" and e["ri"] == "21"], 15,
+    wait_for(lambda: [e for e in sia.received() if e["code"] == "BH" and e["message"] == "21"], 15,
              what="restore on the replaced zone")
 
 
@@ -146,7 +146,7 @@ def test_simulator_script_drives_the_path(appliance_factory, mosquitto, sia_fact
     sim = yolink_factory(mosquitto, ["door1:DoorSensor:Front"], script=script, repeat=True)
     app = door_to_sia(appliance_factory, mosquitto, sim, sia, zone=4)
     # The script cycles (--repeat, as in the demo): open, then closed, 0.7 s apart.
-    codes = lambda: [e["code"] for e in sia.received() if e["ri"] == "4"]  # noqa: E731
+    codes = lambda: [e["code"] for e in sia.received() if e["message"] == "4"]  # noqa: E731
     wait_for(lambda: "BA" in codes() and "BH" in codes()[codes().index("BA"):], 20,
              what="scripted door alarm and restore")
     assert sim.stats()["published"] >= 2

@@ -42,7 +42,7 @@ def distinct_in_order(events: list[dict]) -> tuple[list[tuple[str, str]], dict[s
     seen: dict[str, set] = {}
     order = []
     for e in events:
-        body = (e["ri"], e["code"])
+        body = (e["message"], e["code"])
         if e["sequence"] not in seen:
             order.append(body)
         seen.setdefault(e["sequence"], set()).add(body)
@@ -100,7 +100,7 @@ def test_receiver_down_while_100_alarms_fire_then_all_delivered_in_order(
     wait_bridge_connected(app)
     sim.report("door0", "open")
     events = sia.wait_events(101, timeout=20)
-    assert (events[100]["ri"], events[100]["code"]) == ("1", "BA")
+    assert (events[100]["message"], events[100]["code"]) == ("1", "BA")
     assert int(events[100]["sequence"]) == int(events[99]["sequence"]) + 1
 
 
@@ -133,10 +133,10 @@ def test_hub_killed_during_delivery_loses_nothing(appliance_factory, mosquitto, 
     # number of its own, the next after the highest used.
     used = {int(e["sequence"]) for e in sia.received()}
     sim.report("door0", "open")
-    wait_for(lambda: any(e["ri"] == "1" and e["code"] == "BA" and int(e["sequence"]) not in used
+    wait_for(lambda: any(e["message"] == "1" and e["code"] == "BA" and int(e["sequence"]) not in used
                          for e in sia.received()), 20, interval=0.1, what="an alarm after the restart")
     new = [e for e in sia.received() if int(e["sequence"]) not in used]
-    assert [(e["ri"], e["code"]) for e in new] == [("1", "BA")]
+    assert [(e["message"], e["code"]) for e in new] == [("1", "BA")]
     assert int(new[0]["sequence"]) == max(used) + 1
 
 
@@ -212,7 +212,7 @@ def test_full_queue_overflow_is_counted_recorded_and_never_silent(
     sia.wait_events(4, timeout=30)
     wait_for(lambda: cms()["queued"] == 0, 10, what="queue empty")
     time.sleep(0.5)  # nothing else may follow
-    zones = [e["ri"] for e in sia.received()]
+    zones = [e["message"] for e in sia.received()]
     # reject_new keeps the first four alarms; drop_oldest the last four (the one being retried
     # when the queue overflowed is given up, not delivered behind the counters' back).
     assert zones == (["1", "2", "3", "4"] if policy == "reject_new" else ["3", "4", "5", "6"])
@@ -228,7 +228,7 @@ def test_bridge_killed_the_state_poll_after_its_restart_catches_what_it_missed(
     app = appliance_factory(sections, extra).start(timeout=30)
     wait_bridge_connected(app)
     sim.report("door0", "open")
-    assert [(e["ri"], e["code"]) for e in sia.wait_events(1)] == [("1", "BA")]
+    assert [(e["message"], e["code"]) for e in sia.wait_events(1)] == [("1", "BA")]
     bridge_pid = app.worker("bridge")["pid"]
     os.kill(bridge_pid, signal.SIGKILL)
     # While no bridge listens, the door closes and another opens: YoLink does not replay
@@ -238,10 +238,10 @@ def test_bridge_killed_the_state_poll_after_its_restart_catches_what_it_missed(
     wait_for(lambda: app.worker("bridge")["pid"] not in (None, bridge_pid)
              and app.worker("bridge")["state"] == "running", 20, interval=0.1, what="bridge restarted")
     events = sia.wait_events(3, timeout=30)
-    assert sorted((e["ri"], e["code"]) for e in events[1:]) == [("1", "BH"), ("2", "BA")]
+    assert sorted((e["message"], e["code"]) for e in events[1:]) == [("1", "BH"), ("2", "BA")]
     # The hub follows the bridge's new run: later reports are alarms as before.
     wait_bridge_connected(app)
     sim.report("door1", "closed")
-    assert (sia.wait_events(4)[3]["ri"], sia.received()[3]["code"]) == ("2", "BH")
+    assert (sia.wait_events(4)[3]["message"], sia.received()[3]["code"]) == ("2", "BH")
     time.sleep(0.5)
     assert len(sia.received()) == 4  # nothing raised twice

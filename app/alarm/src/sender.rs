@@ -271,7 +271,9 @@ impl Task {
                                 .iter()
                                 .find(|t| matches!(t.result, TryResult::Refused { .. }))
                                 .or(tries.last());
-                            stats.set_error(telling.map(|t| format!("{}: {}", t.endpoint, t.result)));
+                            stats.set_error(
+                                telling.map(|t| format!("{}: {}", t.endpoint, t.result)),
+                            );
                             // Draining: the item stays queued for the next run.
                             if drain.is_cancelled() {
                                 return End::Drained;

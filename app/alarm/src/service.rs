@@ -414,7 +414,12 @@ impl Run {
             acks.abort();
         }
         // Every delivery task has ended: the totals are final for this run.
-        counters::save(&store, counters::current(&ledger.all_stats()), &mut saved_totals).await;
+        counters::save(
+            &store,
+            counters::current(&ledger.all_stats()),
+            &mut saved_totals,
+        )
+        .await;
         let queued: u64 = ledger
             .all_stats()
             .iter()

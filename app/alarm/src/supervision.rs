@@ -53,12 +53,9 @@ fn grid_time(due_ms: i64, now_ms: i64, supervision_s: u64) -> i64 {
 /// Since when SIA receiver `slot` has been idle: its last enqueue (a NULL's counts at its due
 /// time) or an acknowledgement that needed retries, whichever is later.
 fn idle_since(ledger: &Ledger, slot: usize) -> i64 {
-    ledger.last_enqueue_ms(slot).max(
-        ledger
-            .stats(slot)
-            .late_delivery_ms
-            .load(Ordering::Relaxed),
-    )
+    ledger
+        .last_enqueue_ms(slot)
+        .max(ledger.stats(slot).late_delivery_ms.load(Ordering::Relaxed))
 }
 
 /// The NULL message due first among all SIA receivers (ms since the epoch), if any.

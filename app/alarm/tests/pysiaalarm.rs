@@ -502,7 +502,11 @@ async fn a_late_ack_is_a_timeout_and_the_resend_keeps_its_sequence_number() {
     // is this one alarm.
     let mut seen = Vec::new();
     while let Ok(e) = peer.events.recv_timeout(Duration::from_millis(1500)) {
-        seen.push((e["sequence"].clone(), e["code"].clone(), e["message"].clone()));
+        seen.push((
+            e["sequence"].clone(),
+            e["code"].clone(),
+            e["message"].clone(),
+        ));
     }
     assert!(!seen.is_empty()); // usually three: the two late ones and the resend
     assert!(
@@ -552,7 +556,11 @@ async fn a_receiver_with_another_key_refuses_our_frames_and_the_try_says_check_t
         "{tries:?}"
     );
     assert_eq!(tries[0].label(), "nak_key");
-    assert!(tries[0].to_string().contains("check the key"), "{}", tries[0]);
+    assert!(
+        tries[0].to_string().contains("check the key"),
+        "{}",
+        tries[0]
+    );
     assert_eq!(l.clock_offset_s(), 0);
     peer.no_event();
 }
@@ -636,7 +644,10 @@ async fn events_carry_their_time_of_occurrence_in_the_receivers_clock() {
             &mut tries,
         )
         .await;
-    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?} {tries:?}");
+    assert!(
+        matches!(out, Outcome::Delivered { .. }),
+        "{out:?} {tries:?}"
+    );
     let e = peer.next_event();
     // Contact ID gets the one block pysiaalarm reads there: `[H…]`, in the receiver's clock
     // (the offset learnt from its NAK applies to it as to the timestamp).

@@ -41,7 +41,9 @@ pub fn judge(sent: Seq, stamped: Option<Timestamp>, reply: &Reply) -> Verdict {
     };
     match r.kind {
         ResponseKind::Nak => match (r.timestamp, stamped) {
-            (Some(t), Some(ours)) if (t.unix_secs() - ours.unix_secs()).abs() <= CLOCK_AGREEMENT_S => {
+            (Some(t), Some(ours))
+                if (t.unix_secs() - ours.unix_secs()).abs() <= CLOCK_AGREEMENT_S =>
+            {
                 Verdict::Refused {
                     receiver_time: Some(t),
                 }

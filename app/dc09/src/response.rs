@@ -216,8 +216,9 @@ fn header_fields(mut t: &str) -> Result<HeaderFields<'_>, &'static str> {
             }
             'A' if account == ResponseAccount::Absent => {
                 let digits = take_hex_field(&mut t, 'A', 6)?.unwrap_or_default();
-                account =
-                    ResponseAccount::Anonymous(Prefix::new(digits).map_err(|_| "anonymous account")?);
+                account = ResponseAccount::Anonymous(
+                    Prefix::new(digits).map_err(|_| "anonymous account")?,
+                );
                 last = None;
                 continue;
             }

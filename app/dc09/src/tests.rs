@@ -239,10 +239,17 @@ fn parses_the_reference_receiver_replies() {
     };
     assert!(r.encrypted);
     assert_eq!(r.timestamp, Some(ts()));
-    assert_eq!(judge(Seq::new(4).unwrap(), None, &reply), Verdict::Delivered);
+    assert_eq!(
+        judge(Seq::new(4).unwrap(), None, &reply),
+        Verdict::Delivered
+    );
     // Without the key it is still an ACK for seq 4.
     assert_eq!(
-        judge(Seq::new(4).unwrap(), None, &Reply::parse(eack, None).unwrap()),
+        judge(
+            Seq::new(4).unwrap(),
+            None,
+            &Reply::parse(eack, None).unwrap()
+        ),
         Verdict::Delivered
     );
 
@@ -253,11 +260,17 @@ fn parses_the_reference_receiver_replies() {
         .encode(None)
         .unwrap();
     assert_eq!(
-        judge(Seq::new(10).unwrap(), None, &Reply::parse(&duh, None).unwrap()),
+        judge(
+            Seq::new(10).unwrap(),
+            None,
+            &Reply::parse(&duh, None).unwrap()
+        ),
         Verdict::NotUnderstood
     );
     assert_eq!(
-        judge(Seq::new(3).unwrap(), None,
+        judge(
+            Seq::new(3).unwrap(),
+            None,
             &Reply::parse(b"\"NAK\"", None).unwrap()
         ),
         Verdict::Refused {
@@ -265,14 +278,22 @@ fn parses_the_reference_receiver_replies() {
         }
     );
     assert_eq!(
-        judge(Seq::new(3).unwrap(), None, &Reply::parse(b"\n\r", None).unwrap()),
+        judge(
+            Seq::new(3).unwrap(),
+            None,
+            &Reply::parse(b"\n\r", None).unwrap()
+        ),
         Verdict::Discarded
     );
     assert!(Reply::parse(b"\"HUH\"", None).is_err());
     // pysiaalarm echoes a missing receiver number as `None`.
     let none = frame::wrap(b"\"ACK\"0001NoneL0#AAA[]").unwrap();
     assert_eq!(
-        judge(Seq::new(1).unwrap(), None, &Reply::parse(&none, None).unwrap()),
+        judge(
+            Seq::new(1).unwrap(),
+            None,
+            &Reply::parse(&none, None).unwrap()
+        ),
         Verdict::Delivered
     );
 }
@@ -348,9 +369,7 @@ fn naks_in_any_field_order() {
         None,
     )
     .unwrap();
-    let Reply::Response(r) = reply else {
-        panic!()
-    };
+    let Reply::Response(r) = reply else { panic!() };
     assert_eq!(
         (r.receiver, r.line, r.account),
         (
