@@ -26,10 +26,14 @@ ADMIN = ("admin", "demo-admin")
 class TestSource:
     """A running stand-in camera."""
 
-    def __init__(self, width: int = 640, height: int = 360, fps: int = 10, pattern: str = "ball"):
+    __test__ = False  # a helper, not a test class
+
+    def __init__(self, width: int = 640, height: int = 360, fps: int = 10, pattern: str = "ball",
+                 keyframe_interval: int | None = None):
+        gop = ["--keyframe-interval", str(keyframe_interval)] if keyframe_interval else []
         self.proc = subprocess.Popen(
             [str(TESTSRC), "--width", str(width), "--height", str(height), "--fps", str(fps), "--path", "/stream",
-             "--pattern", pattern],
+             "--pattern", pattern, *gop],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.PIPE, text=True,
         )
         self.lines: list[str] = []

@@ -11,10 +11,10 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use tokio_util::sync::CancellationToken;
 
+use crate::mp4::{Codec, TrackInfo};
 use crate::pipeline::{
     self, DetectBranch, HttpMjpegSource, Outputs, RtspSource, ThermalInput, V4l2Source,
 };
-use crate::mp4::{Codec, TrackInfo};
 use crate::recorder::{RecorderMsg, RecorderStats};
 use crate::rtsp_client::{self, Ended, Target};
 use crate::thermal::{ThermalProcessor, ThermalStats};
@@ -259,11 +259,7 @@ impl RateTracker {
                 .clone(),
             detect_latency_ms,
             updated_unix_ms: SystemClock.now_us() / 1000,
-            stream: c
-                .stream
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .facts(),
+            stream: c.stream.lock().unwrap_or_else(|p| p.into_inner()).facts(),
         }
     }
 }
@@ -787,7 +783,10 @@ mod tests {
         let t = track(640, 360);
         m.note(&t, true);
         let f = m.facts().unwrap();
-        assert_eq!((f.width, f.height, f.keyframe_interval_frames), (640, 360, None));
+        assert_eq!(
+            (f.width, f.height, f.keyframe_interval_frames),
+            (640, 360, None)
+        );
         for _ in 0..9 {
             m.note(&t, false);
         }

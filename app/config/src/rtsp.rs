@@ -46,6 +46,9 @@ pub struct RtspConfig {
     /// mount's source kept producing (a player that hung without closing its connection) is
     /// disconnected, so that it neither holds a client slot nor its backlog. 0 turns this off.
     pub stalled_client_timeout_s: u32,
+    /// How long a camera read may wait for the camera (TCP connect and each RTSP answer)
+    /// before the mount's DESCRIBE fails and the camera counts as offline.
+    pub upstream_timeout_ms: u32,
     pub device: DeviceConfig,
     pub dashboard: DashboardConfig,
     /// `/thermal/<id>`: the colourised view of each thermal camera of `[capture]`.
@@ -69,6 +72,7 @@ impl Default for RtspConfig {
             upstream_latency_ms: 200,
             session_timeout_s: 60,
             stalled_client_timeout_s: 10,
+            upstream_timeout_ms: 5_000,
             device: DeviceConfig::default(),
             dashboard: DashboardConfig::default(),
             thermal: ThermalViewConfig::default(),
@@ -271,6 +275,12 @@ impl RtspConfig {
             p.push(problem(
                 "rtsp.stalled_client_timeout_s",
                 "must be 0 (off) or at most 3600 seconds",
+            ));
+        }
+        if !(500..=60_000).contains(&self.upstream_timeout_ms) {
+            p.push(problem(
+                "rtsp.upstream_timeout_ms",
+                "must be 500..=60000 milliseconds",
             ));
         }
         if self.max_clients_per_mount == 0 {

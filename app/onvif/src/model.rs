@@ -29,6 +29,7 @@ pub struct NetworkInfo {
 pub enum H264Profile {
     Baseline,
     Main,
+    Extended,
     High,
 }
 
@@ -37,7 +38,20 @@ impl H264Profile {
         match self {
             H264Profile::Baseline => "Baseline",
             H264Profile::Main => "Main",
+            H264Profile::Extended => "Extended",
             H264Profile::High => "High",
+        }
+    }
+
+    /// The profile of an H.264 stream's `profile_idc` (66 Baseline, 77 Main, 88 Extended;
+    /// the High profiles, 100 and up, as High).
+    pub fn from_profile_idc(idc: u8) -> Option<Self> {
+        match idc {
+            66 => Some(H264Profile::Baseline),
+            77 => Some(H264Profile::Main),
+            88 => Some(H264Profile::Extended),
+            100..=255 => Some(H264Profile::High),
+            _ => None,
         }
     }
 }

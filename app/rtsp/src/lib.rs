@@ -31,6 +31,7 @@
 
 pub mod discovery;
 pub mod feed;
+pub mod health;
 pub mod onvif_http;
 pub mod server;
 pub mod sources;
@@ -149,6 +150,29 @@ fn digest_users(config: &Config) -> Vec<(String, String)> {
     v
 }
 
+/// A capture worker status of `camera`: whether its mounts can be served, and what its
+/// stream measures for the ONVIF profile. An empty payload clears the retained status.
+fn camera_status(
+    camera: &str,
+    payload: &[u8],
+    health: &health::SourceHealth,
+    service: &Mutex<OnvifService>,
+) -> Result<(), serde_json::Error> {
+    if payload.is_empty() {
+        health.capture_status_cleared(camera);
+        return Ok(());
+    }
+    let status: watchpost_contract::capture::CameraStatus = serde_json::from_slice(payload)?;
+    health.capture_status(&status);
+    let mut svc = service.lock().unwrap_or_else(|p| p.into_inner());
+    let mut model = svc.model().clone();
+    if sources::apply_measured(&mut model, &status) {
+        tracing::debug!(%camera, "ONVIF profile follows the measured stream");
+        svc.set_model(model);
+    }
+    Ok(())
+}
+
 /// Runs the worker until `ctx.shutdown()` is cancelled.
 pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
     gstreamer::init().map_err(|e| RtspError::GstInit {
@@ -199,6 +223,13 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
             sources: Arc::default(),
         })
         .collect();
+    let health = health::SourceHealth::new(upstreams.iter().map(|u| {
+        let probe = match u.shm_socket {
+            Some(_) => None,
+            None => health::rtsp_host_port(&u.url),
+        };
+        (u.path.clone(), health::MountHealth::new(&u.camera, probe))
+    }));
     let settings = server::ServerSettings {
         address: rc.listen.addr(),
         udp: rc.udp,
@@ -206,11 +237,13 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
         upstream_latency_ms: rc.upstream_latency_ms,
         session_timeout_s: rc.session_timeout_s,
         stalled_client_timeout_s: rc.stalled_client_timeout_s,
+        upstream_timeout_ms: rc.upstream_timeout_ms,
         users: if rc.rtsp_auth {
             users.clone()
         } else {
             Vec::new()
         },
+        health: health.clone(),
     };
     if rc.rtsp_auth && users.is_empty() {
         tracing::warn!("rtsp_auth is on but no user has a clear-text password: nobody can play");
@@ -232,6 +265,7 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
             ))
         })
         .collect();
+    let probe_task = tokio::spawn(health::run_probes(health.clone(), shutdown.clone()));
     let rtsp_addr = SocketAddr::new(rc.listen.ip(), rtsp.port);
 
     // ONVIF over HTTP.
@@ -284,7 +318,7 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
         ..Default::default()
     });
     let http_state = onvif_http::HttpState {
-        service,
+        service: service.clone(),
         shared: shared.clone(),
         upstreams: Arc::new(upstreams.clone()),
         thermal: Arc::new(thermal_views.clone()),
@@ -323,15 +357,19 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
     // Bus: the dashboard's inputs.
     let bus = watchpost_bus::Bus::connect(&config, "rtsp", shutdown.clone());
     let mut subscriptions = Vec::new();
+    // Filters are written out: `Bus::topic` sanitises levels, wildcards included. Camera
+    // tiles come from the capture worker's status (and its own liveness); the same status
+    // says whether a camera mount can be served and what its stream measures (ONVIF).
+    let mut tails = vec!["capture/camera/+/status"];
     if renderer.is_some() {
-        // Filters are written out: `Bus::topic` sanitises levels, wildcards included.
-        // Camera tiles come from the capture worker's status (and its own liveness).
-        for tail in [
+        tails.extend([
             "sensors/+/state",
             "neasmart/zone/+/+",
-            "capture/camera/+/status",
             "system/capture/status",
-        ] {
+        ]);
+    }
+    {
+        for tail in tails {
             let filter = format!("{}/{tail}", bus.prefix());
             let rx = bus
                 .subscribe(&filter)
@@ -395,6 +433,18 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
             Some(m) = msg_rx.recv() => {
                 let Some(rel) = m.topic.strip_prefix(&prefix) else { continue };
                 let levels: Vec<&str> = rel.split('/').collect();
+                if let ["capture", "camera", camera, "status"] = levels.as_slice() {
+                    if let Err(e) = camera_status(camera, &m.payload, &health, &service) {
+                        bad_payloads.inc();
+                        if last_log.elapsed() >= Duration::from_secs(10) {
+                            last_log = std::time::Instant::now();
+                            tracing::warn!(error = %e, "ignoring a camera status");
+                        }
+                    }
+                    if !dash_cfg.enabled {
+                        continue;
+                    }
+                }
                 let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
                 let alarms_before = state.alarms().len();
                 match state.apply(&levels, &m.payload) {
@@ -429,6 +479,7 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
     for t in thermal_tasks {
         let _ = tokio::time::timeout(grace, t).await;
     }
+    let _ = tokio::time::timeout(grace, probe_task).await;
     drop(rtsp);
     result
 }

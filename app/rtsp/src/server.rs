@@ -14,6 +14,7 @@ use gstreamer_rtsp_server::prelude::*;
 use watchpost_runtime::Registry;
 
 use crate::RtspError;
+use crate::health::{SourceHealth, Verdict};
 use crate::sources::Upstream;
 use crate::stall::StallWatch;
 
@@ -79,8 +80,22 @@ pub struct ServerSettings {
     /// A TCP player that takes nothing for this long while its source delivers is
     /// disconnected (0: never); see `stall.rs`.
     pub stalled_client_timeout_s: u32,
+    /// How long an upstream read waits for the camera (TCP connect, each RTSP answer).
+    pub upstream_timeout_ms: u32,
     /// `(user, password)` pairs; empty = no authentication.
     pub users: Vec<(String, String)>,
+    /// Whether each camera mount's source can be read; a DESCRIBE of a mount whose source is
+    /// known to be offline is answered 503 at once.
+    pub health: Arc<SourceHealth>,
+}
+
+/// Threads that handle RTSP clients. Each client gets its own (a DESCRIBE waits while its
+/// mount's media prepares, which takes up to the upstream timeout for a camera that does not
+/// answer; clients sharing a thread would wait with it). Beyond this many, new clients share
+/// the existing threads in turn.
+fn client_threads(mounts: usize, max_clients_per_mount: u32) -> i32 {
+    let wanted = mounts.saturating_mul(max_clients_per_mount as usize) + 8;
+    wanted.clamp(16, 1024) as i32
 }
 
 /// A running server; dropping it stops the main loop.
@@ -270,6 +285,15 @@ impl Meters {
             )
             .inc();
     }
+    fn offline(&self, mount: &str) {
+        self.registry
+            .counter(
+                "watchpost_rtsp_offline_answers_total",
+                "DESCRIBE requests answered at once because the mount's camera is offline",
+                &[("mount", mount)],
+            )
+            .inc();
+    }
     fn clients(&self, mount: &str, n: u32) {
         self.registry
             .gauge(
@@ -350,6 +374,27 @@ fn count_payload(media: &rtsp::RTSPMedia, meters: &Meters, mount: &str) {
     }
 }
 
+/// Tells `health` whether the media of `mount` prepared (the source delivered) or was
+/// unprepared without ever preparing (the read failed).
+fn track_outcome(media: &rtsp::RTSPMedia, health: &Arc<SourceHealth>, mount: &str) {
+    let prepared = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (h, m, p) = (health.clone(), mount.to_string(), prepared.clone());
+    media.connect_prepared(move |_| {
+        p.store(true, std::sync::atomic::Ordering::Relaxed);
+        h.read_ok(&m);
+    });
+    let (h, m) = (health.clone(), mount.to_string());
+    media.connect_unprepared(move |_| {
+        if !prepared.load(std::sync::atomic::Ordering::Relaxed) {
+            tracing::info!(mount = %m, "the camera delivered no stream; the mount counts as offline for a while");
+            h.read_failed(
+                &m,
+                "the camera delivered no stream (refused, timed out or no H.264 video)",
+            );
+        }
+    });
+}
+
 /// Starts the server with its mounts on a new main loop thread.
 pub fn start(
     settings: &ServerSettings,
@@ -367,6 +412,12 @@ pub fn start(
     let context = glib::MainContext::new();
     let main_loop = glib::MainLoop::new(Some(&context), false);
     let server = rtsp::RTSPServer::new();
+    let pool = rtsp::RTSPThreadPool::new();
+    pool.set_max_threads(client_threads(
+        upstreams.len() + thermal.len() + usize::from(dashboard.is_some()),
+        settings.max_clients_per_mount,
+    ));
+    server.set_thread_pool(Some(&pool));
     server.set_address(&settings.address.ip().to_string());
     server.set_service(&settings.address.port().to_string());
     let mounts = server.mount_points().ok_or(RtspError::ServerSetup {
@@ -385,10 +436,13 @@ pub fn start(
         );
         let meters = meters.clone();
         let watch = watch.clone();
+        let health = settings.health.clone();
+        let tcp_timeout_us = u64::from(settings.upstream_timeout_ms) * 1000;
         f.connect_media_configure(move |_, media| {
             meters.upstream_open(&path);
             count_payload(media, &meters, &path);
             watch.watch_source(media, &path);
+            track_outcome(media, &health, &path);
             let src = media
                 .element()
                 .downcast_ref::<gst::Bin>()
@@ -397,6 +451,7 @@ pub fn start(
                 src.set_property("socket-path", socket.to_string_lossy().as_ref());
             } else if let Some(src) = src {
                 src.set_property("location", &url);
+                src.set_property("tcp-timeout", tcp_timeout_us);
                 if let Some(user) = &user {
                     src.set_property("user-id", user);
                 }
@@ -476,12 +531,25 @@ pub fn start(
         let meters = meters.clone();
         let session_timeout = settings.session_timeout_s;
         let watch = watch.clone();
+        let health = settings.health.clone();
         server.connect_client_connected(move |_, client| {
             let id = client.as_ptr() as usize;
             // A session that expires takes its TCP connection with it (a hung player that
             // stopped reading would otherwise keep the connection, and the media, forever).
             client.set_post_session_timeout(0);
             client.connect_new_session(move |_, session| session.set_timeout(session_timeout));
+            let (h0, m0) = (health.clone(), meters.clone());
+            client.connect_pre_describe_request(move |_, ctx| {
+                let mount = mount_in(ctx);
+                match h0.verdict(&mount) {
+                    Verdict::Serve => gst_rtsp::RTSPStatusCode::Ok,
+                    Verdict::Offline { reason } => {
+                        m0.offline(&mount);
+                        tracing::debug!(%mount, %reason, "camera offline; DESCRIBE answered 503");
+                        gst_rtsp::RTSPStatusCode::ServiceUnavailable
+                    }
+                }
+            });
             let (c1, p1, m1) = (clients.clone(), playing.clone(), meters.clone());
             client.connect_pre_play_request(move |_, ctx| {
                 let mount = mount_in(ctx);

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use watchpost_config::Config;
 use watchpost_config::capture::{CameraKind, SourceConfig};
+use watchpost_contract::capture::{CameraState, CameraStatus, StreamCodec};
 use watchpost_onvif::{DeviceInfo, DeviceModel, H264Profile, NetworkInfo, StreamProfile};
 
 /// One upstream camera stream to restream without re-encoding.
@@ -400,6 +401,41 @@ pub fn device_model(
     }
 }
 
+/// Puts what the capture worker measured on camera `status.id`'s recorded stream into its
+/// main profile: size, H.264 profile and keyframe interval (from the stream facts), frame rate
+/// and bit rate (while the camera delivers). Returns whether the profile changed.
+pub fn apply_measured(model: &mut DeviceModel, status: &CameraStatus) -> bool {
+    let token = format!("cam_{}_main", status.id);
+    let Some(p) = model.profiles.iter_mut().find(|p| p.token == token) else {
+        return false;
+    };
+    let before = p.clone();
+    if let Some(f) = &status.stream
+        && f.codec == StreamCodec::H264
+    {
+        if f.width > 0 && f.height > 0 {
+            (p.width, p.height) = (f.width, f.height);
+        }
+        if let Some(profile) = f.h264_profile_idc.and_then(H264Profile::from_profile_idc) {
+            p.h264_profile = profile;
+        }
+        if let Some(n) = f.keyframe_interval_frames.filter(|n| *n > 0) {
+            p.gov_length = n;
+        }
+    }
+    if status.state == CameraState::Online {
+        let fps = status.input_fps.round();
+        if fps >= 1.0 {
+            p.framerate = fps as u32;
+        }
+        let kbps = (status.bitrate_bps / 1000.0).round();
+        if kbps >= 1.0 {
+            p.bitrate_kbps = kbps as u32;
+        }
+    }
+    *p != before
+}
+
 /// A stable WS-Discovery endpoint reference derived from the MAC address.
 pub fn endpoint_uuid(mac: &str) -> String {
     let hex: String = mac.chars().filter(|c| c.is_ascii_hexdigit()).collect();
@@ -554,6 +590,53 @@ source = {{ type = "rtsp", url = "rtsp://10.0.0.5/main" }}
             (t.rtsp_path.as_str(), t.snapshot_path.as_str()),
             ("/thermal/lepton", "/onvif/snapshot/thermal_lepton.jpg")
         );
+    }
+
+    #[test]
+    fn measured_stream_facts_replace_the_nominal_ones() {
+        let config: Config = toml::from_str(
+            r#"
+[capture]
+[[capture.cameras]]
+id = "yard"
+source = { type = "rtsp", url = "rtsp://10.0.0.5/main", sub_url = "rtsp://10.0.0.5/sub" }
+"#,
+        )
+        .unwrap();
+        let ups = upstreams(&config);
+        let mut model = device_model(&config, &ups, &[], 8000, 8554, "1.0");
+        let main = |m: &DeviceModel| {
+            let p = m.profile("cam_yard_main").unwrap();
+            (
+                p.width,
+                p.height,
+                p.framerate,
+                p.bitrate_kbps,
+                p.gov_length,
+                p.h264_profile,
+            )
+        };
+        assert_eq!(main(&model), (1920, 1080, 25, 4096, 50, H264Profile::Main));
+        let mut status: CameraStatus = serde_json::from_str(
+            r#"{"id":"yard","name":"Yard","state":"online","reason":null,"input_fps":14.9,
+            "bitrate_bps":812345.0,"frames_dropped":0,"reconnects":0,"recording":true,
+            "recording_bytes_per_s":0.0,"disk_used_bytes":0,"last_frame_at":null,
+            "recording_error":null,"detect_latency_ms":null,"updated_unix_ms":1,
+            "stream":{"codec":"h264","width":1280,"height":720,"h264_profile_idc":100,
+            "keyframe_interval_frames":30}}"#,
+        )
+        .unwrap();
+        assert!(apply_measured(&mut model, &status));
+        assert_eq!(main(&model), (1280, 720, 15, 812, 30, H264Profile::High));
+        assert!(!apply_measured(&mut model, &status));
+        // The sub stream is not what the capture worker measured.
+        assert_eq!(model.profile("cam_yard_sub").unwrap().width, 640);
+        // An offline camera keeps its last measured rate (it delivers no frames now).
+        status.state = CameraState::Offline;
+        status.input_fps = 0.0;
+        status.bitrate_bps = 0.0;
+        assert!(!apply_measured(&mut model, &status));
+        assert_eq!(main(&model).2, 15);
     }
 
     #[test]

@@ -91,7 +91,9 @@ fn v4l2_camera_is_restreamed_from_capture_shared_memory() {
         upstream_latency_ms: 0,
         session_timeout_s: 60,
         stalled_client_timeout_s: 10,
+        upstream_timeout_ms: 5_000,
         users: Vec::new(),
+        health: Default::default(),
     };
     let upstream = Upstream {
         camera: "usb".into(),

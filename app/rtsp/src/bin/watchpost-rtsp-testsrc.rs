@@ -1,7 +1,8 @@
 //! A stand-in camera for tests and benchmarks: serves one H.264 RTSP stream of a moving test
 //! pattern (gstreamer-rtsp-server, x264 with a short keyframe interval) on 127.0.0.1.
 //!
-//! Usage: `watchpost-rtsp-testsrc [--port N] [--width W] [--height H] [--fps F] [--path /x]`.
+//! Usage: `watchpost-rtsp-testsrc [--port N] [--width W] [--height H] [--fps F] [--path /x]
+//! [--keyframe-interval FRAMES]` (default: one keyframe per second, `--fps` frames).
 //! Prints `port=<bound port>` once listening, then `client` for every RTSP connection and
 //! `media` for every pipeline it starts, one per line, so a test can count upstream reads.
 //! Stops when stdin closes (or on SIGTERM/SIGINT, whose default action ends it).
@@ -29,6 +30,7 @@ fn main() -> std::process::ExitCode {
     let width: u32 = arg(&args, "--width", 640);
     let height: u32 = arg(&args, "--height", 360);
     let fps: u32 = arg(&args, "--fps", 10);
+    let keyframe_interval: u32 = arg(&args, "--keyframe-interval", fps).max(1);
     let path: String = arg(&args, "--path", "/stream".to_string());
     // `ball` (default) compresses to little; `snow` (noise) runs at the 2 Mbit/s cap.
     let pattern: String = arg(&args, "--pattern", "ball".to_string());
@@ -62,7 +64,7 @@ fn main() -> std::process::ExitCode {
     let factory = rtsp::RTSPMediaFactory::new();
     factory.set_launch(&format!(
         "( videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={width},height={height},framerate={fps}/1 ! \
-         x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate=2000 ! \
+         x264enc tune=zerolatency speed-preset=ultrafast key-int-max={keyframe_interval} bitrate=2000 ! \
          h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
     ));
     factory.set_shared(true);
