@@ -15,6 +15,8 @@ APT_PKGS=(
   mosquitto mosquitto-clients socat prometheus
   # misc test tools
   curl jq procps iproute2
+  # the upstream-broker tests make their test CA and certificates with the openssl command
+  openssl
   # systemd-analyze, systemd-sysusers, systemd-tmpfiles check the shipped units (tests/systemd)
   systemd
   # the setup page in a real browser (tests/browser): Debian's Chromium, driven by
