@@ -220,7 +220,7 @@ mod tests {
     use super::*;
 
     fn view(state: SensorState, last_seen: i64) -> Vec<u8> {
-        let mut s = Sensor::new("door1", "Front door", "DoorSensor", Some("YS7704".into()));
+        let mut s = Sensor::new("door1", "Front door", "DoorSensor", Some("YS7704"));
         s.state = state;
         s.battery = Some(4);
         s.last_seen_ms = Some(last_seen);
