@@ -361,6 +361,15 @@ impl WorkerCtx {
         }
     }
 
+    /// Asks the supervisor to restart the whole appliance (this worker included) cleanly;
+    /// `false` when no supervisor listens or the request could not be queued.
+    pub fn request_appliance_restart(&self, reason: impl Into<String>) -> bool {
+        self.link.is_some()
+            && self.try_send(WorkerMsg::RestartAppliance {
+                reason: reason.into(),
+            })
+    }
+
     /// Asks the supervisor to load the configuration again (file, settings overlay,
     /// environment) and restart the workers whose sections changed. The answer comes before
     /// any restart, so the asking worker hears it even when it is among the restarted.

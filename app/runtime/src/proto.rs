@@ -34,6 +34,10 @@ pub enum WorkerMsg {
     Ready { listeners: BTreeMap<String, String> },
     /// Sent from the worker's main loop.
     Heartbeat,
+    /// Asks the supervisor to restart the appliance: every worker stopped within its grace
+    /// period, in reverse start order, then started again (ONVIF SystemReboot). `reason` is
+    /// logged.
+    RestartAppliance { reason: String },
     /// A short human-readable status line (shown in `/health` and systemd's STATUS=).
     Status { text: String },
     /// The worker's metrics in Prometheus text format.

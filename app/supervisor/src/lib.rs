@@ -146,6 +146,9 @@ struct Supervisor {
     held_ports: Vec<watchpost_runtime::net::HeldPort>,
     /// Workers being stopped on purpose to apply new settings.
     stopping: HashMap<String, Stopping>,
+    /// A worker asked for the appliance to restart (ONVIF SystemReboot); carried out by the
+    /// loop: every worker stopped, then started again.
+    restart_requested: Option<String>,
 }
 
 /// A worker being stopped to apply new settings, and what follows its exit.
@@ -320,6 +323,7 @@ pub async fn run(
         reset_checking: false,
         held_ports,
         stopping: HashMap::new(),
+        restart_requested: None,
     };
     sup.write_listeners();
     let watchdog_interval = systemd_watchdog_interval();
@@ -331,7 +335,12 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            Some(ev) = events_rx.recv() => sup.handle(ev),
+            Some(ev) = events_rx.recv() => {
+                sup.handle(ev);
+                if let Some(why) = sup.restart_requested.take() {
+                    sup.restart_appliance(&why, &mut events_rx).await;
+                }
+            }
             Some(action) = recv_or_pending(&mut button_actions) => sup.on_button(action),
             Some(verdict) = reset_verdicts_rx.recv() => {
                 sup.on_reset_verdict(verdict, &mut events_rx).await;
@@ -456,6 +465,9 @@ impl Supervisor {
                     WorkerMsg::ApplyConfig { id } => {
                         let report = self.apply_config(&name);
                         self.reply(&name, SupervisorMsg::Applied { id, report });
+                    }
+                    WorkerMsg::RestartAppliance { reason } => {
+                        self.restart_requested = Some(format!("{name}: {reason}"));
                     }
                 }
             }
@@ -967,6 +979,23 @@ impl Supervisor {
                 "appliance ready"
             );
         }
+    }
+
+    /// Restarts the appliance on a worker's request: every worker stopped as at shutdown
+    /// (reverse start order, each within its grace), then all started again in order. The
+    /// supervisor itself, its held ports and the board stay as they are.
+    async fn restart_appliance(
+        &mut self,
+        why: &str,
+        events_rx: &mut mpsc::UnboundedReceiver<Event>,
+    ) {
+        tracing::warn!(%why, "restarting the appliance: stopping every worker");
+        // systemd's watchdog is fed around the stop, which can take a few grace periods.
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        self.stop_all(events_rx).await;
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        self.restart_all();
+        tracing::info!("appliance restart: starting the workers again");
     }
 
     /// SIGTERM to every worker in reverse start order, the broker last; SIGKILL after the grace.

@@ -317,7 +317,7 @@ impl Supervisor {
     }
 
     /// Fresh slots for every worker, started at the next tick.
-    fn restart_all(&mut self) {
+    pub(crate) fn restart_all(&mut self) {
         self.indicators.clear();
         let now = Instant::now();
         let essential = self.config.supervisor.essential.clone();
