@@ -11,8 +11,9 @@
 //!   Digest challenge confuses `requests`, which merges all `WWW-Authenticate` headers into one
 //!   line). Responses computed with `MD5`, `MD5-sess`, `SHA-256` or `SHA-256-sess` are all
 //!   verified, as is the RFC 2069 form without `qop`.
-//! - Nonces are stateless: the issue time and a SHA-256 tag over it keyed with a per-process
-//!   secret. A nonce older than [`HttpAuth::NONCE_LIFETIME_S`] is answered `stale=true`, so the
+//! - Nonces are stateless: the issue time, a serial number (two challenges in the same second
+//!   differ, so each client's counts start afresh) and a SHA-256 tag over both keyed with a
+//!   per-process secret. A nonce older than [`HttpAuth::NONCE_LIFETIME_S`] is answered `stale=true`, so the
 //!   client retries with the new nonce without asking the user again.
 //! - With `qop`, the nonce count must grow per nonce (replay protection); the memory of counts
 //!   is bounded and forgets the oldest nonce first.
@@ -147,6 +148,8 @@ pub struct HttpAuth {
     /// Highest nonce count seen per nonce, oldest nonce first in `order`.
     counts: HashMap<String, u32>,
     order: VecDeque<String>,
+    /// Serial number of the next nonce.
+    serial: std::sync::atomic::AtomicU64,
 }
 
 impl HttpAuth {
@@ -164,37 +167,45 @@ impl HttpAuth {
             secret,
             counts: HashMap::new(),
             order: VecDeque::new(),
+            serial: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
-    fn tag(&self, issued: i64) -> [u8; 16] {
+    fn tag(&self, issued: i64, serial: u64) -> [u8; 16] {
         let mut h = Sha256::new();
         h.update(self.secret);
         h.update(issued.to_be_bytes());
+        h.update(serial.to_be_bytes());
         let full = h.finalize();
         let mut tag = [0u8; 16];
         tag.copy_from_slice(&full[..16]);
         tag
     }
 
-    /// A nonce issued at Unix second `now`.
+    /// A fresh nonce issued at Unix second `now`.
     pub fn nonce(&self, now: i64) -> String {
-        let mut raw = [0u8; 24];
+        let serial = self
+            .serial
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut raw = [0u8; 32];
         raw[..8].copy_from_slice(&now.to_be_bytes());
-        raw[8..].copy_from_slice(&self.tag(now));
+        raw[8..16].copy_from_slice(&serial.to_be_bytes());
+        raw[16..].copy_from_slice(&self.tag(now, serial));
         B64URL.encode(raw)
     }
 
     /// The issue time of a nonce made here, or `None`.
     fn nonce_time(&self, nonce: &str) -> Option<i64> {
         let raw = B64URL.decode(nonce).ok()?;
-        if raw.len() != 24 {
+        if raw.len() != 32 {
             return None;
         }
-        let mut ts = [0u8; 8];
-        ts.copy_from_slice(&raw[..8]);
-        let issued = i64::from_be_bytes(ts);
-        constant_time_eq(&raw[8..], &self.tag(issued)).then_some(issued)
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&raw[..8]);
+        let issued = i64::from_be_bytes(word);
+        word.copy_from_slice(&raw[8..16]);
+        let serial = u64::from_be_bytes(word);
+        constant_time_eq(&raw[16..], &self.tag(issued, serial)).then_some(issued)
     }
 
     /// The `WWW-Authenticate` values of a 401 (Digest first, then Basic).
@@ -524,6 +535,16 @@ mod tests {
             ),
             Err(HttpAuthError::BadNonce { .. })
         ));
+    }
+
+    #[test]
+    fn nonces_differ_within_a_second() {
+        let a = auth();
+        let (n1, n2) = (a.nonce(5), a.nonce(5));
+        assert_ne!(n1, n2);
+        assert_eq!(a.nonce_time(&n1), Some(5));
+        assert_eq!(a.nonce_time(&n2), Some(5));
+        assert_eq!(a.nonce_time("AAAA"), None);
     }
 
     #[test]
