@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from requests.auth import HTTPDigestAuth
 
 from conftest import BIN, ROOT
 from rtsp_support import ADMIN, ffprobe, have, rtsp_appliance, testsrc  # noqa: F401
@@ -67,8 +68,21 @@ def test_onvif_client_streams_and_snapshot(rtsp_appliance, tmp_path):
         out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height",
                               "-of", "default=nw=1", str(jpeg)], capture_output=True, text=True, timeout=20)
         assert "codec_name=mjpeg" in out.stdout and "width=960" in out.stdout, out.stdout + out.stderr
-    # Without credentials the snapshot is refused.
-    assert requests.get(snap, timeout=10).status_code == 401
+    # Without credentials the snapshot is refused, with a Digest and a Basic challenge.
+    refused = requests.get(snap, timeout=10)
+    assert refused.status_code == 401
+    challenge = refused.headers["www-authenticate"]
+    assert challenge.startswith("Digest ") and 'qop="auth"' in challenge and "Basic" in challenge, challenge
+    # HTTP Digest, as Home Assistant probes it first (requests' HTTPDigestAuth).
+    r = requests.get(snap, auth=HTTPDigestAuth(*ADMIN), timeout=20)
+    assert r.status_code == 200 and r.content[:2] == b"\xff\xd8", r.status_code
+    with requests.Session() as session:
+        # One nonce, counts 1, 2, 3: each request is accepted once.
+        session.auth = HTTPDigestAuth(*ADMIN)
+        for _ in range(3):
+            assert session.get(snap, timeout=20).status_code == 200
+    assert requests.get(snap, auth=HTTPDigestAuth(ADMIN[0], "wrong"), timeout=10).status_code == 401
+    assert requests.get(snap, auth=(ADMIN[0], "wrong"), timeout=10).status_code == 401
     # A camera snapshot: one frame decoded from the upstream.
     cam_snap = media.GetSnapshotUri({"ProfileToken": "cam_cam1_main"}).Uri
     r = requests.get(cam_snap, auth=ADMIN, timeout=30)

@@ -32,6 +32,7 @@
 pub mod discovery;
 pub mod feed;
 pub mod health;
+pub mod onvif_events;
 pub mod onvif_http;
 pub mod server;
 pub mod sources;
@@ -307,11 +308,10 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
         )],
         metadata_version: 1,
     };
-    let service = Arc::new(Mutex::new(OnvifService::new(
-        model,
-        authenticator,
-        rc.onvif_auth,
-    )));
+    let mut onvif = OnvifService::new(model, authenticator, rc.onvif_auth);
+    onvif.set_admins(onvif_http::admin_users(&config));
+    let service = Arc::new(Mutex::new(onvif));
+    let events_wake = Arc::new(tokio::sync::Notify::new());
     let shared = Arc::new(feed::Shared {
         // Written by the hub while nobody has claimed the box.
         setup_code_file: Some(config.system.data_dir.join("setup-code")),
@@ -323,8 +323,10 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
         upstreams: Arc::new(upstreams.clone()),
         thermal: Arc::new(thermal_views.clone()),
         snapshots_dir: config.capture.snapshots_dir(&config.system.data_dir),
-        snapshot_users: rc.onvif_auth.then(|| Arc::new(user_map)),
+        snapshot_auth: rc.onvif_auth.then(|| onvif_http::snapshot_auth(user_map)),
         registry: registry.clone(),
+        events_wake: events_wake.clone(),
+        worker: ctx.clone(),
     };
     let app = onvif_http::router(http_state);
     let http_shutdown = shutdown.clone();
@@ -356,6 +358,15 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
 
     // Bus: the dashboard's inputs.
     let bus = watchpost_bus::Bus::connect(&config, "rtsp", shutdown.clone());
+    // ONVIF events from what the bus knows (sensors, cameras, thermal rules, detections).
+    let events_task = onvif_events::start(
+        &bus,
+        service.clone(),
+        events_wake,
+        registry.clone(),
+        shutdown.clone(),
+    )
+    .await?;
     let mut subscriptions = Vec::new();
     // Filters are written out: `Bus::topic` sanitises levels, wildcards included. Camera
     // tiles come from the capture worker's status (and its own liveness); the same status
@@ -480,6 +491,7 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
         let _ = tokio::time::timeout(grace, t).await;
     }
     let _ = tokio::time::timeout(grace, probe_task).await;
+    let _ = tokio::time::timeout(grace, events_task).await;
     drop(rtsp);
     result
 }

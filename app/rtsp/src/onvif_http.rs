@@ -1,5 +1,10 @@
 //! The ONVIF HTTP listener: SOAP endpoints under `/onvif/` handed to the sans-IO
 //! [`OnvifService`], and JPEG snapshots at the URIs GetSnapshotUri returns.
+//!
+//! Snapshots take HTTP Digest or Basic credentials ([`HttpAuth`]). A `PullMessages` with
+//! nothing queued is held here until an event arrives ([`HttpState::events_wake`]), its
+//! timeout passes or the worker stops. An accepted `SystemReboot` is answered first; the
+//! restart of the appliance is asked of the supervisor right after.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,15 +14,16 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine as _;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use watchpost_onvif::{CONTENT_TYPE, OnvifService, Outcome, RequestCtx};
-use watchpost_runtime::Registry;
+use tokio::sync::Notify;
+use watchpost_onvif::http_auth::HttpAuth;
+use watchpost_onvif::{CONTENT_TYPE, Handled, OnvifService, Outcome, RequestCtx, Then};
+use watchpost_runtime::{Registry, WorkerCtx};
 
 use crate::feed::Shared;
 use crate::sources::{ThermalView, Upstream};
@@ -37,10 +43,39 @@ pub struct HttpState {
     pub thermal: Arc<Vec<ThermalView>>,
     /// Where the capture worker keeps `<camera>.jpg`.
     pub snapshots_dir: PathBuf,
-    /// Users for HTTP Basic on snapshots; `None` = snapshots need no credentials.
-    pub snapshot_users: Option<Arc<HashMap<String, String>>>,
+    /// HTTP Digest/Basic checking of snapshots; `None` = snapshots need no credentials.
+    pub snapshot_auth: Option<Arc<Mutex<HttpAuth>>>,
     pub registry: Registry,
+    /// Notified whenever an event is queued: waiting `PullMessages` look again.
+    pub events_wake: Arc<Notify>,
+    /// The worker: its shutdown ends waiting pulls; SystemReboot asks its supervisor.
+    pub worker: Arc<WorkerCtx>,
 }
+
+/// Realm of the snapshot credentials.
+pub const REALM: &str = "watchpost";
+
+/// The snapshot checker for `users` (user → clear-text password), with a random nonce key.
+pub fn snapshot_auth(users: HashMap<String, String>) -> Arc<Mutex<HttpAuth>> {
+    let mut secret = [0u8; 32];
+    secret[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    secret[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    Arc::new(Mutex::new(HttpAuth::new(users, REALM, secret)))
+}
+
+/// The users with the admin role (SystemReboot, SetSystemDateAndTime).
+pub fn admin_users(config: &watchpost_config::Config) -> Vec<String> {
+    config
+        .auth
+        .users
+        .iter()
+        .filter(|u| u.role == watchpost_config::core::Role::Admin)
+        .map(|u| u.name.to_string())
+        .collect()
+}
+
+/// How long after answering SystemReboot the restart is asked for (the reply goes out first).
+const REBOOT_DELAY: Duration = Duration::from_millis(500);
 
 impl std::fmt::Debug for HttpState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,23 +98,76 @@ fn now_unix() -> i64 {
         .unwrap_or(0)
 }
 
+/// Holds a PullMessages until it can be answered, its timeout passes or the worker stops.
+async fn wait_for_events(
+    st: &HttpState,
+    wait: watchpost_onvif::PullWait,
+    host: Option<String>,
+) -> Handled {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait.timeout_s.max(0) as u64);
+    let shutdown = st.worker.shutdown().clone();
+    loop {
+        let notified = st.events_wake.notified();
+        tokio::pin!(notified);
+        // Registered before looking, so an event queued in between is not missed.
+        notified.as_mut().enable();
+        let ready = {
+            let svc = st.service.lock().unwrap_or_else(|p| p.into_inner());
+            svc.pull_ready(&wait, now_unix())
+        };
+        if ready {
+            break;
+        }
+        tokio::select! {
+            _ = &mut notified => {}
+            _ = tokio::time::sleep_until(deadline) => break,
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    let ctx = RequestCtx {
+        host,
+        now_unix: now_unix(),
+    };
+    let mut svc = st.service.lock().unwrap_or_else(|p| p.into_inner());
+    svc.finish_pull(&wait, &ctx)
+}
+
 async fn soap(
     State(st): State<HttpState>,
     Path(service): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string);
     let ctx = RequestCtx {
-        host: headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string),
+        host: host.clone(),
         now_unix: now_unix(),
     };
-    let handled = {
+    let mut handled = {
         let mut svc = st.service.lock().unwrap_or_else(|p| p.into_inner());
-        svc.handle(&body, &ctx)
+        svc.handle_endpoint(&service, &body, &ctx)
     };
+    match handled.then {
+        Then::Reply => {}
+        Then::WaitForEvents(wait) => handled = wait_for_events(&st, wait, host).await,
+        Then::Reboot => {
+            let user = match &handled.outcome {
+                Outcome::Answered { user: Some(u) } => u.clone(),
+                _ => "-".into(),
+            };
+            tracing::warn!(%user, "ONVIF SystemReboot: restarting the appliance");
+            let worker = st.worker.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(REBOOT_DELAY).await;
+                if !worker.request_appliance_restart(format!("ONVIF SystemReboot by {user}")) {
+                    tracing::warn!("no supervisor to restart the appliance (standalone worker)");
+                }
+            });
+        }
+    }
     let result = match &handled.outcome {
         Outcome::Answered { .. } => "ok",
         Outcome::Malformed(e) => {
@@ -111,51 +199,49 @@ async fn soap(
         .into_response()
 }
 
-fn basic_ok(headers: &HeaderMap, users: &HashMap<String, String>) -> bool {
-    let Some(value) = headers
+/// Checks a snapshot request's credentials; the 401 to send when they do not pass.
+fn snapshot_unauthorized(st: &HttpState, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+    let auth = st.snapshot_auth.as_ref()?;
+    let now = now_unix();
+    let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let authorization = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
+        .and_then(|v| v.to_str().ok());
+    let mut auth = auth.lock().unwrap_or_else(|p| p.into_inner());
+    let err = match auth.check("GET", target, authorization, now) {
+        Ok(_) => return None,
+        Err(e) => e,
     };
-    let Some(b64) = value.strip_prefix("Basic ") else {
-        return false;
+    let result = if authorization.is_none() {
+        "challenged"
+    } else {
+        tracing::info!(reason = %err, "snapshot request not authorized");
+        "unauthorized"
     };
-    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
-        return false;
-    };
-    let Ok(text) = String::from_utf8(decoded) else {
-        return false;
-    };
-    let Some((user, pass)) = text.split_once(':') else {
-        return false;
-    };
-    users.get(user).is_some_and(|p| {
-        p.len() == pass.len()
-            && p.bytes()
-                .zip(pass.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    })
+    st.registry
+        .counter(
+            "watchpost_rtsp_snapshot_auth_total",
+            "Snapshot requests refused for credentials (challenged: none were sent)",
+            &[("result", result)],
+        )
+        .inc();
+    let mut response = (StatusCode::UNAUTHORIZED, "authentication required\n").into_response();
+    for value in auth.challenges(now, err.is_stale()) {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            response.headers_mut().append(header::WWW_AUTHENTICATE, v);
+        }
+    }
+    Some(response)
 }
 
 async fn snapshot(
     State(st): State<HttpState>,
     Path(file): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(users) = &st.snapshot_users
-        && !basic_ok(&headers, users)
-    {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"watchpost\""),
-            )],
-            "authentication required\n",
-        )
-            .into_response();
+    if let Some(refused) = snapshot_unauthorized(&st, &uri, &headers) {
+        return refused;
     }
     let Some(token) = file.strip_suffix(".jpg") else {
         return (StatusCode::NOT_FOUND, "no such snapshot\n").into_response();
