@@ -4,8 +4,9 @@
 //! camera of `[capture]` (plus `[[rtsp.extra_cameras]]`) without re-encoding, each V4L2 and MJPEG
 //! camera from the capture worker's shared-memory H.264 stream, `/thermal/<id>` encoded from each
 //! thermal camera's view ring ([`thermal`]), and `/dashboard`, the sensor dashboard rendered by `watchpost-dashboard` from retained bus
-//! topics and encoded to H.264 at a low rate — the ONVIF device and media services over HTTP
-//! (`/onvif/device_service`, `/onvif/media_service`, snapshots at `/onvif/snapshot/<profile>.jpg`)
+//! topics and encoded to H.264 at a low rate — the ONVIF device, media and event services over
+//! HTTP (`/onvif/device_service`, `/onvif/media_service`, `/onvif/event_service` with its pull
+//! points fed from the bus by [`onvif_events`], snapshots at `/onvif/snapshot/<profile>.jpg`)
 //! and a WS-Discovery responder.
 //!
 //! Design:
