@@ -13,7 +13,9 @@
 //! queue in the order it was first handed over, followed by the staged ones, so order holds:
 //! the queue only ever receives messages newer than the ones in flight (a switch from direct
 //! to spooled while connected first waits for the direct ones in flight to be acknowledged).
-//! QoS 0 messages are sent only while connected, never queued (counted as dropped otherwise).
+//! QoS 0 messages are never queued: while connected they wait in line with the direct ones
+//! (dropped beyond [`STAGED_MAX`] waiting, counted as `queue_full`), while not connected they
+//! are dropped (counted as `offline`).
 //!
 //! **Delivery guarantees.** QoS 1 is at least once. Nothing queued is lost by a restart or a
 //! `kill -9` of the worker (each enqueue is committed before the next message is taken). A
@@ -47,7 +49,7 @@ use super::{Conn, now_ms};
 /// How often acknowledged queue entries are removed from the store (one commit each time).
 pub const ACK_COMMIT_INTERVAL: Duration = Duration::from_millis(50);
 /// Direct messages waiting for the in-flight window, at most; beyond, new messages are spooled.
-const STAGED_MAX: usize = 4096;
+pub const STAGED_MAX: usize = 4096;
 /// How long a forwarded message's echo is expected back on a `both` mapping.
 const ECHO_TTL: Duration = Duration::from_secs(30);
 
@@ -462,27 +464,24 @@ impl Link {
         let direct = std::mem::take(&mut self.direct);
         let staged = std::mem::take(&mut self.staged);
         for out in direct.into_values().chain(staged) {
-            if out.qos == Qos::AtLeastOnce {
-                self.enqueue(&out).await;
-            } else {
-                self.metrics.dropped_offline.inc();
-            }
+            self.spool(&out).await;
         }
     }
 
     /// A message for upstream.
     async fn send(&mut self, out: Out) {
         if out.qos == Qos::AtMostOnce {
-            let room = self.client_room() > 0;
-            match &self.state {
-                State::Active { conn, up: true, .. } if room => {
-                    if conn.publish(&out.topic, out.qos, out.retain, out.payload) {
-                        self.submitted.push_back(Tracked::AtMostOnce);
-                    } else {
-                        self.metrics.dropped_offline.inc();
-                    }
+            if !self.connected() {
+                self.metrics.dropped_offline.inc();
+            } else if self.queue_len == 0 && !self.to_spool {
+                // In line with the QoS 1 messages waiting for the window.
+                if self.staged.len() >= STAGED_MAX {
+                    self.metrics.dropped_full.inc();
+                } else {
+                    self.staged.push_back(out);
                 }
-                _ => self.metrics.dropped_offline.inc(),
+            } else if self.client_room() == 0 || !self.hand_over(&out, Tracked::AtMostOnce) {
+                self.metrics.dropped_full.inc();
             }
             return;
         }
@@ -495,6 +494,15 @@ impl Link {
             if self.staged.len() > STAGED_MAX {
                 self.to_spool = true;
             }
+        }
+    }
+
+    /// Queues a QoS 1 message; a QoS 0 one is dropped (never queued).
+    async fn spool(&mut self, out: &Out) {
+        if out.qos == Qos::AtLeastOnce {
+            self.enqueue(out).await;
+        } else {
+            self.metrics.dropped_offline.inc();
         }
     }
 
@@ -527,7 +535,7 @@ impl Link {
             self.to_spool = false;
             let staged = std::mem::take(&mut self.staged);
             for out in staged {
-                self.enqueue(&out).await;
+                self.spool(&out).await;
             }
         }
         if self.to_spool {
@@ -558,17 +566,33 @@ impl Link {
             }
             return;
         }
-        while self.window_room() > 0 {
+        while let Some(front) = self.staged.front() {
+            let qos0 = front.qos == Qos::AtMostOnce;
+            let room = if qos0 {
+                self.client_room()
+            } else {
+                self.window_room()
+            };
+            if room == 0 {
+                break;
+            }
             let Some(out) = self.staged.pop_front() else {
                 break;
             };
             let id = self.next_direct;
-            if !self.hand_over(&out, Tracked::Direct(id)) {
+            let t = if qos0 {
+                Tracked::AtMostOnce
+            } else {
+                Tracked::Direct(id)
+            };
+            if !self.hand_over(&out, t) {
                 self.staged.push_front(out);
                 break;
             }
-            self.next_direct += 1;
-            self.direct.insert(id, out);
+            if !qos0 {
+                self.next_direct += 1;
+                self.direct.insert(id, out);
+            }
         }
     }
 

@@ -23,7 +23,7 @@ pub struct LinkMetrics {
 }
 
 const DROPPED: &str = "watchpost_bridge_upstream_dropped_total";
-const DROPPED_HELP: &str = "Messages for an upstream broker that were not delivered, by reason: queue_full (overflow policy), offline (QoS 0 while not connected), refused (an MQTT 5 PUBACK with an error reason), store (the queue could not be written), undecodable (a queue entry that could not be read)";
+const DROPPED_HELP: &str = "Messages for an upstream broker that were not delivered, by reason: queue_full (overflow policy, or QoS 0 beyond the in-memory backlog), offline (QoS 0 while not connected), refused (an MQTT 5 PUBACK with an error reason), store (the queue could not be written), undecodable (a queue entry that could not be read)";
 
 impl LinkMetrics {
     pub fn new(r: &Registry, upstream: &str) -> Self {
