@@ -39,6 +39,8 @@ pub const SECTION_READERS: &[(&str, Readers)] = &[
     ("detect", Readers::Workers(&["detect"])),
     // The capture worker feeds the RTSP server when it is enabled.
     ("rtsp", Readers::Workers(&["rtsp", "capture"])),
+    // The hub lists the configured monitor targets in its API and pages.
+    ("monitor", Readers::Workers(&["monitor", "hub"])),
 ];
 
 /// What applying a new configuration over the running one takes.

@@ -114,6 +114,7 @@ impl WorkerName {
     pub const BROKER: WorkerName = WorkerName("broker");
     pub const FIELDBUS: WorkerName = WorkerName("fieldbus");
     pub const HUB: WorkerName = WorkerName("hub");
+    pub const MONITOR: WorkerName = WorkerName("monitor");
 
     pub fn as_str(self) -> &'static str {
         self.0

@@ -30,6 +30,7 @@ pub mod core;
 pub mod detect;
 pub mod fieldbus;
 pub mod homeassistant;
+pub mod monitor;
 pub mod overlay;
 pub mod rtsp;
 pub mod secrets;
@@ -79,12 +80,14 @@ pub struct Config {
     pub detect: detect::DetectConfig,
     #[serde(default)]
     pub rtsp: rtsp::RtspConfig,
+    #[serde(default)]
+    pub monitor: monitor::MonitorConfig,
 }
 
 /// Every worker the appliance knows, in start order (a worker starts after those before it
 /// that it depends on are ready; the broker comes first because the others connect to it).
 pub const WORKERS: &[&str] = &[
-    "broker", "fieldbus", "capture", "detect", "bridge", "rtsp", "hub",
+    "broker", "fieldbus", "capture", "detect", "bridge", "rtsp", "monitor", "hub",
 ];
 
 /// Why a configuration was rejected.
@@ -447,6 +450,7 @@ impl Config {
             "detect" => self.detect.enabled,
             "bridge" => self.bridge.enabled,
             "rtsp" => self.rtsp.enabled,
+            "monitor" => self.monitor.enabled,
             "hub" => self.hub.enabled,
             _ => false,
         }
@@ -595,6 +599,9 @@ impl Config {
         self.alarms.validate(&mut p);
         self.rtsp.validate(&mut p);
         self.fieldbus.validate(&mut p);
+        if self.monitor.enabled {
+            self.monitor.validate(&mut p);
+        }
         // Two listeners on the same non-zero port of overlapping addresses cannot both bind.
         let mut copy = self.clone();
         let addrs: Vec<(&'static str, std::net::SocketAddr)> = copy
