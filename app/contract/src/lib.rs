@@ -14,6 +14,7 @@
 
 pub mod alarm;
 pub mod capture;
+pub mod monitor;
 pub mod relay;
 pub mod rpc;
 pub mod system;
