@@ -28,3 +28,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   (cd "$web" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
   echo "$want" > "$stamp"
 fi
+
+# A real Home Assistant core for the discovery test (tests/bridge/test_homeassistant.py), in its
+# own venv (.venv-ha): it pins its own dependency set, which must not meet the test peers'.
+bash scripts/setup-ha.sh

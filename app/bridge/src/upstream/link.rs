@@ -200,7 +200,15 @@ pub struct Link {
     uncommitted: u64,
     echo_local: EchoFilter,
     echo_remote: EchoFilter,
+    /// The newest retained QoS 0 message per upstream topic, sent again after every
+    /// (re)connect: QoS 0 is never queued, and the bus does not send its retained states
+    /// again, so without this a state published while the link was down (or before its
+    /// first CONNACK) would stay missing upstream until it changed.
+    retained: HashMap<String, Out>,
 }
+
+/// At most this many retained QoS 0 topics are remembered for resending.
+const RETAINED_MAX: usize = 10_000;
 
 impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -259,6 +267,7 @@ impl Link {
             uncommitted: 0,
             echo_local: EchoFilter::new(ECHO_TTL),
             echo_remote: EchoFilter::new(ECHO_TTL),
+            retained: HashMap::new(),
             cfg,
         }
     }
@@ -418,6 +427,11 @@ impl Link {
         );
         // Sending resumes at the oldest entry not yet acknowledged.
         self.next_read = self.ack_upto.map_or(0, |s| s + 1);
+        // The retained states, as they are now.
+        let states: Vec<Out> = self.retained.values().cloned().collect();
+        for out in states {
+            self.send(out).await;
+        }
         self.publish_full().await;
     }
 
@@ -736,13 +750,22 @@ impl Link {
                     self.echo_remote
                         .forwarded(&route.topic, &m.payload, Instant::now().into_std());
                 }
-                self.send(Out {
+                let out = Out {
                     topic: route.topic,
                     retain: route.retain.apply(m.retain),
                     payload: m.payload,
                     qos: route.qos,
-                })
-                .await;
+                };
+                if out.qos == Qos::AtMostOnce && out.retain {
+                    if out.payload.is_empty() {
+                        self.retained.remove(&out.topic);
+                    } else if self.retained.len() < RETAINED_MAX
+                        || self.retained.contains_key(&out.topic)
+                    {
+                        self.retained.insert(out.topic.clone(), out.clone());
+                    }
+                }
+                self.send(out).await;
             }
             Local::SensorState { id, message } => {
                 let Some(feed) = &mut self.feed else {
