@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs a real Home Assistant core into .venv-ha for the discovery test
 # (tests/bridge/test_homeassistant.py): the newest release the machine's Pythons can run, with
-# Home Assistant's own package constraints (its pinned dependency set), by uv.
+# Home Assistant's own package constraints (its pinned dependency set), by uv. The ONVIF
+# integration's requirements come at the versions that release's manifest pins, for
+# tests/rtsp/test_onvif_ha.py; they stay out of .venv, where onvif-zeep owns the same
+# top-level `onvif` module.
 #   - Python 3.13 (pyenv's, or python3.13 on PATH): homeassistant 2025.4.4
 #   - otherwise the default python3 (3.11):         homeassistant 2024.3.3 (with josepy<2)
 # Re-running is cheap: skipped while the stamp matches this script.
@@ -49,4 +52,16 @@ paho=${paho:-paho-mqtt==1.6.1}
 # them Home Assistant takes 9-10 s instead of 3 s to start.
 "$VENV/bin/uv" pip install --python "$VENV/bin/python" --compile-bytecode -q \
   "homeassistant==$HA" "$frontend" ${paho:+"$paho"} ${extra[@]+"${extra[@]}"} -c "$tmp/constraints.txt"
+# What Home Assistant itself installs when its ONVIF integration is set up: the requirements
+# of that release's homeassistant/components/onvif/manifest.json (2025.4.4: onvif-zeep-async
+# 3.2.5, WSDiscovery 2.1.2), with the same constraints.
+"$VENV/bin/python" - "$tmp/onvif-requirements.txt" <<'EOF'
+import json, pathlib, sys
+import homeassistant.components as components
+manifest = pathlib.Path(components.__path__[0]) / "onvif" / "manifest.json"
+pathlib.Path(sys.argv[1]).write_text("\n".join(json.loads(manifest.read_text())["requirements"]) + "\n")
+EOF
+echo "setup-ha: ONVIF integration: $(tr '\n' ' ' < "$tmp/onvif-requirements.txt")"
+"$VENV/bin/uv" pip install --python "$VENV/bin/python" --compile-bytecode -q \
+  -r "$tmp/onvif-requirements.txt" -c "$tmp/constraints.txt"
 echo "$want" > "$stamp"
