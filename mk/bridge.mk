@@ -13,3 +13,13 @@ BRIDGE_BENCH_ARGS ?= --messages 20000 --queued 10000 --outage-s 60
 bench-bridge:
 	WATCHPOST_BIN=$(CURDIR)/target/release/watchpost \
 		$(VENV)/bin/python tests/bridge/bench_upstream.py $(BRIDGE_BENCH_ARGS)
+
+# bench-homeassistant: Home Assistant discovery republish time for about 200 entities (48 zones,
+# 36 sensors, the Neasmart system, the workers) to Home Assistant's broker (mosquitto) through an
+# upstream, against a paho client publishing the same configs (tests/bridge/bench_homeassistant.py).
+BENCH_STEPS += bench-homeassistant
+
+.PHONY: bench-homeassistant
+bench-homeassistant:
+	WATCHPOST_BIN=$(CURDIR)/target/release/watchpost WATCHPOST_SIM_BIN=$(CURDIR)/target/release/watchpost-sim \
+		$(VENV)/bin/python tests/bridge/bench_homeassistant.py

@@ -54,21 +54,10 @@ def register(base: int, zone: int) -> int:
 
 
 def upstream_toml(port: int) -> str:
-    """The upstream that takes the appliance to Home Assistant's broker."""
-    out = [("homeassistant/+/" + NODE + "/#", "out", "", "", 1),
-           ("homeassistant/status", "in", "", "", 1)]
-    # States are retained and superseded: QoS 0, not kept in the offline queue.
-    for area in ("neasmart/#", "sensors/#", "relay/#", "capture/#", "system/#", f"ha/{NODE}/error"):
-        out.append((area, "out", "watchpost/", "watchpost/", 0))
-    out.append((f"ha/{NODE}/set/#", "in", "watchpost/", "watchpost/", 1))
-    text = f'\n[[bridge.upstream]]\nname = "ha"\nbroker = "127.0.0.1:{port}"\nreconnect_initial_ms = 200\n'
-    for pattern, direction, local, remote, qos in out:
-        text += (f'\n[[bridge.upstream.mapping]]\npattern = "{pattern}"\ndirection = "{direction}"\n'
-                 f'qos = {qos}\nlocal_prefix = "{local}"\nremote_prefix = "{remote}"\n'
-                 # The broker keeps the latest state for Home Assistant's late subscriptions:
-                 # live messages arrive from the bus without the retain flag.
-                 + ('retain = "always"\n' if direction == "out" else ""))
-    return text
+    """The upstream that takes the appliance to Home Assistant's broker: the Home Assistant
+    preset (configs and states out, birth and commands in)."""
+    return (f'\n[[bridge.upstream]]\nname = "ha"\nbroker = "127.0.0.1:{port}"\n'
+            'reconnect_initial_ms = 200\nhomeassistant = true\n')
 
 
 def appliance_toml(mqtt_port: int, sim: YolinkSim, camera: SimCamera, frames: Path) -> str:

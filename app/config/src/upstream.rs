@@ -92,6 +92,10 @@ pub struct UpstreamConfig {
     /// The monitoring feed (`[bridge.upstream.feed]`); absent: no feed.
     #[serde(default)]
     pub feed: Option<FeedConfig>,
+    /// Home Assistant's broker: adds the mappings Home Assistant discovery needs
+    /// ([`UpstreamConfig::effective_mappings`]) after the configured ones.
+    #[serde(default)]
+    pub homeassistant: bool,
 }
 
 fn default_true() -> bool {
@@ -119,7 +123,93 @@ fn default_full_interval_s() -> u64 {
     300
 }
 
+/// The bus areas whose retained states Home Assistant's entities read.
+const HA_STATE_AREAS: [&str; 6] = [
+    "neasmart/#",
+    "sensors/+/state",
+    "relay/#",
+    "capture/camera/#",
+    "system/+/status",
+    "alarms/receiver/+/status",
+];
+
+fn mapping(
+    pattern: &str,
+    direction: Direction,
+    qos: Qos,
+    prefix: &str,
+    retain: RetainPolicy,
+) -> Option<TopicMapping> {
+    Some(TopicMapping {
+        pattern: pattern.parse().ok()?,
+        direction,
+        qos,
+        local_prefix: prefix.parse().ok()?,
+        remote_prefix: prefix.parse().ok()?,
+        retain,
+    })
+}
+
 impl UpstreamConfig {
+    /// The configured mappings, then, with `homeassistant = true`, those of Home Assistant
+    /// discovery: its configs out (QoS 1, retained) and its birth message in; the states its
+    /// entities read out, unchanged in name, QoS 0 and always retained (the broker keeps the
+    /// latest for Home Assistant's late subscriptions); the command topics
+    /// (`<bus_prefix>/ha/+/set/#`) and the last command error.
+    pub fn effective_mappings(
+        &self,
+        bus_prefix: &str,
+        discovery_prefix: &str,
+    ) -> Vec<TopicMapping> {
+        let mut all = self.mappings.clone();
+        if !self.homeassistant {
+            return all;
+        }
+        let bus = format!("{bus_prefix}/");
+        let disc = format!("{discovery_prefix}/");
+        let preset = [
+            mapping(
+                "+/+/+/config",
+                Direction::Out,
+                Qos::AtLeastOnce,
+                &disc,
+                RetainPolicy::Always,
+            ),
+            mapping(
+                "status",
+                Direction::In,
+                Qos::AtLeastOnce,
+                &disc,
+                RetainPolicy::AsReceived,
+            ),
+            mapping(
+                "ha/+/set/#",
+                Direction::In,
+                Qos::AtLeastOnce,
+                &bus,
+                RetainPolicy::Never,
+            ),
+            mapping(
+                "ha/+/error",
+                Direction::Out,
+                Qos::AtMostOnce,
+                &bus,
+                RetainPolicy::Always,
+            ),
+        ];
+        all.extend(preset.into_iter().flatten());
+        all.extend(HA_STATE_AREAS.iter().filter_map(|area| {
+            mapping(
+                area,
+                Direction::Out,
+                Qos::AtMostOnce,
+                &bus,
+                RetainPolicy::Always,
+            )
+        }));
+        all
+    }
+
     /// The MQTT client id.
     pub fn client_id(&self) -> String {
         self.client_id
@@ -394,10 +484,10 @@ pub fn validate(upstreams: &[UpstreamConfig], p: &mut Vec<Problem>) {
                 "cert_file and key_file go together (a client certificate needs its key)",
             ));
         }
-        if u.mappings.is_empty() && u.feed.is_none() {
+        if u.mappings.is_empty() && u.feed.is_none() && !u.homeassistant {
             p.push(problem(
                 &key("mapping"),
-                "an upstream needs at least one mapping or a feed",
+                "an upstream needs at least one mapping, a feed or `homeassistant = true`",
             ));
         }
         if let Some(f) = &u.feed
@@ -411,6 +501,47 @@ pub fn validate(upstreams: &[UpstreamConfig], p: &mut Vec<Problem>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_home_assistant_preset_adds_its_mappings_after_the_configured_ones() {
+        let u: UpstreamConfig = toml::from_str(
+            r#"name = "ha"
+               broker = "127.0.0.1:1883"
+               homeassistant = true
+               [[mapping]]
+               pattern = "x/#"
+               direction = "out"
+               "#,
+        )
+        .unwrap();
+        let mut p = Vec::new();
+        validate(std::slice::from_ref(&u), &mut p);
+        assert!(p.is_empty(), "{p:?}");
+        let m = u.effective_mappings("wp", "homeassistant");
+        assert_eq!(m[0].pattern.as_str(), "x/#");
+        let find = |pattern: &str, dir: Direction| {
+            m.iter()
+                .find(|x| x.pattern.as_str() == pattern && x.direction == dir)
+                .unwrap_or_else(|| panic!("{pattern} {dir:?} in {m:?}"))
+        };
+        let configs = find("+/+/+/config", Direction::Out);
+        assert_eq!(configs.local_prefix.to_string(), "homeassistant/");
+        assert_eq!(configs.qos, Qos::AtLeastOnce);
+        find("status", Direction::In);
+        let set = find("ha/+/set/#", Direction::In);
+        assert_eq!(set.local_prefix.to_string(), "wp/");
+        let zones = find("neasmart/#", Direction::Out);
+        assert_eq!(
+            (zones.qos, zones.retain),
+            (Qos::AtMostOnce, RetainPolicy::Always)
+        );
+        // Without the preset, only the configured mappings.
+        let plain = UpstreamConfig {
+            homeassistant: false,
+            ..u
+        };
+        assert_eq!(plain.effective_mappings("wp", "homeassistant").len(), 1);
+    }
 
     #[derive(Debug, Deserialize)]
     struct Wrap {

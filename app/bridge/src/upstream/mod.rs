@@ -37,6 +37,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use watchpost_bus::{Bus, BusError, Message};
 use watchpost_config::Config;
+use watchpost_config::upstream::UpstreamConfig;
 use watchpost_contract::alarm as contract;
 use watchpost_runtime::{ExitCode, WorkerCtx};
 use watchpost_store::{QueueConfig, Store, StoreError};
@@ -106,7 +107,21 @@ pub struct Upstreams {
 impl Upstreams {
     /// Starts every configured upstream (none: nothing is opened).
     pub async fn start(config: &Config, bus: &Bus, ctx: &WorkerCtx) -> Result<Self, UpstreamError> {
-        let upstreams = &config.bridge.upstream;
+        // Presets (`homeassistant = true`) become plain mappings here.
+        let upstreams: Vec<UpstreamConfig> = config
+            .bridge
+            .upstream
+            .iter()
+            .map(|u| {
+                let mut u = u.clone();
+                u.mappings = u.effective_mappings(
+                    &config.bus.prefix,
+                    &config.bridge.homeassistant.discovery_prefix,
+                );
+                u
+            })
+            .collect();
+        let upstreams = &upstreams;
         if upstreams.is_empty() {
             return Ok(Self::default());
         }
