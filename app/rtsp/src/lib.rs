@@ -325,6 +325,7 @@ pub async fn run(config: Config, ctx: Arc<WorkerCtx>) -> Result<(), RtspError> {
         thermal: Arc::new(thermal_views.clone()),
         snapshots_dir: config.capture.snapshots_dir(&config.system.data_dir),
         snapshot_auth: rc.onvif_auth.then(|| onvif_http::snapshot_auth(user_map)),
+        health: health.clone(),
         registry: registry.clone(),
         events_wake: events_wake.clone(),
         worker: ctx.clone(),
