@@ -57,6 +57,11 @@ async fn dispatch(name: &str, config: Config, ctx: Arc<WorkerCtx>) -> ExitCode {
             watchpost_bridge::run(config, ctx.clone()).await,
             |e| e.exit_code(),
         ),
+        "monitor" => finish(
+            &ctx,
+            watchpost_monitor::run(config, ctx.clone()).await,
+            |e| e.exit_code(),
+        ),
         "hub" => finish(
             &ctx,
             watchpost_hub::run(config, ctx.clone(), BUILD.version).await,
