@@ -88,9 +88,9 @@ class SiaReceiver:
     """
 
     def __init__(self, protocol: str = "tcp", accounts: tuple[str, ...] = ("AAA",), ack_delay_ms: int = 0,
-                 clock_offset_s: int = 0):
+                 clock_offset_s: int = 0, duh_first: int = 0):
         self.protocol, self.accounts, self.ack_delay_ms = protocol, accounts, ack_delay_ms
-        self.clock_offset_s = clock_offset_s
+        self.clock_offset_s, self.duh_first = clock_offset_s, duh_first
         self.held = HeldPort() if protocol == "tcp" else None
         self.port: int | None = self.held.port if self.held else None
         self.events: list[dict] = []
@@ -98,7 +98,8 @@ class SiaReceiver:
 
     def start(self) -> "SiaReceiver":
         args = [PYTHON, str(HERE / "sia_receiver.py"), "--protocol", self.protocol, "--port", str(self.port or 0),
-                "--ack-delay-ms", str(self.ack_delay_ms), "--clock-offset-s", str(self.clock_offset_s)]
+                "--ack-delay-ms", str(self.ack_delay_ms), "--clock-offset-s", str(self.clock_offset_s),
+                "--duh-first", str(self.duh_first)]
         for a in self.accounts:
             args += ["--account", a]
         self.proc = LineProcess(args, "listening")

@@ -10,6 +10,8 @@ the time of arrival in ns (`recv_ns`, CLOCK_REALTIME). Runs until SIGTERM, or un
 ``--clock-offset-s N`` plays a receiver whose clock is N seconds ahead (it judges timestamps and
 writes its NAKs with that clock). An account's key that differs from the sender's plays a key
 mismatch: pysiaalarm cannot parse what it decrypts and answers ``"NAK"0000L0R0A0[]_<time>``.
+``--duh-first N`` plays a receiver that is restarting or briefly misconfigured: it answers DUH
+to the first N frames it would have acknowledged (and does not report them), then behaves.
 """
 from __future__ import annotations
 
@@ -70,7 +72,31 @@ def main() -> int:
     ap.add_argument("--timeband", default="40,20", help="seconds allowed before,after now")
     ap.add_argument("--ack-delay-ms", type=int, default=0, help="wait this long before answering")
     ap.add_argument("--clock-offset-s", type=int, default=0, help="run this far ahead of the real clock")
+    ap.add_argument("--duh-first", type=int, default=0, help="answer DUH to the first N frames it would ACK")
     args = ap.parse_args()
+    if args.duh_first > 0:
+        # The answer is a property read several times per frame (to answer it, to decide
+        # whether to report it): decide once per frame.
+        from pysiaalarm import event as event_module
+        from pysiaalarm.utils import ResponseType
+
+        original = event_module.SIAEvent.response
+        left = [args.duh_first]
+        decide = threading.Lock()
+
+        def response(self, _orig=original):
+            answer = _orig.fget(self)
+            if answer is not ResponseType.ACK:
+                return answer
+            with decide:
+                duh = self.__dict__.get("_duh")
+                if duh is None:
+                    duh = left[0] > 0
+                    left[0] -= int(duh)
+                    self.__dict__["_duh"] = duh
+            return ResponseType.DUH if duh else answer
+
+        event_module.SIAEvent.response = property(response)
     if args.clock_offset_s:
         # pysiaalarm reads the time through `datetime.now` in its event module only.
         import datetime as _datetime

@@ -10,30 +10,15 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use watchpost_config::alarms::AlarmsConfig;
 use watchpost_contract::alarm::SensorView;
+/// Parameters of a test alarm and its answer: the alarm contract's types, the same for the
+/// REST API and the bus command.
+pub use watchpost_contract::alarm::{TestQueued, TestRequest};
 
 use crate::AlarmError;
 use crate::status::{IntakeStats, IntakeView, ReceiverStats, ReceiverView};
-
-/// Parameters of a test alarm.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TestRequest {
-    pub zone: Option<u16>,
-    pub channel: Option<u16>,
-    pub output: Option<String>,
-}
-
-/// A queued test alarm.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct TestQueued {
-    pub alarm_id: u64,
-    pub receiver: String,
-    pub queue_seq: u64,
-}
 
 /// What the API asks of the running service.
 pub(crate) enum Command {
@@ -54,6 +39,9 @@ const INBOX: usize = 64;
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub receivers: RwLock<Vec<Arc<ReceiverStats>>>,
+    /// `receivers` holds the configured set (a run has started, or alarms are disabled and
+    /// the set is empty): until then nobody may conclude a receiver is gone.
+    pub receivers_loaded: AtomicBool,
     pub intake: IntakeStats,
     pub sensors: RwLock<BTreeMap<String, SensorView>>,
     enabled: bool,
@@ -98,6 +86,7 @@ impl AlarmHandle {
             cmd,
             shared: Arc::new(Shared {
                 receivers: RwLock::new(Vec::new()),
+                receivers_loaded: AtomicBool::new(false),
                 intake: IntakeStats::default(),
                 sensors: RwLock::new(BTreeMap::new()),
                 enabled: config.enabled,

@@ -36,7 +36,7 @@ use crate::AlarmError;
 use crate::delivery::{Batch, Delivery, Source};
 use crate::engine::EngineState;
 use crate::history::event;
-use crate::status::ReceiverStats;
+use crate::status::{ReceiverStats, receiver_type};
 use crate::{blocking, now_ms};
 
 /// Settings key of the saved state.
@@ -177,7 +177,12 @@ impl Ledger {
             })?;
             let saved = checkpoint.receivers.get(&id).cloned().unwrap_or_default();
             let (queued, sia_counter, watermark) = recover(&items, &saved);
-            let stats = Arc::new(ReceiverStats::new(&id, rc.kind(), capacity, metrics));
+            let stats = Arc::new(ReceiverStats::new(
+                &id,
+                receiver_type(rc),
+                capacity,
+                metrics,
+            ));
             let oldest = items.first().map_or(0, |i| (i.enqueued_us / 1000) as i64);
             stats.set_queue(queued, oldest, now_ms());
             // Everything queued at start is covered by the saved state.

@@ -6,8 +6,9 @@
 //! its receivers: SIA DC-09 central stations ([`sia`], frames from `watchpost-dc09`), CHEKT
 //! bridges (HTTP) and relay outputs of the fieldbus worker (bus commands). The hub creates an
 //! [`AlarmHandle`] with its state, runs the service with it ([`serve`]) and its REST API reads
-//! queue status and asks for test alarms through it. The bus messages are the alarm contract,
-//! `watchpost_contract::alarm`.
+//! queue status and asks for test alarms through it. On the bus, [`receiver_bus`] publishes
+//! each receiver's status (retained) and answers its test command, for Home Assistant and
+//! other MQTT clients. The bus messages are the alarm contract, `watchpost_contract::alarm`.
 //!
 //! **Design.** The rules ([`engine`]) and the intake of sensor events ([`intake`]: cursor,
 //! gaps, resend requests) are sans-IO: events and the time in, alarms and requests out. Each
@@ -22,11 +23,15 @@
 //! drops the oldest (configurable), and either is counted, shown in the status and recorded
 //! as a critical event. Every alarm and every delivery attempt is an event in the store.
 //!
-//! **Failure.** A receiver that does not answer is retried with capped exponential back-off
-//! forever (a SIA backup endpoint takes over after the configured attempts); only a receiver
-//! that answers "not understood" (SIA DUH, HTTP 4xx, unknown relay) ends a delivery, which is
-//! recorded as a critical event. Store errors end the service with an [`AlarmError`]; the rest
-//! of the hub keeps running and `/health` and the API show the service as stopped.
+//! **Failure.** A receiver that does not answer, refuses our frames (NAK) or does not
+//! understand them (SIA DUH, HTTP 400/404/405/422, an unknown relay module or channel) is
+//! retried with capped exponential back-off forever (a SIA backup endpoint takes over after
+//! the configured attempts): each of these can come from a receiver that is misconfigured,
+//! restarting or in trouble, and can pass. Only a delivery that no retry can ever deliver (a
+//! relay command refused as such, an item queued for another kind of receiver) is given up,
+//! counted and recorded as a critical event. Store errors end the service with an
+//! [`AlarmError`]; the rest of the hub keeps running and `/health` and the API show the
+//! service as stopped.
 //!
 //! **Shutdown.** On the hub's shutdown token the intake stops taking events, the last state is
 //! saved, and delivery tasks finish the delivery in flight within [`service::DRAIN_GRACE`]
@@ -47,6 +52,7 @@ mod history;
 pub mod intake;
 mod ledger;
 pub mod managed;
+pub mod receiver_bus;
 pub mod receivers;
 mod routing;
 mod sender;

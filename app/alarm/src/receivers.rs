@@ -125,12 +125,12 @@ impl Receiver {
                     endpoint: String::new(),
                     seq: 0,
                     timestamp: None,
-                    result: TryResult::BadReply(format!(
+                    result: TryResult::Invalid(format!(
                         "queued for another kind of receiver: {target:?}"
                     )),
                     elapsed_ms: 0,
                 });
-                Outcome::NotUnderstood {
+                Outcome::GivenUp {
                     endpoint: String::new(),
                 }
             }
@@ -248,8 +248,9 @@ impl ChektClient {
                 self.failures_in_a_row = 0;
                 Outcome::Delivered { endpoint }
             }
-            // The bridge refuses the request itself: resending it unchanged cannot help.
-            TryResult::Http(400 | 404 | 405 | 422) => Outcome::NotUnderstood { endpoint },
+            // Anything else, a refusal of the request itself (400/404/405/422) included, is
+            // retried: a bridge that is restarting or misconfigured, or our URL, auth or body
+            // template fixed through the API, lets the same alarm through later.
             _ => {
                 self.failures_in_a_row = self.failures_in_a_row.saturating_add(1);
                 if self.failures_in_a_row >= self.cfg.fallback_after_failures
@@ -323,20 +324,22 @@ impl RelayClient {
         });
         match result {
             TryResult::Acked => Outcome::Delivered { endpoint },
-            TryResult::NotUnderstood => Outcome::NotUnderstood { endpoint },
+            TryResult::Invalid(_) => Outcome::GivenUp { endpoint },
             _ => Outcome::Failed,
         }
     }
 }
 
-/// What a failed relay command means for the delivery: the module or channel does not exist
-/// or the command is refused as such (not understood, not retried), or the module cannot act
-/// right now (retried).
+/// What a failed relay command means for the delivery: the command itself is refused (given
+/// up: the queued command is what it is), the module or channel does not exist (not
+/// understood, retried: the fieldbus configuration can be fixed, the worker can come back
+/// with it), or the module cannot act right now (retried).
 fn relay_failure(e: RequestError<RelayCode>) -> TryResult {
     match e {
         RequestError::Refused { error, .. } => match error.code {
-            RelayCode::InvalidBody | RelayCode::RelayNotFound | RelayCode::ChannelNotFound => {
-                TryResult::NotUnderstood
+            RelayCode::InvalidBody => TryResult::Invalid(error.to_string()),
+            RelayCode::RelayNotFound | RelayCode::ChannelNotFound => {
+                TryResult::UnknownTarget(error.to_string())
             }
             RelayCode::RelayBreakerOpen
             | RelayCode::RelayTimeout

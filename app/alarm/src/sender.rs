@@ -1,7 +1,11 @@
-//! One receiver's delivery task: sends the head of its queue until the receiver acknowledges it
-//! (or refuses it as not understood), in order, and removes delivered items once a checkpoint
-//! covers them. Never skips an item except one that cannot be decoded (recorded as critical) or
-//! one dropped by `overflow = "drop_oldest"`.
+//! One receiver's delivery task: sends the head of its queue until the receiver acknowledges it,
+//! in order, and removes delivered items once a checkpoint covers them. A failed round (no
+//! answer, a NAK, a DUH or another "not understood") is retried after the receiver's back-off,
+//! for ever: whatever a receiver says about our frames can change (a fix on either side, a
+//! restart). Never skips an item except one that cannot be decoded, a delivery that no retry
+//! can deliver ([`Outcome::GivenUp`]: queued for another kind of receiver, a relay command the
+//! fieldbus worker refuses as such), both recorded as critical, or one dropped by
+//! `overflow = "drop_oldest"`.
 //!
 //! Stopping has two steps. On `drain` the task takes no new item; the item in flight is
 //! finished as long as its tries succeed (a failed round leaves it queued instead of backing
@@ -18,9 +22,10 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use watchpost_contract::alarm::DeliveryState;
 use watchpost_store::{NewEvent, QueueItem, Severity};
 
-use crate::delivery::Batch;
+use crate::delivery::{Batch, Delivery};
 use crate::history;
 use crate::ledger::Feed;
 use crate::now_ms;
@@ -58,6 +63,7 @@ pub async fn run(
         removed: 0,
         done_since: None,
         refusing: false,
+        not_understood: false,
     };
     if task.deliver(&drain, &stop).await == End::Drained {
         let removable = task.removable();
@@ -79,6 +85,9 @@ struct Task {
     done_since: Option<Instant>,
     /// The receiver refuses our frames (recorded once until it acknowledges one again).
     refusing: bool,
+    /// The receiver does not understand our deliveries (recorded once until it acknowledges
+    /// one again).
+    not_understood: bool,
 }
 
 impl Task {
@@ -86,6 +95,33 @@ impl Task {
         if self.history.try_send(e).is_err() {
             tracing::warn!(receiver = %self.feed.stats.id, "alarm history is full; an entry was not recorded");
         }
+    }
+
+    /// Records `alarm.not_understood` when the receiver starts answering that it does not
+    /// understand our deliveries (DUH, HTTP 400/404/405/422, an unknown relay module or
+    /// channel), once until a try is acknowledged. The delivery is retried.
+    fn note_not_understood(&mut self, d: &Delivery, tries: &[Try]) {
+        if tries.iter().any(|t| t.result == TryResult::Acked) {
+            self.not_understood = false;
+        }
+        let Some(t) = tries.iter().find(|t| t.result.not_understood()) else {
+            return;
+        };
+        if self.not_understood {
+            return;
+        }
+        self.not_understood = true;
+        let stats = &self.feed.stats;
+        tracing::warn!(receiver = %stats.id, endpoint = %t.endpoint, "{}; retrying", t.result);
+        self.record(history::event(
+            "alarm.not_understood",
+            &stats.id,
+            Severity::Critical,
+            json!({"alarm_id": d.alarm_id, "sensor": d.sensor, "event": d.kind,
+                   "phase": d.phase, "endpoint": t.endpoint, "target": d.target,
+                   "result": t.result.label(), "message": t.result.to_string(),
+                   "seq": t.seq, "retried": true}),
+        ));
     }
 
     /// Records `alarm.refused` when the receiver starts refusing our frames (a NAK that is not
@@ -177,7 +213,7 @@ impl Task {
                 pending.pop_front();
             }
             let Some(item) = pending.pop_front() else {
-                stats.set_state("idle");
+                stats.set_state(DeliveryState::Idle);
                 let pending_removal = self.done > self.removed;
                 tokio::select! {
                     _ = stop.cancelled() => return End::Stopped,
@@ -210,7 +246,7 @@ impl Task {
                     continue;
                 }
             };
-            stats.set_state("delivering");
+            stats.set_state(DeliveryState::Delivering);
             stats
                 .oldest_ms
                 .store((item.enqueued_us / 1000) as i64, Ordering::Relaxed);
@@ -230,9 +266,13 @@ impl Task {
                     }
                     for t in &tries {
                         stats.attempt(t.result.label());
+                        if t.result.not_understood() {
+                            stats.not_understood();
+                        }
                         self.record(history::attempt(&stats.id, d, t));
                     }
                     self.note_refusal(&tries);
+                    self.note_not_understood(d, &tries);
                     match outcome {
                         Outcome::Delivered { endpoint } => {
                             stats.delivered(1);
@@ -244,32 +284,40 @@ impl Task {
                             stats.set_error(None);
                             break;
                         }
-                        Outcome::NotUnderstood { endpoint } => {
-                            stats.not_understood();
+                        Outcome::GivenUp { endpoint } => {
+                            stats.given_up();
                             stats.set_endpoint(&endpoint);
+                            let reason = tries
+                                .last()
+                                .map_or_else(String::new, |t| t.result.to_string());
                             stats.set_error(Some(format!(
-                                "{endpoint} did not understand alarm {} ({} {})",
+                                "alarm {} ({} {}) given up: {reason}",
                                 d.alarm_id,
                                 d.kind.as_str(),
                                 d.phase.as_str()
                             )));
+                            tracing::error!(receiver = %stats.id, alarm_id = d.alarm_id, %reason, "alarm delivery given up");
                             self.record(history::event(
-                                "alarm.not_understood",
+                                "alarm.given_up",
                                 &stats.id,
                                 Severity::Critical,
                                 json!({"alarm_id": d.alarm_id, "sensor": d.sensor, "event": d.kind,
-                                       "phase": d.phase, "endpoint": endpoint, "target": d.target}),
+                                       "phase": d.phase, "endpoint": endpoint, "target": d.target,
+                                       "reason": reason}),
                             ));
                             break;
                         }
                         Outcome::Failed => {
                             stats.failed_rounds.fetch_add(1, Ordering::Relaxed);
-                            stats.set_state("retrying");
-                            // The most telling try: a refusal says what to fix, whatever came
-                            // after it on the other endpoint.
+                            stats.set_state(DeliveryState::Retrying);
+                            // The most telling try: a refusal or a "not understood" says what
+                            // to fix, whatever came after it on the other endpoint.
                             let telling = tries
                                 .iter()
-                                .find(|t| matches!(t.result, TryResult::Refused { .. }))
+                                .find(|t| {
+                                    matches!(t.result, TryResult::Refused { .. })
+                                        || t.result.not_understood()
+                                })
                                 .or(tries.last());
                             stats.set_error(
                                 telling.map(|t| format!("{}: {}", t.endpoint, t.result)),
@@ -469,7 +517,7 @@ mod tests {
         let mut f = Fixture::start(60_000).await;
         let stats = f.stats.clone();
         wait_until("the delivery", || {
-            *stats.state.lock().unwrap() == "delivering"
+            stats.state() == DeliveryState::Delivering
         })
         .await;
         f.drain.cancel();
@@ -483,5 +531,182 @@ mod tests {
         // Abandoned, not failed: no attempt counted, and the alarm stays queued.
         assert_eq!(f.stats.attempts.load(Ordering::Relaxed), 0);
         assert_eq!(f.queue_len().await, 1);
+    }
+
+    /// A SIA receiver on a port of its own that answers DUH to the first `duh` frames and
+    /// acknowledges the rest, holding its first acknowledgement until `release` fires.
+    async fn duh_then_ack(
+        duh: usize,
+        release: tokio::sync::oneshot::Receiver<()>,
+    ) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use watchpost_dc09::{Message, Response, ResponseKind};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let mut release = Some(release);
+            let mut answered = Vec::new();
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            loop {
+                let mut chunk = [0u8; 512];
+                let n = match conn.read(&mut chunk).await {
+                    Ok(0) | Err(_) => {
+                        // The sender drops the connection after a failed try: take the next.
+                        conn = listener.accept().await.unwrap().0;
+                        buf.clear();
+                        continue;
+                    }
+                    Ok(n) => n,
+                };
+                buf.extend_from_slice(&chunk[..n]);
+                let Some(end) = buf.iter().position(|b| *b == b'\r') else {
+                    continue;
+                };
+                let frame: Vec<u8> = buf.drain(..=end).collect();
+                let msg = Message::decode(&frame, None).unwrap().message;
+                let kind = if answered.len() < duh {
+                    ResponseKind::Duh
+                } else {
+                    if let Some(r) = release.take() {
+                        let _ = r.await;
+                    }
+                    ResponseKind::Ack
+                };
+                answered.push(kind.as_str().to_string());
+                let reply = Response::answer(kind, &msg).encode(None).unwrap();
+                conn.write_all(&reply).await.unwrap();
+                if kind == ResponseKind::Ack {
+                    return answered;
+                }
+            }
+        });
+        (port, task)
+    }
+
+    #[tokio::test]
+    async fn a_duh_is_retried_counted_shown_and_recorded_once_and_the_alarm_delivered() {
+        let (release_tx, release) = tokio::sync::oneshot::channel();
+        let (port, receiver_task) = duh_then_ack(2, release).await;
+        let dir = tempfile::tempdir().unwrap();
+        let held = HeldPort::new().unwrap();
+        let config = watchpost_config::from_str_with_env(
+            &format!(
+                "[system]\ndata_dir = \"/tmp\"\n[bus]\nexternal = \"127.0.0.1:{}\"\n",
+                held.port()
+            ),
+            std::path::Path::new("t.toml"),
+            &[],
+        )
+        .unwrap();
+        let shutdown = CancellationToken::new();
+        let bus = Bus::connect(&config, "hub", shutdown.clone());
+        let cfg: ReceiverConfig = toml::from_str(&format!(
+            "type = \"sia\"\nid = \"cms\"\nhost = \"127.0.0.1:{port}\"\naccount = \"AAA\"\n\
+             attempts = 1\nack_timeout_ms = 10000\nbackoff_initial_ms = 10\nbackoff_max_ms = 10"
+        ))
+        .unwrap();
+        let store = Store::open(dir.path().join("hub.redb")).unwrap();
+        let (mut ledger, mut feeds) = Ledger::open(
+            std::slice::from_ref(&cfg),
+            &store,
+            &Checkpoint::default(),
+            10,
+            OverflowPolicy::RejectNew,
+            &Registry::new(),
+        )
+        .await
+        .unwrap();
+        let receiver = Receiver::new(
+            &cfg,
+            std::slice::from_ref(&cfg),
+            &bus,
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let d = Delivery {
+            alarm_id: 7,
+            sensor: "door1".into(),
+            sensor_name: "Door".into(),
+            kind: EventKind::Intrusion,
+            phase: Phase::Alarm,
+            at_ms: 1,
+            target: Target::Sia { seq: 12, zone: 3 },
+        };
+        ledger
+            .enqueue(
+                0,
+                vec![d],
+                Some(Source { epoch: 1, seq: 1 }),
+                &mut Vec::new(),
+            )
+            .await
+            .unwrap();
+        let feed = feeds.pop().unwrap();
+        let stats = feed.stats.clone();
+        let (history_tx, mut history) = mpsc::channel(100);
+        let (drain, stop) = (CancellationToken::new(), CancellationToken::new());
+        let task = tokio::spawn(run(receiver, feed, history_tx, drain.clone(), stop.clone()));
+
+        // Two rounds answered DUH: retried, counted, shown with what to check.
+        let s = stats.clone();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while s.not_understood.load(Ordering::Relaxed) < 2 {
+            assert!(Instant::now() < deadline, "two DUHs: {:?}", s.view(0));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(stats.failed_rounds.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.given_up.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.queued.load(Ordering::Relaxed), 1);
+        assert!(!stats.link_up());
+        let error = stats.view(0).last_error.unwrap();
+        assert!(
+            error.ends_with(
+                "receiver did not understand our frame (DUH): check account, key and format"
+            ),
+            "{error}"
+        );
+        // The third round is acknowledged: the same alarm, delivered.
+        release_tx.send(()).unwrap();
+        let answered = tokio::time::timeout(Duration::from_secs(30), receiver_task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(answered, ["DUH", "DUH", "ACK"]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while stats.delivered.load(Ordering::Relaxed) < 1 {
+            assert!(Instant::now() < deadline, "delivered: {:?}", stats.view(0));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(stats.link_up());
+        assert_eq!(stats.view(0).last_error, None);
+        assert_eq!(stats.state(), DeliveryState::Idle);
+        stop.cancel();
+        task.await.unwrap();
+        shutdown.cancel();
+
+        let mut kinds = Vec::new();
+        let mut not_understood = Vec::new();
+        while let Ok(e) = history.try_recv() {
+            if e.kind == "alarm.not_understood" {
+                not_understood.push(e.clone());
+            }
+            kinds.push(e.kind);
+        }
+        assert_eq!(
+            kinds,
+            [
+                "alarm.attempt",
+                "alarm.not_understood",
+                "alarm.attempt",
+                "alarm.attempt"
+            ]
+        );
+        let e = &not_understood[0];
+        assert_eq!(e.severity, Severity::Critical);
+        let body: serde_json::Value = e.body.to_value().unwrap();
+        assert_eq!(body["retried"], true);
+        assert_eq!(body["alarm_id"], 7);
+        assert_eq!(body["result"], "duh");
     }
 }

@@ -54,6 +54,7 @@ use crate::history::{self, event};
 use crate::intake::{self, Intake, Verdict};
 use crate::ledger::{self, Checkpoint, Ledger, Snapshot};
 use crate::managed::load_managed;
+use crate::receiver_bus;
 use crate::receivers::Receiver;
 use crate::routing::Routes;
 use crate::sia::{Clock, SystemClock};
@@ -105,9 +106,27 @@ pub async fn run(
         shared.clone(),
         shutdown.clone(),
     ));
+    // The receivers on the bus: retained statuses and test commands.
+    let bus_tasks = [
+        tokio::spawn(receiver_bus::publish_statuses(
+            bus.clone(),
+            shared.clone(),
+            shutdown.clone(),
+        )),
+        tokio::spawn(receiver_bus::serve_tests(
+            bus.clone(),
+            handle.clone(),
+            shutdown.clone(),
+        )),
+    ];
     if !config.alarms.enabled {
+        // No receiver runs: the configured set is empty.
+        shared.receivers_loaded.store(true, Ordering::Release);
         answer_disabled(&mut cmds, &shutdown).await;
         let _ = sensors_task.await;
+        for t in bus_tasks {
+            let _ = t.await;
+        }
         return Ok(());
     }
     let filter = bus.topic(&EVENTS);
@@ -115,6 +134,9 @@ pub async fn run(
         Ok(rx) => rx,
         Err(e) => {
             sensors_task.abort();
+            for t in &bus_tasks {
+                t.abort();
+            }
             return Err(AlarmError::Subscribe {
                 filter,
                 source: Box::new(e),
@@ -168,8 +190,14 @@ pub async fn run(
     let _ = history_task.await;
     if result.is_ok() {
         let _ = sensors_task.await;
+        for t in bus_tasks {
+            let _ = t.await;
+        }
     } else {
         sensors_task.abort();
+        for t in &bus_tasks {
+            t.abort();
+        }
     }
     result
 }
@@ -324,6 +352,7 @@ impl Run {
             })
             .collect();
         *shared.receivers.write().unwrap_or_else(|p| p.into_inner()) = ledger.all_stats();
+        shared.receivers_loaded.store(true, Ordering::Release);
         let rules = cfg
             .mappings
             .iter()

@@ -8,10 +8,12 @@
 //! timestamp corrects the clock offset of that endpoint (each endpoint is its own receiver
 //! with its own clock) and the message is re-stamped and resent at once (at most twice per
 //! round). A NAK whose clock agrees with ours refuses the frame itself: with encryption that
-//! means the receiver cannot decrypt it (another key), and the try says so. A DUH ends the
-//! round as "not understood": resending the same message cannot help. The caller (the
-//! delivery worker) owns back-off between rounds and never gives up on an alarm except after a
-//! DUH.
+//! means the receiver cannot decrypt it (another key), and the try says so. A DUH ("not
+//! understood") is a failed try like the others: a receiver answers it when it is
+//! misconfigured (another account, key or format), restarting, or in trouble, and pysiaalarm
+//! answers it to about one frame in 150 under another key; each of these can pass, so the
+//! round goes on (the next try, the backup endpoint). The caller (the delivery worker) owns
+//! back-off between rounds and never gives up on an alarm the receiver could still take.
 //!
 //! Events carry their time of occurrence (`[H…]`, in the receiver's clock like the timestamp),
 //! so an alarm held back by an outage still tells the central station when it happened.
@@ -110,6 +112,7 @@ impl SiaTarget {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TryResult {
     Acked,
+    /// SIA DUH: the receiver did not understand the frame.
     NotUnderstood,
     ClockRejected {
         offset_s: i64,
@@ -125,6 +128,12 @@ pub enum TryResult {
     BadReply(String),
     /// An HTTP receiver answered with this status.
     Http(u16),
+    /// The receiver does not know what the delivery addresses (a relay module or channel the
+    /// fieldbus worker does not have): the reason it gave.
+    UnknownTarget(String),
+    /// The delivery itself is refused and no retry can change it (a relay command the
+    /// fieldbus worker does not accept, an item queued for another kind of receiver).
+    Invalid(String),
 }
 
 impl TryResult {
@@ -140,7 +149,22 @@ impl TryResult {
             TryResult::Io(_) => "io_error",
             TryResult::BadReply(_) => "bad_reply",
             TryResult::Http(_) => "http_error",
+            TryResult::UnknownTarget(_) => "unknown_target",
+            TryResult::Invalid(_) => "invalid",
         }
+    }
+
+    /// The receiver answered, and what it said is that it did not understand the delivery
+    /// (DUH, an HTTP status that refuses the request itself, an unknown relay module or
+    /// channel). Counted as `not_understood` and retried: a fix on either side, or a receiver
+    /// back from a restart, lets the same delivery through.
+    pub fn not_understood(&self) -> bool {
+        matches!(
+            self,
+            TryResult::NotUnderstood
+                | TryResult::Http(400 | 404 | 405 | 422)
+                | TryResult::UnknownTarget(_)
+        )
     }
 }
 
@@ -149,7 +173,9 @@ impl std::fmt::Display for TryResult {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TryResult::Acked => f.write_str("acknowledged"),
-            TryResult::NotUnderstood => f.write_str("not understood (DUH)"),
+            TryResult::NotUnderstood => f.write_str(
+                "receiver did not understand our frame (DUH): check account, key and format",
+            ),
             TryResult::ClockRejected { offset_s } => write!(
                 f,
                 "receiver rejected our clock (NAK); offset corrected to {offset_s} s"
@@ -164,7 +190,15 @@ impl std::fmt::Display for TryResult {
             TryResult::Timeout => f.write_str("no answer in time"),
             TryResult::Io(e) => f.write_str(e),
             TryResult::BadReply(e) => write!(f, "unreadable reply: {e}"),
+            TryResult::Http(status @ (400 | 404 | 405 | 422)) => write!(
+                f,
+                "HTTP {status}: the bridge refuses the request: check url, auth, channel and body"
+            ),
             TryResult::Http(status) => write!(f, "HTTP {status}"),
+            TryResult::UnknownTarget(e) => {
+                write!(f, "{e}: check the receiver's module and the route's output")
+            }
+            TryResult::Invalid(e) => write!(f, "refused for good: {e}"),
         }
     }
 }
@@ -182,8 +216,14 @@ pub struct Try {
 /// The end of a delivery round.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Delivered { endpoint: String },
-    NotUnderstood { endpoint: String },
+    Delivered {
+        endpoint: String,
+    },
+    /// No retry can deliver this delivery (the last try says why); it is given up.
+    GivenUp {
+        endpoint: String,
+    },
+    /// Retried after the receiver's back-off.
     Failed,
 }
 
@@ -276,12 +316,6 @@ impl SiaLink {
                     TryResult::Acked => {
                         self.active = ep;
                         return Outcome::Delivered {
-                            endpoint: self.target.endpoints[ep].to_string(),
-                        };
-                    }
-                    TryResult::NotUnderstood => {
-                        self.active = ep;
-                        return Outcome::NotUnderstood {
                             endpoint: self.target.endpoints[ep].to_string(),
                         };
                     }

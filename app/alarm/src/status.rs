@@ -5,19 +5,33 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
+use watchpost_config::alarms::ReceiverConfig;
+use watchpost_contract::alarm::{DeliveryState, ReceiverStatus, ReceiverType};
 use watchpost_runtime::Registry;
 use watchpost_runtime::metrics::{Counter, Gauge};
+
+/// The contract's name for the kind of `cfg`.
+pub fn receiver_type(cfg: &ReceiverConfig) -> ReceiverType {
+    match cfg {
+        ReceiverConfig::Sia(_) => ReceiverType::Sia,
+        ReceiverConfig::Chekt(_) => ReceiverType::Chekt,
+        ReceiverConfig::Relay(_) => ReceiverType::Relay,
+    }
+}
 
 /// Counters of one receiver (and its queue).
 #[derive(Debug)]
 pub struct ReceiverStats {
     pub id: String,
-    pub kind: &'static str,
+    pub kind: ReceiverType,
     pub capacity: u64,
     /// Deliveries waiting in the queue (including the one in flight).
     pub queued: AtomicU64,
     pub delivered: AtomicU64,
+    /// Tries the receiver answered as not understood (retried).
     pub not_understood: AtomicU64,
+    /// Deliveries ended without acknowledgement: no retry could deliver them.
+    pub given_up: AtomicU64,
     pub failed_rounds: AtomicU64,
     pub attempts: AtomicU64,
     /// Refused by a full queue (reject_new).
@@ -36,7 +50,7 @@ pub struct ReceiverStats {
     pub clock_offset_s: AtomicI64,
     pub last_error: Mutex<Option<String>>,
     pub last_endpoint: Mutex<Option<String>>,
-    pub state: Mutex<&'static str>,
+    pub state: Mutex<DeliveryState>,
     metrics: ReceiverMetrics,
 }
 
@@ -46,14 +60,15 @@ struct ReceiverMetrics {
     oldest_age: Gauge,
     delivered: Counter,
     not_understood: Counter,
+    given_up: Counter,
     rejected: Counter,
     dropped: Counter,
     registry: Registry,
 }
 
 impl ReceiverStats {
-    pub fn new(id: &str, kind: &'static str, capacity: u64, registry: &Registry) -> Self {
-        let l = [("receiver", id), ("type", kind)];
+    pub fn new(id: &str, kind: ReceiverType, capacity: u64, registry: &Registry) -> Self {
+        let l = [("receiver", id), ("type", kind.as_str())];
         let metrics = ReceiverMetrics {
             queued: registry.gauge(
                 "watchpost_hub_alarm_queue_length",
@@ -72,7 +87,12 @@ impl ReceiverStats {
             ),
             not_understood: registry.counter(
                 "watchpost_hub_alarm_not_understood_total",
-                "Alarm deliveries the receiver refused as not understood (DUH, HTTP 4xx)",
+                "Delivery tries the receiver answered as not understood (SIA DUH, HTTP 400/404/405/422, unknown relay module or channel); they are retried",
+                &l,
+            ),
+            given_up: registry.counter(
+                "watchpost_hub_alarm_given_up_total",
+                "Alarm deliveries ended unacknowledged because no retry could deliver them",
                 &l,
             ),
             rejected: registry.counter(
@@ -94,6 +114,7 @@ impl ReceiverStats {
             queued: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             not_understood: AtomicU64::new(0),
+            given_up: AtomicU64::new(0),
             failed_rounds: AtomicU64::new(0),
             attempts: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -106,12 +127,12 @@ impl ReceiverStats {
             clock_offset_s: AtomicI64::new(0),
             last_error: Mutex::new(None),
             last_endpoint: Mutex::new(None),
-            state: Mutex::new("idle"),
+            state: Mutex::new(DeliveryState::Idle),
             metrics,
         }
     }
 
-    pub fn set_state(&self, s: &'static str) {
+    pub fn set_state(&self, s: DeliveryState) {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = s;
     }
 
@@ -132,7 +153,7 @@ impl ReceiverStats {
                 "Delivery attempts by result",
                 &[
                     ("receiver", &self.id),
-                    ("type", self.kind),
+                    ("type", self.kind.as_str()),
                     ("result", result_label),
                 ],
             )
@@ -147,6 +168,11 @@ impl ReceiverStats {
     pub fn not_understood(&self) {
         self.not_understood.fetch_add(1, Ordering::Relaxed);
         self.metrics.not_understood.inc();
+    }
+
+    pub fn given_up(&self) {
+        self.given_up.fetch_add(1, Ordering::Relaxed);
+        self.metrics.given_up.inc();
     }
 
     pub fn rejected(&self, n: u64) {
@@ -183,6 +209,7 @@ impl ReceiverStats {
         Totals {
             delivered: g(&self.delivered),
             not_understood: g(&self.not_understood),
+            given_up: g(&self.given_up),
             failed_rounds: g(&self.failed_rounds),
             attempts: g(&self.attempts),
             rejected: g(&self.rejected),
@@ -198,6 +225,7 @@ impl ReceiverStats {
         let add = |a: &AtomicU64, v: u64| a.fetch_add(v, Ordering::Relaxed);
         add(&self.delivered, t.delivered);
         add(&self.not_understood, t.not_understood);
+        add(&self.given_up, t.given_up);
         add(&self.failed_rounds, t.failed_rounds);
         add(&self.attempts, t.attempts);
         add(&self.rejected, t.rejected);
@@ -214,14 +242,15 @@ impl ReceiverStats {
         let ms = |a: &AtomicI64| Some(a.load(Ordering::Relaxed)).filter(|v| *v > 0);
         ReceiverView {
             receiver: self.id.clone(),
-            kind: self.kind,
-            state: *self.state.lock().unwrap_or_else(|p| p.into_inner()),
+            kind: self.kind.as_str(),
+            state: self.state().as_str(),
             queued,
             capacity: self.capacity,
             oldest_age_s: (queued > 0 && oldest > 0)
                 .then(|| (now_ms - oldest).max(0) as f64 / 1000.0),
             delivered_total: self.delivered.load(Ordering::Relaxed),
             not_understood_total: self.not_understood.load(Ordering::Relaxed),
+            given_up_total: self.given_up.load(Ordering::Relaxed),
             failed_rounds_total: self.failed_rounds.load(Ordering::Relaxed),
             attempts_total: self.attempts.load(Ordering::Relaxed),
             rejected_total: self.rejected.load(Ordering::Relaxed),
@@ -238,8 +267,49 @@ impl ReceiverStats {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
-            clock_offset_s: (self.kind == "sia")
+            clock_offset_s: (self.kind == ReceiverType::Sia)
                 .then(|| self.clock_offset_s.load(Ordering::Relaxed)),
+        }
+    }
+
+    pub fn state(&self) -> DeliveryState {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the receiver acknowledged the last delivery round. A round records its time as
+    /// the last attempt and, when acknowledged, the same time as the last delivery; these are
+    /// kept in the store, so the answer holds across restarts until the next round.
+    pub fn link_up(&self) -> bool {
+        let attempt = self.last_attempt_ms.load(Ordering::Relaxed);
+        attempt > 0 && self.last_delivered_ms.load(Ordering::Relaxed) == attempt
+    }
+
+    /// The retained bus status (`alarms/receiver/<id>/status`) taken at `now_ms`.
+    pub fn status(&self, now_ms: i64) -> ReceiverStatus {
+        let v = self.view(now_ms);
+        let oldest = self.oldest_ms.load(Ordering::Relaxed);
+        ReceiverStatus {
+            id: v.receiver,
+            kind: self.kind,
+            name: None,
+            link_up: self.link_up(),
+            state: self.state(),
+            last_error: v.last_error,
+            queued: v.queued,
+            capacity: v.capacity,
+            oldest_queued_unix_ms: (v.queued > 0 && oldest > 0).then_some(oldest),
+            delivered_total: v.delivered_total,
+            failed_total: v.failed_rounds_total,
+            not_understood_total: v.not_understood_total,
+            given_up_total: v.given_up_total,
+            attempts_total: v.attempts_total,
+            rejected_total: v.rejected_total,
+            dropped_total: v.dropped_total,
+            last_delivered_unix_ms: v.last_delivered_ms,
+            last_attempt_unix_ms: v.last_attempt_ms,
+            last_endpoint: v.last_endpoint,
+            clock_offset_s: v.clock_offset_s,
+            updated_unix_ms: now_ms,
         }
     }
 }
@@ -250,6 +320,7 @@ impl ReceiverStats {
 pub struct Totals {
     pub delivered: u64,
     pub not_understood: u64,
+    pub given_up: u64,
     pub failed_rounds: u64,
     pub attempts: u64,
     pub rejected: u64,
@@ -266,14 +337,17 @@ pub struct ReceiverView {
     #[serde(rename = "type")]
     #[schema(value_type = String)]
     pub kind: &'static str,
-    /// `idle`, `delivering`, `retrying`, `stopped`.
+    /// `idle`, `delivering`, `retrying`.
     #[schema(value_type = String)]
     pub state: &'static str,
     pub queued: u64,
     pub capacity: u64,
     pub oldest_age_s: Option<f64>,
     pub delivered_total: u64,
+    /// Tries the receiver answered as not understood (retried).
     pub not_understood_total: u64,
+    /// Deliveries ended without acknowledgement because no retry could deliver them.
+    pub given_up_total: u64,
     pub failed_rounds_total: u64,
     pub attempts_total: u64,
     pub rejected_total: u64,

@@ -424,10 +424,11 @@ async fn nak_for_a_skewed_clock_is_followed_by_an_accepted_resend() {
 }
 
 #[tokio::test]
-async fn duh_is_not_retried_and_backup_takes_over() {
+async fn duh_is_a_failed_try_retried_and_a_backup_that_understands_takes_over() {
     let Some(peer) = Peer::start("tcp", &["AAA"]) else {
         return;
     };
+    // pysiaalarm answers DUH to a code it does not know: every try of the round.
     let c = cfg(peer.port, "account = \"AAA\"");
     let mut l = link(&c, Arc::new(SystemClock));
     let unknown = Payload::Sia(SiaEvent {
@@ -437,9 +438,40 @@ async fn duh_is_not_retried_and_backup_takes_over() {
         zone: Some(1),
     });
     let (out, tries) = deliver(&mut l, 40, unknown).await;
-    assert!(matches!(out, Outcome::NotUnderstood { .. }), "{out:?}");
-    assert_eq!(tries, vec![TryResult::NotUnderstood]);
+    assert!(matches!(out, Outcome::Failed), "{out:?}");
+    assert_eq!(
+        tries,
+        vec![TryResult::NotUnderstood, TryResult::NotUnderstood]
+    );
+    assert!(tries[0].not_understood());
+    assert_eq!(tries[0].label(), "duh");
+    assert_eq!(
+        tries[0].to_string(),
+        "receiver did not understand our frame (DUH): check account, key and format"
+    );
     peer.no_event();
+
+    // A primary that answers DUH to everything it would acknowledge (restarting, or
+    // misconfigured) and a backup that understands: the backup delivers the alarm.
+    let Some(duh) = Peer::start_with("tcp", &["AAA"], &["--duh-first", "100"]) else {
+        return;
+    };
+    let c = receiver(&format!(
+        "id = \"cms\"\nhost = \"127.0.0.1:{}\"\nbackup = \"127.0.0.1:{}\"\naccount = \"AAA\"\nack_timeout_ms = 2000\nattempts = 1\nbackoff_initial_ms = 10",
+        duh.port, peer.port
+    ));
+    let layout = SiaLayout::from_config(&c);
+    let mut l = link(&c, Arc::new(SystemClock));
+    let (out, tries) = deliver(
+        &mut l,
+        39,
+        layout.payload(EventKind::Intrusion, Phase::Alarm, 2),
+    )
+    .await;
+    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    assert_eq!(tries, vec![TryResult::NotUnderstood, TryResult::Acked]);
+    assert_eq!(peer.next_event()["sequence"], "0039");
+    duh.no_event();
 
     // Primary: a port nobody listens on (held for the test, so it stays that way); backup:
     // pysiaalarm.
@@ -516,18 +548,19 @@ async fn a_late_ack_is_a_timeout_and_the_resend_keeps_its_sequence_number() {
     );
 }
 
-/// The events of a round in which the receiver refuses every frame: pysiaalarm cannot
-/// parse what another key decrypts to and NAKs it, but about one frame in 150 decrypts to
-/// something it reads and answers DUH; such a round is not the one this test is about.
+/// The tries of a round in which the receiver refuses every frame: pysiaalarm cannot parse
+/// what another key decrypts to and NAKs it, but about one frame in 150 decrypts to something
+/// it reads and answers DUH (a failed try too); such a round is not the one this test is
+/// about.
 async fn refused_round(l: &mut SiaLink, seq: u16, p: Payload) -> Vec<TryResult> {
     for _ in 0..5 {
         let (out, tries) = deliver(l, seq, p).await;
-        if !matches!(out, Outcome::NotUnderstood { .. }) {
-            assert!(matches!(out, Outcome::Failed), "{out:?}");
+        assert!(matches!(out, Outcome::Failed), "{out:?}");
+        if !tries.contains(&TryResult::NotUnderstood) {
             return tries;
         }
     }
-    panic!("pysiaalarm answered DUH to five rounds of frames with another key");
+    panic!("pysiaalarm answered DUH in five rounds of frames with another key");
 }
 
 #[tokio::test]
