@@ -268,6 +268,8 @@ pub struct HubConfig {
     /// serve plain HTTP on loopback); the image's configuration (`examples/appliance.toml`)
     /// turns it on.
     pub tls: HubTlsConfig,
+    /// `[hub.update]`: over-the-air updates through RAUC (docs/update.md).
+    pub update: HubUpdateConfig,
 }
 
 impl Default for HubConfig {
@@ -279,6 +281,35 @@ impl Default for HubConfig {
             events_max_age_days: 90,
             events_max_bytes: 256 * 1024 * 1024,
             tls: HubTlsConfig::default(),
+            update: HubUpdateConfig::default(),
+        }
+    }
+}
+
+/// `[hub.update]`: how the hub takes update bundles and talks to RAUC (docs/update.md).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubUpdateConfig {
+    /// The largest bundle an upload may bring (bytes).
+    pub max_bundle_bytes: u64,
+    /// Free space left on the data partition after a bundle is stored (bytes): an upload that
+    /// would leave less is refused before a byte is written.
+    pub reserve_bytes: u64,
+    /// RAUC's keyring (PEM): the hub checks a bundle's signer against it before asking RAUC,
+    /// to refuse a stranger's bundle with a clear reason. RAUC verifies again either way.
+    pub keyring: std::path::PathBuf,
+    /// The D-Bus address of the system bus RAUC is on; unset: the system bus
+    /// (`DBUS_SYSTEM_BUS_ADDRESS` when set).
+    pub dbus_address: Option<String>,
+}
+
+impl Default for HubUpdateConfig {
+    fn default() -> Self {
+        Self {
+            max_bundle_bytes: 2 * 1024 * 1024 * 1024,
+            reserve_bytes: 64 * 1024 * 1024,
+            keyring: std::path::PathBuf::from("/etc/rauc/ca.cert.pem"),
+            dbus_address: None,
         }
     }
 }

@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::core::{
     AuthConfig, BoardIo, BrokerConfig, BusConfig, ButtonSettings, HardwareWatchdogConfig,
-    HubConfig, Role, SupervisorConfig, SystemConfig, UserConfig, WorkerName,
+    HubConfig, HubUpdateConfig, Role, SupervisorConfig, SystemConfig, UserConfig, WorkerName,
 };
 /// The TOML crate of this API's tables ([`overlay`]), so users need not pin their own.
 pub use toml;
