@@ -28,6 +28,7 @@ pub mod services;
 pub mod state;
 pub mod system_bus;
 pub mod tls;
+pub mod update;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -396,6 +397,11 @@ pub async fn run(
     };
     let bus = watchpost_bus::Bus::connect(&config, ctx.name(), ctx.shutdown().clone());
     let stop_grace_ms = config.supervisor.stop_grace_ms;
+    let updates = Arc::new(update::Updates::new(
+        &config.hub.update,
+        &config.system.data_dir,
+        version,
+    ));
     let state = HubState {
         alarm: watchpost_alarm::AlarmHandle::new(&config.alarms),
         config: Arc::new(config),
@@ -407,6 +413,7 @@ pub async fn run(
         neasmart: Default::default(),
         cameras: Default::default(),
         tls: tls.clone(),
+        update: updates,
     };
     let services = services::start(&state);
     let app = router(state);

@@ -46,6 +46,7 @@ pub fn start(state: &HubState) -> Vec<Service> {
         ),
         ("system-bus", crate::system_bus::start(state)),
         ("zone-history", crate::pages::history::start(state)),
+        ("update", crate::update::start(state)),
     ]
 }
 

@@ -31,6 +31,8 @@ pub struct HubState {
     pub alarm: watchpost_alarm::AlarmHandle,
     /// The HTTPS listener's certificate (`[hub.tls]`); `None` when TLS is off.
     pub tls: Option<Arc<crate::tls::TlsHandle>>,
+    /// Over-the-air updates: the status, the upload and install path, RAUC.
+    pub update: Arc<crate::update::Updates>,
 }
 
 impl HubState {

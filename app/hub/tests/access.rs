@@ -49,6 +49,11 @@ fn state(dir: &std::path::Path, users: bool) -> HubState {
         neasmart: Default::default(),
         cameras: Default::default(),
         tls: None,
+        update: std::sync::Arc::new(watchpost_hub::update::Updates::new(
+            &Default::default(),
+            dir,
+            "0.1.0",
+        )),
     }
 }
 

@@ -22,6 +22,7 @@ pub mod settings;
 pub mod setup_checks;
 pub mod system;
 pub mod tls;
+pub mod update;
 
 /// All `/api/v1/` routes (paths here are relative to that prefix).
 pub fn router() -> OpenApiRouter<HubState> {
@@ -37,4 +38,5 @@ pub fn router() -> OpenApiRouter<HubState> {
         .merge(settings::router())
         .merge(tls::router())
         .merge(setup_checks::router())
+        .merge(update::router())
 }
