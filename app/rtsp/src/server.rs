@@ -177,6 +177,10 @@ fn restream_launch(u: &Upstream, latency_ms: u32) -> String {
 /// the exact grid of the caps' frame rate, so that clients see the ring's nominal rate. The
 /// leaky `alive` queue lets the stall watch see frames arrive while the server is not pulling.
 fn raw_encode_launch(caps: Option<(u32, u32, u32)>, e: EncoderSpec) -> String {
+    // One slice per picture: with zerolatency's sliced threads x264 cuts each picture into
+    // one slice per thread, and a keyframe's later slices did not survive RTP payloading (every
+    // client decoded the lower half of each keyframe as concealed garbage: the dashboard's
+    // "stretched tiles").
     let encoder = if e.openh264 {
         format!(
             "openh264enc bitrate={} gop-size={} rate-control=bitrate complexity=low",
@@ -185,7 +189,7 @@ fn raw_encode_launch(caps: Option<(u32, u32, u32)>, e: EncoderSpec) -> String {
         )
     } else {
         format!(
-            "x264enc tune=zerolatency speed-preset=ultrafast bitrate={} key-int-max={} ! video/x-h264,profile=constrained-baseline",
+            "x264enc tune=zerolatency speed-preset=ultrafast sliced-threads=false bitrate={} key-int-max={} ! video/x-h264,profile=constrained-baseline",
             e.bitrate_kbps, e.keyframe_interval_frames
         )
     };
