@@ -17,6 +17,9 @@ APT_PKGS=(
   curl jq procps iproute2
   # the upstream-broker tests make their test CA and certificates with the openssl command
   openssl
+  # over-the-air updates (tests/update): Debian's RAUC service on a private D-Bus with
+  # file-backed slots; bundles are squashfs, slot images ext4 (debugfs reads them back)
+  rauc rauc-service dbus squashfs-tools e2fsprogs
   # systemd-analyze, systemd-sysusers, systemd-tmpfiles check the shipped units (tests/systemd)
   systemd
   # the setup page in a real browser (tests/browser): Debian's Chromium, driven by
