@@ -412,6 +412,7 @@ pub async fn run(
         version,
         neasmart: Default::default(),
         cameras: Default::default(),
+        monitor: Default::default(),
         tls: tls.clone(),
         update: updates,
     };

@@ -45,6 +45,7 @@ pub fn start(state: &HubState) -> Vec<Service> {
             crate::api::cameras::start_status_cache(state),
         ),
         ("system-bus", crate::system_bus::start(state)),
+        ("monitor", crate::api::monitor::start(state)),
         ("zone-history", crate::pages::history::start(state)),
         ("update", crate::update::start(state)),
     ]

@@ -26,6 +26,8 @@ pub struct HubState {
     pub neasmart: Arc<crate::api::neasmart::FieldbusClient>,
     /// The capture worker's client: camera status and thermal statistics, and its commands.
     pub cameras: Arc<crate::api::cameras::CaptureClient>,
+    /// The monitor worker's targets as it last published them.
+    pub monitor: Arc<crate::api::monitor::MonitorClient>,
     /// The alarm service's handle (run by `services`): queue status, the sensor state cache,
     /// test alarms and reloads.
     pub alarm: watchpost_alarm::AlarmHandle,

@@ -48,6 +48,7 @@ fn state(dir: &std::path::Path, users: bool) -> HubState {
         version: "test",
         neasmart: Default::default(),
         cameras: Default::default(),
+        monitor: Default::default(),
         tls: None,
         update: std::sync::Arc::new(watchpost_hub::update::Updates::new(
             &Default::default(),

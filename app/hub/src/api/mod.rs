@@ -15,6 +15,7 @@ pub mod cameras;
 pub mod events;
 pub mod extract;
 pub mod list;
+pub mod monitor;
 pub mod neasmart;
 pub mod relays;
 pub mod sensors;
@@ -39,4 +40,5 @@ pub fn router() -> OpenApiRouter<HubState> {
         .merge(tls::router())
         .merge(setup_checks::router())
         .merge(update::router())
+        .merge(monitor::router())
 }

@@ -44,6 +44,7 @@ pub const NAV: &[(&str, &str, &str, Role)] = &[
     ("alarms", "/alarms", "Alarms", Role::Viewer),
     ("relays", "/relays", "Relays", Role::Viewer),
     ("events", "/events", "Events", Role::Viewer),
+    ("monitor", "/monitor", "Monitor", Role::Viewer),
     ("system", "/system", "System", Role::Viewer),
     ("users", "/users", "Users", Role::Admin),
     ("settings", "/settings", "Settings", Role::Admin),

@@ -31,6 +31,7 @@ pub mod fmt;
 pub mod history;
 pub mod layout;
 pub mod live;
+pub mod monitor;
 pub mod relays;
 pub mod settings;
 pub mod settings_form;
@@ -89,6 +90,7 @@ pub fn pages() -> Pages {
             with_headers(relays::post_test),
         )
         .get("/system", viewer, with_headers(system::get))
+        .get("/monitor", viewer, with_headers(monitor::get))
         .merge(settings::pages().merge(setup::pages()))
         // Public: the login page uses the stylesheet; the assets hold nothing private.
         .get(
