@@ -214,15 +214,16 @@ def test_chekt_retries_then_falls_back_to_a_relay_pulse_and_a_follow_relay_track
     assert len(on(2)(relay_slave.lines)) == 2
 
 
-def test_an_alarm_the_receiver_does_not_understand_is_recorded_not_retried(
+def test_an_alarm_the_receiver_does_not_understand_is_retried_until_it_does(
     appliance_factory, mosquitto, sia_factory, yolink_factory
 ):
-    sia = sia_factory().start()
+    # pysiaalarm answers DUH to the first two frames it would acknowledge: a receiver that is
+    # restarting or briefly misconfigured. The alarm must not be lost to it.
+    sia = sia_factory(duh_first=2).start()
     sim = yolink_factory(mosquitto, ["door1:DoorSensor:Front door"])
-    # pysiaalarm answers DUH to an SIA code it does not know.
     extra = (
         yolink_toml(mosquitto, sim)
-        + sia_receiver_toml("cms", sia.port, "codes.intrusion = { sia = \"QQ\" }\n")
+        + sia_receiver_toml("cms", sia.port)
         + "\n[[alarms.mappings]]\nsensor = \"door1\"\nroutes = [{ receiver = \"cms\", zone = 5 }]\n"
     )
     app = appliance_factory(alarm_sections(mosquitto, sim), extra).start(timeout=30)
@@ -232,21 +233,29 @@ def test_an_alarm_the_receiver_does_not_understand_is_recorded_not_retried(
     def cms() -> dict:
         return {r["receiver"]: r for r in queues(app)["items"]}["cms"]
 
-    wait_for(lambda: cms()["not_understood_total"] == 1, 10, what="DUH counted")
-
     def events(kind: str) -> list[dict]:
         return app.get("/api/v1/events", params={"kind": kind, "limit": 20}).json()["items"]
 
-    wait_for(lambda: events("alarm.not_understood"), 5, what="alarm.not_understood in the event log")
-    duh = events("alarm.not_understood")
-    assert len(duh) == 1 and duh[0]["severity"] == "critical" and duh[0]["source"] == "cms"
-    assert duh[0]["body"]["sensor"] == "door1"
-    # The queue moves on: the restore (a code pysiaalarm knows) is delivered, the DUHed alarm
-    # was tried exactly once.
-    sim.report("door1", "closed")
+    # Retried after each DUH, then delivered: the same alarm, with its sequence number.
     ev = sia.wait_events(1)[0]
-    assert (ev["code"], ev["message"]) == ("BH", "5")
-    wait_for(lambda: cms()["queued"] == 0 and cms()["delivered_total"] == 1, 5, what="queue empty")
-    wait_for(lambda: len(events("alarm.attempt")) == 2, 5, what="two attempts recorded")
-    assert sorted(e["body"]["result"] for e in events("alarm.attempt")) == ["ack", "duh"]
-    assert [e["code"] for e in sia.received()] == ["BH"]
+    assert (ev["code"], ev["message"]) == ("BA", "5"), ev
+    sim.report("door1", "closed")
+    sia.wait_events(2)
+    assert [e["code"] for e in sia.received()] == ["BA", "BH"]
+    wait_for(lambda: cms()["queued"] == 0 and cms()["delivered_total"] == 2, 5, what="queue empty")
+    s = cms()
+    assert (s["not_understood_total"], s["failed_rounds_total"], s["given_up_total"]) == (2, 2, 0), s
+    assert s["last_error"] is None
+    tries = wait_for(lambda: (lambda a: a if len(a) == 4 else None)(events("alarm.attempt")), 5,
+                     what="four attempts recorded")
+    alarm = [e["body"] for e in tries if e["body"]["phase"] == "alarm"]
+    assert sorted(b["result"] for b in alarm) == ["ack", "duh", "duh"], tries
+    assert len({b["seq"] for b in alarm}) == 1, tries
+    assert [e["body"]["result"] for e in tries if e["body"]["phase"] == "restore"] == ["ack"], tries
+    # One critical event for the episode, saying what to check; nothing given up.
+    duh = wait_for(lambda: events("alarm.not_understood"), 5, what="alarm.not_understood in the event log")
+    assert len(duh) == 1 and duh[0]["severity"] == "critical" and duh[0]["source"] == "cms", duh
+    body = duh[0]["body"]
+    assert body["retried"] is True and body["sensor"] == "door1" and body["result"] == "duh", body
+    assert "check account, key and format" in body["message"], body
+    assert events("alarm.given_up") == []

@@ -260,7 +260,12 @@ impl Task {
                         o = self.receiver.deliver(d, &mut tries) => o,
                     };
                     let now = now_ms();
-                    stats.last_attempt_ms.store(now, Ordering::Relaxed);
+                    // The delivery time first: a reader in between sees the link up (it is),
+                    // never a delivered round as a failed one (see `ReceiverStats::link_up`).
+                    if let Outcome::Delivered { .. } = outcome {
+                        stats.last_delivered_ms.store(now, Ordering::Release);
+                    }
+                    stats.last_attempt_ms.store(now, Ordering::Release);
                     if let Some(off) = self.receiver.clock_offset_s() {
                         stats.clock_offset_s.store(off, Ordering::Relaxed);
                     }
@@ -276,7 +281,6 @@ impl Task {
                     match outcome {
                         Outcome::Delivered { endpoint } => {
                             stats.delivered(1);
-                            stats.last_delivered_ms.store(now, Ordering::Relaxed);
                             if round > 1 || tries.len() > 1 {
                                 stats.late_delivery_ms.store(now, Ordering::Relaxed);
                             }

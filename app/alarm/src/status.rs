@@ -277,11 +277,12 @@ impl ReceiverStats {
     }
 
     /// Whether the receiver acknowledged the last delivery round. A round records its time as
-    /// the last attempt and, when acknowledged, the same time as the last delivery; these are
-    /// kept in the store, so the answer holds across restarts until the next round.
+    /// the last attempt and, when acknowledged, the same time as the last delivery (stored
+    /// first); both are kept in the store, so the answer holds across restarts until the next
+    /// round.
     pub fn link_up(&self) -> bool {
-        let attempt = self.last_attempt_ms.load(Ordering::Relaxed);
-        attempt > 0 && self.last_delivered_ms.load(Ordering::Relaxed) == attempt
+        let attempt = self.last_attempt_ms.load(Ordering::Acquire);
+        attempt > 0 && self.last_delivered_ms.load(Ordering::Acquire) >= attempt
     }
 
     /// The retained bus status (`alarms/receiver/<id>/status`) taken at `now_ms`.
