@@ -159,3 +159,29 @@ def test_no_rauc_is_unavailable_not_a_failure(appliance_factory, tmp_path):
     r = a.post("/api/v1/system/update", data=b"x" * 100, timeout=10)
     assert r.status_code == 503 and r.json()["error"]["code"] == "RAUC_UNAVAILABLE", r.text
     assert a.health()["status"] == "healthy"
+
+
+def test_cli_status_refusal_and_mark(rauc):
+    """``watchpost update`` talks to RAUC directly, with the hub's checks."""
+    import subprocess
+    from conftest import BIN
+
+    def cli(*args):
+        return subprocess.run([str(BIN), "update", *args], env=rauc.env(), capture_output=True, text=True,
+                              timeout=60)
+
+    r = cli("status")
+    assert r.returncode == 0, r.stderr
+    assert "booted: " in r.stdout and "rootfs.0" in r.stdout and "rootfs.1" in r.stdout
+    other = rauc.bundle("cli-other", "0.3.0", compatible="other-device")
+    primary = rauc.primary()
+    r = cli("install", str(other), "--keyring", str(rauc.pki.ca))
+    assert r.returncode == 65, (r.stdout, r.stderr)
+    assert "WRONG_COMPATIBLE" in r.stderr
+    stranger = rauc.bundle("cli-stranger", "0.3.0", pki=rauc.other_pki)
+    r = cli("install", str(stranger), "--keyring", str(rauc.pki.ca))
+    assert r.returncode == 65 and "BAD_SIGNATURE" in r.stderr, (r.stdout, r.stderr)
+    assert rauc.primary() == primary
+    r = cli("mark-good")
+    assert r.returncode == 0, r.stderr
+    assert "marked slot" in r.stdout

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+mod update;
 mod workers;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +38,11 @@ enum Command {
     PrintDefaultConfig,
     /// Print the OpenAPI 3.1 document of the REST API (as served at /api/v1/openapi.json).
     PrintOpenapi,
+    /// Over-the-air updates through RAUC: status, install a bundle, mark the booted slot.
+    Update {
+        #[command(subcommand)]
+        command: update::UpdateCommand,
+    },
     /// Run one worker (started by the supervisor; not for direct use).
     Worker {
         name: String,
@@ -82,6 +88,7 @@ fn main() -> ProcessExit {
             }
         },
         Command::Run { config } => run_supervisor(&config),
+        Command::Update { command } => update::run(command),
         Command::Worker { name, config } => workers::run_worker(&name, &config),
     };
     match result {

@@ -756,6 +756,8 @@ fn blank() -> UpdateStatus {
 }
 
 /// Free bytes for an unprivileged writer on the file system holding `dir`.
+// The statvfs counts are 32-bit on some 32-bit ARM targets.
+#[allow(clippy::useless_conversion)]
 fn free_bytes(dir: &Path) -> std::io::Result<u64> {
     let s = nix::sys::statvfs::statvfs(dir).map_err(std::io::Error::from)?;
     Ok(u64::from(s.blocks_available()).saturating_mul(u64::from(s.fragment_size())))
