@@ -24,7 +24,7 @@ sys.path.insert(0, str(HERE.parent / "alarm"))
 sys.path.insert(0, str(HERE.parent / "fieldbus"))
 sys.path.insert(0, str(HERE.parent / "capture"))
 from conftest import wait_for  # noqa: E402
-from alarm_support import mosquitto, yolink_factory, YolinkSim  # noqa: E402,F401 - fixtures
+from alarm_support import mosquitto, sia_factory, sia_receiver_toml, yolink_factory, YolinkSim  # noqa: E402,F401
 from fieldbus_support import UNIT, tcp_master  # noqa: E402
 from capture_support import SimCamera, capture_toml  # noqa: E402
 from ha_peer import HomeAssistant  # noqa: E402
@@ -60,8 +60,11 @@ def upstream_toml(port: int) -> str:
             'reconnect_initial_ms = 200\nhomeassistant = true\n')
 
 
-def appliance_toml(mqtt_port: int, sim: YolinkSim, camera: SimCamera, frames: Path) -> str:
+def appliance_toml(mqtt_port: int, sim: YolinkSim, camera: SimCamera, frames: Path, sia_port: int) -> str:
     return (
+        sia_receiver_toml("cms", sia_port)
+        + '\n[[alarms.mappings]]\nsensor = "door1"\nroutes = [{ receiver = "cms", zone = 1 }]\n'
+        +
         f'\n[bridge.yolink]\nsource = "cloud"\nuaid = "ua-test"\nsecret = "s3cret"\n'
         f'api_url = "{sim.url}"\nmqtt = "127.0.0.1:{mqtt_port}"\n'
         f'\n[bridge.homeassistant]\nenabled = true\nnode_id = "{NODE}"\nsettle_s = 2\n'
@@ -78,6 +81,7 @@ def sections() -> dict:
     return {
         "system": {"board": "rpi4", "board_io": "simulated"},
         "bridge": {"enabled": True, "min_connect_interval_ms": 0},
+        "alarms": {"enabled": True, "rate_limit_per_min": 0},
         "fieldbus": {"enabled": True, "neasmart": {"tcp_listen": "127.0.0.1:0", "setpoint_min_celsius": 5.0,
                                                    "setpoint_max_celsius": 30.0}},
     }
@@ -104,18 +108,18 @@ def camera(tmp_path):
 
 
 def test_home_assistant_discovers_the_appliance_and_commands_reach_the_bus(
-        tmp_path, mosquitto, yolink_factory, appliance_factory, camera):
+        tmp_path, mosquitto, yolink_factory, appliance_factory, camera, sia_factory):
     ha = HomeAssistant(tmp_path, mosquitto)
     try:
         ha.start()
-        run(tmp_path, ha, mosquitto, yolink_factory, appliance_factory, camera)
+        run(tmp_path, ha, mosquitto, yolink_factory, appliance_factory, camera, sia_factory().start())
     finally:
         ha.stop()
 
 
-def run(tmp_path, ha, mosquitto, yolink_factory, appliance_factory, camera):
+def run(tmp_path, ha, mosquitto, yolink_factory, appliance_factory, camera, sia):
     sim = yolink_factory(mosquitto, DEVICES)
-    app = appliance_factory(sections(), appliance_toml(mosquitto, sim, camera, tmp_path / "frames"))
+    app = appliance_factory(sections(), appliance_toml(mosquitto, sim, camera, tmp_path / "frames", sia.port))
     app.start(timeout=30)
 
     # pymodbus, as the base station, writes four zones: state, setpoint, temperature.
@@ -173,6 +177,18 @@ def run(tmp_path, ha, mosquitto, yolink_factory, appliance_factory, camera):
     assert cam["attributes"]["friendly_name"] == "Yard", cam
     assert ha.state("binary_sensor.watchpost_worker_fieldbus")["state"] == "on"
 
+    # The alarm receiver: its link, its queue and the test button (RX at pysiaalarm).
+    link = wait_for(lambda: (ha.state("binary_sensor.watchpost_receiver_cms_link") or {}).get("state") in ("on", "off")
+                    and ha.state("binary_sensor.watchpost_receiver_cms_link"), 30, interval=0.3, what="receiver link")
+    assert link["attributes"]["device_class"] == "connectivity", link
+    queued = wait_for(lambda: ha.state("sensor.watchpost_receiver_cms_queued"), 10, interval=0.3, what="queue length")
+    assert queued["state"] == "0", queued
+    ha.call("button", "press", {"entity_id": "button.watchpost_receiver_cms_test"})
+    events = sia.wait_events(1, timeout=20)
+    assert any(e.get("code") == "RX" for e in events), events
+    wait_for(lambda: ha.state("binary_sensor.watchpost_receiver_cms_link")["state"] == "on", 20, interval=0.2,
+             what="receiver link up in Home Assistant after the test")
+
     # The simulator opens the door: Home Assistant's binary sensor turns on.
     wait_for(lambda: ha.state("binary_sensor.watchpost_sensor_door1")["state"] == "off", 20, interval=0.2,
              what="door closed in Home Assistant")
@@ -229,7 +245,7 @@ def run(tmp_path, ha, mosquitto, yolink_factory, appliance_factory, camera):
     app.stop()
     sim.proc.stop()
     sim2 = yolink_factory(mosquitto, [d for d in DEVICES if not d.startswith("leak1")])
-    app2 = appliance_factory(sections(), appliance_toml(mosquitto, sim2, camera, tmp_path / "frames2"))
+    app2 = appliance_factory(sections(), appliance_toml(mosquitto, sim2, camera, tmp_path / "frames2", sia.port))
     # The same data directory: the node id and the list of published configs carry over.
     app2.config_path.write_text(app.config_path.read_text().replace(sim.url, sim2.url)
                                 .replace(str(tmp_path / "frames"), str(tmp_path / "frames2")))

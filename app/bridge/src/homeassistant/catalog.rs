@@ -159,6 +159,8 @@ pub struct Catalog {
     pub thermal_rules: BTreeMap<String, BTreeSet<String>>,
     /// Workers that have a status topic.
     pub workers: BTreeSet<String>,
+    /// Alarm receiver id → its type (`sia`, `chekt`, `relay`).
+    pub receivers: BTreeMap<String, String>,
 }
 
 /// What discovery needs of a sensor.
@@ -204,6 +206,12 @@ struct ChannelMsg {
 struct CameraMsg {
     #[serde(default)]
     name: String,
+}
+
+#[derive(Deserialize)]
+struct ReceiverMsg {
+    #[serde(rename = "type", default)]
+    kind: String,
 }
 
 #[derive(Deserialize)]
@@ -298,6 +306,15 @@ impl Catalog {
                 let rules: BTreeSet<String> = m.rules.into_iter().map(|r| r.id).collect();
                 self.thermal_rules.insert(id.to_string(), rules.clone()) != Some(rules)
             }
+            ["alarms", "receiver", id, "status"] => {
+                if clear {
+                    return self.receivers.remove(*id).is_some();
+                }
+                let Ok(m) = serde_json::from_slice::<ReceiverMsg>(payload) else {
+                    return false;
+                };
+                self.receivers.insert(id.to_string(), m.kind.clone()) != Some(m.kind)
+            }
             ["system", worker, "status"] => {
                 // A worker that ever ran keeps its entity (offline is a state, not a removal).
                 !clear && self.workers.insert(worker.to_string())
@@ -314,7 +331,71 @@ impl Catalog {
         self.sensor_entities(n, &mut out);
         self.relay_entities(n, &mut out);
         self.camera_entities(n, &mut out);
+        self.receiver_entities(n, &mut out);
         out
+    }
+
+    fn receiver_entities(&self, n: &Naming, out: &mut Vec<Entity>) {
+        let avail = [n.status("bridge"), n.status("hub")];
+        for (id, kind) in &self.receivers {
+            let k = key_part(id);
+            let model = match kind.as_str() {
+                "sia" => "SIA DC-09 receiver",
+                "chekt" => "CHEKT bridge",
+                "relay" => "Relay outputs",
+                _ => "Alarm receiver",
+            };
+            let dev = n.child(
+                &format!("receiver_{k}"),
+                format!("{} alarm receiver {id}", n.device_name),
+                "Watchpost",
+                model.into(),
+            );
+            let t = n.topic(&["alarms", "receiver", id, "status"]);
+            out.push(entity(
+                n,
+                "button",
+                format!("receiver_{k}_test"),
+                &dev,
+                &avail,
+                json!({
+                    "name": "Test alarm",
+                    "icon": "mdi:alarm-light-outline",
+                    "command_topic": n.command(&["receiver", id, "test"]),
+                    "payload_press": "PRESS",
+                }),
+            ));
+            out.push(entity(
+                n,
+                "binary_sensor",
+                format!("receiver_{k}_link"),
+                &dev,
+                &avail,
+                json!({
+                    "name": "Link",
+                    "device_class": "connectivity",
+                    "state_topic": t,
+                    "value_template": "{{ 'ON' if value_json.link_up else 'OFF' }}",
+                    "json_attributes_topic": t,
+                    "json_attributes_template": "{{ {'state': value_json.state, 'last_error': value_json.last_error} | tojson }}",
+                }),
+            ));
+            out.push(entity(
+                n,
+                "sensor",
+                format!("receiver_{k}_queued"),
+                &dev,
+                &avail,
+                json!({
+                    "name": "Alarms queued",
+                    "icon": "mdi:tray-full",
+                    "state_class": "measurement",
+                    "unit_of_measurement": "alarms",
+                    "state_topic": t,
+                    "value_template": "{{ value_json.queued }}",
+                }),
+            ));
+        }
     }
 
     fn appliance_entities(&self, n: &Naming, out: &mut Vec<Entity>) {
@@ -931,6 +1012,31 @@ mod tests {
             c.entities(&naming())
                 .iter()
                 .all(|e| e.component != "switch")
+        );
+    }
+
+    #[test]
+    fn receivers_get_a_test_button_their_link_and_queue() {
+        let mut c = Catalog::default();
+        assert!(c.apply(
+            &["alarms", "receiver", "cms", "status"],
+            br#"{"id":"cms","type":"sia","link_up":true,"queued":0}"#
+        ));
+        let e = c.entities(&naming());
+        let button = e.iter().find(|e| e.key == "receiver_cms_test").unwrap();
+        assert_eq!(button.component, "button");
+        assert_eq!(
+            button.config["command_topic"],
+            "watchpost/ha/n1/set/receiver/cms/test"
+        );
+        assert_eq!(button.config["device"]["model"], "SIA DC-09 receiver");
+        assert!(e.iter().any(|e| e.key == "receiver_cms_link"));
+        assert!(e.iter().any(|e| e.key == "receiver_cms_queued"));
+        assert!(c.apply(&["alarms", "receiver", "cms", "status"], b""));
+        assert!(
+            c.entities(&naming())
+                .iter()
+                .all(|e| !e.key.starts_with("receiver_"))
         );
     }
 

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use watchpost_bus::{Bus, RequestError};
-use watchpost_contract::relay;
 use watchpost_contract::rpc::ErrorCode;
+use watchpost_contract::{alarm, relay};
 use watchpost_neasmart::commands::{ModeSet, StateSet, ZoneSet};
 use watchpost_neasmart::{Mode, Setpoint, State, ZoneId};
 
@@ -27,6 +27,8 @@ pub enum Command {
         channel: String,
         on: bool,
     },
+    /// A receiver's manual test (SIA: RX / CID 601).
+    ReceiverTest(String),
 }
 
 /// Why a command was not carried out.
@@ -131,6 +133,7 @@ pub fn parse(levels: &[&str], payload: &[u8]) -> Result<Command, Refused> {
                 on,
             })
         }
+        ["receiver", id, "test"] => Ok(Command::ReceiverTest(id.to_string())),
         _ => Err(Refused::UnknownTopic),
     }
 }
@@ -184,6 +187,15 @@ pub async fn execute(bus: &Bus, command: Command) -> Result<(), Refused> {
             .await
             .map(|_| ())
             .map_err(|e| refused("fieldbus", e)),
+        Command::ReceiverTest(id) => bus
+            .request(
+                &topic(alarm::receiver_test(&id)),
+                &alarm::TestRequest::default(),
+                TIMEOUT,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| refused("hub", e)),
     }
 }
 
@@ -250,5 +262,9 @@ mod tests {
         assert!(parse(&["relay", "m", "c"], b"maybe").is_err());
         assert!(parse(&["neasmart", "mode"], &[0xff, 0xfe]).is_err());
         assert_eq!(parse(&["x"], b""), Err(Refused::UnknownTopic));
+        assert_eq!(
+            parse(&["receiver", "cms", "test"], b"PRESS"),
+            Ok(Command::ReceiverTest("cms".into()))
+        );
     }
 }

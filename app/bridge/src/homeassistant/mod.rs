@@ -143,6 +143,8 @@ enum Area {
     Fieldbus,
     Sensors,
     Capture,
+    /// Alarm receivers (the hub's alarm service).
+    Alarms,
     /// The appliance's own entities: only removed when discovery is turned off.
     Appliance,
 }
@@ -162,6 +164,8 @@ fn area(key: &str) -> Area {
         Area::Sensors
     } else if key.starts_with("camera_") {
         Area::Capture
+    } else if key.starts_with("receiver_") {
+        Area::Alarms
     } else {
         Area::Appliance
     }
@@ -208,6 +212,7 @@ impl Discovery {
         match area {
             Area::Fieldbus => waited("fieldbus", self.fieldbus_enabled),
             Area::Capture => waited("capture", self.capture_enabled),
+            Area::Alarms => waited("hub", true),
             Area::Sensors => self.sensors.known,
             Area::Appliance => false,
         }
@@ -421,6 +426,7 @@ async fn run(
         &capture_topics::STATUS_FILTER,
         &capture_topics::THERMAL_FILTER,
         &["system", "+", "status"],
+        &watchpost_contract::alarm::RECEIVER_STATUSES,
         &["ha", &d.naming.node, "set", "#"],
     ]
     .iter()
