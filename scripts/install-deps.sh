@@ -15,6 +15,8 @@ APT_PKGS=(
   mosquitto mosquitto-clients socat prometheus
   # misc test tools
   curl jq procps iproute2
+  # the monitor's ping tests drop a share of the echoes in a network namespace (tests/monitor)
+  nftables
   # the upstream-broker tests make their test CA and certificates with the openssl command
   openssl
   # over-the-air updates (tests/update): Debian's RAUC service on a private D-Bus with
