@@ -215,7 +215,10 @@ mod tests {
         };
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["kind"], json!("ping"));
-        assert_eq!(v["figures"][0], json!({"metric": "loss_percent", "value": 0.0}));
+        assert_eq!(
+            v["figures"][0],
+            json!({"metric": "loss_percent", "value": 0.0})
+        );
         assert_eq!(serde_json::from_value::<TargetStatus>(v).unwrap(), s);
         assert_eq!(s.figure("loss_percent", None), Some(0.0));
         assert_eq!(target("gw").join("/"), "monitor/target/gw");
