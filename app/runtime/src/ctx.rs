@@ -84,6 +84,9 @@ pub struct WorkerCtx {
     config_file: Option<std::path::PathBuf>,
     /// The faults reported now, by subject; `true` once the supervisor has the current set.
     faults: Mutex<(BTreeMap<String, String>, bool)>,
+    /// The LED indicators: (alarm, updating) as [`WorkerCtx::indicators`] set them, and
+    /// whether an over-the-air update runs ([`WorkerCtx::set_updating`]).
+    indicator: Mutex<(bool, bool, bool)>,
 }
 
 impl std::fmt::Debug for WorkerCtx {
@@ -138,6 +141,7 @@ impl WorkerCtx {
             ready: watch::channel(None).0,
             config_file: config_file_from_env(),
             faults: Mutex::new((BTreeMap::new(), true)),
+            indicator: Mutex::new((false, false, false)),
         })
     }
 
@@ -154,6 +158,7 @@ impl WorkerCtx {
             ready: watch::channel(None).0,
             config_file: None,
             faults: Mutex::new((BTreeMap::new(), true)),
+            indicator: Mutex::new((false, false, false)),
         }
     }
 
@@ -333,9 +338,43 @@ impl WorkerCtx {
         self.send(WorkerMsg::Status { text: text.into() });
     }
 
-    /// What the status LED should show for this worker (see [`WorkerMsg::Indicators`]).
+    /// What the status LED should show for this worker (see [`WorkerMsg::Indicators`]). An
+    /// update set with [`WorkerCtx::set_updating`] is kept: the supervisor gets `updating`
+    /// while either says so.
     pub fn indicators(&self, alarm: bool, updating: bool) {
-        self.send(WorkerMsg::Indicators { alarm, updating });
+        let sent = {
+            let mut i = self.indicator.lock().unwrap_or_else(|p| p.into_inner());
+            i.0 = alarm;
+            i.1 = updating;
+            (i.0, i.1 || i.2)
+        };
+        self.send(WorkerMsg::Indicators {
+            alarm: sent.0,
+            updating: sent.1,
+        });
+    }
+
+    /// Whether an over-the-air update runs in this worker (the hub): the LED shows `updating`
+    /// while it does, whatever the worker's other indicators say. Sent when it changes.
+    pub fn set_updating(&self, on: bool) {
+        let sent = {
+            let mut i = self.indicator.lock().unwrap_or_else(|p| p.into_inner());
+            if i.2 == on {
+                return;
+            }
+            i.2 = on;
+            (i.0, i.1 || i.2)
+        };
+        self.send(WorkerMsg::Indicators {
+            alarm: sent.0,
+            updating: sent.1,
+        });
+    }
+
+    /// What the LED indicators sent to the supervisor say now: (alarm, updating).
+    pub fn indicator_state(&self) -> (bool, bool) {
+        let i = self.indicator.lock().unwrap_or_else(|p| p.into_inner());
+        (i.0, i.1 || i.2)
     }
 
     /// Reports why the worker is about to exit and waits (up to one second) until the message
@@ -552,6 +591,7 @@ mod tests {
             ready: watch::channel(None).0,
             config_file: None,
             faults: Mutex::new((BTreeMap::new(), true)),
+            indicator: Mutex::new((false, false, false)),
         };
         ctx.metrics().counter("watchpost_t_x_total", "x", &[]).inc();
         ctx.heartbeat();
@@ -585,6 +625,39 @@ mod tests {
         assert_eq!(seen[0], WorkerMsg::Heartbeat);
         assert!(
             matches!(&seen[1], WorkerMsg::Metrics { text } if text.contains("watchpost_t_x_total 1"))
+        );
+    }
+
+    #[test]
+    fn an_update_keeps_the_led_updating_whatever_the_alarm_says() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let ctx = WorkerCtx {
+            link: Some(Link::start("t", ours).unwrap()),
+            ..WorkerCtx::standalone("t", CancellationToken::new())
+        };
+        ctx.set_updating(true);
+        assert_eq!(ctx.indicator_state(), (false, true));
+        // The alarm service reports its own state with `updating = false`.
+        ctx.indicators(true, false);
+        assert_eq!(ctx.indicator_state(), (true, true));
+        ctx.set_updating(false);
+        assert_eq!(ctx.indicator_state(), (true, false));
+        ctx.indicators(false, false);
+        theirs
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut r = BufReader::new(theirs);
+        let mut seen = Vec::new();
+        while seen.len() < 4 {
+            if let WorkerMsg::Indicators { alarm, updating } =
+                proto::read_frame::<WorkerMsg>(&mut r).unwrap().unwrap()
+            {
+                seen.push((alarm, updating));
+            }
+        }
+        assert_eq!(
+            seen,
+            vec![(false, true), (true, true), (true, false), (false, false)]
         );
     }
 
