@@ -1,6 +1,7 @@
 // Watchpost setup page: progressive enhancement only. Every page works without this file;
 // with it, values update live from the server's event stream (/live), forms marked
-// data-enhance submit in place, and camera snapshots refresh every 10 s.
+// data-enhance submit in place, camera snapshots refresh every 10 s, and the update page
+// uploads a bundle as the raw body of the update API.
 (function () {
   "use strict";
 
@@ -58,12 +59,55 @@
     setFields("[data-system]", { led: h.led, uptime: h.uptime });
   }
 
+  // The update page: the status card's fields, the progress bar and the state's colour.
+  function onUpdate(ev) {
+    var u = JSON.parse(ev.data);
+    setFields("[data-update]", { label: u.label, progress: u.progress, message: u.message,
+                                 reason: u.reason, version: u.version });
+    setClass("[data-update]", "label", u["class"]);
+    var bars = document.querySelectorAll('[data-update] progress');
+    for (var i = 0; i < bars.length; i++) bars[i].value = u.percent;
+  }
+
+  // The update page's upload: the chosen file is the raw body of POST /api/v1/system/update
+  // (streamed by the browser, as curl --data-binary does), with the CSRF header.
+  function enhanceUpload() {
+    var form = document.querySelector("form[data-update-upload]");
+    if (!form) return;
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var file = form.querySelector('input[type="file"]').files[0];
+      var out = form.querySelector("[role=status]");
+      if (!file) return;
+      var force = form.querySelector('input[name="force"]').checked;
+      var button = form.querySelector("button");
+      button.disabled = true;
+      if (out) out.textContent = "Uploading " + file.name + "…";
+      fetch("/api/v1/system/update" + (force ? "?force=true" : ""), {
+        method: "POST", body: file, credentials: "same-origin",
+        headers: { "X-CSRF-Token": csrf, "Content-Type": "application/octet-stream",
+                   "Accept": "application/json" }
+      }).then(function (r) {
+        return r.json().catch(function () { return {}; }).then(function (j) {
+          if (!out) return;
+          out.classList.remove("ok", "bad");
+          out.classList.add(r.ok ? "ok" : "bad");
+          out.textContent = r.ok ? "Accepted; installing." :
+            ((j.error && (j.error.code + ": " + j.error.message)) || r.statusText);
+        });
+      }).catch(function (err) {
+        if (out) out.textContent = "Not sent: " + err;
+      }).finally(function () { button.disabled = false; });
+    });
+  }
+
   function startLive() {
     if (!document.body.hasAttribute("data-live") || !window.EventSource) return;
     var source = new EventSource("/live");
     source.addEventListener("sensor", onSensor);
     source.addEventListener("zone", onZone);
     source.addEventListener("health", onHealth);
+    source.addEventListener("update", onUpdate);
     var status = document.getElementById("live-status");
     source.onopen = function () { if (status) status.textContent = "Live updates on."; };
     source.onerror = function () { if (status) status.textContent = "Live updates interrupted; retrying."; };
@@ -138,5 +182,6 @@
     enhanceForms();
     refreshImages();
     restoreFiles();
+    enhanceUpload();
   });
 })();

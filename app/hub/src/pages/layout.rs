@@ -46,6 +46,7 @@ pub const NAV: &[(&str, &str, &str, Role)] = &[
     ("events", "/events", "Events", Role::Viewer),
     ("monitor", "/monitor", "Monitor", Role::Viewer),
     ("system", "/system", "System", Role::Viewer),
+    ("update", "/update", "Update", Role::Viewer),
     ("users", "/users", "Users", Role::Admin),
     ("settings", "/settings", "Settings", Role::Admin),
     ("account", "/account", "Account", Role::Viewer),

@@ -3,9 +3,9 @@
 //! One task a connection watches the hub's caches and sends only what changed: `sensor` (the
 //! alarm service's sensor cache, looked at every 250 ms, so a door opened shows within a
 //! fraction of a second after the bridge publishes it), `zone` (the fieldbus cache, every
-//! second) and `health` (the supervisor's view, every 5 s). On connect it sends every sensor
-//! and zone once, so nothing that changed between the page's render and the connection is
-//! missed. The task ends when the browser goes away (the channel closes) or on shutdown, which
+//! second), `health` (the supervisor's view, every 5 s) and `update` (the update status, as it
+//! changes). On connect it sends every sensor and zone and the update status once, so nothing
+//! that changed between the page's render and the connection is missed. The task ends when the browser goes away (the channel closes) or on shutdown, which
 //! closes the stream; browsers reconnect by themselves.
 
 use std::collections::BTreeMap;
@@ -120,6 +120,8 @@ async fn watch(state: HubState, tx: mpsc::Sender<Event>) {
     let mut sensor_tick = tokio::time::interval(SENSOR_EVERY);
     let mut zone_tick = tokio::time::interval(ZONE_EVERY);
     let mut health_tick = tokio::time::interval(HEALTH_EVERY);
+    let mut update = state.update.subscribe();
+    update.mark_changed();
     for t in [&mut sensor_tick, &mut zone_tick, &mut health_tick] {
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
@@ -140,6 +142,13 @@ async fn watch(state: HubState, tx: mpsc::Sender<Event>) {
                 out
             }
             _ = health_tick.tick() => health(&state).await.into_iter().collect(),
+            r = update.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                let now = crate::pages::update::UpdateLive::of(&update.borrow_and_update());
+                event("update", &now).into_iter().collect()
+            }
         };
         for e in events {
             if tx.send(e).await.is_err() {

@@ -37,6 +37,7 @@ pub mod settings;
 pub mod settings_form;
 pub mod setup;
 pub mod system;
+pub mod update;
 pub mod zones;
 
 use axum::handler::Handler;
@@ -91,6 +92,12 @@ pub fn pages() -> Pages {
         )
         .get("/system", viewer, with_headers(system::get))
         .get("/monitor", viewer, with_headers(monitor::get))
+        .get("/update", viewer, with_headers(update::get))
+        .post(
+            "/update/mark",
+            Access::Role(Role::Admin),
+            with_headers(update::post_mark),
+        )
         .merge(settings::pages().merge(setup::pages()))
         // Public: the login page uses the stylesheet; the assets hold nothing private.
         .get(

@@ -65,6 +65,17 @@ pub enum UpdateState {
     Unavailable,
 }
 
+impl UpdateState {
+    /// Whether an update is under way (a bundle arriving, checked or installed): the board's
+    /// status LED shows `updating` meanwhile.
+    pub fn busy(self) -> bool {
+        matches!(
+            self,
+            UpdateState::Downloading | UpdateState::Verifying | UpdateState::Installing
+        )
+    }
+}
+
 /// The update status (`GET /api/v1/system/update`).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct UpdateStatus {
@@ -787,10 +798,80 @@ pub async fn record(
 }
 
 /// The hub service: what the last install left, or an install still running (one entry of
-/// [`crate::services::start`]).
+/// [`crate::services::start`]); and the board's status LED on `updating` while an update is
+/// under way (the hub's indicator to the supervisor, [`WorkerCtx::set_updating`]).
+///
+/// [`WorkerCtx::set_updating`]: watchpost_runtime::WorkerCtx::set_updating
 pub fn start(state: &crate::state::HubState) -> tokio::task::JoinHandle<()> {
     let updates = state.update.clone();
     let store = state.store.clone();
     let shutdown = state.ctx.shutdown().clone();
-    tokio::spawn(async move { updates.start(store, shutdown).await })
+    let ctx = state.ctx.clone();
+    let status = updates.subscribe();
+    tokio::spawn(async move {
+        let led = tokio::spawn(led(status, ctx, shutdown.clone()));
+        updates.start(store, shutdown).await;
+        let _ = led.await;
+    })
+}
+
+/// Keeps the LED's `updating` indicator with the status until shutdown.
+async fn led(
+    mut status: watch::Receiver<UpdateStatus>,
+    ctx: Arc<watchpost_runtime::WorkerCtx>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let busy = status.borrow_and_update().state.busy();
+        ctx.set_updating(busy);
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = status.changed() => if r.is_err() { break },
+        }
+    }
+    ctx.set_updating(false);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_led_shows_updating_while_an_update_is_under_way() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let rauc: Arc<dyn Rauc> = Arc::new(watchpost_update::twin::TwinRauc::new("watchpost-test"));
+        let updates = Updates::with_rauc(rauc, &HubUpdateConfig::default(), dir.path(), "0.1.0");
+        let shutdown = CancellationToken::new();
+        let ctx = Arc::new(watchpost_runtime::WorkerCtx::standalone(
+            "hub",
+            shutdown.clone(),
+        ));
+        let task = tokio::spawn(led(updates.subscribe(), ctx.clone(), shutdown.clone()));
+        let wait_for = |want: bool| {
+            let ctx = ctx.clone();
+            async move {
+                for _ in 0..500 {
+                    if ctx.indicator_state().1 == want {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                panic!("the LED indicator never became updating={want}");
+            }
+        };
+        wait_for(false).await;
+        for (state, on) in [
+            (UpdateState::Downloading, true),
+            (UpdateState::Failed, false),
+            (UpdateState::Installing, true),
+            (UpdateState::InstalledRebootPending, false),
+            (UpdateState::Verifying, true),
+        ] {
+            updates.set(|s| s.state = state);
+            wait_for(on).await;
+        }
+        shutdown.cancel();
+        task.await.expect("LED task");
+        assert!(!ctx.indicator_state().1, "shutdown clears the indicator");
+    }
 }
