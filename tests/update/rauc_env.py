@@ -18,13 +18,15 @@ from pathlib import Path
 COMPATIBLE = "watchpost-test"
 
 BACKEND = """#!/bin/sh
-# File-backed stand-in for U-Boot's environment (RAUC's custom bootloader backend).
+# File-backed stand-in for U-Boot's environment (RAUC's custom bootloader backend). While the
+# file "hold" exists, marking a slot bad (what RAUC does first when it installs into it) waits:
+# an install stays in RAUC's "installing" for as long as a test needs.
 S=$(dirname "$0"); [ -f "$S/primary" ] || echo A > "$S/primary"; echo "$*" >> "$S/calls.log"
 case "$1" in
   get-primary) cat "$S/primary";;
   set-primary) echo "$2" > "$S/primary"; echo good > "$S/state.$2";;
   get-state) cat "$S/state.$2" 2>/dev/null || echo good;;
-  set-state) echo "$3" > "$S/state.$2";;
+  set-state) [ "$3" = bad ] && while [ -f "$S/hold" ]; do sleep 0.05; done; echo "$3" > "$S/state.$2";;
   *) exit 1;;
 esac
 """
@@ -149,6 +151,18 @@ bootname=B
             self.bus.wait(10)
         except subprocess.TimeoutExpired:
             self.bus.kill()
+
+    def hold(self, on: bool) -> None:
+        """Holds the next install at its start (the backend's set-state bad) until released."""
+        p = self.dir / "boot" / "hold"
+        if on:
+            p.touch()
+        else:
+            p.unlink(missing_ok=True)
+
+    def backend_calls(self) -> str:
+        p = self.dir / "boot" / "calls.log"
+        return p.read_text() if p.exists() else ""
 
     def primary(self) -> str:
         p = self.dir / "boot" / "primary"

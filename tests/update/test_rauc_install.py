@@ -185,3 +185,108 @@ def test_cli_status_refusal_and_mark(rauc):
     r = cli("mark-good")
     assert r.returncode == 0, r.stderr
     assert "marked slot" in r.stdout
+
+
+VIEWER = ("watcher", "demo-viewer")
+BOARD = {"system": {"board": "rpi4", "board_io": "simulated"}}
+
+
+def make_board_appliance(appliance_factory, rauc: Rauc):
+    """With simulated board IO (/health shows the status LED) and a viewer besides the admin."""
+    a = appliance_factory(BOARD, extra_toml=f'\n[hub.update]\nkeyring = "{rauc.pki.ca}"\n'
+                          f'\n[[auth.users]]\nname = "{VIEWER[0]}"\npassword = "{VIEWER[1]}"\nrole = "viewer"\n')
+    return a.start(env={"DBUS_SYSTEM_BUS_ADDRESS": rauc.address})
+
+
+def led(a) -> str:
+    return a.health()["board"]["led"]
+
+
+def test_update_page_for_admins_and_viewers(appliance_factory, rauc):
+    """The page shows version, slots and state to everyone; the controls only to admins; the
+    upload the page's script makes (the file as the body, the session's CSRF header) reaches the
+    update API's checks."""
+    import requests
+
+    a = make_board_appliance(appliance_factory, rauc)
+    admin = a.get("/update")
+    assert admin.status_code == 200, admin.text
+    h = admin.text
+    assert "data-update-upload" in h and 'name="force"' in h and 'action="/update/mark"' in h
+    assert "data-running-version" in h and "rootfs.0" in h and "rootfs.1" in h
+    assert 'href="/update"' in h, "the navigation has the update page"
+    viewer = a.get("/update", auth=VIEWER)
+    assert viewer.status_code == 200, viewer.text
+    assert "data-update-upload" not in viewer.text and "/update/mark" not in viewer.text
+    assert "rootfs.1" in viewer.text and "data-update" in viewer.text
+    assert a.post("/update/mark", auth=VIEWER, data={"state": "good"}).status_code == 403
+    with open(rauc.bundle("page-stranger", "0.9.0", pki=rauc.other_pki), "rb") as f:
+        body = f.read()
+    assert a.post("/api/v1/system/update", auth=VIEWER, data=b"x" * 100).status_code == 403
+
+    # A browser session, as the page's script sends the file.
+    s = requests.Session()
+    r = s.post(a.url("/api/v1/auth/login"), json={"user": ADMIN[0], "password": ADMIN[1]}, timeout=10)
+    assert r.status_code == 200, r.text
+    csrf = r.json()["csrf"]
+    octet = {"Content-Type": "application/octet-stream"}
+    r = s.post(a.url("/api/v1/system/update"), data=b"x" * 100, headers={**octet, "Connection": "close"}, timeout=30)
+    assert r.status_code == 403, "no CSRF header, refused"
+    r = s.post(a.url("/api/v1/system/update"), data=body, headers={**octet, "X-CSRF-Token": csrf}, timeout=30)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "BAD_SIGNATURE", r.text
+    page = s.get(a.url("/update"), timeout=10).text
+    assert "BAD_SIGNATURE" in page and "refused" in page
+    # Mark good from the page's form (the running slot).
+    r = s.post(a.url("/update/mark"), data={"csrf": csrf, "state": "good"}, headers={"Accept": "application/json"},
+               timeout=30)
+    assert r.status_code == 200 and r.json()["ok"], r.text
+
+
+def test_hub_killed_mid_install(appliance_factory, rauc):
+    """kill -9 of the hub while RAUC installs: RAUC carries on, the restarted hub follows it
+    again (installing, with why), the old slot stays primary until RAUC completes, the LED shows
+    "updating" throughout, and the next install is accepted."""
+    import os
+    import signal
+
+    a = make_board_appliance(appliance_factory, rauc)
+    before = rauc.primary()
+    wait_for(lambda: led(a) not in ("booting", "updating"), 30, what="LED settled")
+    rauc.hold(True)
+    try:
+        calls = len(rauc.backend_calls())
+        r = upload(a, rauc.bundle("killed", "0.5.0"))
+        assert r.status_code == 202, r.text
+        wait_for(lambda: "set-state" in rauc.backend_calls()[calls:], 30, what="RAUC held at the install's start")
+        s = status(a)
+        assert s["state"] == "installing" and s["primary"] == before, s
+        wait_for(lambda: led(a) == "updating", 15, what="LED updating")
+
+        pid = a.pids()["hub"]
+        os.kill(pid, signal.SIGKILL)
+        a.wait_restarted("hub", pid, 30)
+        s = wait_for(lambda: (st := status(a))["state"] == "installing" and st, 30, what="installing after restart")
+        assert "restarted" in s["reason"], s
+        # RAUC answers no slot query while it installs: the restarted hub knows the booted slot
+        # (a property) but not which is primary; the boot loader's state says it is unchanged.
+        assert s["booted"] is not None and s["primary"] in (None, before), s
+        assert rauc.primary() == before
+        wait_for(lambda: led(a) == "updating", 15, what="LED updating after the restart")
+        r = upload(a, rauc.bundle("meanwhile", "0.6.0"))
+        assert r.status_code == 409 and r.json()["error"]["code"] == "UPDATE_IN_PROGRESS", r.text
+    finally:
+        rauc.hold(False)
+
+    s = wait_for(lambda: (st := status(a))["state"] != "installing" and st, 60, interval=0.1,
+                 what="the install followed to its end")
+    assert s["state"] == "installed_reboot_pending", s
+    assert s["percent"] == 100 and s["primary"] != before and rauc.primary() == s["primary"]
+    assert rauc.slot_release(s["primary"]) == "watchpost 0.5.0"
+    wait_for(lambda: led(a) != "updating", 15, what="LED off updating")
+
+    # The next install is accepted and completes.
+    r = upload(a, rauc.bundle("after", "0.6.0"))
+    assert r.status_code == 202, r.text
+    s = wait_for(lambda: (st := status(a))["state"] == "installed_reboot_pending" and st, 60, interval=0.1,
+                 what="the next install")
+    assert rauc.slot_release(s["primary"]) == "watchpost 0.6.0"

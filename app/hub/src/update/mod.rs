@@ -298,6 +298,17 @@ impl Updates {
                     s.state = UpdateState::Idle;
                     s.reason = None;
                 }
+                self.keep_slots(s.slots.clone(), s.booted.clone(), s.primary.clone());
+            }
+            Err(e) if s.state.busy() => {
+                // RAUC is busy installing: the slots last read stand; the booted slot is a
+                // property RAUC still answers (after a hub restart nothing was read before).
+                if s.booted.is_none()
+                    && let Ok(rauc) = self.rauc().await
+                {
+                    s.booted = rauc.boot_slot().await.ok();
+                }
+                tracing::debug!(error = %e, "RAUC answers no slot query while it installs");
             }
             Err(e) => {
                 if matches!(s.state, UpdateState::Idle | UpdateState::Unavailable) {
@@ -307,6 +318,20 @@ impl Updates {
             }
         }
         s
+    }
+
+    /// Keeps the slots read last in the status, for while RAUC installs: it answers no slot
+    /// queries then.
+    fn keep_slots(&self, slots: Vec<SlotStatus>, booted: Option<String>, primary: Option<String>) {
+        self.status.send_if_modified(|c| {
+            let changed = c.slots != slots || c.booted != booted || c.primary != primary;
+            if changed {
+                c.slots = slots;
+                c.booted = booted;
+                c.primary = primary;
+            }
+            changed
+        });
     }
 
     async fn slots(&self) -> Result<(Vec<SlotStatus>, String, Option<String>), RaucError> {
@@ -334,7 +359,11 @@ impl Updates {
         let Ok(booted) = rauc.boot_slot().await else {
             return;
         };
+        // Subscribed before asking, so a `Completed` between the question and the
+        // subscription is not missed.
+        let events = rauc.events().await;
         if rauc.operation().await.ok().as_deref() == Some("installing")
+            && let Ok(events) = events
             && let Ok(guard) = self.busy.clone().try_lock_owned()
         {
             self.set(|s| {
@@ -342,9 +371,7 @@ impl Updates {
                 s.reason =
                     Some("the hub restarted during this install; following RAUC again".into());
             });
-            if let Ok(events) = rauc.events().await {
-                self.follow(rauc.clone(), events, guard, store, shutdown, booted);
-            }
+            self.follow(rauc.clone(), events, guard, store, shutdown, booted);
             return;
         }
         let Some(last) = self.read_last() else {
@@ -561,6 +588,9 @@ impl Updates {
         )
         .await;
         let booted = rauc.boot_slot().await.map_err(UpdateError::Rauc)?;
+        if let Ok((slots, b, primary)) = self.slots().await {
+            self.keep_slots(slots, Some(b), primary);
+        }
         let events = rauc.events().await.map_err(UpdateError::Rauc)?;
         rauc.install_bundle(path, InstallArgs::default())
             .await
@@ -628,6 +658,17 @@ impl Updates {
                         .map(|b| b.version.clone())
                         .unwrap_or_default();
                     let to = primary.clone().unwrap_or_default();
+                    // Followed again after a hub restart, the status has no bundle: the slot
+                    // says what it holds now.
+                    let version = if version.is_empty() {
+                        slots
+                            .iter()
+                            .find(|s| s.bootname.as_deref() == Some(to.as_str()))
+                            .and_then(|s| s.bundle_version.clone())
+                            .unwrap_or_default()
+                    } else {
+                        version
+                    };
                     me.write_last(&LastInstall {
                         version: version.clone(),
                         from: booted.clone(),
