@@ -236,6 +236,15 @@ def test_update_page_for_admins_and_viewers(appliance_factory, rauc):
     assert r.status_code == 422 and r.json()["error"]["code"] == "BAD_SIGNATURE", r.text
     page = s.get(a.url("/update"), timeout=10).text
     assert "BAD_SIGNATURE" in page and "refused" in page
+    # The live stream carries the update status (sent once on connect, then on each change).
+    import json
+    with s.get(a.url("/live"), stream=True, timeout=10) as live:
+        lines = live.iter_lines(decode_unicode=True)
+        for line in lines:
+            if line == "event: update":
+                data = json.loads(next(lines).removeprefix("data: "))
+                break
+    assert data["state"] == "refused" and data["reason"].startswith("BAD_SIGNATURE"), data
     # Mark good from the page's form (the running slot).
     r = s.post(a.url("/update/mark"), data={"csrf": csrf, "state": "good"}, headers={"Accept": "application/json"},
                timeout=30)
