@@ -67,8 +67,11 @@ test: build venv tools
 test-unit:
 	$(CARGO) nextest run -j$(CARGO_JOBS) --workspace --no-fail-fast --cargo-quiet
 
+# Both cores: most system tests wait on peers and timers. Tests on the demo's fixed ports share
+# one xdist group (one worker, one after another).
+TEST_WORKERS ?= 2
 test-system:
-	$(PYTEST) -q -p no:cacheprovider tests
+	$(PYTEST) -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup tests
 
 fuzz: tools
 	@for t in $(FUZZ_STEPS); do $(FUZZ_ENV) FUZZ_SECONDS=$(FUZZ_SECONDS) $(MAKE) --no-print-directory $$t || exit 1; done

@@ -360,3 +360,13 @@ def pytest_runtest_makereport(item, call):
 def pytest_make_collect_report(collector):
     outcome = yield
     _fail_missing_peer_skip(outcome.get_result())
+
+
+# `make test-system` runs on two xdist workers (`--dist loadgroup`). A module's tests share
+# module-scoped appliances and build on each other's state, so each module stays on one worker:
+# every test without an `xdist_group` of its own is grouped by its file.
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))

@@ -1,14 +1,20 @@
-"""A real Home Assistant core as a test peer (scripts/setup-ha.sh installs it into .venv-ha).
+"""A real Home Assistant core as a test peer (scripts/setup-ha.sh installs it into .venv-ha),
+with its own mosquitto, both in a network namespace of their own.
 
-``HomeAssistant(workdir, mqtt_port).start()`` writes a minimal configuration (no default
-integrations: http, api, websocket_api, onboarding, frontend, system_log, logger), an MQTT config
-entry for the broker on ``mqtt_port`` with discovery on, starts ``hass`` on a held loopback port,
-creates the owner through the onboarding API and keeps an access token for the REST API.
+``HaNamespace()`` makes the namespace, joined to ours by a veth pair (``host`` is our end,
+``inner`` the namespace's address), and starts mosquitto in it on ``inner``:1883.
+``HomeAssistant(workdir, ns).start()`` writes a minimal configuration (no default integrations:
+http, api, websocket_api, onboarding, frontend, system_log, logger) and an MQTT config entry for
+that mosquitto with discovery on, starts ``hass`` in the namespace on port 8123, creates the owner
+through the onboarding API and keeps an access token for the REST API. Inside the namespace
+Home Assistant's fixed ports collide with nothing, and nothing it sends leaves it.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,21 +23,80 @@ import pytest
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from conftest import HeldPort, wait_for  # noqa: E402
+from conftest import wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 HASS = ROOT / ".venv-ha" / "bin" / "hass"
 CLIENT_ID = "http://127.0.0.1/"
 
 
+class HaNamespace:
+    """A network namespace with mosquitto on ``inner``:1883 (see the module documentation)."""
+
+    MQTT_PORT = 1883
+
+    def __init__(self, workdir: Path):
+        if os.geteuid() != 0 or shutil.which("ip") is None:
+            pytest.skip("a network namespace needs root and iproute2 (`ip`)")
+        tag = os.getpid() % 100000
+        self.name = f"wpha{tag}"
+        self.outer, self.peer = f"wpho{tag}", f"wphi{tag}"
+        net = f"10.{100 + tag % 50}.{tag % 250}"
+        self.host, self.inner = f"{net}.1", f"{net}.2"
+        self.mosquitto: subprocess.Popen | None = None
+        try:
+            self._ip("netns", "add", self.name)
+            self._ip("link", "add", self.outer, "type", "veth", "peer", "name", self.peer)
+            self._ip("link", "set", self.peer, "netns", self.name)
+            self._ip("addr", "add", f"{self.host}/30", "dev", self.outer)
+            self._ip("link", "set", self.outer, "up")
+            self._ip("-n", self.name, "addr", "add", f"{self.inner}/30", "dev", self.peer)
+            self._ip("-n", self.name, "link", "set", self.peer, "up")
+            self._ip("-n", self.name, "link", "set", "lo", "up")
+            # Home Assistant's zeroconf wants a multicast route.
+            self._ip("-n", self.name, "link", "set", "lo", "multicast", "on")
+            self._ip("-n", self.name, "route", "add", "224.0.0.0/4", "dev", "lo")
+        except subprocess.CalledProcessError as e:
+            self.close()
+            pytest.skip(f"cannot create a network namespace: {e.stderr.decode(errors='replace')}")
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        conf = workdir / "ha-mosquitto.conf"
+        conf.write_text(f"listener {self.MQTT_PORT} 0.0.0.0\nallow_anonymous true\npersistence false\n"
+                        "user root\nlog_dest stderr\nlog_type error\nlog_type warning\n")
+        self.mosquitto_log = open(workdir / "ha-mosquitto.log", "wb")
+        self.mosquitto = subprocess.Popen(self.exec([exe, "-c", str(conf)]), stdout=subprocess.DEVNULL,
+                                          stderr=self.mosquitto_log)
+
+        def up():
+            with socket.create_connection((self.inner, self.MQTT_PORT), timeout=0.2):
+                return True
+
+        wait_for(up, 10, what="mosquitto listening in Home Assistant's namespace")
+
+    def exec(self, cmd: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *cmd]
+
+    @staticmethod
+    def _ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+    def close(self) -> None:
+        if self.mosquitto is not None and self.mosquitto.poll() is None:
+            self.mosquitto.terminate()
+            self.mosquitto.wait(10)
+        subprocess.run(["ip", "link", "del", self.outer], capture_output=True, timeout=10)
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=10)
+
+
 class HomeAssistant:
-    def __init__(self, workdir: Path, mqtt_port: int):
+    PORT = 8123
+
+    def __init__(self, workdir: Path, ns: HaNamespace):
         if not HASS.exists():
             pytest.skip("Home Assistant is not installed (scripts/setup-ha.sh, run by make venv)")
         self.dir = workdir / "ha"
-        self.mqtt_port = mqtt_port
-        self.held = HeldPort()
-        self.url = f"http://127.0.0.1:{self.held.port}"
+        self.ns = ns
+        self.url = f"http://{ns.inner}:{self.PORT}"
         self.proc: subprocess.Popen | None = None
         self.token = ""
 
@@ -41,7 +106,7 @@ class HomeAssistant:
         (self.dir / "configuration.yaml").write_text(
             "homeassistant:\n  name: Test\n  latitude: 52.5\n  longitude: 13.4\n  elevation: 0\n"
             "  unit_system: metric\n  time_zone: UTC\n  country: DE\n"
-            f"http:\n  server_host: 127.0.0.1\n  server_port: {self.held.port}\n"
+            f"http:\n  server_host: 0.0.0.0\n  server_port: {self.PORT}\n"
             "api:\nwebsocket_api:\nonboarding:\nfrontend:\nsystem_log:\n"
             "logger:\n  default: warning\n"
             # WATCHPOST_HA_DEBUG=1 logs every MQTT message Home Assistant receives.
@@ -50,7 +115,7 @@ class HomeAssistant:
         entry = {
             "entry_id": "watchpostmqtt01", "version": 1, "domain": "mqtt", "title": "mqtt",
             "source": "user", "options": {}, "unique_id": None,
-            "data": {"broker": "127.0.0.1", "port": self.mqtt_port, "discovery": True,
+            "data": {"broker": "127.0.0.1", "port": self.ns.MQTT_PORT, "discovery": True,
                      "discovery_prefix": "homeassistant"},
         }
         (storage / "core.config_entries").write_text(json.dumps(
@@ -58,11 +123,9 @@ class HomeAssistant:
 
     def start(self) -> "HomeAssistant":
         self._configure()
-        # hass binds the port itself: the held socket is closed just before, as for QEMU.
-        self.held.close()
         self.log = open(self.dir / "hass.out", "wb")
         self.proc = subprocess.Popen(
-            [str(HASS), "-c", str(self.dir), "--skip-pip"], stdout=self.log, stderr=subprocess.STDOUT,
+            self.ns.exec([str(HASS), "-c", str(self.dir), "--skip-pip"]), stdout=self.log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
         )
 
@@ -120,4 +183,3 @@ class HomeAssistant:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        self.held.close()

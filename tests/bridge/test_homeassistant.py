@@ -1,8 +1,9 @@
 """Home Assistant discovery with a real Home Assistant core (issue 17).
 
-mosquitto is Home Assistant's broker; the appliance reaches it through an upstream
-(`[[bridge.upstream]]`) that carries the discovery configs and the bus's states out and Home
-Assistant's commands and birth message in. pymodbus plays the Neasmart base station (it writes
+Home Assistant and its mosquitto run in a network namespace of their own; the appliance reaches
+that mosquitto through an upstream (`[[bridge.upstream]]`, `homeassistant = true`) that carries
+the discovery configs and the bus's states out and Home Assistant's commands and birth message
+in. The YoLink simulator's cloud broker is another mosquitto, on our loopback. pymodbus plays the Neasmart base station (it writes
 four zones and reads the setpoint Home Assistant sets), the YoLink simulator plays the cloud, the
 board's simulated GPIO relays are a relay module, and the camera simulator a camera. The test
 asks Home Assistant itself, over its REST API, what it made of the discovery.
@@ -27,7 +28,7 @@ from conftest import wait_for  # noqa: E402
 from alarm_support import mosquitto, sia_factory, sia_receiver_toml, yolink_factory, YolinkSim  # noqa: E402,F401
 from fieldbus_support import UNIT, tcp_master  # noqa: E402
 from capture_support import SimCamera, capture_toml  # noqa: E402
-from ha_peer import HomeAssistant  # noqa: E402
+from ha_peer import HaNamespace, HomeAssistant  # noqa: E402
 
 NODE = "t1"
 # (base, zone) → register N = 1200·(base−1) + 100·zone
@@ -53,14 +54,15 @@ def register(base: int, zone: int) -> int:
     return 1200 * (base - 1) + 100 * zone
 
 
-def upstream_toml(port: int) -> str:
+def upstream_toml(host: str, port: int) -> str:
     """The upstream that takes the appliance to Home Assistant's broker: the Home Assistant
     preset (configs and states out, birth and commands in)."""
-    return (f'\n[[bridge.upstream]]\nname = "ha"\nbroker = "127.0.0.1:{port}"\n'
+    return (f'\n[[bridge.upstream]]\nname = "ha"\nbroker = "{host}:{port}"\n'
             'reconnect_initial_ms = 200\nhomeassistant = true\n')
 
 
-def appliance_toml(mqtt_port: int, sim: YolinkSim, camera: SimCamera, frames: Path, sia_port: int) -> str:
+def appliance_toml(mqtt_port: int, sim: YolinkSim, camera: SimCamera, frames: Path, sia_port: int,
+                   ha: HaNamespace) -> str:
     return (
         sia_receiver_toml("cms", sia_port)
         + '\n[[alarms.mappings]]\nsensor = "door1"\nroutes = [{ receiver = "cms", zone = 1 }]\n'
@@ -69,7 +71,7 @@ def appliance_toml(mqtt_port: int, sim: YolinkSim, camera: SimCamera, frames: Pa
         f'api_url = "{sim.url}"\nmqtt = "127.0.0.1:{mqtt_port}"\n'
         f'\n[bridge.homeassistant]\nenabled = true\nnode_id = "{NODE}"\nsettle_s = 2\n'
         'snapshot_interval_s = 2\nconfiguration_url = "http://watchpost.test/"\n'
-        + upstream_toml(mqtt_port)
+        + upstream_toml(ha.inner, ha.MQTT_PORT)
         + '\n[[fieldbus.relays]]\nname = "gpio"\nboard = true\npoll_interval_ms = 100\n'
         'channels = [{ channel = 1, name = "siren" }]\n'
         + capture_toml(f'\n[[capture.cameras]]\nid = "yard"\nname = "Yard"\n'
@@ -87,10 +89,10 @@ def sections() -> dict:
     }
 
 
-def retained_configs(port: int) -> dict[str, bytes]:
-    """Every retained discovery config of our node on the broker (mosquitto_sub)."""
+def retained_configs(ns: HaNamespace) -> dict[str, bytes]:
+    """Every retained discovery config of our node on Home Assistant's broker (mosquitto_sub)."""
     out = subprocess.run(
-        ["mosquitto_sub", "-p", str(port), "-t", f"homeassistant/+/{NODE}/+/config", "-v",
+        ["mosquitto_sub", "-h", ns.inner, "-p", str(ns.MQTT_PORT), "-t", f"homeassistant/+/{NODE}/+/config", "-v",
          "--retained-only", "-W", "2", "-F", "%t %p"],
         capture_output=True, timeout=20)
     configs = {}
@@ -109,17 +111,21 @@ def camera(tmp_path):
 
 def test_home_assistant_discovers_the_appliance_and_commands_reach_the_bus(
         tmp_path, mosquitto, yolink_factory, appliance_factory, camera, sia_factory):
-    ha = HomeAssistant(tmp_path, mosquitto)
+    ns = HaNamespace(tmp_path)
     try:
-        ha.start()
-        run(tmp_path, ha, mosquitto, yolink_factory, appliance_factory, camera, sia_factory().start())
+        ha = HomeAssistant(tmp_path, ns)
+        try:
+            ha.start()
+            run(tmp_path, ha, ns, mosquitto, yolink_factory, appliance_factory, camera, sia_factory().start())
+        finally:
+            ha.stop()
     finally:
-        ha.stop()
+        ns.close()
 
 
-def run(tmp_path, ha, mosquitto, yolink_factory, appliance_factory, camera, sia):
+def run(tmp_path, ha, ns, mosquitto, yolink_factory, appliance_factory, camera, sia):
     sim = yolink_factory(mosquitto, DEVICES)
-    app = appliance_factory(sections(), appliance_toml(mosquitto, sim, camera, tmp_path / "frames", sia.port))
+    app = appliance_factory(sections(), appliance_toml(mosquitto, sim, camera, tmp_path / "frames", sia.port, ns))
     app.start(timeout=30)
 
     # pymodbus, as the base station, writes four zones: state, setpoint, temperature.
@@ -211,7 +217,7 @@ def run(tmp_path, ha, mosquitto, yolink_factory, appliance_factory, camera, sia)
     ha.call("switch", "turn_on", {"entity_id": "switch.watchpost_relay_gpio_siren"})
     wait_for(lambda: ha.state("switch.watchpost_relay_gpio_siren")["state"] == "on", 20, interval=0.2,
              what="relay on in Home Assistant")
-    subprocess.run(["mosquitto_pub", "-p", str(mosquitto), "-t", f"watchpost/ha/{NODE}/set/zone/1/1/setpoint",
+    subprocess.run(["mosquitto_pub", "-h", ns.inner, "-p", str(ns.MQTT_PORT), "-t", f"watchpost/ha/{NODE}/set/zone/1/1/setpoint",
                     "-m", "warm"], check=True, timeout=10)
     err = wait_for(lambda: ha.state("sensor.watchpost_command_error") if "warm" in
                    (ha.state("sensor.watchpost_command_error") or {}).get("state", "") else None,
@@ -233,19 +239,19 @@ def run(tmp_path, ha, mosquitto, yolink_factory, appliance_factory, camera, sia)
     published = metric("watchpost_bridge_ha_discovery_published_total")
     entities = metric("watchpost_bridge_ha_entities")
     assert entities >= 30, entities
-    subprocess.run(["mosquitto_pub", "-p", str(mosquitto), "-t", "homeassistant/status", "-m", "online"],
+    subprocess.run(["mosquitto_pub", "-h", ns.inner, "-p", str(ns.MQTT_PORT), "-t", "homeassistant/status", "-m", "online"],
                    check=True, timeout=10)
     wait_for(lambda: metric("watchpost_bridge_ha_discovery_published_total") >= published + entities, 20,
              interval=0.2, what="a full republish after homeassistant/status online")
 
     # A sensor taken away: after a restart without it, its entities are removed (empty
     # retained configs) and the others stay.
-    before = retained_configs(mosquitto)
+    before = retained_configs(ns)
     assert f"homeassistant/binary_sensor/{NODE}/sensor_leak1/config" in before, sorted(before)
     app.stop()
     sim.proc.stop()
     sim2 = yolink_factory(mosquitto, [d for d in DEVICES if not d.startswith("leak1")])
-    app2 = appliance_factory(sections(), appliance_toml(mosquitto, sim2, camera, tmp_path / "frames2", sia.port))
+    app2 = appliance_factory(sections(), appliance_toml(mosquitto, sim2, camera, tmp_path / "frames2", sia.port, ns))
     # The same data directory: the node id and the list of published configs carry over.
     app2.config_path.write_text(app.config_path.read_text().replace(sim.url, sim2.url)
                                 .replace(str(tmp_path / "frames"), str(tmp_path / "frames2")))
@@ -253,7 +259,7 @@ def run(tmp_path, ha, mosquitto, yolink_factory, appliance_factory, camera, sia)
     app2.start(timeout=30)
 
     def leak_gone():
-        c = retained_configs(mosquitto)
+        c = retained_configs(ns)
         return c if not any("sensor_leak1" in t for t in c) else None
 
     after = wait_for(leak_gone, 30, interval=0.5, what="the removed sensor's configs gone from the broker")

@@ -19,10 +19,13 @@ import requests
 
 from conftest import ADMIN, BIN, ROOT, SIM_BIN, session_pids, wait_for
 
+# The demo listens on fixed ports: its tests run one after another on one xdist worker.
+pytestmark = pytest.mark.xdist_group("demo")
+
 HUB = "http://127.0.0.1:8080"
 DEMO_PORTS = (8080, 1883, 5020, 8554, 8000, 8091, 8560, 9100, 12300)
 # Every worker the demo config enables, in start order.
-DEMO_WORKERS = ["broker", "fieldbus", "capture", "bridge", "rtsp", "hub"]
+DEMO_WORKERS = ["broker", "fieldbus", "capture", "bridge", "rtsp", "monitor", "hub"]
 
 
 def port_taken(port: int) -> bool:

@@ -25,6 +25,9 @@ import requests
 from conftest import ADMIN, ROOT, wait_for
 from test_demo import HUB, demo, health  # noqa: F401  (the demo fixture)
 
+# The demo listens on fixed ports: its tests run one after another on one xdist worker.
+pytestmark = pytest.mark.xdist_group("demo")
+
 HUB_SRC = ROOT / "app" / "hub" / "src"
 ST = Path(sys.executable).parent / "st"
 
@@ -87,6 +90,10 @@ def test_every_route_is_in_the_document_and_schemathesis_finds_no_violation(demo
         # range, the receivers that exist, a body's id matching its path): a static document
         # cannot say them, and those requests are refused with a documented 4xx.
         "--exclude-checks", "object_level_authorization,positive_data_acceptance",
+        # The demo has no RAUC: the update routes answer their documented 503
+        # (`RAUC_UNAVAILABLE`), which schemathesis counts as a server error whatever the
+        # document says. tests/update drives them against the real RAUC service.
+        "--exclude-path-regex", "^/api/v1/system/update",
         "--phases", "examples,coverage,fuzzing",
         "--max-examples", "15", "--workers", "1", "--request-timeout", "20",
         "--suppress-health-check", "all", "--warnings", "off",

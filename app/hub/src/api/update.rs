@@ -165,6 +165,7 @@ pub struct MarkView {
     request_body = MarkRequest,
     responses(
         (status = 200, description = "Marked", body = MarkView),
+        (status = 400, description = "`INVALID_BODY`: not a JSON object with `good` or `bad`", body = ErrorBody),
         (status = 503, description = "`RAUC_UNAVAILABLE`, or RAUC refused (its message)", body = ErrorBody),
     ),
 )]
