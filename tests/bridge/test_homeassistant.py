@@ -84,6 +84,7 @@ def sections() -> dict:
         "system": {"board": "rpi4", "board_io": "simulated"},
         "bridge": {"enabled": True, "min_connect_interval_ms": 0},
         "alarms": {"enabled": True, "rate_limit_per_min": 0},
+        "monitor": {"enabled": True, "system_interval_ms": 1000},
         "fieldbus": {"enabled": True, "neasmart": {"tcp_listen": "127.0.0.1:0", "setpoint_min_celsius": 5.0,
                                                    "setpoint_max_celsius": 30.0}},
     }
@@ -182,6 +183,14 @@ def run(tmp_path, ha, ns, mosquitto, yolink_factory, appliance_factory, camera, 
     cam = wait_for(lambda: ha.state("camera.watchpost_camera_yard"), 30, interval=0.3, what="camera entity")
     assert cam["attributes"]["friendly_name"] == "Yard", cam
     assert ha.state("binary_sensor.watchpost_worker_fieldbus")["state"] == "on"
+    # The appliance's health, from the monitor worker's system target.
+    cpu = wait_for(lambda: (ha.state("sensor.watchpost_health_system_cpu_percent") or {}).get("state")
+                   not in (None, "unknown", "unavailable") and ha.state("sensor.watchpost_health_system_cpu_percent"),
+                   30, interval=0.3, what="the appliance's CPU in Home Assistant")
+    assert 0.0 <= float(cpu["state"]) <= 100.0 and cpu["attributes"]["unit_of_measurement"] == "%", cpu
+    disk = wait_for(lambda: ha.state("sensor.watchpost_health_system_disk_used_percent_root"), 10, interval=0.3,
+                    what="disk use of / in Home Assistant")
+    assert disk["state"] not in ("unknown", "unavailable"), disk
 
     # The alarm receiver: its link, its queue and the test button (RX at pysiaalarm).
     link = wait_for(lambda: (ha.state("binary_sensor.watchpost_receiver_cms_link") or {}).get("state") in ("on", "off")

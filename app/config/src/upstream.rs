@@ -124,13 +124,14 @@ fn default_full_interval_s() -> u64 {
 }
 
 /// The bus areas whose retained states Home Assistant's entities read.
-const HA_STATE_AREAS: [&str; 6] = [
+const HA_STATE_AREAS: [&str; 7] = [
     "neasmart/#",
     "sensors/+/state",
     "relay/#",
     "capture/camera/#",
     "system/+/status",
     "alarms/receiver/+/status",
+    "monitor/target/+",
 ];
 
 fn mapping(

@@ -312,15 +312,26 @@ mod tests {
     #[test]
     fn zones_the_base_never_wrote_have_no_tile_and_zones_sort_by_number() {
         let mut s = DashboardState::default();
-        for (b, z, active) in [("3", "11", true), ("3", "2", true), ("1", "5", false), ("10", "1", true)] {
-            let payload = format!(r#"{{"base":{b},"zone":{z},"active":{active},"temperature":null,"setpoint":21.0}}"#);
-            s.apply(&["neasmart", "zone", b, z], payload.as_bytes()).unwrap();
+        for (b, z, active) in [
+            ("3", "11", true),
+            ("3", "2", true),
+            ("1", "5", false),
+            ("10", "1", true),
+        ] {
+            let payload = format!(
+                r#"{{"base":{b},"zone":{z},"active":{active},"temperature":null,"setpoint":21.0}}"#
+            );
+            s.apply(&["neasmart", "zone", b, z], payload.as_bytes())
+                .unwrap();
         }
         let names: Vec<&str> = s.zones.values().map(|z| z.name.as_str()).collect();
         assert_eq!(names, ["Zone 3.2", "Zone 3.11", "Zone 10.1"]);
         assert_eq!(s.zones[&ZoneKey::new("3", "2")].temperature_c, None);
         // A zone that stops being active loses its tile.
-        assert!(s.apply(&["neasmart", "zone", "3", "2"], br#"{"active":false}"#).unwrap());
+        assert!(
+            s.apply(&["neasmart", "zone", "3", "2"], br#"{"active":false}"#)
+                .unwrap()
+        );
         assert_eq!(s.tile_count(), 2);
     }
 

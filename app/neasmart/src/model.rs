@@ -623,7 +623,10 @@ mod tests {
             serde_json::to_value(m.entity_state(Entity::Pump(PumpId::new(1).unwrap()))).unwrap(),
             serde_json::json!({"pump_state": 0, "active": true})
         );
-        assert!(m.take_changed().contains(&Entity::Pump(PumpId::new(1).unwrap())));
+        assert!(
+            m.take_changed()
+                .contains(&Entity::Pump(PumpId::new(1).unwrap()))
+        );
         m.command(
             Command::ZoneSetpoint(z(5, 12), Setpoint::from_celsius(21.5).unwrap()),
             t,

@@ -161,6 +161,8 @@ pub struct Catalog {
     pub workers: BTreeSet<String>,
     /// Alarm receiver id → its type (`sia`, `chekt`, `relay`).
     pub receivers: BTreeMap<String, String>,
+    /// The monitor worker's system targets: id → the (metric, item) figures they report.
+    pub system_figures: BTreeMap<String, BTreeSet<(String, Option<String>)>>,
 }
 
 /// What discovery needs of a sensor.
@@ -207,6 +209,46 @@ struct CameraMsg {
     #[serde(default)]
     name: String,
 }
+
+#[derive(Deserialize)]
+struct TargetMsg {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    figures: Vec<FigureMsg>,
+}
+
+#[derive(Deserialize)]
+struct FigureMsg {
+    metric: String,
+    #[serde(default)]
+    item: Option<String>,
+}
+
+/// A figure's item as a key part: `/` is `root`, `/data` is `data`, `thermal_zone0` stays.
+fn item_key(item: &str) -> String {
+    match item.trim_matches('/') {
+        "" => "root".into(),
+        i => key_part(i),
+    }
+}
+
+/// The appliance's health figures shown in Home Assistant (of the monitor's `system`
+/// targets): metric, name, unit, device class.
+const HEALTH: [(&str, &str, &str, Option<&str>); 7] = [
+    ("cpu_percent", "CPU", "%", None),
+    ("memory_used_percent", "Memory used", "%", None),
+    ("load1", "Load (1 min)", "", None),
+    ("disk_used_percent", "Disk used", "%", None),
+    (
+        "temperature_celsius",
+        "Temperature",
+        "°C",
+        Some("temperature"),
+    ),
+    ("uptime_seconds", "Uptime", "s", Some("duration")),
+    ("card_life_used_percent", "SD card life used", "%", None),
+];
 
 #[derive(Deserialize)]
 struct ReceiverMsg {
@@ -315,6 +357,24 @@ impl Catalog {
                 };
                 self.receivers.insert(id.to_string(), m.kind.clone()) != Some(m.kind)
             }
+            ["monitor", "target", id] => {
+                if clear {
+                    return self.system_figures.remove(*id).is_some();
+                }
+                let Ok(m) = serde_json::from_slice::<TargetMsg>(payload) else {
+                    return false;
+                };
+                if m.kind != "system" {
+                    return false;
+                }
+                let figures: BTreeSet<(String, Option<String>)> = m
+                    .figures
+                    .into_iter()
+                    .filter(|f| HEALTH.iter().any(|h| h.0 == f.metric))
+                    .map(|f| (f.metric, f.item))
+                    .collect();
+                self.system_figures.insert(id.to_string(), figures.clone()) != Some(figures)
+            }
             ["system", worker, "status"] => {
                 // A worker that ever ran keeps its entity (offline is a state, not a removal).
                 !clear && self.workers.insert(worker.to_string())
@@ -332,7 +392,53 @@ impl Catalog {
         self.relay_entities(n, &mut out);
         self.camera_entities(n, &mut out);
         self.receiver_entities(n, &mut out);
+        self.health_entities(n, &mut out);
         out
+    }
+
+    fn health_entities(&self, n: &Naming, out: &mut Vec<Entity>) {
+        let dev = n.appliance();
+        let avail = [n.status("bridge"), n.status("monitor")];
+        for (id, figures) in &self.system_figures {
+            let t = n.topic(&["monitor", "target", id]);
+            for (metric, item) in figures {
+                let Some((_, name, unit, class)) = HEALTH.iter().find(|h| h.0 == metric) else {
+                    continue;
+                };
+                let (key, label, select) = match item {
+                    Some(i) => (
+                        format!("health_{}_{metric}_{}", key_part(id), item_key(i)),
+                        format!("{name} {i}"),
+                        format!(
+                            "selectattr('metric', 'eq', '{metric}') | selectattr('item', 'eq', '{}')",
+                            i.replace('\'', "")
+                        ),
+                    ),
+                    None => (
+                        format!("health_{}_{metric}", key_part(id)),
+                        name.to_string(),
+                        format!("selectattr('metric', 'eq', '{metric}')"),
+                    ),
+                };
+                let mut c = json!({
+                    "name": label,
+                    "state_class": "measurement",
+                    "entity_category": "diagnostic",
+                    "suggested_display_precision": 1,
+                    "state_topic": t,
+                    "value_template": format!(
+                        "{{{{ (value_json.figures | {select} | map(attribute='value') | list + ['None'])[0] }}}}"
+                    ),
+                });
+                if !unit.is_empty() {
+                    c["unit_of_measurement"] = json!(unit);
+                }
+                if let Some(class) = class {
+                    c["device_class"] = json!(class);
+                }
+                out.push(entity(n, "sensor", key, &dev, &avail, c));
+            }
+        }
     }
 
     fn receiver_entities(&self, n: &Naming, out: &mut Vec<Entity>) {
@@ -1013,6 +1119,34 @@ mod tests {
                 .iter()
                 .all(|e| e.component != "switch")
         );
+    }
+
+    #[test]
+    fn the_monitors_system_figures_are_health_sensors_of_the_appliance() {
+        let mut c = Catalog::default();
+        assert!(c.apply(
+            &["monitor", "target", "system"],
+            br#"{"kind":"system","figures":[{"metric":"cpu_percent","value":5.0},
+                {"metric":"disk_used_percent","item":"/","value":40.0},
+                {"metric":"net_rx_errors","item":"eth0","value":0.0}]}"#
+        ));
+        // A ping target adds nothing.
+        assert!(!c.apply(
+            &["monitor", "target", "gw"],
+            br#"{"kind":"ping","figures":[{"metric":"rtt_avg_ms","value":1.0}]}"#
+        ));
+        let e = c.entities(&naming());
+        let cpu = e
+            .iter()
+            .find(|e| e.key == "health_system_cpu_percent")
+            .unwrap();
+        assert_eq!(cpu.config["unit_of_measurement"], "%");
+        assert_eq!(cpu.config["device"]["identifiers"][0], "watchpost_n1");
+        assert!(
+            e.iter()
+                .any(|e| e.key == "health_system_disk_used_percent_root")
+        );
+        assert!(!e.iter().any(|e| e.key.contains("net_rx")));
     }
 
     #[test]

@@ -145,6 +145,8 @@ enum Area {
     Capture,
     /// Alarm receivers (the hub's alarm service).
     Alarms,
+    /// The appliance's health figures (the monitor worker).
+    Monitor,
     /// The appliance's own entities: only removed when discovery is turned off.
     Appliance,
 }
@@ -166,6 +168,8 @@ fn area(key: &str) -> Area {
         Area::Capture
     } else if key.starts_with("receiver_") {
         Area::Alarms
+    } else if key.starts_with("health_") {
+        Area::Monitor
     } else {
         Area::Appliance
     }
@@ -188,6 +192,7 @@ struct Discovery {
     online_since: BTreeMap<String, Instant>,
     fieldbus_enabled: bool,
     capture_enabled: bool,
+    monitor_enabled: bool,
     metrics: Metrics,
     dirty: bool,
 }
@@ -213,6 +218,7 @@ impl Discovery {
             Area::Fieldbus => waited("fieldbus", self.fieldbus_enabled),
             Area::Capture => waited("capture", self.capture_enabled),
             Area::Alarms => waited("hub", true),
+            Area::Monitor => waited("monitor", self.monitor_enabled),
             Area::Sensors => self.sensors.known,
             Area::Appliance => false,
         }
@@ -377,6 +383,7 @@ pub fn start(
         online_since: BTreeMap::new(),
         fieldbus_enabled: config.fieldbus.enabled,
         capture_enabled: config.capture.enabled,
+        monitor_enabled: config.monitor.enabled,
         metrics: Metrics::new(registry),
         dirty: true,
         naming,
@@ -427,6 +434,7 @@ async fn run(
         &capture_topics::THERMAL_FILTER,
         &["system", "+", "status"],
         &watchpost_contract::alarm::RECEIVER_STATUSES,
+        &["monitor", "target", "+"],
         &["ha", &d.naming.node, "set", "#"],
     ]
     .iter()
