@@ -42,7 +42,8 @@ reconnect = {{ initial_ms = 200, max_ms = 1000, stall_timeout_ms = 3000 }}
     wait_for(lambda: "rtsp.rtsp" in a.listeners, 20, what="rtsp worker ready")
     wait_online(a, "door")
     sock = a.data_dir / "run" / "restream" / "door.sock"
-    assert sock.exists(), "the capture worker's restream socket"
+    # The socket follows the camera's first encoded frames, a moment after "online".
+    wait_for(sock.exists, 20, interval=0.1, what="the capture worker's restream socket")
     url = rtsp_url(a, "/cameras/door")
 
     info = ffprobe(url)
