@@ -72,6 +72,44 @@ class HeldPort:
         self.sock.close()
 
 
+class VethNamespace:
+    """A network namespace joined to ours by a veth pair: ``host`` is our end's address,
+    ``inner`` the namespace's (a /30 in ``10.<octet + pid % 50>.<pid % 250>``). ``kind`` (a
+    few letters) and ``octet`` keep the namespaces, links and subnets of tests running at the
+    same time apart. Needs root and iproute2; ``close()`` removes it all."""
+
+    def __init__(self, kind: str, octet: int):
+        tag = os.getpid() % 100000
+        self.name = f"wp{kind}{tag}"
+        self.outer, self.peer = f"wp{kind}o{tag}", f"wp{kind}i{tag}"
+        net = f"10.{octet + tag % 50}.{tag % 250}"
+        self.host, self.inner = f"{net}.1", f"{net}.2"
+        try:
+            self.ip("netns", "add", self.name)
+            self.ip("link", "add", self.outer, "type", "veth", "peer", "name", self.peer)
+            self.ip("link", "set", self.peer, "netns", self.name)
+            self.ip("addr", "add", f"{self.host}/30", "dev", self.outer)
+            self.ip("link", "set", self.outer, "up")
+            self.ip("-n", self.name, "addr", "add", f"{self.inner}/30", "dev", self.peer)
+            self.ip("-n", self.name, "link", "set", self.peer, "up")
+            self.ip("-n", self.name, "link", "set", "lo", "up")
+        except Exception:
+            self.close()
+            raise
+
+    @staticmethod
+    def ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+    def exec(self, cmd: list[str]) -> list[str]:
+        """``cmd`` run inside the namespace."""
+        return ["ip", "netns", "exec", self.name, *cmd]
+
+    def close(self) -> None:
+        subprocess.run(["ip", "link", "del", self.outer], capture_output=True, timeout=10)
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=10)
+
+
 @pytest.fixture
 def held_port():
     """``held_port()`` holds a port (``HeldPort``) until the test ends and returns its number."""

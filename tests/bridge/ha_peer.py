@@ -23,14 +23,14 @@ import pytest
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from conftest import wait_for  # noqa: E402
+from conftest import VethNamespace, wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 HASS = ROOT / ".venv-ha" / "bin" / "hass"
 CLIENT_ID = "http://127.0.0.1/"
 
 
-class HaNamespace:
+class HaNamespace(VethNamespace):
     """A network namespace with mosquitto on ``inner``:1883 (see the module documentation)."""
 
     MQTT_PORT = 1883
@@ -38,24 +38,12 @@ class HaNamespace:
     def __init__(self, workdir: Path):
         if os.geteuid() != 0 or shutil.which("ip") is None:
             pytest.skip("a network namespace needs root and iproute2 (`ip`)")
-        tag = os.getpid() % 100000
-        self.name = f"wpha{tag}"
-        self.outer, self.peer = f"wpho{tag}", f"wphi{tag}"
-        net = f"10.{100 + tag % 50}.{tag % 250}"
-        self.host, self.inner = f"{net}.1", f"{net}.2"
         self.mosquitto: subprocess.Popen | None = None
         try:
-            self._ip("netns", "add", self.name)
-            self._ip("link", "add", self.outer, "type", "veth", "peer", "name", self.peer)
-            self._ip("link", "set", self.peer, "netns", self.name)
-            self._ip("addr", "add", f"{self.host}/30", "dev", self.outer)
-            self._ip("link", "set", self.outer, "up")
-            self._ip("-n", self.name, "addr", "add", f"{self.inner}/30", "dev", self.peer)
-            self._ip("-n", self.name, "link", "set", self.peer, "up")
-            self._ip("-n", self.name, "link", "set", "lo", "up")
+            super().__init__("ha", 100)
             # Home Assistant's zeroconf wants a multicast route.
-            self._ip("-n", self.name, "link", "set", "lo", "multicast", "on")
-            self._ip("-n", self.name, "route", "add", "224.0.0.0/4", "dev", "lo")
+            self.ip("-n", self.name, "link", "set", "lo", "multicast", "on")
+            self.ip("-n", self.name, "route", "add", "224.0.0.0/4", "dev", "lo")
         except subprocess.CalledProcessError as e:
             self.close()
             pytest.skip(f"cannot create a network namespace: {e.stderr.decode(errors='replace')}")
@@ -73,19 +61,11 @@ class HaNamespace:
 
         wait_for(up, 10, what="mosquitto listening in Home Assistant's namespace")
 
-    def exec(self, cmd: list[str]) -> list[str]:
-        return ["ip", "netns", "exec", self.name, *cmd]
-
-    @staticmethod
-    def _ip(*args: str) -> None:
-        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
-
     def close(self) -> None:
         if self.mosquitto is not None and self.mosquitto.poll() is None:
             self.mosquitto.terminate()
             self.mosquitto.wait(10)
-        subprocess.run(["ip", "link", "del", self.outer], capture_output=True, timeout=10)
-        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=10)
+        super().close()
 
 
 class HomeAssistant:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import NotifyListener, wait_for
+from conftest import NotifyListener, VethNamespace, wait_for
 from fieldbus_support import (  # noqa: F401
     UNIT,
     compat_url,
@@ -56,40 +56,15 @@ def faults(appliance, worker: str) -> list[dict]:
     return appliance.worker(worker).get("faults") or []
 
 
-class Namespace:
-    """A network namespace joined to ours by a veth pair: ``host`` is our end's address,
-    ``inner`` the namespace's."""
+class Namespace(VethNamespace):
+    """The converter's network: a namespace joined to ours by a veth pair."""
 
     def __init__(self):
-        tag = os.getpid() % 100000
-        self.name = f"wpfb{tag}"
-        self.outer, self.peer = f"wpfo{tag}", f"wpfi{tag}"
-        net = f"10.{200 + tag % 50}.{tag % 250}"
-        self.host, self.inner = f"{net}.1", f"{net}.2"
-        self._ip("netns", "add", self.name)
-        try:
-            self._ip("link", "add", self.outer, "type", "veth", "peer", "name", self.peer)
-            self._ip("link", "set", self.peer, "netns", self.name)
-            self._ip("addr", "add", f"{self.host}/30", "dev", self.outer)
-            self._ip("link", "set", self.outer, "up")
-            self._ip("-n", self.name, "addr", "add", f"{self.inner}/30", "dev", self.peer)
-            self._ip("-n", self.name, "link", "set", self.peer, "up")
-            self._ip("-n", self.name, "link", "set", "lo", "up")
-        except Exception:
-            self.close()
-            raise
-
-    @staticmethod
-    def _ip(*args: str) -> None:
-        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+        super().__init__("fb", 200)
 
     def cut(self) -> None:
         """The converter's side of the link goes away: nothing it sends reaches us any more."""
-        self._ip("-n", self.name, "link", "set", self.peer, "down")
-
-    def close(self) -> None:
-        subprocess.run(["ip", "link", "del", self.outer], capture_output=True, timeout=10)
-        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=10)
+        self.ip("-n", self.name, "link", "set", self.peer, "down")
 
 
 @pytest.fixture

@@ -25,40 +25,25 @@ import pytest
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from conftest import wait_for  # noqa: E402
+from conftest import VethNamespace, wait_for  # noqa: E402
 
 
-class Namespace:
-    """A network namespace joined to ours by a veth pair: ``host`` is our end's address,
-    ``inner`` the namespace's."""
+class Namespace(VethNamespace):
+    """A pinged host: a namespace joined to ours by a veth pair, whose nftables can drop a
+    share of the echo requests."""
 
     def __init__(self):
-        tag = os.getpid() % 100000
-        self.name = f"wpmon{tag}"
-        self.outer, self.peer = f"wpmo{tag}", f"wpmi{tag}"
-        net = f"10.{150 + tag % 50}.{tag % 250}"
-        self.host, self.inner = f"{net}.1", f"{net}.2"
-        self._run("ip", "netns", "add", self.name)
+        super().__init__("mo", 150)
         try:
-            self._run("ip", "link", "add", self.outer, "type", "veth", "peer", "name", self.peer)
-            self._run("ip", "link", "set", self.peer, "netns", self.name)
-            self._run("ip", "addr", "add", f"{self.host}/30", "dev", self.outer)
-            self._run("ip", "link", "set", self.outer, "up")
-            self._run("ip", "-n", self.name, "addr", "add", f"{self.inner}/30", "dev", self.peer)
-            self._run("ip", "-n", self.name, "link", "set", self.peer, "up")
-            self._run("ip", "-n", self.name, "link", "set", "lo", "up")
             self._nft("add table inet wpmon\n"
                       "add chain inet wpmon input { type filter hook input priority 0; policy accept; }\n")
         except Exception:
             self.close()
             raise
 
-    @staticmethod
-    def _run(*args: str, stdin: str | None = None) -> None:
-        subprocess.run(list(args), check=True, capture_output=True, timeout=10, input=stdin, text=True)
-
     def _nft(self, script: str) -> None:
-        self._run("ip", "netns", "exec", self.name, "nft", "-f", "-", stdin=script)
+        subprocess.run(self.exec(["nft", "-f", "-"]), check=True, capture_output=True, timeout=10,
+                       input=script, text=True)
 
     def drop_tenths(self, n: int) -> None:
         """Drops ``n`` of every ten echo requests that reach the namespace (0: none)."""
@@ -67,10 +52,6 @@ class Namespace:
             script += (f"add rule inet wpmon input ip protocol icmp icmp type echo-request "
                        f"numgen inc mod 10 < {n} counter drop\n")
         self._nft(script)
-
-    def close(self) -> None:
-        subprocess.run(["ip", "link", "del", self.outer], capture_output=True, timeout=10)
-        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=10)
 
 
 @pytest.fixture
