@@ -182,7 +182,8 @@ def run(tmp_path, ha, ns, mosquitto, yolink_factory, appliance_factory, camera, 
     assert switch["attributes"]["friendly_name"].endswith("siren (channel 1)"), switch
     cam = wait_for(lambda: ha.state("camera.watchpost_camera_yard"), 30, interval=0.3, what="camera entity")
     assert cam["attributes"]["friendly_name"] == "Yard", cam
-    assert ha.state("binary_sensor.watchpost_worker_fieldbus")["state"] == "on"
+    wait_for(lambda: (ha.state("binary_sensor.watchpost_worker_fieldbus") or {}).get("state") == "on", 20,
+             interval=0.3, what="the fieldbus worker running in Home Assistant")
     # The appliance's health, from the monitor worker's system target.
     cpu = wait_for(lambda: (ha.state("sensor.watchpost_health_system_cpu_percent") or {}).get("state")
                    not in (None, "unknown", "unavailable") and ha.state("sensor.watchpost_health_system_cpu_percent"),

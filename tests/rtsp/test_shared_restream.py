@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,6 +39,11 @@ reconnect = {{ initial_ms = 200, max_ms = 1000, stall_timeout_ms = 3000 }}
         f"\n[rtsp.{name}]\n" + "".join(f"{k} = {toml(v)}\n" for k, v in body.items())
         for name, body in tables.items()
     ) + capture_toml(cam, tmp_path / "frames")
+    # A Unix socket path has at most 107 bytes: pytest's directories under xdist
+    # (`.../popen-gw1/test_mjpeg_server_restreamed_t0/appliance0/data/run/restream/door.sock`)
+    # are longer, and the capture worker would (rightly) record without restreaming.
+    short = Path(tempfile.mkdtemp(prefix="wp-"))
+    sections["system"] = {"data_dir": str(short / "data")}
     a = appliance_factory(sections, extra_toml=extra).start(timeout=30)
     wait_for(lambda: "rtsp.rtsp" in a.listeners, 20, what="rtsp worker ready")
     wait_online(a, "door")
