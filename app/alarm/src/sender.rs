@@ -391,8 +391,22 @@ mod tests {
     }
 
     impl Fixture {
-        /// Starts the delivery task.
+        /// Starts the delivery task with one relay pulse queued.
         async fn start(timeout_ms: u64) -> Self {
+            let cfg = format!(
+                "type = \"relay\"\nid = \"outputs\"\nmodule = \"m1\"\ntimeout_ms = {timeout_ms}\n\
+                 backoff_initial_ms = 5000\nbackoff_max_ms = 5000"
+            );
+            let target = Target::Relay {
+                output: "siren".into(),
+                action: RelayAction::Pulse { ms: 100 },
+            };
+            Self::with(&cfg, 1, target).await
+        }
+
+        /// Starts the delivery task of the receiver `cfg` (TOML) with alarm `alarm_id` for
+        /// `target` queued.
+        async fn with(cfg: &str, alarm_id: u64, target: Target) -> Self {
             let dir = tempfile::tempdir().unwrap();
             let port = HeldPort::new().unwrap();
             let config = watchpost_config::from_str_with_env(
@@ -406,11 +420,7 @@ mod tests {
             .unwrap();
             let shutdown = CancellationToken::new();
             let bus = Bus::connect(&config, "hub", shutdown.clone());
-            let cfg: ReceiverConfig = toml::from_str(&format!(
-                "type = \"relay\"\nid = \"outputs\"\nmodule = \"m1\"\ntimeout_ms = {timeout_ms}\n\
-                 backoff_initial_ms = 5000\nbackoff_max_ms = 5000"
-            ))
-            .unwrap();
+            let cfg: ReceiverConfig = toml::from_str(cfg).unwrap();
             let store = Store::open(dir.path().join("hub.redb")).unwrap();
             let (mut ledger, mut feeds) = Ledger::open(
                 std::slice::from_ref(&cfg),
@@ -430,16 +440,13 @@ mod tests {
             )
             .unwrap();
             let d = Delivery {
-                alarm_id: 1,
+                alarm_id,
                 sensor: "door1".into(),
                 sensor_name: "Door".into(),
                 kind: EventKind::Intrusion,
                 phase: Phase::Alarm,
                 at_ms: 1,
-                target: Target::Relay {
-                    output: "siren".into(),
-                    action: RelayAction::Pulse { ms: 100 },
-                },
+                target,
             };
             let source = Some(Source { epoch: 1, seq: 1 });
             ledger
@@ -592,65 +599,12 @@ mod tests {
     async fn a_duh_is_retried_counted_shown_and_recorded_once_and_the_alarm_delivered() {
         let (release_tx, release) = tokio::sync::oneshot::channel();
         let (port, receiver_task) = duh_then_ack(2, release).await;
-        let dir = tempfile::tempdir().unwrap();
-        let held = HeldPort::new().unwrap();
-        let config = watchpost_config::from_str_with_env(
-            &format!(
-                "[system]\ndata_dir = \"/tmp\"\n[bus]\nexternal = \"127.0.0.1:{}\"\n",
-                held.port()
-            ),
-            std::path::Path::new("t.toml"),
-            &[],
-        )
-        .unwrap();
-        let shutdown = CancellationToken::new();
-        let bus = Bus::connect(&config, "hub", shutdown.clone());
-        let cfg: ReceiverConfig = toml::from_str(&format!(
+        let cfg = format!(
             "type = \"sia\"\nid = \"cms\"\nhost = \"127.0.0.1:{port}\"\naccount = \"AAA\"\n\
              attempts = 1\nack_timeout_ms = 10000\nbackoff_initial_ms = 10\nbackoff_max_ms = 10"
-        ))
-        .unwrap();
-        let store = Store::open(dir.path().join("hub.redb")).unwrap();
-        let (mut ledger, mut feeds) = Ledger::open(
-            std::slice::from_ref(&cfg),
-            &store,
-            &Checkpoint::default(),
-            10,
-            OverflowPolicy::RejectNew,
-            &Registry::new(),
-        )
-        .await
-        .unwrap();
-        let receiver = Receiver::new(
-            &cfg,
-            std::slice::from_ref(&cfg),
-            &bus,
-            Arc::new(SystemClock),
-        )
-        .unwrap();
-        let d = Delivery {
-            alarm_id: 7,
-            sensor: "door1".into(),
-            sensor_name: "Door".into(),
-            kind: EventKind::Intrusion,
-            phase: Phase::Alarm,
-            at_ms: 1,
-            target: Target::Sia { seq: 12, zone: 3 },
-        };
-        ledger
-            .enqueue(
-                0,
-                vec![d],
-                Some(Source { epoch: 1, seq: 1 }),
-                &mut Vec::new(),
-            )
-            .await
-            .unwrap();
-        let feed = feeds.pop().unwrap();
-        let stats = feed.stats.clone();
-        let (history_tx, mut history) = mpsc::channel(100);
-        let (drain, stop) = (CancellationToken::new(), CancellationToken::new());
-        let task = tokio::spawn(run(receiver, feed, history_tx, drain.clone(), stop.clone()));
+        );
+        let mut f = Fixture::with(&cfg, 7, Target::Sia { seq: 12, zone: 3 }).await;
+        let stats = f.stats.clone();
 
         // Two rounds answered DUH: retried, counted, shown with what to check.
         let s = stats.clone();
@@ -685,13 +639,12 @@ mod tests {
         assert!(stats.link_up());
         assert_eq!(stats.view(0).last_error, None);
         assert_eq!(stats.state(), DeliveryState::Idle);
-        stop.cancel();
-        task.await.unwrap();
-        shutdown.cancel();
+        f.stop.cancel();
+        f.ended().await;
 
         let mut kinds = Vec::new();
         let mut not_understood = Vec::new();
-        while let Ok(e) = history.try_recv() {
+        while let Ok(e) = f.history.try_recv() {
             if e.kind == "alarm.not_understood" {
                 not_understood.push(e.clone());
             }
